@@ -1,0 +1,3 @@
+from peftlab.run import main
+
+raise SystemExit(main())

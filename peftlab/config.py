@@ -1,0 +1,307 @@
+"""The experiment schema: YAML in, typed and validated dataclasses out, overrides applied first.
+
+Everything a run depends on lives here so that a record can store it and a hash can name it.
+Validation happens before any model or data is touched: a typo costs a second, not a run.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_type_hints
+
+import yaml
+
+from peftlab.errors import ConfigError
+from peftlab.methods import get_method, method_names
+from peftlab.schema import build, check, closest, coerce, fail
+
+TaskName = Literal["classification"]
+Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+@dataclass
+class DataConfig:
+    source: str = "builtin:rotten_tomatoes"
+    text_column: str = "text"
+    label_column: str = "label"
+    max_length: int = 128
+    train_limit: int | None = None
+    validation_limit: int | None = None
+    test_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        check(self.max_length >= 8, "max_length", f"got {self.max_length}, must be at least 8")
+        for key in ("train_limit", "validation_limit", "test_limit"):
+            value = getattr(self, key)
+            check(value is None or value > 0, key, f"got {value}, must be positive or null")
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 200
+    batch_size: int = 32
+    grad_accum: int = 1
+    eval_batch_size: int = 128
+    warmup_ratio: float = 0.06
+    scheduler: Scheduler = "linear"
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0
+    eval_every: int = 50
+    precision: Precision = "auto"
+    device: str = "auto"
+    length_grouping: bool = True
+    timing_warmup_steps: int = 3
+    gradient_checkpointing: bool = False
+    compile: bool = False
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "batch_size", "grad_accum", "eval_batch_size", "eval_every"):
+            check(getattr(self, key) >= 1, key, f"got {getattr(self, key)}, must be at least 1")
+        check(0 <= self.warmup_ratio < 1, "warmup_ratio", f"got {self.warmup_ratio}, must be in [0, 1)")
+        check(self.timing_warmup_steps >= 0, "timing_warmup_steps", "must be at least 0")
+        check(
+            re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device) is not None,
+            "device",
+            f"got {self.device!r}, allowed: auto, cpu, cuda, cuda:N, mps",
+        )
+
+
+@dataclass
+class MethodEntry:
+    """One line of the comparison: a registered method, its learning rate and hyperparameters.
+
+    `grid` expands into one variant per combination (e.g. `grid: {r: [4, 8, 16]}`).
+    """
+
+    method: str
+    label: str
+    lr: float
+    params: Any  # the method's own params dataclass
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "label": self.label,
+            "lr": self.lr,
+            "params": dataclasses.asdict(self.params),
+            "grid": self.grid,
+        }
+
+
+@dataclass
+class Experiment:
+    name: str
+    model: str
+    methods: list[MethodEntry]
+    task: TaskName = "classification"
+    description: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    output_dir: str = "results"
+    source_path: Path | None = None  # where it was loaded from; not part of the YAML
+
+    def results_dir(self) -> Path:
+        """Relative output paths resolve against the working directory, like every CLI tool."""
+        return (Path(self.output_dir) / self.name).resolve()
+
+    def search_dirs(self) -> list[Path]:
+        """Where a relative model or data path is looked for: the working directory, then the file's folder."""
+        dirs = [Path.cwd()]
+        if self.source_path is not None:
+            dirs.append(self.source_path.parent)
+        return dirs
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "model": self.model,
+            "task": self.task,
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+            "seeds": list(self.seeds),
+            "output_dir": self.output_dir,
+            "methods": [m.as_dict() for m in self.methods],
+        }
+
+
+_TOP_KEYS = [f.name for f in dataclasses.fields(Experiment) if f.name != "source_path"]
+_ENTRY_KEYS = ("method", "label", "lr", "grid")
+
+
+def _parse_method(raw: Any, origin: str, path: str) -> MethodEntry:
+    if isinstance(raw, str):
+        raw = {"method": raw}
+    if not isinstance(raw, dict):
+        fail(origin, path, f"got {raw!r}, expected a mapping with a 'method' key")
+    if "method" not in raw:
+        fail(origin, f"{path}.method", f"required key is missing; allowed methods: {', '.join(method_names())}")
+    name = raw["method"]
+    if name not in method_names():
+        fail(
+            origin,
+            f"{path}.method",
+            f"unknown method {name!r}; allowed: {', '.join(method_names())}{closest(str(name), method_names())}",
+        )
+    method = get_method(name)
+    param_names = method.param_names()
+    method_params = {k: v for k, v in raw.items() if k not in _ENTRY_KEYS}
+    for key in method_params:
+        if key not in param_names:
+            allowed = [*_ENTRY_KEYS, *param_names]
+            fail(
+                origin,
+                f"{path}.{key}",
+                f"unknown key for method {name!r}; allowed: {', '.join(allowed)}{closest(str(key), allowed)}",
+            )
+    params = build(method.params, method_params, origin, path)
+    lr = coerce(raw.get("lr", method.default_lr), float, origin, f"{path}.lr")
+    if lr <= 0:
+        fail(origin, f"{path}.lr", f"got {lr}, must be positive")
+    label = coerce(raw.get("label", name), str, origin, f"{path}.label")
+    if not re.fullmatch(r"[A-Za-z0-9_.+-]+", label):
+        fail(origin, f"{path}.label", f"got {label!r}, use letters, digits and _.+- only")
+    grid_raw = raw.get("grid") or {}
+    if not isinstance(grid_raw, dict):
+        fail(origin, f"{path}.grid", f"got {grid_raw!r}, expected a mapping of key to a list of values")
+    hints = get_type_hints(method.params)
+    grid: dict[str, list[Any]] = {}
+    for key, values in grid_raw.items():
+        if key != "lr" and key not in hints:
+            allowed = ["lr", *param_names]
+            fail(
+                origin,
+                f"{path}.grid.{key}",
+                f"not a hyperparameter of {name!r}; allowed: {', '.join(allowed)}{closest(str(key), allowed)}",
+            )
+        if not isinstance(values, list) or not values:
+            fail(origin, f"{path}.grid.{key}", f"got {values!r}, expected a non-empty list")
+        tp = float if key == "lr" else hints[key]
+        grid[key] = [coerce(v, tp, origin, f"{path}.grid.{key}[{i}]") for i, v in enumerate(values)]
+    return MethodEntry(method=name, label=label, lr=lr, params=params, grid=grid)
+
+
+def parse_experiment(raw: Any, origin: str = "") -> Experiment:
+    if not isinstance(raw, dict):
+        fail(origin, "(top level)", "expected a mapping of keys (name, model, data, train, methods, seeds, ...)")
+    for key in raw:
+        if key not in _TOP_KEYS:
+            fail(origin, str(key), f"unknown key; allowed: {', '.join(_TOP_KEYS)}{closest(str(key), _TOP_KEYS)}")
+    for key in ("name", "model", "methods"):
+        if key not in raw:
+            fail(origin, key, "required key is missing")
+    methods_raw = raw["methods"]
+    if not isinstance(methods_raw, list) or not methods_raw:
+        fail(origin, "methods", "expected a non-empty list of methods, e.g. [{method: lora, r: 8}]")
+    methods = [_parse_method(m, origin, f"methods[{i}]") for i, m in enumerate(methods_raw)]
+    labels = [m.label for m in methods]
+    for label in labels:
+        if labels.count(label) > 1:
+            fail(origin, "methods", f"label {label!r} is used twice; give each entry its own 'label'")
+    rest = {k: v for k, v in raw.items() if k != "methods"}
+    shell = build(_ExperimentShell, rest, origin, "")
+    name = shell.name
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        fail(origin, "name", f"got {name!r}, use letters, digits and _.- only (it names a folder)")
+    if not shell.seeds:
+        fail(origin, "seeds", "expected at least one seed")
+    return Experiment(methods=methods, **dataclasses.asdict(shell) | {"data": shell.data, "train": shell.train})
+
+
+@dataclass
+class _ExperimentShell:
+    """Experiment without `methods`, which need the registry and are parsed apart."""
+
+    name: str
+    model: str
+    task: TaskName = "classification"
+    description: str = ""
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    output_dir: str = "results"
+
+
+# ---------------------------------------------------------------- overrides
+
+
+def _split_path(path: str) -> list[str]:
+    """`methods[1].lr` and `methods.1.lr` and `methods.lora.lr` all address the same place."""
+    return [p for p in re.split(r"\.|\[|\]", path) if p != ""]
+
+
+def apply_override(raw: dict[str, Any], override: str, origin: str) -> None:
+    if "=" not in override:
+        raise ConfigError(f"{origin}: override {override!r}: expected key=value, e.g. train.steps=50")
+    path, _, text = override.partition("=")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        value = text
+    parts = _split_path(path.strip())
+    if not parts:
+        raise ConfigError(f"{origin}: override {override!r}: empty key")
+    node: Any = raw
+    for i, part in enumerate(parts[:-1]):
+        shown = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            node = node[_list_index(node, part, origin, override, shown)]
+            if isinstance(node, str):  # `- lora` shorthand: promote to a mapping so it can take keys
+                raise ConfigError(f"{origin}: override {override!r}: write that method as a mapping first")
+        elif isinstance(node, dict):
+            if part not in node or node[part] is None:
+                node[part] = {}
+            node = node[part]
+        else:
+            raise ConfigError(f"{origin}: override {override!r}: {shown} is not a mapping or list")
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_list_index(node, last, origin, override, path)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"{origin}: override {override!r}: cannot set a key inside a {type(node).__name__}")
+
+
+def _list_index(node: list[Any], part: str, origin: str, override: str, shown: str) -> int:
+    if part.lstrip("-").isdigit():
+        index = int(part)
+        if -len(node) <= index < len(node):
+            return index
+        raise ConfigError(f"{origin}: override {override!r}: {shown} is out of range (list has {len(node)} items)")
+    labels = [(m.get("label") or m.get("method")) if isinstance(m, dict) else m for m in node]
+    if part in labels:
+        return labels.index(part)
+    raise ConfigError(
+        f"{origin}: override {override!r}: no entry {part!r} in the list; entries: "
+        f"{', '.join(map(str, labels))}{closest(part, map(str, labels))}"
+    )
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
+    path = Path(path)
+    origin = str(path)
+    if not path.is_file():
+        raise ConfigError(f"{origin}: no such experiment file")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{origin}: not valid YAML{where}: {problem}") from None
+    raw = copy.deepcopy(raw) if isinstance(raw, dict) else raw
+    if isinstance(raw, dict):
+        for override in overrides or []:
+            apply_override(raw, override, origin)
+    experiment = parse_experiment(raw, origin)
+    experiment.source_path = path.resolve()
+    return experiment

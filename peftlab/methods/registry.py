@@ -1,0 +1,72 @@
+"""The method registry: a method is one small object, registered once, found by name.
+
+Like peft's `register_peft_method`: adding a method touches one module, and nothing else in
+peftlab branches on method names. Modules that register methods must not import torch or peft
+at import time, so that config validation and `--dry-run` stay instant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """What a method needs to know about the model and run to prepare it."""
+
+    task_type: str  # peft TaskType name: "SEQ_CLS" or "CAUSAL_LM"
+    model_type: str  # transformers config.model_type, e.g. "bert", "llama"
+    total_steps: int  # optimiser steps in the run (AdaLoRA's schedule needs it)
+    head_modules: tuple[str, ...] = ()  # freshly initialised task head (trained by every method)
+
+
+@dataclass(frozen=True)
+class Method:
+    """One fine-tuning method.
+
+    `prepare` turns a freshly loaded model into the model to train (trainable flags set);
+    `load_kwargs` adds `from_pretrained` arguments (quantisation); `on_step` runs after each
+    optimiser step for methods with a schedule of their own (AdaLoRA's rank allocation).
+    """
+
+    name: str
+    summary: str
+    params: type  # a dataclass: the method's hyperparameters, validated from YAML
+    default_lr: float
+    prepare: Callable[[torch.nn.Module, Any, ModelContext], torch.nn.Module]
+    load_kwargs: Callable[[Any, str], dict[str, Any]] | None = None  # (params, device) -> kwargs
+    on_step: Callable[[torch.nn.Module, int], None] | None = None
+    full_model: bool = False  # saves the whole model rather than an adapter
+    search_space: Mapping[str, Any] = field(default_factory=dict)
+
+    def default_params(self) -> Any:
+        return self.params()
+
+    def param_names(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self.params)]
+
+
+REGISTRY: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    if method.name in REGISTRY:
+        raise ValueError(f"method {method.name!r} is registered twice")
+    if not dataclasses.is_dataclass(method.params):
+        raise TypeError(f"method {method.name!r}: params must be a dataclass")
+    REGISTRY[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    return REGISTRY[name]
+
+
+def method_names() -> list[str]:
+    return sorted(REGISTRY)

@@ -1,0 +1,32 @@
+"""Metric modules that peftlab ships, so that `evaluate` works offline.
+
+`evaluate.load("accuracy")` fetches a script from the hub and fails without a network; a metric
+module loaded by file path needs nothing from outside. Each module keeps one import per line:
+evaluate's dependency check misreads `import a, b`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+METRICS_DIR = Path(__file__).parent
+
+
+@cache
+def load_metric(name: str) -> Any:
+    """Load a shipped metric module (`accuracy`, `f1`) through `evaluate.load` by path."""
+    import evaluate
+
+    path = METRICS_DIR / f"{name}.py"
+    if not path.is_file():
+        raise KeyError(f"no shipped metric {name!r}; available: {sorted(p.stem for p in METRICS_DIR.glob('[!_]*.py'))}")
+    return evaluate.load(str(path))
+
+
+def classification_scores(predictions: list[int], references: list[int]) -> dict[str, float]:
+    """Accuracy and macro-F1, the two numbers every classification record carries."""
+    accuracy = load_metric("accuracy").compute(predictions=predictions, references=references)["accuracy"]
+    f1 = load_metric("f1").compute(predictions=predictions, references=references, average="macro")["f1"]
+    return {"accuracy": float(accuracy), "f1_macro": float(f1)}

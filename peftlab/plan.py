@@ -1,0 +1,92 @@
+"""The plan: every run an experiment implies (methods × grid × seeds), named by what it computes.
+
+A run's id is derived from its resolved configuration, so re-running an unchanged experiment
+finds its finished records and skips them, while any change to what a run computes gives it a
+new id instead of silently mixing old and new results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from peftlab.config import Experiment, MethodEntry
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    experiment: str
+    label: str  # variant label: entry label plus grid values, e.g. "lora" or "lora[r=4]"
+    method: str
+    seed: int
+    lr: float
+    params: dict[str, Any]
+    config_hash: str  # hash of everything the run computes except the seed
+    run_id: str
+
+    def describe(self) -> str:
+        shown = ", ".join(f"{k}={v}" for k, v in self.params.items() if v is not None)
+        return f"{self.label:<24} seed={self.seed:<3} lr={self.lr:<9.3g} {shown}"
+
+
+def _hash(payload: Any) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _variants(entry: MethodEntry) -> list[tuple[str, float, dict[str, Any]]]:
+    base = dataclasses.asdict(entry.params)
+    if not entry.grid:
+        return [(entry.label, entry.lr, base)]
+    keys = list(entry.grid)
+    out = []
+    for values in itertools.product(*(entry.grid[k] for k in keys)):
+        params = dict(base)
+        lr = entry.lr
+        for key, value in zip(keys, values, strict=True):
+            if key == "lr":
+                lr = value
+            else:
+                params[key] = value
+        tag = ",".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
+        out.append((f"{entry.label}[{tag}]", lr, params))
+    return out
+
+
+def computed_config(experiment: Experiment) -> dict[str, Any]:
+    """The part of an experiment that changes what a run computes (not its name or output folder)."""
+    return {
+        "model": experiment.model,
+        "task": experiment.task,
+        "data": dataclasses.asdict(experiment.data),
+        "train": dataclasses.asdict(experiment.train),
+    }
+
+
+def make_plan(experiment: Experiment, only: list[str] | None = None) -> list[RunSpec]:
+    shared = computed_config(experiment)
+    runs = []
+    for entry in experiment.methods:
+        if only and entry.label not in only and entry.method not in only:
+            continue
+        for label, lr, params in _variants(entry):
+            config_hash = _hash({**shared, "method": entry.method, "lr": lr, "params": params})
+            slug = label.replace("[", "-").replace("]", "").replace(",", "-").replace("=", "")
+            for seed in experiment.seeds:
+                runs.append(
+                    RunSpec(
+                        experiment=experiment.name,
+                        label=label,
+                        method=entry.method,
+                        seed=seed,
+                        lr=lr,
+                        params=params,
+                        config_hash=config_hash[:16],
+                        run_id=f"{slug}-s{seed}-{config_hash[:8]}",
+                    )
+                )
+    return runs

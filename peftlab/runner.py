@@ -1,0 +1,369 @@
+"""One run, end to end: model → method → the loop → evaluation → measurements → record.
+
+Runs execute in a forked child of the experiment process: the parent has imported the heavy
+libraries and tokenised the data once, each child inherits both for free, and its memory peak,
+crash or OOM belongs to that run alone. Where fork is unavailable, runs execute in-process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from peftlab.config import Experiment
+from peftlab.plan import RunSpec, computed_config
+from peftlab.results import read_record, record_path, write_record
+
+
+@dataclass
+class Workspace:
+    """What every run of an experiment shares: model source, tokenizer, data, tokenised splits."""
+
+    experiment: Experiment
+    model_source: Any  # models.ModelSource
+    tokenizer: Any
+    data: Any  # data.ClassificationData
+    splits: dict[str, Any]  # split name -> TokenizedSplit
+    results_dir: Path
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id)
+
+
+def prepare_workspace(experiment: Experiment) -> Workspace:
+    """Resolve the model and data sources and tokenise once; user mistakes surface here, before any run."""
+    from peftlab.data import load_classification_data
+    from peftlab.models import load_tokenizer, quiet_transformers, resolve_model_source
+    from peftlab.tasks.classification import tokenize_split
+
+    quiet_transformers()
+    source = resolve_model_source(experiment.model, experiment.search_dirs())
+    tokenizer = load_tokenizer(source)
+    cfg = experiment.data
+    data = load_classification_data(
+        cfg.source,
+        text_column=cfg.text_column,
+        label_column=cfg.label_column,
+        base_dir=_data_base_dir(experiment),
+        limits={"train": cfg.train_limit, "validation": cfg.validation_limit, "test": cfg.test_limit},
+    )
+    splits = {
+        name: tokenize_split(frame["text"].tolist(), frame["label"].to_numpy(), tokenizer, cfg.max_length)
+        for name, frame in (("train", data.train), ("validation", data.validation), ("test", data.test))
+    }
+    from peftlab.metrics import load_metric
+
+    for name in ("accuracy", "f1"):  # loaded once here, inherited by every forked run
+        load_metric(name)
+    return Workspace(experiment, source, tokenizer, data, splits, experiment.results_dir())
+
+
+def _data_base_dir(experiment: Experiment) -> Path | None:
+    source = experiment.data.source
+    if source.startswith("builtin:"):
+        return None
+    for folder in experiment.search_dirs():
+        if (folder / source).exists():
+            return folder
+    return None
+
+
+# ---------------------------------------------------------------- the record
+
+
+def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
+    from peftlab.environment import git_state, package_versions
+
+    exp = ws.experiment
+    return {
+        "run_id": spec.run_id,
+        "experiment": exp.name,
+        "label": spec.label,
+        "method": spec.method,
+        "seed": spec.seed,
+        "status": "failed",
+        "error": None,
+        "hyperparameters": {"lr": spec.lr, **spec.params},
+        "config": {
+            **computed_config(exp),
+            "method": spec.method,
+            "lr": spec.lr,
+            "params": spec.params,
+            "seed": spec.seed,
+            "experiment_file": str(exp.source_path) if exp.source_path else None,
+        },
+        "config_hash": spec.config_hash,
+        "data": {
+            "source": ws.data.source,
+            "fingerprint": ws.data.fingerprint,
+            "sizes": ws.data.sizes(),
+            "num_labels": ws.data.num_labels,
+            "label_names": list(ws.data.label_names),
+            "max_length": exp.data.max_length,
+        },
+        "model": {**ws.model_source.as_dict()},
+        "metrics": {},
+        "params": {},
+        "memory": {},
+        "speed": {},
+        "time": {"started_at": datetime.now(UTC).isoformat(timespec="seconds")},
+        "size": {},
+        "env": {"versions": package_versions(), "git": git_state(), "pid": os.getpid()},
+    }
+
+
+def _is_oom(err: BaseException) -> bool:
+    import torch
+
+    return isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(err).lower()
+
+
+def execute_run(ws: Workspace, spec: RunSpec, position: tuple[int, int] = (1, 1), quiet: bool = False) -> dict:
+    """Train and measure one run; always writes a record (status ok / diverged / oom / failed)."""
+    from peftlab.train import Diverged
+
+    record = base_record(ws, spec)
+    started = time.perf_counter()
+    try:
+        _train_and_measure(ws, spec, record, position, quiet)
+        record["status"] = "ok"
+    except Diverged as err:
+        record["status"], record["error"] = "diverged", str(err)
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # a failing run is a result; the experiment goes on
+        record["status"] = "oom" if _is_oom(err) else "failed"
+        record["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        record["traceback"] = traceback.format_exc(limit=12)
+    record["time"]["total_s"] = time.perf_counter() - started
+    record["time"]["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    write_record(ws.results_dir, record)
+    return record
+
+
+def _train_and_measure(
+    ws: Workspace, spec: RunSpec, record: dict[str, Any], position: tuple[int, int], quiet: bool
+) -> None:
+    import numpy as np
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import set_seed
+
+    from peftlab.environment import device_info, resolve_device
+    from peftlab.measure import MemoryMeter, count_parameters, saved_size_bytes, step_time_stats
+    from peftlab.methods import ModelContext, get_method
+    from peftlab.models import head_modules, load_classifier
+    from peftlab.tasks.classification import collate, evaluate_split, train_batches
+    from peftlab.train import autocast_factory, train
+
+    _exp, cfg = ws.experiment, ws.experiment.train
+    method = get_method(spec.method)
+    params = method.params(**spec.params)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    record["env"]["device"] = device_info(device)
+    meter = MemoryMeter(device)
+    set_seed(spec.seed)
+
+    # -- model: load (quantised where the method says so), then let the method prepare it
+    build_started = time.perf_counter()
+    probe = (
+        load_classifier(ws.model_source, ws.data.label_names, {"device_map": {"": "meta"}})
+        if method.load_kwargs
+        else None
+    )
+    heads = head_modules(probe) if probe is not None else ()
+    load_kwargs = method.load_kwargs(params, device, heads) if method.load_kwargs else {}
+    del probe
+    model = load_classifier(ws.model_source, ws.data.label_names, load_kwargs, pad_token_id=ws.pad_id)
+    ctx = ModelContext(
+        task_type="SEQ_CLS", model_type=model.config.model_type, total_steps=cfg.steps, head_modules=head_modules(model)
+    )
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    model = method.prepare(model, params, ctx)
+    if not load_kwargs.get("device_map"):
+        model.to(device)
+    record["params"] = count_parameters(model)
+    record["model"]["model_type"] = model.config.model_type if hasattr(model, "config") else None
+    record["model"]["dtype"] = str(next(model.parameters()).dtype)
+    peft_config = getattr(model, "peft_config", {}).get("default")
+    if peft_config is not None:
+        targets = getattr(peft_config, "target_modules", None)
+        record["hyperparameters"]["resolved_target_modules"] = sorted(targets) if targets else None
+    record["time"]["build_s"] = time.perf_counter() - build_started
+    forward_model = torch.compile(model) if cfg.compile else model
+
+    # -- training, with validation every eval_every steps
+    batches = train_batches(
+        ws.splits["train"], cfg.batch_size, cfg.steps * cfg.grad_accum, spec.seed, cfg.length_grouping
+    )
+    autocast = autocast_factory(device, cfg.precision)
+    padding_side = getattr(ws.tokenizer, "padding_side", "right")
+
+    def evaluate(split: str) -> dict[str, float]:
+        return evaluate_split(
+            forward_model, ws.splits[split], cfg.eval_batch_size, device, ws.pad_id, autocast, padding_side
+        )
+
+    index, total = position
+    bar = tqdm(
+        total=cfg.steps,
+        desc=f"[{index}/{total}] {spec.label} s{spec.seed}",
+        unit="step",
+        leave=False,
+        dynamic_ncols=True,
+        disable=quiet,
+        mininterval=0.5 if sys.stderr.isatty() else 30,
+    )
+    meter.baseline()
+    meter.start()
+    try:
+        outcome = train(
+            forward_model,
+            batches,
+            cfg,
+            spec.lr,
+            device,
+            collate=lambda idx: collate(ws.splits["train"], idx, ws.pad_id, padding_side),
+            evaluate=lambda: evaluate("validation"),
+            on_step=method.on_step,
+            progress=bar,
+        )
+    finally:
+        bar.close()
+    meter.stop("train")
+
+    # -- final evaluation on validation and test
+    meter.start()
+    eval_started = time.perf_counter()
+    test = evaluate("test")
+    validation = outcome.curve[-1] if outcome.curve and outcome.curve[-1]["step"] == cfg.steps else None
+    validation = (
+        {k.removeprefix("val_"): v for k, v in validation.items() if k.startswith("val_")}
+        if validation
+        else evaluate("validation")
+    )
+    eval_s = time.perf_counter() - eval_started
+    meter.stop("eval")
+
+    warm = cfg.timing_warmup_steps
+    steady_time = float(np.sum(outcome.step_times[warm:])) if len(outcome.step_times) > warm else outcome.train_time_s
+    steady_tokens = (
+        int(np.sum(outcome.step_tokens[warm:])) if len(outcome.step_times) > warm else int(np.sum(outcome.step_tokens))
+    )
+    steady_samples = (
+        int(np.sum(outcome.step_samples[warm:]))
+        if len(outcome.step_times) > warm
+        else int(np.sum(outcome.step_samples))
+    )
+    record["metrics"] = {
+        "test": test,
+        "validation": validation,
+        "final_train_loss": outcome.final_train_loss,
+        "curve": outcome.curve,
+    }
+    record["speed"] = {
+        "train_tokens_per_s": steady_tokens / steady_time if steady_time > 0 else None,
+        "train_samples_per_s": steady_samples / steady_time if steady_time > 0 else None,
+        **step_time_stats(outcome.step_times, warm),
+        "warmup_steps_excluded": min(warm, len(outcome.step_times)),
+        "eval_samples_per_s": test.get("samples_per_s"),
+        "eval_tokens_per_s": test.get("tokens_per_s"),
+        "padding_fraction": None,
+    }
+    record["memory"] = meter.record()
+    record["time"].update(
+        {
+            "train_s": outcome.train_time_s,
+            "validation_s": outcome.eval_time_s,
+            "final_eval_s": eval_s,
+            "steps": outcome.steps_done,
+        }
+    )
+    size = saved_size_bytes(model)
+    record["size"] = {
+        "saved_bytes": size,
+        "saved_mb": size / (1024 * 1024),
+        "what": "full model" if method.full_model else "adapter (incl. trained head)",
+    }
+
+
+# ---------------------------------------------------------------- isolation
+
+
+def execute_isolated(ws: Workspace, spec: RunSpec, position: tuple[int, int], quiet: bool = False) -> dict:
+    """Run in a forked child; a child that dies without a record gets one written for it here."""
+    path = record_path(ws.results_dir, spec.run_id)
+    before = path.stat().st_mtime_ns if path.exists() else None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 0
+        try:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            execute_run(ws, spec, position, quiet)
+        except KeyboardInterrupt:
+            code = 130
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except KeyboardInterrupt:
+        os.waitpid(pid, 0)
+        raise
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 130:
+        raise KeyboardInterrupt
+    if path.exists() and path.stat().st_mtime_ns != before:
+        return read_record(path)
+    record = base_record(ws, spec)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        record["status"] = "oom" if sig == signal.SIGKILL else "failed"
+        record["error"] = f"run process killed by signal {signal.Signals(sig).name}" + (
+            " (likely the kernel's out-of-memory killer)" if sig == signal.SIGKILL else ""
+        )
+    else:
+        record["error"] = f"run process exited with code {os.WEXITSTATUS(status)} without writing a record"
+    write_record(ws.results_dir, record)
+    return record
+
+
+def can_fork() -> bool:
+    return hasattr(os, "fork") and sys.platform.startswith("linux")
+
+
+def summary_line(record: dict[str, Any], position: tuple[int, int]) -> str:
+    index, total = position
+    head = f"[{index}/{total}] {record['label']} s{record['seed']}"
+    if record["status"] != "ok":
+        return f"✗ {head}: {record['status']} — {record.get('error')}"
+    test = record["metrics"]["test"]
+    mem = record["memory"].get("peak_mb")
+    speed = record["speed"].get("train_tokens_per_s")
+    return (
+        f"✓ {head}: test acc {test['accuracy']:.3f}  F1 {test['f1_macro']:.3f} | "
+        f"trainable {record['params']['trainable_pct']:.2f}% | {speed:,.0f} tok/s | "
+        f"peak {mem:,.0f} MB | saved {record['size']['saved_mb']:.2f} MB | {record['time']['total_s']:.0f}s"
+    )
+
+
+def dataclass_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj)

@@ -1,0 +1,151 @@
+"""The one training loop that every method runs under.
+
+Read it top to bottom: no callbacks, no trainer object. Measurement is explicit lines (step
+timer, real-token counter). The same batches, step budget and evaluation code for every method
+are what make the comparison fair; only the learning rate and the trainable set differ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from peftlab.config import TrainConfig
+
+
+class Diverged(RuntimeError):
+    """The loss became NaN or infinite: a result to record, not a crash."""
+
+
+@dataclass
+class TrainOutcome:
+    steps_done: int = 0
+    step_times: list[float] = field(default_factory=list)
+    step_tokens: list[int] = field(default_factory=list)  # real (non-padding) tokens per optimiser step
+    step_samples: list[int] = field(default_factory=list)
+    train_time_s: float = 0.0  # optimiser steps only, evaluation excluded
+    eval_time_s: float = 0.0
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    final_train_loss: float | None = None
+    diverged_at: int | None = None
+
+
+def autocast_factory(device: str, precision: str) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+    """bf16 autocast on CUDA when supported (precision auto), plain fp32 on CPU."""
+    import torch
+
+    dtype = None
+    if precision == "auto":
+        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            dtype = torch.bfloat16
+    elif precision in ("bf16", "fp16"):
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    if dtype is None:
+        return contextlib.nullcontext
+    device_type = "cuda" if device.startswith("cuda") else "cpu"
+    return lambda: torch.autocast(device_type=device_type, dtype=dtype)
+
+
+def make_optimizer(model: Any, lr: float, weight_decay: float, device: str) -> Any:
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise RuntimeError("the prepared model has no trainable parameters")
+    kwargs: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay}
+    if device.startswith("cuda"):
+        kwargs["fused"] = True
+    else:
+        kwargs["foreach"] = True
+    return torch.optim.AdamW(params, **kwargs)
+
+
+def train(
+    model: Any,
+    batches: list[Any],
+    cfg: TrainConfig,
+    lr: float,
+    device: str,
+    collate: Callable[[Any], dict[str, Any]],
+    evaluate: Callable[[], dict[str, float]] | None = None,
+    on_step: Callable[[Any, int], None] | None = None,
+    progress: Any = None,
+) -> TrainOutcome:
+    """Run `cfg.steps` optimiser steps over `batches` (steps × grad_accum micro-batches)."""
+    import torch
+    from transformers import get_scheduler
+
+    optimizer = make_optimizer(model, lr, cfg.weight_decay, device)
+    scheduler = get_scheduler(
+        cfg.scheduler, optimizer, num_warmup_steps=int(cfg.warmup_ratio * cfg.steps), num_training_steps=cfg.steps
+    )
+    autocast = autocast_factory(device, cfg.precision)
+    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" and device.startswith("cuda") else None
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    cuda = device.startswith("cuda")
+    out = TrainOutcome()
+    loss_window: list[float] = []
+    model.train()
+    micro = iter(batches)
+
+    for step in range(1, cfg.steps + 1):
+        started = time.perf_counter()
+        step_loss, step_tokens, step_samples = 0.0, 0, 0
+        for _ in range(cfg.grad_accum):
+            batch = {k: v.to(device, non_blocking=True) for k, v in collate(next(micro)).items()}
+            with autocast():
+                loss = model(**batch).loss / cfg.grad_accum
+            if scaler is not None:
+                scaler.scale(loss).backward()
+            else:
+                loss.backward()
+            step_loss += loss.detach()
+            step_tokens += int(batch["attention_mask"].sum())
+            step_samples += batch["input_ids"].shape[0]
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        if cfg.max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        scheduler.step()
+        if on_step is not None:
+            on_step(model, step)
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = float(step_loss)  # syncs the device, so the step time below is honest
+        if cuda:
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - started
+
+        out.steps_done = step
+        out.step_times.append(elapsed)
+        out.step_tokens.append(step_tokens)
+        out.step_samples.append(step_samples)
+        out.train_time_s += elapsed
+        if not math.isfinite(step_loss):
+            out.diverged_at = step
+            raise Diverged(f"loss is {step_loss} at step {step}")
+        loss_window.append(step_loss)
+        out.final_train_loss = step_loss
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(loss=f"{step_loss:.3f}", refresh=False)
+
+        if evaluate is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+            eval_started = time.perf_counter()
+            scores = evaluate()
+            out.eval_time_s += time.perf_counter() - eval_started
+            point = {"step": step, "train_loss": sum(loss_window) / len(loss_window)}
+            point.update({f"val_{k}": v for k, v in scores.items() if k in ("accuracy", "f1_macro", "loss")})
+            out.curve.append(point)
+            loss_window = []
+            if progress is not None:
+                progress.set_postfix(loss=f"{step_loss:.3f}", val_acc=f"{scores['accuracy']:.3f}", refresh=False)
+    return out

@@ -1,0 +1,72 @@
+"""The CLI end to end on a tiny model: records, summary, figure; a re-run skips finished runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+METHODS = "  - method: full\n    lr: 1.0e-3\n  - method: lora\n    lr: 1.0e-2\n  - method: prompt_tuning\n"
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "peftlab.run", *args], capture_output=True, text=True, timeout=600, cwd=cwd
+    )
+
+
+def test_experiment_writes_records_summary_and_figures_then_skips(experiment_file, tmp_path):
+    path = experiment_file(METHODS, steps=4, seeds="[0, 1]")
+    first = run_cli(str(path), "-q")
+    assert first.returncode == 0, first.stderr[-2000:]
+    results = tmp_path / "results" / "tiny"
+    records = sorted((results / "runs").glob("*.json"))
+    assert len(records) == 6
+    for file in records:
+        rec = json.loads(file.read_text())
+        assert rec["status"] == "ok", rec.get("error")
+        assert rec["data"]["fingerprint"] and rec["config_hash"] and rec["env"]["versions"]["torch"]
+        assert 0.0 <= rec["metrics"]["test"]["accuracy"] <= 1.0
+        assert [p["step"] for p in rec["metrics"]["curve"]] == [2, 4]
+        assert rec["params"]["trainable"] > 0 and rec["size"]["saved_bytes"] > 0
+        assert rec["speed"]["train_tokens_per_s"] > 0 and rec["memory"]["peak_mb"] > 0
+        assert rec["speed"]["warmup_steps_excluded"] == 3 and rec["speed"]["timed_steps"] == 1
+    assert {json.loads(f.read_text())["method"] for f in records} == {"full", "lora", "prompt_tuning"}
+    summary = (results / "summary.csv").read_text()
+    assert summary.splitlines()[0].startswith("method,") and len(summary.strip().splitlines()) == 4
+    assert "test acc" in (results / "summary.md").read_text()
+    for stem in ("accuracy_vs_trainable_params", "training_curves"):
+        for ext in ("png", "pdf"):
+            assert (results / "figures" / f"{stem}.{ext}").stat().st_size > 1000
+
+    mtimes = {f: f.stat().st_mtime_ns for f in records}
+    second = run_cli(str(path), "-q")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "6 of 6 runs already finished" in second.stdout
+    assert {f: f.stat().st_mtime_ns for f in records} == mtimes
+
+    dry = run_cli(str(path), "--dry-run")
+    assert dry.stdout.count("(finished, will skip)") == 6
+
+
+def test_failed_run_is_recorded_and_the_experiment_goes_on(experiment_file, tmp_path):
+    # a LoRA target that does not exist makes peft raise inside the run; the next run still runs
+    methods = "  - method: lora\n    target_modules: [no_such_layer]\n  - method: ia3\n"
+    result = run_cli(str(experiment_file(methods, steps=2)), "-q", "--no-report")
+    assert result.returncode == 1  # a failed run is reported through the exit code
+    statuses = {
+        json.loads(f.read_text())["method"]: json.loads(f.read_text())
+        for f in (tmp_path / "results" / "tiny" / "runs").glob("*.json")
+    }
+    assert statuses["lora"]["status"] == "failed" and "no_such_layer" in statuses["lora"]["error"]
+    assert statuses["ia3"]["status"] == "ok"
+
+
+def test_unknown_model_source_is_a_one_line_error(experiment_file, tmp_path):
+    path = experiment_file()
+    text = path.read_text().replace("model: /", "model: ./missing/", 1)
+    path.write_text(text)
+    result = run_cli(str(path))
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: model './missing/") and len(result.stderr.strip().splitlines()) == 1
