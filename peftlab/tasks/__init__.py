@@ -1,0 +1,1 @@
+"""Task definitions: how examples become batches, and how a model is scored on them."""
