@@ -98,6 +98,7 @@ class MemoryMeter:
             import torch
 
             torch.cuda.synchronize()
+            torch.cuda.empty_cache()  # so a phase's reserved peak is its own, not the last phase's cache
             torch.cuda.reset_peak_memory_stats()
         else:
             self.rss_resettable = _reset_rss_peak() and self.rss_resettable

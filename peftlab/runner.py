@@ -46,6 +46,7 @@ def prepare_workspace(experiment: Experiment) -> Workspace:
     from peftlab.tasks.classification import tokenize_split
 
     quiet_transformers()
+    _quiet_library_warnings()
     source = resolve_model_source(experiment.model, experiment.search_dirs())
     tokenizer = load_tokenizer(source)
     cfg = experiment.data
@@ -150,6 +151,13 @@ def execute_run(ws: Workspace, spec: RunSpec, position: tuple[int, int] = (1, 1)
     return record
 
 
+def _quiet_library_warnings() -> None:
+    """Deprecation chatter from inside peft/transformers, printed once per run, says nothing about the run."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
 def _train_and_measure(
     ws: Workspace, spec: RunSpec, record: dict[str, Any], position: tuple[int, int], quiet: bool
 ) -> None:
@@ -165,7 +173,7 @@ def _train_and_measure(
     from peftlab.tasks.classification import collate, evaluate_split, train_batches
     from peftlab.train import autocast_factory, train
 
-    _exp, cfg = ws.experiment, ws.experiment.train
+    cfg = ws.experiment.train
     method = get_method(spec.method)
     params = method.params(**spec.params)
     if cfg.threads:

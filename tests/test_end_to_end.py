@@ -59,7 +59,8 @@ def test_failed_run_is_recorded_and_the_experiment_goes_on(experiment_file, tmp_
         json.loads(f.read_text())["method"]: json.loads(f.read_text())
         for f in (tmp_path / "results" / "tiny" / "runs").glob("*.json")
     }
-    assert statuses["lora"]["status"] == "failed" and "no_such_layer" in statuses["lora"]["error"]
+    assert statuses["lora"]["status"] == "failed" and "target" in statuses["lora"]["error"].lower()
+    assert "Traceback" in statuses["lora"]["traceback"]
     assert statuses["ia3"]["status"] == "ok"
 
 
