@@ -54,9 +54,15 @@ def write_report(
         print(f"peftlab.report: no run records under {where}; nothing to report", file=sys.stderr)
         return []
     frame = records_frame(records)
+    runs = tidy_runs(frame)  # every run: the Optuna figures need the search trials
+    if "trial.number" in frame.columns and frame["trial.number"].isna().any():
+        # search trials are not the comparison: one row each would drown the table and the method figures
+        log(
+            f"{int(frame['trial.number'].notna().sum())} search-trial runs left out of the tables (Optuna figures only)"
+        )
+        frame = frame[frame["trial.number"].isna()].reset_index(drop=True)
     _warn_mixed_configs(frame, log)
     summary = summarise(frame)
-    runs = tidy_runs(frame)
     experiments = list(dict.fromkeys(str(e) for e in summary["experiment"]))
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -10,6 +10,7 @@ import random
 import re
 import shutil
 import subprocess
+import zlib
 from pathlib import Path
 
 import pandas as pd
@@ -53,7 +54,7 @@ def synthetic_record(
     acc = acc + rng.uniform(-0.01, 0.01)
     total = 22_713_986 + (0 if method == "full" else trainable - 1538)
     record = {
-        "run_id": f"{re.sub(r'[^a-z0-9]+', '-', label)}-s{seed}-{abs(hash(label)) % 10**8:08d}",
+        "run_id": f"{re.sub(r'[^a-z0-9]+', '-', label)}-s{seed}-{zlib.crc32(label.encode()):08x}",
         "experiment": experiment,
         "label": label,
         "method": method,
@@ -65,8 +66,18 @@ def synthetic_record(
             **hyper,
             "resolved_target_modules": ["query", "value"] if "r" in hyper else None,
         },
-        "config": {"model": "builtin:minilm-l6", "train": {"steps": STEPS[-1], "batch_size": 32, "grad_accum": 1}},
-        "config_hash": f"{abs(hash(label)) % 10**16:016d}",
+        "config": {
+            "model": "builtin:minilm-l6",
+            "train": {
+                "steps": STEPS[-1],
+                "batch_size": 32,
+                "grad_accum": 1,
+                "scheduler": "linear",
+                "warmup_ratio": 0.06,
+                "eval_every": 50,
+            },
+        },
+        "config_hash": f"{zlib.crc32(label.encode()):016x}",
         "data": {
             "source": "builtin:rotten_tomatoes",
             "fingerprint": "3b87d8312bbeec89",
@@ -97,7 +108,13 @@ def synthetic_record(
         "time": {"train_s": 100.0, "total_s": 120.0},
         "size": {"saved_bytes": int(saved * 2**20), "saved_mb": saved, "what": "adapter"},
         "env": {
-            "versions": {"torch": "2.13.0+cpu", "transformers": "5.23.0", "peft": "0.21.2", "scikit-learn": "1.9.1"},
+            "versions": {
+                "peftlab": "0.1.0",
+                "torch": "2.13.0+cpu",
+                "transformers": "5.23.0",
+                "peft": "0.21.2",
+                "scikit-learn": "1.9.1",
+            },
             "git": {"sha": None, "dirty": None},
             "device": {"type": "cpu", "name": "AMD EPYC", "cpu_count": 2, "torch_threads": 2, "python": "3.11.7"},
         },

@@ -201,12 +201,11 @@ def learning_vs_forgetting(runs: Any, summary: Any, styles: dict, out: Path) -> 
     if not probes:
         raise Skipped("no forgetting deltas in these records (forgetting.<probe>.delta)")
     style.apply()
-    panels = min(len(probes), 3)
+    panels = min(len(probes), 3)  # stacked, so the figure stays one column wide
     fig, axes = plt.subplots(
-        1, panels, figsize=(style.WIDTH_IN * (1 if panels == 1 else 2), style.HEIGHT_IN), sharey=True, squeeze=False,
-        layout="constrained",
-    )  # fmt: skip
-    for ax, probe in zip(axes[0], probes[:panels], strict=False):
+        panels, 1, figsize=(style.WIDTH_IN, 0.5 + 1.9 * panels), sharex=True, squeeze=False, layout="constrained"
+    )
+    for ax, probe in zip(axes[:, 0], probes[:panels], strict=False):
         data = summary.dropna(subset=["test_accuracy_mean", f"forgetting_{probe}_mean"])
         for _, row in data.iterrows():
             xerr, yerr = row["test_accuracy_ci95"], row[f"forgetting_{probe}_ci95"]
@@ -221,9 +220,8 @@ def learning_vs_forgetting(runs: Any, summary: Any, styles: dict, out: Path) -> 
                 label=row["method"],
             )
         ax.axhline(0.0, color="0.5", linewidth=0.7, linestyle=":")
-        ax.set_xlabel("test accuracy (learning)")
-        ax.set_title(f"probe: {probe}")
-    axes[0][0].set_ylabel("probe Δ after − before\n(forgetting if < 0)")
+        ax.set_ylabel(f"Δ {probe}\n(after − before)")
+    axes[-1][0].set_xlabel("test accuracy (learning)")
     _legend(fig, axes[0][0])
     return style.save(fig, out, "learning_vs_forgetting")
 
@@ -311,10 +309,14 @@ def write_figures(runs: Any, summary: Any, out: Path, log: Callable[[str], None]
     import matplotlib.pyplot as plt
 
     styles = style.method_styles(list(summary["method"]))
+    if "trial.number" in runs.columns and runs["trial.number"].isna().any():
+        compared = runs[runs["trial.number"].isna()]
+    else:
+        compared = runs
     written: list[Path] = []
     for name, make in FIGURES.items():
         try:
-            written += make(runs, summary, styles, out)
+            written += make(runs if name.startswith("optuna") else compared, summary, styles, out)
         except Skipped as why:
             plt.close("all")
             for stale in (out / f"{name}.png", out / f"{name}.pdf"):  # a figure of older records would mislead

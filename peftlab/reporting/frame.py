@@ -101,6 +101,18 @@ def tidy_runs(frame: Any) -> Any:
     return tidy
 
 
+def _row_order(key: tuple[str, str]) -> tuple:
+    """Experiment, then the full fine-tuning baseline first, then labels in natural order (r=2 before r=16).
+
+    Records are read in file-name order, which would put `lora[r=16]` before `lora[r=2]`.
+    """
+    experiment, label = str(key[0]), str(key[1])
+    parts = tuple(
+        (0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(re.split(r"(\d+(?:\.\d+)?)", label))
+    )
+    return (experiment, label != "full", parts)
+
+
 def summarise(frame: Any) -> Any:
     """One row per (experiment, method variant): mean and 95% interval over seeds, costs averaged over seeds.
 
@@ -114,8 +126,7 @@ def summarise(frame: Any) -> Any:
     )
     probes = forgetting_probes(frame)
     rows = []
-    # the order of the experiment file (records are read in run-id order, which groups variants)
-    for experiment, label in dict.fromkeys(zip(experiments, frame["label"], strict=True)):
+    for experiment, label in sorted(dict.fromkeys(zip(experiments, frame["label"], strict=True)), key=_row_order):
         in_group = (experiments == experiment) & (frame["label"] == label)
         group = ok[in_group[ok.index]]
         all_runs = frame[in_group]

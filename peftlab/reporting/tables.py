@@ -208,7 +208,9 @@ def macro_values(summary: Any, records: list[dict[str, Any]]) -> dict[str, str]:
         put("TorchThreads", first("env.device.torch_threads"))
         put("Python", first("env.device.python"))
         put("Platform", first("env.device.platform"))
-        put("GpuMemory", first("env.device.total_memory_gb") or first("env.device.memory_gb"))
+        put("GpuMemoryMB", first("env.device.gpu_memory_mb"))
+        put("Cuda", first("env.device.cuda"))
+        put("Hardware", _hardware(first))
         versions = sorted({k for r in ok for k in r if k.startswith("env.versions.")})
         for key in versions:
             put(f"Version{camel(key.removeprefix('env.versions.'))}", first(key))
@@ -239,6 +241,22 @@ def macro_values(summary: Any, records: list[dict[str, Any]]) -> dict[str, str]:
                 put(f"Best{col.macro}Method", ", ".join(winners))
                 put(f"Best{col.macro}", _latex_number(col.fmt(float(part[col.key][mask].iloc[0]))), raw=True)
     return macros
+
+
+def _hardware(first: Callable[[str], Any]) -> str | None:
+    """One phrase for the setup section, e.g. `NVIDIA H100 GPU (80 GB, CUDA 12.8)` or `AMD EPYC CPU (2 cores)`."""
+    name, kind = first("env.device.name"), first("env.device.type")
+    if name is None:
+        return None
+    if kind == "cuda":
+        details = (
+            [f"{float(first('env.device.gpu_memory_mb')) / 1024:.0f} GB"] if first("env.device.gpu_memory_mb") else []
+        )
+        details += [f"CUDA {first('env.device.cuda')}"] if first("env.device.cuda") else []
+        return f"{name} GPU" + (f" ({', '.join(details)})" if details else "")
+    details = [f"{first('env.device.cpu_count')} cores"] if first("env.device.cpu_count") else []
+    details += [f"{first('env.device.torch_threads')} PyTorch threads"] if first("env.device.torch_threads") else []
+    return f"{name} {(kind or 'cpu').upper()}" + (f" ({', '.join(details)})" if details else "")
 
 
 def _latex_number(text: str) -> str:
