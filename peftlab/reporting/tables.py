@@ -234,6 +234,9 @@ def macro_values(summary: Any, records: list[dict[str, Any]]) -> dict[str, str]:
                     put(f"{name}{col.macro}", _latex_number(col.fmt(float(row[col.key]))), raw=True)
                 if col.ci and _finite(row.get(col.ci)):
                     put(f"{name}{col.macro}CI", _latex_number(col.fmt(float(row[col.ci])).lstrip("+")), raw=True)
+        lr_keys = {label: f"{prefix}{camel(label)}LR" for label in part["method"]}
+        lr_text = [rf"\texttt{{{escape(label)}}} {macros[key]}" for label, key in lr_keys.items() if key in macros]
+        put("LearningRates", ", ".join(lr_text) if lr_text else None, raw=True)
         for col in cols:
             mask = best_mask(part, col)
             winners = [m for m, b in zip(part["method"], mask, strict=True) if b]
