@@ -1,248 +1,144 @@
-"""Tables and figures from run records: `python -m peftlab.report results/<experiment> [...]`.
+"""Tables and figures from run records: `python -m peftlab.report results/<experiment> [...] [--out DIR]`.
 
-Analysis never touches training code: it reads records, so any figure can be regenerated from
-results alone, and every number shown comes from a record.
+Analysis never touches training code: it reads records, so any table, figure or LaTeX macro can be
+regenerated from results alone, and every number shown comes from a record.
+
+Outputs (in the experiment folder, or DIR):
+  summary.csv / summary.md / summary.tex  per-method mean ± 95% t-interval over seeds, costs; best marked
+  macros.tex                              one \\newcommand per number and setup fact the paper quotes
+  runs.csv                                one row per run (the tidy frame the figures plot)
+  figures/*.{png,pdf}                     every figure the records allow; the others are named as skipped
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from peftlab.reporting.frame import COST_COLUMNS, METRIC_COLUMNS, ci95, summarise, tidy_runs
+from peftlab.reporting.tables import macros_tex, summary_latex, summary_markdown
 from peftlab.results import load_records, records_frame
 
-# (column in the flattened record, name in the table, how to aggregate)
-METRIC_COLUMNS = {
-    "metrics.test.accuracy": "test_accuracy",
-    "metrics.test.f1_macro": "test_f1_macro",
-    "metrics.validation.accuracy": "val_accuracy",
-}
-COST_COLUMNS = {
-    "params.trainable": "trainable_params",
-    "params.trainable_pct": "trainable_pct",
-    "memory.peak_mb": "peak_memory_mb",
-    "speed.train_tokens_per_s": "train_tokens_per_s",
-    "size.saved_mb": "saved_mb",
-    "time.train_s": "train_s",
-}
+__all__ = [
+    "COST_COLUMNS",
+    "METRIC_COLUMNS",
+    "ci95",
+    "main",
+    "summarise",
+    "summary_latex",
+    "summary_markdown",
+    "write_experiment_report",
+    "write_report",
+]
 
 
-def ci95(values: Any) -> float:
-    """Half-width of the 95% t-interval of the mean (NaN for fewer than two values)."""
-    from scipy import stats
-
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    n = len(values)
-    if n < 2:
-        return float("nan")
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n))
+def _note(message: str) -> None:
+    print(f"peftlab.report: {message}", flush=True)
 
 
-def summarise(frame: Any) -> Any:
-    """One row per method variant: mean and 95% interval over seeds, plus the costs (mean over seeds)."""
-    import pandas as pd
+def write_report(
+    results_dirs: Iterable[Path],
+    out_dir: Path,
+    run_ids: set[str] | None = None,
+    log: Callable[[str], None] = _note,
+) -> list[Path]:
+    """All tables, macros and figures for the records of one or more experiments, into `out_dir`."""
+    results_dirs = [Path(d) for d in results_dirs]
+    out_dir = Path(out_dir)
+    records = load_records(results_dirs, run_ids)
+    if not records:
+        where = ", ".join(str(d / "runs") for d in results_dirs)
+        print(f"peftlab.report: no run records under {where}; nothing to report", file=sys.stderr)
+        return []
+    frame = records_frame(records)
+    runs = tidy_runs(frame)  # every run: the Optuna figures need the search trials
+    if "trial.number" in frame.columns and frame["trial.number"].isna().any():
+        # search trials are not the comparison: one row each would drown the table and the method figures
+        log(
+            f"{int(frame['trial.number'].notna().sum())} search-trial runs left out of the tables (Optuna figures only)"
+        )
+        frame = frame[frame["trial.number"].isna()].reset_index(drop=True)
+    _warn_mixed_configs(frame, log)
+    summary = summarise(frame)
+    experiments = list(dict.fromkeys(str(e) for e in summary["experiment"]))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
 
-    ok = frame[frame["status"] == "ok"]
-    rows = []
-    order = list(dict.fromkeys(frame["label"]))  # the order of the experiment file
-    for label in order:
-        group = ok[ok["label"] == label]
-        all_runs = frame[frame["label"] == label]
-        row: dict[str, Any] = {
-            "method": label,
-            "base_method": all_runs["method"].iloc[0],
-            "runs_ok": len(group),
-            "runs": len(all_runs),
-        }
-        for column, name in METRIC_COLUMNS.items():
-            values = group[column].dropna().tolist() if column in group else []
-            row[f"{name}_mean"] = sum(values) / len(values) if values else float("nan")
-            row[f"{name}_ci95"] = ci95(values)
-        for column, name in COST_COLUMNS.items():
-            row[name] = group[column].mean() if column in group and len(group) else float("nan")
-        row["device"] = group["memory.device"].iloc[0] if "memory.device" in group and len(group) else None
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def _pm(mean: float, half: float, digits: int = 3) -> str:
-    if math.isnan(mean):
-        return "—"
-    return f"{mean:.{digits}f} ± {half:.{digits}f}" if not math.isnan(half) else f"{mean:.{digits}f}"
-
-
-def summary_markdown(summary: Any) -> str:
-    import pandas as pd
-
-    device = summary["device"].dropna().iloc[0] if summary["device"].notna().any() else "cpu"
-    mem_name = "peak RSS (MB)" if device == "cpu" else "peak alloc. (MB)"
-    table = pd.DataFrame(
-        {
-            "method": summary["method"],
-            "seeds": [f"{a}/{b}" for a, b in zip(summary["runs_ok"], summary["runs"], strict=True)],
-            "test acc (95% CI)": [
-                _pm(m, h) for m, h in zip(summary["test_accuracy_mean"], summary["test_accuracy_ci95"], strict=True)
-            ],
-            "test macro-F1": [
-                _pm(m, h) for m, h in zip(summary["test_f1_macro_mean"], summary["test_f1_macro_ci95"], strict=True)
-            ],
-            "trainable params": [f"{v:,.0f}" if not math.isnan(v) else "—" for v in summary["trainable_params"]],
-            "trainable %": [f"{v:.2f}" if not math.isnan(v) else "—" for v in summary["trainable_pct"]],
-            mem_name: [f"{v:,.0f}" if not math.isnan(v) else "—" for v in summary["peak_memory_mb"]],
-            "train tok/s": [f"{v:,.0f}" if not math.isnan(v) else "—" for v in summary["train_tokens_per_s"]],
-            "saved MB": [f"{v:.2f}" if not math.isnan(v) else "—" for v in summary["saved_mb"]],
-            "train s": [f"{v:.0f}" if not math.isnan(v) else "—" for v in summary["train_s"]],
-        }
+    csv_path = out_dir / "summary.csv"
+    summary.to_csv(csv_path, index=False, float_format="%.6g")
+    runs_path = out_dir / "runs.csv"
+    runs.drop(columns=["curve"]).to_csv(runs_path, index=False, float_format="%.6g")
+    md_path = out_dir / "summary.md"
+    device = frame["env.device.name"].dropna() if "env.device.name" in frame.columns else []
+    device_type = frame["env.device.type"].dropna() if "env.device.type" in frame.columns else []
+    md_path.write_text(
+        f"### {', '.join(experiments)}: test metrics (mean ± 95% t-interval over seeds) and costs\n\n"
+        f"{summary_markdown(summary)}\n\n"
+        f"Best value per column in **bold** (max for accuracy, F1, tokens/s; min for trainable %, memory, size). "
+        f"Device: {device.iloc[0] if len(device) else '?'} ({device_type.iloc[0] if len(device_type) else '?'}). "
+        f"Generated by `python -m peftlab.report` from {len(records)} run records.\n"
     )
-    return table.to_markdown(index=False)
+    tex_path = out_dir / "summary.tex"
+    tex_path.write_text(
+        "% Generated by `python -m peftlab.report` from run records: do not edit.\n" + summary_latex(summary)
+    )
+    macros_path = out_dir / "macros.tex"
+    macros_path.write_text(macros_tex(summary, records))
+    written += [csv_path, md_path, tex_path, macros_path, runs_path]
+
+    from peftlab.reporting.figures import write_figures
+
+    written += write_figures(runs, summary, out_dir / "figures", log=log)
+    return written
 
 
-# ---------------------------------------------------------------- figures
-
-
-def _style() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import seaborn as sns
-
-    sns.set_theme(context="paper", style="whitegrid", palette="colorblind", font_scale=1.1)
-
-
-def _save(fig: Any, out_dir: Path, stem: str) -> list[Path]:
-    import matplotlib.pyplot as plt
-
-    paths = []
-    for ext in ("png", "pdf"):
-        path = out_dir / f"{stem}.{ext}"
-        fig.savefig(path, dpi=200 if ext == "png" else None, bbox_inches="tight")
-        paths.append(path)
-    plt.close(fig)
-    return paths
-
-
-def figure_accuracy_vs_params(summary: Any, out_dir: Path, experiment: str) -> list[Path]:
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    data = summary.dropna(subset=["test_accuracy_mean", "trainable_params"])
-    if data.empty:
-        return []
-    _style()
-    fig, ax = plt.subplots(figsize=(5.0, 3.6))
-    palette = dict(zip(data["method"], sns.color_palette("colorblind", len(data)), strict=False))
-    for _, row in data.iterrows():
-        err = row["test_accuracy_ci95"] if not math.isnan(row["test_accuracy_ci95"]) else 0.0
-        ax.errorbar(
-            row["trainable_params"],
-            row["test_accuracy_mean"],
-            yerr=err,
-            fmt="o",
-            ms=6,
-            capsize=3,
-            color=palette[row["method"]],
-            label=row["method"],
-        )
-        ax.annotate(
-            row["method"],
-            (row["trainable_params"], row["test_accuracy_mean"]),
-            textcoords="offset points",
-            xytext=(5, 4),
-            fontsize=8,
-        )
-    ax.set_xscale("log")
-    ax.set_xlabel("trainable parameters (log scale)")
-    ax.set_ylabel("test accuracy (mean, 95% CI)")
-    ax.set_title(f"{experiment}: accuracy vs trainable parameters", fontsize=10)
-    ax.legend(fontsize=7, loc="best", frameon=True)
-    return _save(fig, out_dir, "accuracy_vs_trainable_params")
-
-
-def figure_training_curves(frame: Any, out_dir: Path, experiment: str) -> list[Path]:
-    import matplotlib.pyplot as plt
-    import pandas as pd
-    import seaborn as sns
-
-    rows = []
-    for _, run in frame[frame["status"] == "ok"].iterrows():
-        for point in run.get("metrics.curve") or []:
-            rows.append(
-                {
-                    "method": run["label"],
-                    "seed": run["seed"],
-                    "step": point["step"],
-                    "validation accuracy": point.get("val_accuracy"),
-                }
+def _warn_mixed_configs(frame: Any, log: Callable[[str], None]) -> None:
+    """Say so when one row pools runs of different configurations (an edited experiment's old records)."""
+    if "config_hash" not in frame.columns:
+        return
+    keys = [c for c in ("experiment", "label") if c in frame.columns]
+    for key, group in frame.groupby(keys, sort=False):
+        hashes = group["config_hash"].dropna().unique()
+        if len(hashes) > 1:
+            name = "/".join(map(str, key if isinstance(key, tuple) else (key,)))
+            log(
+                f"warning: {name} pools runs of {len(hashes)} configurations ({', '.join(map(str, hashes))}); "
+                "report a subset of run ids or move the stale records away"
             )
-    if not rows:
-        return []
-    curves = pd.DataFrame(rows).dropna()
-    _style()
-    fig, ax = plt.subplots(figsize=(5.0, 3.6))
-    sns.lineplot(data=curves, x="step", y="validation accuracy", hue="method", errorbar=("ci", 95), marker="o", ax=ax)
-    ax.set_xlabel("optimiser step")
-    ax.set_ylabel("validation accuracy (mean, 95% CI)")
-    ax.set_title(f"{experiment}: training curves", fontsize=10)
-    ax.legend(fontsize=7, title=None)
-    return _save(fig, out_dir, "training_curves")
-
-
-# ---------------------------------------------------------------- entry points
 
 
 def write_experiment_report(
     results_dir: Path, run_ids: set[str] | None = None, out_dir: Path | None = None
 ) -> list[Path]:
-    """summary.csv, summary.md and figures for the records in `results_dir` (optionally only `run_ids`)."""
+    """The report of one experiment, by default into its own folder (what `peftlab.run` calls at the end)."""
     results_dir = Path(results_dir)
-    out_dir = Path(out_dir or results_dir)
-    records = load_records([results_dir], run_ids)
-    if not records:
-        print(f"peftlab.report: no run records under {results_dir / 'runs'}; nothing to report", file=sys.stderr)
-        return []
-    frame = records_frame(records)
-    experiment = str(frame["experiment"].iloc[0])
-    summary = summarise(frame)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "figures").mkdir(exist_ok=True)
-    written = []
-    csv_path = out_dir / "summary.csv"
-    summary.to_csv(csv_path, index=False, float_format="%.6g")
-    written.append(csv_path)
-    md_path = out_dir / "summary.md"
-    device = records[0].get("env", {}).get("device", {})
-    md_path.write_text(
-        f"### {experiment}: test metrics (mean ± 95% t-interval over seeds) and costs\n\n"
-        f"{summary_markdown(summary)}\n\n"
-        f"Device: {device.get('name', '?')} ({device.get('type', '?')}). Generated by `python -m peftlab.report` "
-        f"from {len(records)} run records.\n"
-    )
-    written.append(md_path)
-    written += figure_accuracy_vs_params(summary, out_dir / "figures", experiment)
-    written += figure_training_curves(frame, out_dir / "figures", experiment)
-    return written
+    return write_report([results_dir], Path(out_dir or results_dir), run_ids)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m peftlab.report", description="Tables and figures from the run records of experiments."
+        prog="python -m peftlab.report",
+        description="Tables (CSV, Markdown, LaTeX), LaTeX macros and figures from the run records of experiments.",
+        epilog="Without --out each experiment is reported into its own folder; with --out the records of all the "
+        "given experiments are pooled into one report there.",
     )
     parser.add_argument("results", nargs="+", type=Path, help="experiment result folders, e.g. results/bert_cls")
+    parser.add_argument("--out", type=Path, help="write one combined report here instead of into each folder")
     args = parser.parse_args(argv)
-    status = 0
-    for results_dir in args.results:
-        if not (results_dir / "runs").is_dir():
-            print(f"error: {results_dir}: no runs/ folder (expected results/<experiment>)", file=sys.stderr)
-            status = 2
-            continue
-        for path in write_experiment_report(results_dir):
+    missing = [d for d in args.results if not (d / "runs").is_dir()]
+    for results_dir in missing:
+        print(f"error: {results_dir}: no runs/ folder (expected results/<experiment>)", file=sys.stderr)
+    present = [d for d in args.results if d not in missing]
+    groups = [([d], d) for d in present]  # each experiment into its own folder
+    if args.out is not None:
+        groups = [(present, args.out)] if present else []
+    for dirs, out in groups:
+        for path in write_report(dirs, out):
             print(f"wrote {path}")
-    return status
+    return 2 if missing else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,326 @@
+"""The report's figures. Each takes the tidy runs / summary frames and either writes PNG+PDF or
+raises `Skipped` with the reason, because an experiment without a rank sweep is not an error:
+the report says what it left out and goes on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from peftlab.reporting import style
+from peftlab.reporting.frame import ci95
+
+
+class Skipped(Exception):
+    """The records do not hold the data this figure needs; the message says which."""
+
+
+def _ok(runs: Any) -> Any:
+    return runs[runs["status"] == "ok"]
+
+
+def _mem_label(summary_or_runs: Any) -> str:
+    column = "device" if "device" in summary_or_runs.columns else "device_type"
+    devices = summary_or_runs[column].dropna().tolist()
+    cpu = not devices or max(set(devices), key=devices.count) == "cpu"
+    return "peak memory, process RSS (MB)" if cpu else "peak GPU memory allocated (MB)"
+
+
+def _legend(fig: Any, ax: Any, ncols: int = 3) -> None:
+    """A shared legend under the axes: inside it would cover points at single-column width."""
+    handles, labels = ax.get_legend_handles_labels()
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(ncols, len(labels)), frameon=False)
+
+
+def _mean_band(frame: Any, x: str, y: str) -> Any:
+    """Mean and 95% t-interval half-width of `y` at each `x` (over seeds)."""
+    rows = []
+    for xv, group in frame.groupby(x, sort=True):
+        values = group[y].dropna().tolist()
+        if values:
+            rows.append({x: xv, "mean": sum(values) / len(values), "half": ci95(values), "n": len(values)})
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+def accuracy_vs_trainable_params(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    data = summary.dropna(subset=["test_accuracy_mean", "trainable_params"])
+    if data.empty:
+        raise Skipped("no finished run with a test accuracy and a parameter count")
+    fig, ax = style.figure()
+    for _, row in data.iterrows():
+        half = row["test_accuracy_ci95"]
+        ax.errorbar(
+            row["trainable_params"],
+            row["test_accuracy_mean"],
+            yerr=None if math.isnan(half) else half,
+            fmt=styles[row["method"]]["marker"],
+            color=styles[row["method"]]["color"],
+            capsize=2,
+            label=row["method"],
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters (count, log scale)")
+    ax.set_ylabel("test accuracy")
+    _legend(fig, ax)
+    return style.save(fig, out, "accuracy_vs_trainable_params")
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Points not dominated by one with less (or equal) cost and higher accuracy, cheapest first."""
+    front: list[tuple[float, float]] = []
+    for cost, acc in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or acc > front[-1][1]:
+            front.append((cost, acc))
+    return front
+
+
+def accuracy_vs_memory(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    data = summary.dropna(subset=["test_accuracy_mean", "peak_memory_mb"])
+    if data.empty:
+        raise Skipped("no finished run with a test accuracy and a peak memory")
+    fig, ax = style.figure()
+    for _, row in data.iterrows():
+        half = row["test_accuracy_ci95"]
+        ax.errorbar(
+            row["peak_memory_mb"],
+            row["test_accuracy_mean"],
+            yerr=None if math.isnan(half) else half,
+            fmt=styles[row["method"]]["marker"],
+            color=styles[row["method"]]["color"],
+            capsize=2,
+            label=row["method"],
+            zorder=3,
+        )
+    front = pareto_front(list(zip(data["peak_memory_mb"], data["test_accuracy_mean"], strict=True)))
+    front.append((float(data["peak_memory_mb"].max()), front[-1][1]))  # the frontier runs on to the costliest point
+    xs, ys = zip(*front, strict=True)
+    ax.step(xs, ys, where="post", color="0.45", linestyle="--", linewidth=0.9, label="Pareto frontier", zorder=2)
+    if max(xs) / max(min(data["peak_memory_mb"]), 1e-9) > 20:
+        ax.set_xscale("log")
+    ax.set_xlabel(_mem_label(summary))
+    ax.set_ylabel("test accuracy")
+    _legend(fig, ax)
+    return style.save(fig, out, "accuracy_vs_memory")
+
+
+def throughput(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    import seaborn as sns
+
+    data = _ok(runs).dropna(subset=["train_tokens_per_s"])
+    if data.empty:
+        raise Skipped("no finished run with a training throughput")
+    order = [m for m in summary["method"] if m in set(data["label"])]
+    palette = {m: styles[m]["color"] for m in order}
+    fig, ax = style.figure(height=0.35 * len(order) + 0.9)
+    sns.barplot(
+        data=data,
+        y="label",
+        x="train_tokens_per_s",
+        hue="label",
+        order=order,
+        hue_order=order,
+        palette=palette,
+        errorbar=None,
+        alpha=0.75,
+        legend=False,
+        ax=ax,
+    )
+    sns.stripplot(data=data, y="label", x="train_tokens_per_s", order=order, color="0.15", size=3, jitter=0.15, ax=ax)
+    ax.set_xlabel("training throughput (tokens/s, mean; dots: seeds)")
+    ax.set_ylabel("")
+    return style.save(fig, out, "throughput")
+
+
+def training_curves(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    import pandas as pd
+
+    points = [
+        {"label": run["label"], "seed": run["seed"], "step": p.get("step"), "val_accuracy": p.get("val_accuracy")}
+        for _, run in _ok(runs).iterrows()
+        for p in (run["curve"] if isinstance(run["curve"], list) else [])
+    ]
+    curves = pd.DataFrame(points).dropna() if points else pd.DataFrame()
+    if curves.empty:
+        raise Skipped("no validation curve in these records")
+    fig, ax = style.figure()
+    for label in [m for m in summary["method"] if m in set(curves["label"])]:
+        band = _mean_band(curves[curves["label"] == label], "step", "val_accuracy")
+        color, marker = styles[label]["color"], styles[label]["marker"]
+        ax.plot(band["step"], band["mean"], color=color, marker=marker, markersize=3, label=label)
+        half = band["half"].fillna(0.0)
+        ax.fill_between(band["step"], band["mean"] - half, band["mean"] + half, color=color, alpha=0.18, lw=0)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("validation accuracy")
+    _legend(fig, ax)
+    return style.save(fig, out, "training_curves")
+
+
+def accuracy_vs_rank(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    data = _ok(runs).dropna(subset=["rank", "test_accuracy"])
+    lines = {
+        key: group
+        for key, group in data.groupby(["method", "rank_line", "targets"], sort=False)
+        if group["rank"].nunique() > 1
+    }
+    if not lines:
+        raise Skipped("no rank sweep in these records (no method with a hyperparameters.r that varies)")
+    fig, ax = style.figure()
+    line_styles = style.method_styles([f"{m}|{line}|{t}" for m, line, t in lines])
+    several_targets = len({t for _, _, t in lines}) > 1
+    ranks: set[float] = set()
+    for (method, line, targets), group in lines.items():
+        band = _mean_band(group, "rank", "test_accuracy")
+        look = line_styles[f"{method}|{line}|{targets}"]
+        label = f"{line} ({targets})" if several_targets and targets else line
+        ax.plot(band["rank"], band["mean"], color=look["color"], marker=look["marker"], label=label)
+        half = band["half"].fillna(0.0)
+        ax.fill_between(band["rank"], band["mean"] - half, band["mean"] + half, color=look["color"], alpha=0.18, lw=0)
+        ranks |= set(band["rank"])
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(ranks), [f"{r:g}" for r in sorted(ranks)])
+    ax.minorticks_off()
+    ax.set_xlabel("adapter rank $r$ (log$_2$ scale)")
+    ax.set_ylabel("test accuracy")
+    _legend(fig, ax, ncols=2)
+    return style.save(fig, out, "accuracy_vs_rank")
+
+
+def learning_vs_forgetting(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    probes = [c.removeprefix("forgetting_").removesuffix("_mean") for c in summary.columns]
+    probes = [p for p, c in zip(probes, summary.columns, strict=True) if c.startswith("forgetting_") and "_mean" in c]
+    probes = [p for p in probes if summary[f"forgetting_{p}_mean"].notna().any()]
+    if not probes:
+        raise Skipped("no forgetting deltas in these records (forgetting.<probe>.delta)")
+    style.apply()
+    panels = min(len(probes), 3)  # stacked, so the figure stays one column wide
+    fig, axes = plt.subplots(
+        panels, 1, figsize=(style.WIDTH_IN, 0.5 + 1.9 * panels), sharex=True, squeeze=False, layout="constrained"
+    )
+    for ax, probe in zip(axes[:, 0], probes[:panels], strict=False):
+        data = summary.dropna(subset=["test_accuracy_mean", f"forgetting_{probe}_mean"])
+        for _, row in data.iterrows():
+            xerr, yerr = row["test_accuracy_ci95"], row[f"forgetting_{probe}_ci95"]
+            ax.errorbar(
+                row["test_accuracy_mean"],
+                row[f"forgetting_{probe}_mean"],
+                xerr=None if math.isnan(xerr) else xerr,
+                yerr=None if math.isnan(yerr) else yerr,
+                fmt=styles[row["method"]]["marker"],
+                color=styles[row["method"]]["color"],
+                capsize=2,
+                label=row["method"],
+            )
+        ax.axhline(0.0, color="0.5", linewidth=0.7, linestyle=":")
+        ax.set_ylabel(f"Δ {probe}\n(after − before)")
+    axes[-1][0].set_xlabel("test accuracy (learning)")
+    _legend(fig, axes[0][0])
+    return style.save(fig, out, "learning_vs_forgetting")
+
+
+def _trials(runs: Any) -> Any:
+    if "trial.number" not in runs.columns:
+        raise Skipped("no Optuna trial information in these records (trial.number)")
+    data = _ok(runs).dropna(subset=["trial.number"]).copy()
+    objective = "trial.value" if "trial.value" in data.columns and data["trial.value"].notna().any() else "val_accuracy"
+    data["objective"] = data[objective]
+    data = data.dropna(subset=["objective"]).sort_values("trial.number")
+    if len(data) < 2:
+        raise Skipped("fewer than two finished Optuna trials")
+    return data
+
+
+def optuna_history(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    data = _trials(runs)
+    fig, ax = style.figure()
+    ax.scatter(data["trial.number"], data["objective"], s=10, color="0.35", label="trial", zorder=3)
+    accent = style.method_styles(["x"])["x"]["color"]
+    ax.step(data["trial.number"], data["objective"].cummax(), where="post", color=accent, label="best so far")
+    ax.set_xlabel("trial number")
+    ax.set_ylabel("objective (validation accuracy)")
+    _legend(fig, ax)
+    return style.save(fig, out, "optuna_history")
+
+
+def optuna_importances(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    """fANOVA importances of a study rebuilt from the records: the records, not a study DB, are the truth."""
+    import optuna
+
+    data = _trials(runs)
+    params = [c for c in data.columns if c.startswith("trial.params.") and data[c].nunique(dropna=True) > 1]
+    if not params or len(data) < 4:
+        raise Skipped("needs at least four trials and one hyperparameter that varies")
+    distributions = {}
+    for column in params:
+        values = data[column].dropna()
+        name = column.removeprefix("trial.params.")
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            low, high = float(values.min()), float(values.max())
+            log = low > 0 and high / low >= 100
+            if all(float(v).is_integer() for v in values) and not log:
+                distributions[name] = optuna.distributions.IntDistribution(int(low), int(high))
+            else:
+                distributions[name] = optuna.distributions.FloatDistribution(low, high, log=log)
+        else:
+            distributions[name] = optuna.distributions.CategoricalDistribution(sorted({str(v) for v in values}))
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize")
+    for _, row in data.iterrows():
+        chosen = {}
+        for column in params:
+            name = column.removeprefix("trial.params.")
+            value = row[column]
+            dist = distributions[name]
+            chosen[name] = (
+                str(value) if isinstance(dist, optuna.distributions.CategoricalDistribution)
+                else int(value) if isinstance(dist, optuna.distributions.IntDistribution) else float(value)
+            )  # fmt: skip
+        study.add_trial(optuna.trial.create_trial(params=chosen, distributions=distributions, value=row["objective"]))
+    importances = optuna.importance.get_param_importances(study)
+    fig, ax = style.figure(height=0.3 * len(importances) + 0.9)
+    names = list(importances)[::-1]
+    ax.barh(names, [importances[n] for n in names], color=style.method_styles(["x"])["x"]["color"])
+    ax.set_xlabel("hyperparameter importance (fANOVA, fraction)")
+    return style.save(fig, out, "optuna_importances")
+
+
+FIGURES: dict[str, Callable[[Any, Any, dict, Path], list[Path]]] = {
+    "accuracy_vs_trainable_params": accuracy_vs_trainable_params,
+    "accuracy_vs_memory": accuracy_vs_memory,
+    "throughput": throughput,
+    "training_curves": training_curves,
+    "accuracy_vs_rank": accuracy_vs_rank,
+    "learning_vs_forgetting": learning_vs_forgetting,
+    "optuna_history": optuna_history,
+    "optuna_importances": optuna_importances,
+}
+
+
+def write_figures(runs: Any, summary: Any, out: Path, log: Callable[[str], None] = print) -> list[Path]:
+    """Every figure the data allows; the rest are named with the reason they were skipped."""
+    import matplotlib.pyplot as plt
+
+    styles = style.method_styles(list(summary["method"]))
+    if "trial.number" in runs.columns and runs["trial.number"].isna().any():
+        compared = runs[runs["trial.number"].isna()]
+    else:
+        compared = runs
+    written: list[Path] = []
+    for name, make in FIGURES.items():
+        try:
+            written += make(runs if name.startswith("optuna") else compared, summary, styles, out)
+        except Skipped as why:
+            plt.close("all")
+            for stale in (out / f"{name}.png", out / f"{name}.pdf"):  # a figure of older records would mislead
+                stale.unlink(missing_ok=True)
+            log(f"skipped {name}: {why}")
+    return written

@@ -1,0 +1,161 @@
+"""Records → one tidy DataFrame, and the per-method summary every table, macro and figure is cut from.
+
+Everything downstream reads these two frames only, so a number in the paper, the CSV and a figure
+cannot disagree: they are the same cell formatted three ways.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from typing import Any
+
+# flattened record column -> tidy name; the metrics are averaged with a 95% interval, the costs averaged
+METRIC_COLUMNS = {
+    "metrics.test.accuracy": "test_accuracy",
+    "metrics.test.f1_macro": "test_f1_macro",
+    "metrics.validation.accuracy": "val_accuracy",
+}
+COST_COLUMNS = {
+    "params.trainable": "trainable_params",
+    "params.trainable_pct": "trainable_pct",
+    "memory.peak_mb": "peak_memory_mb",
+    "speed.train_tokens_per_s": "train_tokens_per_s",
+    "size.saved_mb": "saved_mb",
+    "time.train_s": "train_s",
+}
+FORGETTING = re.compile(r"^forgetting\.(?P<probe>.+)\.delta$")
+_GRID_TAG = re.compile(r"\[(?P<tag>[^\]]*)\]$")
+
+
+def ci95(values: Any) -> float:
+    """Half-width of the 95% t-interval of the mean (NaN for fewer than two values).
+
+    A t-interval rather than a bootstrap: with three seeds a bootstrap has nothing to resample.
+    """
+    from scipy import stats
+
+    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    n = len(values)
+    if n < 2:
+        return float("nan")
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n))
+
+
+def forgetting_probes(frame: Any) -> list[str]:
+    """Probe names of the `forgetting.<probe>.delta` columns, in column order (empty for today's records)."""
+    return [m["probe"] for c in frame.columns if (m := FORGETTING.match(str(c)))]
+
+
+def label_without(label: str, key: str) -> str:
+    """`lora[r=4,lr=0.001]` without `r` → `lora[lr=0.001]`: the line a rank sweep point belongs to."""
+    match = _GRID_TAG.search(label)
+    if not match:
+        return label
+    kept = [part for part in match["tag"].split(",") if part and part.split("=", 1)[0].strip() != key]
+    base = label[: match.start()]
+    return f"{base}[{','.join(kept)}]" if kept else base
+
+
+def _targets(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(sorted(str(v) for v in value))
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def tidy_runs(frame: Any) -> Any:
+    """One row per run, friendly column names: what runs.csv holds and the figures plot."""
+    import pandas as pd
+
+    def col(name: str) -> Any:
+        return frame[name] if name in frame.columns else pd.Series([None] * len(frame), index=frame.index)
+
+    tidy = pd.DataFrame(
+        {
+            "experiment": col("experiment"),
+            "label": col("label"),
+            "method": col("method"),
+            "seed": col("seed"),
+            "status": col("status"),
+        }
+    )
+    for source, name in {**METRIC_COLUMNS, **COST_COLUMNS}.items():
+        tidy[name] = pd.to_numeric(col(source), errors="coerce")
+    tidy["lr"] = pd.to_numeric(col("hyperparameters.lr"), errors="coerce")
+    tidy["rank"] = pd.to_numeric(col("hyperparameters.r"), errors="coerce")
+    targets = col("hyperparameters.resolved_target_modules")
+    fallback = col("hyperparameters.target_modules")
+    tidy["targets"] = [_targets(t) or _targets(f) for t, f in zip(targets, fallback, strict=True)]
+    tidy["rank_line"] = [label_without(str(label), "r") for label in tidy["label"]]
+    tidy["device_type"] = col("env.device.type")
+    tidy["device_name"] = col("env.device.name")
+    for probe in forgetting_probes(frame):
+        tidy[f"forgetting_{probe}"] = pd.to_numeric(frame[f"forgetting.{probe}.delta"], errors="coerce")
+    tidy["curve"] = col("metrics.curve")
+    for column in frame.columns:
+        if str(column).startswith("trial."):
+            tidy[str(column)] = frame[column]
+    return tidy
+
+
+def _row_order(key: tuple[str, str]) -> tuple:
+    """Experiment, then the full fine-tuning baseline first, then labels in natural order (r=2 before r=16).
+
+    Records are read in file-name order, which would put `lora[r=16]` before `lora[r=2]`.
+    """
+    experiment, label = str(key[0]), str(key[1])
+    parts = tuple(
+        (0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(re.split(r"(\d+(?:\.\d+)?)", label))
+    )
+    return (experiment, label != "full", parts)
+
+
+def summarise(frame: Any) -> Any:
+    """One row per (experiment, method variant): mean and 95% interval over seeds, costs averaged over seeds.
+
+    Only `ok` runs count towards numbers; `runs` keeps the failed ones visible so a missing seed shows.
+    """
+    import pandas as pd
+
+    ok = frame[frame["status"] == "ok"]
+    experiments = (
+        frame["experiment"] if "experiment" in frame.columns else pd.Series([""] * len(frame), index=frame.index)
+    )
+    probes = forgetting_probes(frame)
+    rows = []
+    for experiment, label in sorted(dict.fromkeys(zip(experiments, frame["label"], strict=True)), key=_row_order):
+        in_group = (experiments == experiment) & (frame["label"] == label)
+        group = ok[in_group[ok.index]]
+        all_runs = frame[in_group]
+        row: dict[str, Any] = {
+            "method": label,
+            "base_method": all_runs["method"].iloc[0],
+            "runs_ok": len(group),
+            "runs": len(all_runs),
+        }
+        for column, name in METRIC_COLUMNS.items():
+            values = pd.to_numeric(group[column], errors="coerce").dropna().tolist() if column in group else []
+            row[f"{name}_mean"] = sum(values) / len(values) if values else float("nan")
+            row[f"{name}_ci95"] = ci95(values)
+        for column, name in COST_COLUMNS.items():
+            values = pd.to_numeric(group[column], errors="coerce") if column in group else pd.Series(dtype=float)
+            row[name] = float(values.mean()) if len(values.dropna()) else float("nan")
+        row["device"] = group["memory.device"].iloc[0] if "memory.device" in group and len(group) else None
+        for probe in probes:
+            values = pd.to_numeric(group[f"forgetting.{probe}.delta"], errors="coerce").dropna().tolist()
+            row[f"forgetting_{probe}_mean"] = sum(values) / len(values) if values else float("nan")
+            row[f"forgetting_{probe}_ci95"] = ci95(values)
+        row["experiment"] = experiment
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def load_frame(results_dirs: Iterable[Any], run_ids: set[str] | None = None) -> tuple[list[dict], Any]:
+    """The records under the given experiment folders and their flattened frame."""
+    from peftlab.results import load_records, records_frame
+
+    records = load_records(list(results_dirs), run_ids)
+    return records, records_frame(records) if records else None

@@ -1,0 +1,276 @@
+"""Summary tables (CSV, Markdown, booktabs LaTeX) and the macros file, all cut from one summary frame.
+
+Each column is declared once (`Column`): how it is formatted, and whether more or less is better.
+The table, the bold "best" marker and the `\\newcommand` the paper quotes use the same formatter,
+so the text and the table cannot round the same number differently.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from peftlab.reporting.latex import camel, escape, newcommand, tag
+
+
+def _fixed(digits: int) -> Callable[[float], str]:
+    return lambda v: f"{v:.{digits}f}"
+
+
+def _thousands(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def _pct(v: float) -> str:
+    """Trainable % spans 100 down to 0.004: three significant digits keep both readable."""
+    text = f"{v:.3g}"
+    return f"{v:.5f}" if "e" in text else text
+
+
+def _signed(v: float) -> str:
+    return f"{v:+.3f}"
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str  # summary column holding the value (the mean for metrics)
+    header: str  # Markdown / CSV-facing header
+    latex: str  # LaTeX header (already LaTeX)
+    macro: str  # macro suffix, letters only
+    better: str  # "max" or "min"
+    fmt: Callable[[float], str]
+    ci: str | None = None  # summary column holding the 95% half-width, if any
+
+
+def columns(summary: Any) -> list[Column]:
+    """The table's columns for this summary: forgetting columns only when the records carry them."""
+    device = _main_device(summary)
+    memory = "peak RSS (MB)" if device in (None, "cpu") else "peak alloc. (MB)"
+    cols = [
+        Column("test_accuracy_mean", "test acc (95% CI)", "Acc.", "Acc", "max", _fixed(3), "test_accuracy_ci95"),
+        Column("test_f1_macro_mean", "test macro-F1", "Macro-F1", "FOne", "max", _fixed(3), "test_f1_macro_ci95"),
+        Column("trainable_pct", "trainable %", r"Train.\ \%", "TrainPct", "min", _pct),
+        Column("peak_memory_mb", memory, escape(memory[:1].upper() + memory[1:]), "PeakMem", "min", _thousands),
+        Column("train_tokens_per_s", "train tok/s", "Tok/s", "TokPerSec", "max", _thousands),
+        Column("saved_mb", "saved MB", "Saved (MB)", "SavedMB", "min", _fixed(2)),
+    ]
+    for probe in _probes(summary):
+        cols.append(
+            Column(
+                f"forgetting_{probe}_mean",
+                f"forgetting {probe} (Δ)",
+                rf"$\Delta$ {escape(probe)}",
+                f"Forget{camel(probe)}",
+                "max",  # delta = probe metric after − before: closer to zero from below is less forgetting
+                _signed,
+                f"forgetting_{probe}_ci95",
+            )
+        )
+    return [c for c in cols if c.key in summary.columns and summary[c.key].notna().any()]
+
+
+def _probes(summary: Any) -> list[str]:
+    return [c.removeprefix("forgetting_").removesuffix("_mean") for c in summary.columns if _is_forget_mean(c)]
+
+
+def _is_forget_mean(column: str) -> bool:
+    return column.startswith("forgetting_") and column.endswith("_mean")
+
+
+def _main_device(summary: Any) -> str | None:
+    devices = summary["device"].dropna() if "device" in summary.columns else []
+    return Counter(devices).most_common(1)[0][0] if len(devices) else None
+
+
+def _finite(v: Any) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+
+def best_mask(summary: Any, col: Column) -> list[bool]:
+    """Which rows hold the best value, as displayed (ties after rounding are all best)."""
+    shown = [col.fmt(v) if _finite(v) else None for v in summary[col.key]]
+    values = [float(v) for v in summary[col.key] if _finite(v)]
+    if not values:
+        return [False] * len(summary)
+    best = col.fmt(max(values) if col.better == "max" else min(values))
+    return [s == best for s in shown]
+
+
+def _cell(value: Any, half: Any, col: Column, *, latex: bool, best: bool) -> str:
+    if not _finite(value):
+        return "--" if latex else "—"
+    text = col.fmt(float(value))
+    if latex:
+        text = text.replace("+", "$+$").replace("-", "$-$") if col.fmt is _signed else text.replace(",", "{,}")
+        main = rf"\textbf{{{text}}}" if best else text
+        return main + (rf"\,{{\scriptsize$\pm${col.fmt(float(half)).lstrip('+')}}}" if _finite(half) else "")
+    main = f"**{text}**" if best else text
+    return main + (f" ± {col.fmt(float(half)).lstrip('+')}" if _finite(half) else "")
+
+
+def _multi(summary: Any) -> bool:
+    return "experiment" in summary.columns and summary["experiment"].nunique() > 1
+
+
+def display_frame(summary: Any, *, latex: bool) -> Any:
+    """The formatted table (strings only), best values marked."""
+    import pandas as pd
+
+    cols = columns(summary)
+    out: dict[str, list[str]] = {}
+    if _multi(summary):
+        out["Experiment" if latex else "experiment"] = [escape(e) if latex else str(e) for e in summary["experiment"]]
+    out["Method" if latex else "method"] = [rf"\texttt{{{escape(m)}}}" if latex else str(m) for m in summary["method"]]
+    out["Seeds" if latex else "seeds"] = [f"{a}/{b}" for a, b in zip(summary["runs_ok"], summary["runs"], strict=True)]
+    for col in cols:
+        mask = best_mask(summary, col)
+        halves = summary[col.ci] if col.ci and col.ci in summary.columns else [None] * len(summary)
+        out[col.latex if latex else col.header] = [
+            _cell(v, h, col, latex=latex, best=b) for v, h, b in zip(summary[col.key], halves, mask, strict=True)
+        ]
+    if not latex:
+        if "trainable_params" in summary.columns:
+            out["trainable params"] = [_thousands(v) if _finite(v) else "—" for v in summary["trainable_params"]]
+        if "train_s" in summary.columns:
+            out["train s"] = [f"{v:.0f}" if _finite(v) else "—" for v in summary["train_s"]]
+    return pd.DataFrame(out)
+
+
+def summary_markdown(summary: Any) -> str:
+    return display_frame(summary, latex=False).to_markdown(index=False)
+
+
+def summary_latex(summary: Any) -> str:
+    """A bare booktabs tabular: the paper wraps it in its own table float and caption."""
+    table = display_frame(summary, latex=True)
+    align = "l" * (2 if _multi(summary) else 1) + "c" + "r" * (len(table.columns) - (3 if _multi(summary) else 2))
+    return table.to_latex(index=False, escape=False, column_format=align)
+
+
+# ---------------------------------------------------------------- macros
+
+
+def _mode(values: Any) -> Any:
+    values = [v for v in values if _finite(v) and v != ""]
+    return Counter(map(str, values)).most_common(1)[0][0] if values else None
+
+
+def macro_values(summary: Any, records: list[dict[str, Any]]) -> dict[str, str]:
+    """Macro name → LaTeX text, for every number and setup fact the paper quotes.
+
+    Per-method numbers use the table's formatter; setup facts (model, data, hardware, versions)
+    come from the records' config/env blocks, taking the most common value across runs.
+    """
+    from peftlab.results import flatten
+
+    macros: dict[str, str] = {}
+    cols = columns(summary)
+    experiments = list(dict.fromkeys(summary["experiment"])) if "experiment" in summary.columns else [""]
+    for experiment in experiments:
+        prefix = tag(experiment)
+        part = summary[summary["experiment"] == experiment] if "experiment" in summary.columns else summary
+        runs = [flatten(r) for r in records if r.get("experiment", "") == experiment] or [flatten(r) for r in records]
+        ok = [r for r in runs if r.get("status") == "ok"] or runs
+
+        def put(name: str, value: Any, *, pre: str = prefix, raw: bool = False) -> None:
+            if value is None:
+                return
+            key = pre + name
+            if key in macros:
+                raise ValueError(f"two values map to the macro \\{key}; rename a method label")
+            macros[key] = str(value) if raw else escape(value)
+
+        def first(key: str, ok: list[dict[str, Any]] = ok) -> Any:
+            return _mode(r.get(key) for r in ok)
+
+        put("Name", experiment)
+        put("Model", first("model.spec") or first("config.model"))
+        put("ModelType", first("model.model_type"))
+        put("Dataset", first("data.source"))
+        for split in ("train", "validation", "test"):
+            value = first(f"data.sizes.{split}")
+            put(f"{camel(split)}Size", _latex_number(_thousands(float(value))) if value is not None else None, raw=True)
+        put("NumLabels", first("data.num_labels"))
+        put("MaxLength", first("data.max_length"))
+        put("Steps", first("config.train.steps"))
+        put("BatchSize", first("config.train.batch_size"))
+        put("GradAccum", first("config.train.grad_accum"))
+        put("Scheduler", first("config.train.scheduler"))
+        put("WarmupRatio", first("config.train.warmup_ratio"))
+        put("EvalEvery", first("config.train.eval_every"))
+        put("Precision", first("config.train.precision"))
+        put("DeviceType", first("env.device.type"))
+        put("DeviceName", first("env.device.name"))
+        put("CpuCount", first("env.device.cpu_count"))
+        put("TorchThreads", first("env.device.torch_threads"))
+        put("Python", first("env.device.python"))
+        put("Platform", first("env.device.platform"))
+        put("GpuMemoryMB", first("env.device.gpu_memory_mb"))
+        put("Cuda", first("env.device.cuda"))
+        put("Hardware", _hardware(first))
+        versions = sorted({k for r in ok for k in r if k.startswith("env.versions.")})
+        for key in versions:
+            put(f"Version{camel(key.removeprefix('env.versions.'))}", first(key))
+        seeds = sorted({r.get("seed") for r in ok if r.get("seed") is not None})
+        put("NumSeeds", len(seeds))
+        put("NumRuns", len(runs))
+        put("NumRunsOk", sum(1 for r in runs if r.get("status") == "ok"))
+        put("NumMethods", len(part))
+
+        for _, row in part.iterrows():
+            name = camel(row["method"])
+            put(f"{name}Label", row["method"])
+            put(f"{name}Seeds", int(row["runs_ok"]))
+            lrs = {r.get("hyperparameters.lr") for r in runs if r.get("label") == row["method"]}
+            if len(lrs) == 1 and _finite(next(iter(lrs))):
+                put(f"{name}LR", f"{next(iter(lrs)):.0e}".replace("e-0", "e-"), raw=True)
+            if _finite(row.get("trainable_params")):
+                put(f"{name}TrainParams", _latex_number(_thousands(float(row["trainable_params"]))), raw=True)
+            for col in cols:
+                if _finite(row[col.key]):
+                    put(f"{name}{col.macro}", _latex_number(col.fmt(float(row[col.key]))), raw=True)
+                if col.ci and _finite(row.get(col.ci)):
+                    put(f"{name}{col.macro}CI", _latex_number(col.fmt(float(row[col.ci])).lstrip("+")), raw=True)
+        lr_keys = {label: f"{prefix}{camel(label)}LR" for label in part["method"]}
+        lr_text = [rf"\texttt{{{escape(label)}}} {macros[key]}" for label, key in lr_keys.items() if key in macros]
+        put("LearningRates", ", ".join(lr_text) if lr_text else None, raw=True)
+        for col in cols:
+            mask = best_mask(part, col)
+            winners = [m for m, b in zip(part["method"], mask, strict=True) if b]
+            if winners:
+                put(f"Best{col.macro}Method", ", ".join(winners))
+                put(f"Best{col.macro}", _latex_number(col.fmt(float(part[col.key][mask].iloc[0]))), raw=True)
+    return macros
+
+
+def _hardware(first: Callable[[str], Any]) -> str | None:
+    """One phrase for the setup section, e.g. `NVIDIA H100 GPU (80 GB, CUDA 12.8)` or `AMD EPYC CPU (2 cores)`."""
+    name, kind = first("env.device.name"), first("env.device.type")
+    if name is None:
+        return None
+    if kind == "cuda":
+        details = (
+            [f"{float(first('env.device.gpu_memory_mb')) / 1024:.0f} GB"] if first("env.device.gpu_memory_mb") else []
+        )
+        details += [f"CUDA {first('env.device.cuda')}"] if first("env.device.cuda") else []
+        return f"{name} GPU" + (f" ({', '.join(details)})" if details else "")
+    details = [f"{first('env.device.cpu_count')} cores"] if first("env.device.cpu_count") else []
+    details += [f"{first('env.device.torch_threads')} PyTorch threads"] if first("env.device.torch_threads") else []
+    return f"{name} {(kind or 'cpu').upper()}" + (f" ({', '.join(details)})" if details else "")
+
+
+def _latex_number(text: str) -> str:
+    """`1,345` → `1{,}345` (no space after a thousands comma), `-0.010` → `$-$0.010`."""
+    return text.replace(",", "{,}").replace("-", "$-$").replace("+", "$+$")
+
+
+def macros_tex(summary: Any, records: list[dict[str, Any]]) -> str:
+    lines = [
+        "% Generated by `python -m peftlab.report` from run records: do not edit, re-run the report.",
+        "% Numbers use the same formatter as summary.tex; ± values are 95% t-interval half-widths over seeds.",
+    ]
+    lines += [newcommand(name, value) for name, value in macro_values(summary, records).items()]
+    return "\n".join(lines) + "\n"

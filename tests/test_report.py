@@ -1,0 +1,308 @@
+"""The report on synthetic records written by the real record writer: every table, macro and figure.
+
+The records imitate runner.py's shape (same keys), several methods × 3 seeds, a LoRA rank sweep and
+forgetting deltas, with numbers chosen so that "best" is known in advance.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import subprocess
+import zlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from peftlab.report import main as report_main
+from peftlab.report import write_experiment_report, write_report
+from peftlab.reporting.latex import camel, escape
+from peftlab.results import load_records, write_record
+
+# label -> (method, test accuracy, trainable params, peak MB, tokens/s, saved MB, hyperparameters)
+METHODS = {
+    "full": ("full", 0.86, 22_713_986, 1300.0, 550.0, 86.66, {}),
+    "lora": ("lora", 0.84, 74_498, 1120.0, 990.0, 0.29, {"r": 8, "alpha": 16.0}),
+    "qlora": ("qlora", 0.83, 74_498, 900.0, 660.0, 0.29, {"r": 8, "alpha": 16.0}),
+    "prompt_tuning": ("prompt_tuning", 0.70, 8_450, 1110.0, 1200.0, 0.03, {"num_virtual_tokens": 20}),
+    "prefix_tuning": ("prefix_tuning", 0.75, 92_930, 1010.0, 1090.0, 0.35, {"num_virtual_tokens": 20}),
+}
+RANKS = (2, 4, 8, 16)
+SEEDS = (0, 1, 2)
+PROBES = ("wikitext", "sst2_probe")
+STEPS = (50, 100, 150)
+
+
+def synthetic_record(
+    experiment: str,
+    label: str,
+    method: str,
+    seed: int,
+    acc: float,
+    trainable: int,
+    peak: float,
+    tps: float,
+    saved: float,
+    hyper: dict,
+    *,
+    forgetting: bool = True,
+    trial: dict | None = None,
+) -> dict:
+    rng = random.Random(f"{label}-{seed}")
+    acc = acc + rng.uniform(-0.01, 0.01)
+    total = 22_713_986 + (0 if method == "full" else trainable - 1538)
+    record = {
+        "run_id": f"{re.sub(r'[^a-z0-9]+', '-', label)}-s{seed}-{zlib.crc32(label.encode()):08x}",
+        "experiment": experiment,
+        "label": label,
+        "method": method,
+        "seed": seed,
+        "status": "ok",
+        "error": None,
+        "hyperparameters": {
+            "lr": 2e-3,
+            **hyper,
+            "resolved_target_modules": ["query", "value"] if "r" in hyper else None,
+        },
+        "config": {
+            "model": "builtin:minilm-l6",
+            "train": {
+                "steps": STEPS[-1],
+                "batch_size": 32,
+                "grad_accum": 1,
+                "scheduler": "linear",
+                "warmup_ratio": 0.06,
+                "eval_every": 50,
+            },
+        },
+        "config_hash": f"{zlib.crc32(label.encode()):016x}",
+        "data": {
+            "source": "builtin:rotten_tomatoes",
+            "fingerprint": "3b87d8312bbeec89",
+            "sizes": {"train": 8568, "validation": 500, "test": 1000},
+            "num_labels": 2,
+            "label_names": ["negative", "positive"],
+            "max_length": 64,
+        },
+        "model": {"spec": "builtin:minilm-l6", "kind": "builtin", "model_type": "bert", "dtype": "torch.float32"},
+        "metrics": {
+            "test": {"accuracy": acc, "f1_macro": acc - 0.005, "loss": 1 - acc, "n": 1000},
+            "validation": {"accuracy": acc + 0.004, "f1_macro": acc, "loss": 1 - acc},
+            "final_train_loss": 1 - acc,
+            "curve": [
+                {
+                    "step": step,
+                    "train_loss": 0.7 - 0.1 * i,
+                    "val_accuracy": 0.5 + (acc - 0.5) * (i + 1) / len(STEPS) + rng.uniform(-0.01, 0.01),
+                    "val_f1_macro": 0.5,
+                    "val_loss": 0.6,
+                }
+                for i, step in enumerate(STEPS)
+            ],
+        },
+        "params": {"trainable": trainable, "total": total, "trainable_pct": 100 * trainable / total},
+        "memory": {"device": "cpu", "peak_mb": peak + rng.uniform(-5, 5), "measure": "peak RSS"},
+        "speed": {"train_tokens_per_s": tps + rng.uniform(-20, 20), "train_samples_per_s": tps / 27},
+        "time": {"train_s": 100.0, "total_s": 120.0},
+        "size": {"saved_bytes": int(saved * 2**20), "saved_mb": saved, "what": "adapter"},
+        "env": {
+            "versions": {
+                "peftlab": "0.1.0",
+                "torch": "2.13.0+cpu",
+                "transformers": "5.23.0",
+                "peft": "0.21.2",
+                "scikit-learn": "1.9.1",
+            },
+            "git": {"sha": None, "dirty": None},
+            "device": {"type": "cpu", "name": "AMD EPYC", "cpu_count": 2, "torch_threads": 2, "python": "3.11.7"},
+        },
+    }
+    if forgetting:
+        deltas = {p: -(acc - 0.6) / (3 + i) for i, p in enumerate(PROBES)}
+        record["forgetting"] = {p: {"before": 0.9, "after": 0.9 + d, "delta": d} for p, d in deltas.items()}
+    if trial is not None:
+        record["trial"] = trial
+    return record
+
+
+def make_records(
+    results_dir: Path, *, sweep: bool = True, forgetting: bool = True, trials: bool = False, seeds=SEEDS
+) -> Path:
+    """A results/<experiment> folder of synthetic records; returns the folder."""
+    experiment = results_dir.name
+    for label, (method, acc, trainable, peak, tps, saved, hyper) in METHODS.items():
+        for seed in seeds:
+            write_record(
+                results_dir,
+                synthetic_record(
+                    experiment, label, method, seed, acc, trainable, peak, tps, saved, hyper, forgetting=forgetting
+                ),
+            )
+    if sweep:
+        for r in RANKS:
+            for seed in seeds:
+                rec = synthetic_record(
+                    experiment, f"lora_sweep[r={r}]", "lora", seed, 0.80 + 0.01 * (r.bit_length()), 74_498 * r // 8,
+                    1120.0, 990.0, 0.29 * r / 8, {"r": r, "alpha": 2.0 * r}, forgetting=forgetting,
+                )  # fmt: skip
+                write_record(results_dir, rec)
+    if trials:
+        rng = random.Random(0)
+        for number in range(8):
+            lr, r = 10 ** rng.uniform(-4, -2), rng.choice([4, 8, 16])
+            acc = 0.8 + 0.02 * (lr > 1e-3) + rng.uniform(0, 0.01)
+            trial = {"number": number, "value": acc, "params": {"lr": lr, "r": r}}
+            rec = synthetic_record(
+                experiment, f"lora_search[trial={number}]", "lora", 0, acc, 74_498, 1120.0, 990.0, 0.29, {"r": r},
+                forgetting=forgetting, trial=trial,
+            )  # fmt: skip
+            write_record(results_dir, rec)
+    return results_dir
+
+
+ALL_FIGURES = (
+    "accuracy_vs_trainable_params",
+    "accuracy_vs_memory",
+    "throughput",
+    "training_curves",
+    "accuracy_vs_rank",
+    "learning_vs_forgetting",
+)
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    results = make_records(tmp_path_factory.mktemp("res") / "bert_cls", trials=True)
+    out = tmp_path_factory.mktemp("report")
+    written = write_report([results], out)
+    return results, out, written
+
+
+def test_every_table_and_figure_is_written(full_report):
+    _, out, written = full_report
+    for name in ("summary.csv", "summary.md", "summary.tex", "macros.tex", "runs.csv"):
+        assert (out / name).stat().st_size > 200, name
+    for stem in (*ALL_FIGURES, "optuna_history", "optuna_importances"):
+        for ext in ("png", "pdf"):
+            path = out / "figures" / f"{stem}.{ext}"
+            assert path in written and path.stat().st_size > 5000, path
+
+
+def test_summary_has_interval_costs_and_forgetting_columns(full_report):
+    _, out, _ = full_report
+    summary = pd.read_csv(out / "summary.csv").set_index("method")
+    assert summary.loc["lora", "runs_ok"] == 3
+    assert summary.loc["full", "test_accuracy_ci95"] > 0
+    for probe in PROBES:
+        assert f"forgetting_{probe}_mean" in summary.columns
+    md = (out / "summary.md").read_text()
+    assert "test acc" in md and "**" in md and "forgetting wikitext" in md
+
+
+def test_best_values_are_marked_in_the_right_direction(full_report):
+    _, out, _ = full_report
+    tex = (out / "summary.tex").read_text()
+    rows = {line.split("&")[0].strip(): line for line in tex.splitlines() if line.startswith(r"\texttt")}
+    full, prompt = rows[r"\texttt{full}"], rows[r"\texttt{prompt\_tuning}"]
+    cells = lambda row: [c.strip() for c in row.rstrip("\\ ").split("&")]  # noqa: E731
+    assert cells(full)[2].startswith(r"\textbf{")  # highest accuracy
+    assert cells(prompt)[4].startswith(r"\textbf{")  # fewest trainable parameters (min)
+    assert cells(prompt)[6].startswith(r"\textbf{")  # fastest
+    assert not cells(full)[4].startswith(r"\textbf{")  # 100% trainable is not best
+
+
+def test_latex_table_is_escaped_and_booktabs(full_report):
+    _, out, _ = full_report
+    tex = (out / "summary.tex").read_text()
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    assert r"prompt\_tuning" in tex and r"lora\_sweep{[}r=2{]}" in tex
+    text_outside_math = re.sub(r"\$[^$]*\$", "", tex)
+    assert not re.search(r"(?<!\\)_", text_outside_math), "bare underscore in LaTeX"
+    assert "±" not in tex  # unicode ± is not safe in pdflatex without inputenc tricks
+
+
+def test_macros_hold_the_same_numbers_as_the_csv(full_report):
+    _, out, _ = full_report
+    macros = dict(re.findall(r"\\newcommand\{\\([A-Za-z]+)\}\{(.*)\}", (out / "macros.tex").read_text()))
+    summary = pd.read_csv(out / "summary.csv")
+
+    def number(text: str) -> float:
+        return float(text.replace("{,}", "").replace("$-$", "-").replace("$+$", "+"))
+
+    checks = {"Acc": ("test_accuracy_mean", 3), "AccCI": ("test_accuracy_ci95", 3), "FOne": ("test_f1_macro_mean", 3),
+              "PeakMem": ("peak_memory_mb", 0), "TokPerSec": ("train_tokens_per_s", 0), "SavedMB": ("saved_mb", 2),
+              "ForgetWikitext": ("forgetting_wikitext_mean", 3)}  # fmt: skip
+    compared = 0
+    for _, row in summary.iterrows():
+        prefix = "bertcls" + camel(row["method"])
+        for suffix, (column, digits) in checks.items():
+            if pd.isna(row[column]):  # one seed: no interval, so no macro either
+                assert prefix + suffix not in macros
+                continue
+            assert number(macros[prefix + suffix]) == pytest.approx(row[column], abs=0.51 * 10**-digits)
+            compared += 1
+        assert number(macros[prefix + "TrainPct"]) == pytest.approx(row["trainable_pct"], rel=0.01)
+    assert compared >= 9 * len(checks)
+    best = summary.loc[summary["test_accuracy_mean"].idxmax()]
+    assert macros["bertclsBestAccMethod"] == escape(best["method"])
+    assert macros["bertclsVersionScikitLearn"] == "1.9.1" and macros["bertclsDeviceName"] == "AMD EPYC"
+    assert all(re.fullmatch(r"[A-Za-z]+", name) for name in macros)
+
+
+def test_missing_data_skips_figures_without_error(tmp_path, capsys):
+    results = make_records(tmp_path / "plain", sweep=False, forgetting=False, seeds=(0,))
+    written = write_experiment_report(results)
+    names = {p.name for p in written}
+    assert "accuracy_vs_trainable_params.png" in names and "training_curves.pdf" in names
+    for stem in ("accuracy_vs_rank", "learning_vs_forgetting", "optuna_history", "optuna_importances"):
+        assert not (results / "figures" / f"{stem}.png").exists()
+    said = capsys.readouterr().out
+    assert "skipped accuracy_vs_rank: no rank sweep" in said and "skipped learning_vs_forgetting" in said
+    summary = pd.read_csv(results / "summary.csv")
+    assert not any(c.startswith("forgetting_") for c in summary.columns)
+    assert r"\Delta" not in (results / "summary.tex").read_text()
+
+
+def test_cli_pools_experiments_into_out(tmp_path, capsys):
+    a = make_records(tmp_path / "exp_a", sweep=False, forgetting=False, seeds=(0, 1))
+    b = make_records(tmp_path / "exp_b", sweep=False, forgetting=False, seeds=(0, 1))
+    assert report_main([str(a), str(b), "--out", str(tmp_path / "both")]) == 0
+    summary = pd.read_csv(tmp_path / "both" / "summary.csv")
+    assert set(summary["experiment"]) == {"exp_a", "exp_b"} and len(summary) == 2 * len(METHODS)
+    macros = (tmp_path / "both" / "macros.tex").read_text()
+    assert r"\expaLoraAcc" in macros and r"\expbLoraAcc" in macros
+    assert report_main([str(tmp_path / "nothing")]) == 2
+
+
+def test_macro_names_are_letters_only():
+    assert camel("prompt_tuning") == "PromptTuning"
+    assert camel("lora[r=16]") == "LoraROneSix" != camel("lora[r=1]")
+    assert escape("a_b & 50% [x]") == r"a\_b \& 50\% {[}x{]}"
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_generated_table_and_macros_compile(full_report, tmp_path):
+    _, out, _ = full_report
+    doc = tmp_path / "doc.tex"
+    doc.write_text(
+        "\\documentclass{article}\\usepackage{booktabs}\\usepackage[margin=0.5in]{geometry}\n"
+        f"\\input{{{out / 'macros.tex'}}}\n\\begin{{document}}\n\\small\n\\input{{{out / 'summary.tex'}}}\n\n"
+        "Best: \\bertclsBestAccMethod{} with \\bertclsBestAcc{}; LoRA \\bertclsLoraTrainParams{} parameters.\n"
+        "\\end{document}\n"
+    )
+    result = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 1000
+
+
+def test_load_records_sees_every_synthetic_record(tmp_path):
+    results = make_records(tmp_path / "x", sweep=True, forgetting=True, seeds=(0, 1, 2))
+    assert len(load_records([results])) == 3 * (len(METHODS) + len(RANKS))
