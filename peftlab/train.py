@@ -96,7 +96,10 @@ def train(
         started = time.perf_counter()
         step_loss, step_tokens, step_samples = 0.0, 0, 0
         for _ in range(cfg.grad_accum):
-            batch = {k: v.to(device, non_blocking=True) for k, v in collate(next(micro)).items()}
+            host_batch = collate(next(micro))
+            step_tokens += int(host_batch["attention_mask"].sum())  # counted on the host: no device sync
+            step_samples += host_batch["input_ids"].shape[0]
+            batch = {k: v.to(device, non_blocking=True) for k, v in host_batch.items()}
             with autocast():
                 loss = model(**batch).loss / cfg.grad_accum
             if scaler is not None:
@@ -104,8 +107,6 @@ def train(
             else:
                 loss.backward()
             step_loss += loss.detach()
-            step_tokens += int(batch["attention_mask"].sum())
-            step_samples += batch["input_ids"].shape[0]
         if scaler is not None:
             scaler.unscale_(optimizer)
         if cfg.max_grad_norm:
