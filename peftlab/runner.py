@@ -45,6 +45,10 @@ def prepare_workspace(experiment: Experiment) -> Workspace:
     from peftlab.models import load_tokenizer, quiet_transformers, resolve_model_source
     from peftlab.tasks.classification import tokenize_split
 
+    if _uses_hub(experiment):
+        from peftlab.hub import go_offline_if_unreachable
+
+        go_offline_if_unreachable()
     quiet_transformers()
     _quiet_library_warnings()
     source = resolve_model_source(experiment.model, experiment.search_dirs())
@@ -66,6 +70,16 @@ def prepare_workspace(experiment: Experiment) -> Workspace:
     for name in ("accuracy", "f1"):  # loaded once here, inherited by every forked run
         load_metric(name)
     return Workspace(experiment, source, tokenizer, data, splits, experiment.results_dir())
+
+
+def _uses_hub(experiment: Experiment) -> bool:
+    """Whether a source is neither builtin nor an existing local path (so it would come from the hub)."""
+    for spec in (experiment.model, experiment.data.source):
+        if spec.startswith("builtin:"):
+            continue
+        if not any((folder / spec).exists() for folder in experiment.search_dirs()):
+            return True
+    return False
 
 
 def _data_base_dir(experiment: Experiment) -> Path | None:
@@ -300,12 +314,62 @@ def _train_and_measure(
             "steps": outcome.steps_done,
         }
     )
+    record["speed"].update(_inference_latency(model, ws, device, autocast, padding_side, method.full_model))
     size = saved_size_bytes(model)
     record["size"] = {
         "saved_bytes": size,
         "saved_mb": size / (1024 * 1024),
         "what": "full model" if method.full_model else "adapter (incl. trained head)",
     }
+
+
+def _inference_latency(
+    model: Any, ws: Workspace, device: str, autocast: Any, padding_side: str, full_model: bool, n: int = 32
+) -> dict[str, Any]:
+    """Median per-example latency at batch size 1, adapter attached and (LoRA family) merged.
+
+    Merging happens on a copy, after everything else is measured; quantised bases are not
+    merged (that would dequantise and requantise the weights).
+    """
+    import copy
+
+    import numpy as np
+    import torch
+
+    from peftlab.tasks.classification import collate
+
+    split = ws.splits["test"]
+    indices = [np.array([i]) for i in range(min(n, len(split)))]
+
+    def measure(m: Any) -> float:
+        m.eval()
+        times = []
+        with torch.inference_mode(), autocast():
+            for i, idx in enumerate(indices):
+                batch = {k: v.to(device) for k, v in collate(split, idx, ws.pad_id, padding_side).items()}
+                batch.pop("labels")
+                start = time.perf_counter()
+                m(**batch)
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                if i >= 3:  # warm-up excluded
+                    times.append(time.perf_counter() - start)
+        return 1000 * float(np.median(times)) if times else float("nan")
+
+    out: dict[str, Any] = {"latency_ms_bs1": measure(model), "latency_ms_bs1_merged": None}
+    mergeable = hasattr(model, "merge_and_unload") and not full_model
+    quantized = getattr(getattr(model, "base_model", model), "is_loaded_in_4bit", False) or any(
+        p.__class__.__name__ == "Params4bit" for p in model.parameters()
+    )
+    if mergeable and not quantized:
+        try:
+            merged = copy.deepcopy(model).merge_and_unload()
+        except (ValueError, TypeError, AttributeError, NotImplementedError):
+            merged = None  # prompt/prefix tuning cannot be merged into the weights
+        if merged is not None:
+            out["latency_ms_bs1_merged"] = measure(merged)
+            del merged
+    return out
 
 
 # ---------------------------------------------------------------- isolation

@@ -71,3 +71,11 @@ def test_unknown_model_source_is_a_one_line_error(experiment_file, tmp_path):
     result = run_cli(str(path))
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: model './missing/") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_hub_model_suggests_the_builtin_source(experiment_file):
+    result = run_cli(str(experiment_file()), "model=no-such-org/no-such-model")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "could not load from the Hugging Face hub" in lines[0]
+    assert "builtin:minilm-l6" in lines[0]

@@ -1,0 +1,35 @@
+"""Paste generated tables into README.md between markers, so the README never holds typed numbers.
+
+    python scripts/update_readme.py            # bert_cls summary from results/bert_cls/summary.md
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BLOCKS = {"bert_cls-summary": ROOT / "results" / "bert_cls" / "summary.md"}
+
+
+def main() -> int:
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    for name, source in BLOCKS.items():
+        if not source.is_file():
+            print(f"update_readme: {source} does not exist; run the experiment first", file=sys.stderr)
+            return 2
+        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.DOTALL)
+        if not pattern.search(text):
+            print(f"update_readme: no <!-- {name}:start/end --> markers in README.md", file=sys.stderr)
+            return 2
+        body = source.read_text().strip()
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
+    readme.write_text(text)
+    print("update_readme: README.md updated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

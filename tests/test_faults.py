@@ -1,0 +1,85 @@
+"""A run that diverges, runs out of memory or dies is a recorded result; the experiment goes on."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from peftlab.run import main
+
+TWO_METHODS = "  - method: full\n    lr: 1.0e-3\n  - method: lora\n    lr: 1.0e-2\n"
+
+
+def records(tmp_path: Path) -> dict[str, dict]:
+    out = {}
+    for path in (tmp_path / "results" / "tiny" / "runs").glob("*.json"):
+        record = json.loads(path.read_text())
+        out[record["method"]] = record
+    return out
+
+
+def test_nan_loss_is_diverged_and_the_next_run_still_runs(experiment_file, tmp_path):
+    # a learning rate of 1e30 blows every weight up after one step: the loss is no longer finite
+    methods = "  - method: full\n    lr: 1.0e+30\n  - method: lora\n    lr: 1.0e-2\n"
+    assert main([str(experiment_file(methods, steps=4)), "-q", "--no-report"]) == 0
+    recs = records(tmp_path)
+    assert recs["full"]["status"] == "diverged" and "loss is" in recs["full"]["error"]
+    assert recs["lora"]["status"] == "ok"
+    # diverged is a finished outcome: a re-run does not repeat it
+    assert main([str(experiment_file(methods, steps=4)), "-q", "--no-report"]) == 0
+
+
+def test_out_of_memory_is_recorded_as_oom(experiment_file, tmp_path, monkeypatch):
+    import torch
+
+    import peftlab.train
+
+    real_train = peftlab.train.train
+    calls = []
+
+    def train_or_oom(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(peftlab.train, "train", train_or_oom)
+    assert main([str(experiment_file(TWO_METHODS, steps=2)), "-q", "--no-report", "--in-process"]) == 0
+    recs = records(tmp_path)
+    assert recs["full"]["status"] == "oom" and "out of memory" in recs["full"]["error"]
+    assert recs["lora"]["status"] == "ok"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="run isolation uses fork")
+def test_run_process_killed_is_recorded_and_the_experiment_goes_on(experiment_file, tmp_path, monkeypatch):
+    import peftlab.runner
+
+    real = peftlab.runner._train_and_measure
+
+    def die_on_full(ws, spec, *args, **kwargs):
+        if spec.method == "full":  # runs inside the forked child: the kernel's OOM killer, simulated
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(ws, spec, *args, **kwargs)
+
+    monkeypatch.setattr(peftlab.runner, "_train_and_measure", die_on_full)
+    assert main([str(experiment_file(TWO_METHODS, steps=2)), "-q", "--no-report"]) == 0
+    recs = records(tmp_path)
+    assert recs["full"]["status"] == "oom" and "SIGKILL" in recs["full"]["error"]
+    assert recs["lora"]["status"] == "ok"
+    assert recs["lora"]["env"]["pid"] != os.getpid()  # it ran in its own process
+
+
+def test_speed_fields_exclude_warmup_and_latency_is_measured(experiment_file, tmp_path):
+    assert main([str(experiment_file(steps=6)), "-q", "--no-report", "train.timing_warmup_steps=2"]) == 0
+    (rec,) = records(tmp_path).values()
+    speed = rec["speed"]
+    assert speed["warmup_steps_excluded"] == 2 and speed["timed_steps"] == 4
+    assert speed["train_tokens_per_s"] > 0 and speed["train_samples_per_s"] > 0
+    assert 0 < speed["step_time_median_s"] <= speed["step_time_p90_s"]
+    assert speed["latency_ms_bs1"] > 0 and speed["latency_ms_bs1_merged"] > 0  # LoRA merges
+    mem = rec["memory"]
+    assert mem["device"] == "cpu" and mem["train_peak_rss_mb"] >= mem["baseline_rss_mb"] > 0
