@@ -407,41 +407,6 @@ def execute_isolated(
     return record
 
 
-# ---------------------------------------------------------------- one owner per results folder
-
-
-def hold_results_lock(results_dir: Path) -> Any:
-    """Take `results/<exp>/.lock` for this process, or fail with one line naming the owner.
-
-    An flock, not a pid file: the kernel releases it when the owner and every forked child that
-    inherited it are gone, so a SIGKILLed sweep never leaves a stale lock, and a re-run cannot
-    start while an orphaned run from the killed sweep is still writing. Keep the returned file open.
-    """
-    import fcntl
-
-    from peftlab.errors import UserError
-
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / ".lock"
-    handle = open(path, "a+")  # noqa: SIM115 - held for the life of the process
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.seek(0)
-        owner = handle.read().strip() or "another process"
-        handle.close()
-        raise UserError(
-            f"{results_dir} is in use by pid {owner}; wait for it to finish or stop it, then run again"
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"{os.getpid()}\n")
-    handle.flush()
-    for tmp in (results_dir / "runs").glob(".*.tmp"):  # a record write cut short by a kill
-        tmp.unlink(missing_ok=True)
-    return handle
-
-
 def can_fork() -> bool:
     return hasattr(os, "fork") and sys.platform.startswith("linux")
 
@@ -463,3 +428,45 @@ def summary_line(record: dict[str, Any], position: tuple[int, int]) -> str:
 
 def dataclass_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
+
+
+# ---------------------------------------------------------------- one owner per results folder
+
+
+def hold_results_lock(results_dir: Path, wait_s: float = 5.0) -> Any:
+    """Take `results/<exp>/.lock` for this process, or fail with one line naming the owner.
+
+    An flock, not a pid file: the kernel releases it when the owner and every forked child that
+    inherited it are gone, so a SIGKILLed sweep never leaves a stale lock, and a re-run cannot
+    start while an orphaned run from the killed sweep is still writing. A killed sweep's processes
+    take a moment to exit, hence the short wait. Keep the returned file open.
+    """
+    import fcntl
+
+    from peftlab.errors import UserError
+
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / ".lock"
+    handle = open(path, "a+")  # noqa: SIM115 - held for the life of the process
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.2)
+                continue
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise UserError(
+                f"{results_dir} is in use by pid {owner}; wait for it to finish or stop it, then run again"
+            ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    for tmp in (results_dir / "runs").glob(".*.tmp"):  # a record write cut short by a kill
+        tmp.unlink(missing_ok=True)
+    return handle

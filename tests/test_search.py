@@ -30,9 +30,7 @@ def search_block(sampler: str = "tpe", trials: int = 3, pruner: str = "none") ->
 
 
 def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "peftlab.run", *args], capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([sys.executable, "-m", "peftlab.run", *args], capture_output=True, text=True, timeout=timeout)
 
 
 def study_trials(results: Path) -> list:
