@@ -84,6 +84,9 @@ class MethodEntry:
     lr: float
     params: Any  # the method's own params dataclass
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    # alpha = alpha_ratio × r, for methods with both: alpha and rank are confounded through the
+    # alpha/r scaling, so a rank ablation holds the ratio (the effective scale) fixed instead of alpha
+    alpha_ratio: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +95,7 @@ class MethodEntry:
             "lr": self.lr,
             "params": dataclasses.asdict(self.params),
             "grid": self.grid,
+            "alpha_ratio": self.alpha_ratio,
         }
 
 
@@ -106,6 +110,7 @@ class Experiment:
     train: TrainConfig = field(default_factory=TrainConfig)
     seeds: list[int] = field(default_factory=lambda: [0])
     output_dir: str = "results"
+    search: Any = None  # search.SearchConfig when the file has a `search:` block
     source_path: Path | None = None  # where it was loaded from; not part of the YAML
 
     def results_dir(self) -> Path:
@@ -130,11 +135,12 @@ class Experiment:
             "seeds": list(self.seeds),
             "output_dir": self.output_dir,
             "methods": [m.as_dict() for m in self.methods],
+            "search": self.search.as_dict() if self.search is not None else None,
         }
 
 
 _TOP_KEYS = [f.name for f in dataclasses.fields(Experiment) if f.name != "source_path"]
-_ENTRY_KEYS = ("method", "label", "lr", "grid")
+_ENTRY_KEYS = ("method", "label", "lr", "grid", "alpha_ratio")
 
 
 def _parse_method(raw: Any, origin: str, path: str) -> MethodEntry:
@@ -173,10 +179,20 @@ def _parse_method(raw: Any, origin: str, path: str) -> MethodEntry:
     if not isinstance(grid_raw, dict):
         fail(origin, f"{path}.grid", f"got {grid_raw!r}, expected a mapping of key to a list of values")
     hints = get_type_hints(method.params)
+    has_ratio = "alpha" in hints and "r" in hints
+    alpha_ratio = None
+    if "alpha_ratio" in raw:
+        if not has_ratio:
+            fail(origin, f"{path}.alpha_ratio", f"method {name!r} has no alpha and r")
+        alpha_ratio = coerce(raw["alpha_ratio"], float, origin, f"{path}.alpha_ratio")
+        if alpha_ratio <= 0:
+            fail(origin, f"{path}.alpha_ratio", f"got {alpha_ratio}, must be positive")
     grid: dict[str, list[Any]] = {}
     for key, values in grid_raw.items():
+        if key == "alpha_ratio" and has_ratio:
+            hints = {**hints, "alpha_ratio": float}
         if key != "lr" and key not in hints:
-            allowed = ["lr", *param_names]
+            allowed = ["lr", *(["alpha_ratio"] if has_ratio else []), *param_names]
             fail(
                 origin,
                 f"{path}.grid.{key}",
@@ -186,7 +202,9 @@ def _parse_method(raw: Any, origin: str, path: str) -> MethodEntry:
             fail(origin, f"{path}.grid.{key}", f"got {values!r}, expected a non-empty list")
         tp = float if key == "lr" else hints[key]
         grid[key] = [coerce(v, tp, origin, f"{path}.grid.{key}[{i}]") for i, v in enumerate(values)]
-    return MethodEntry(method=name, label=label, lr=lr, params=params, grid=grid)
+    if "alpha" in grid and (alpha_ratio is not None or "alpha_ratio" in grid):
+        fail(origin, f"{path}.grid.alpha", "alpha and alpha_ratio both set; alpha = alpha_ratio × r, choose one")
+    return MethodEntry(method=name, label=label, lr=lr, params=params, grid=grid, alpha_ratio=alpha_ratio)
 
 
 def parse_experiment(raw: Any, origin: str = "") -> Experiment:
@@ -206,14 +224,20 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     for label in labels:
         if labels.count(label) > 1:
             fail(origin, "methods", f"label {label!r} is used twice; give each entry its own 'label'")
-    rest = {k: v for k, v in raw.items() if k != "methods"}
+    rest = {k: v for k, v in raw.items() if k not in ("methods", "search")}
     shell = build(_ExperimentShell, rest, origin, "")
     name = shell.name
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         fail(origin, "name", f"got {name!r}, use letters, digits and _.- only (it names a folder)")
     if not shell.seeds:
         fail(origin, "seeds", "expected at least one seed")
-    return Experiment(methods=methods, **dataclasses.asdict(shell) | {"data": shell.data, "train": shell.train})
+    search = None
+    if raw.get("search") is not None:
+        from peftlab.search import parse_search
+
+        search = parse_search(raw["search"], origin, methods, shell.train)
+    fields = dataclasses.asdict(shell) | {"data": shell.data, "train": shell.train}
+    return Experiment(methods=methods, search=search, **fields)
 
 
 @dataclass

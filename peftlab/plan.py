@@ -38,20 +38,29 @@ def _hash(payload: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def with_alpha_ratio(params: dict[str, Any], ratio: float | None) -> dict[str, Any]:
+    """alpha = ratio × r: the run's params hold the alpha that peft sees, so hashes stay comparable."""
+    return params if ratio is None else {**params, "alpha": float(ratio * params["r"])}
+
+
 def _variants(entry: MethodEntry) -> list[tuple[str, float, dict[str, Any]]]:
     base = dataclasses.asdict(entry.params)
     if not entry.grid:
-        return [(entry.label, entry.lr, base)]
+        return [(entry.label, entry.lr, with_alpha_ratio(base, entry.alpha_ratio))]
     keys = list(entry.grid)
     out = []
     for values in itertools.product(*(entry.grid[k] for k in keys)):
         params = dict(base)
         lr = entry.lr
+        ratio = entry.alpha_ratio
         for key, value in zip(keys, values, strict=True):
             if key == "lr":
                 lr = value
+            elif key == "alpha_ratio":
+                ratio = value
             else:
                 params[key] = value
+        params = with_alpha_ratio(params, ratio)
         tag = ",".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
         out.append((f"{entry.label}[{tag}]", lr, params))
     return out

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
-FINISHED = ("ok", "diverged", "oom")  # outcomes that a re-run would reproduce; `failed` is retried
-STATUSES = ("ok", "diverged", "oom", "failed")
+# outcomes that a re-run would reproduce; `failed` is retried. `pruned`: a search trial stopped early
+# by its pruner on an intermediate validation score (a decision, so not repeated).
+FINISHED = ("ok", "diverged", "oom", "pruned")
+STATUSES = ("ok", "diverged", "oom", "pruned", "failed")
 
 
 def runs_dir(results_dir: Path) -> Path:

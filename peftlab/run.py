@@ -10,8 +10,9 @@ import argparse
 import os
 import sys
 import time
+from typing import Any
 
-from peftlab.errors import UserError
+from peftlab.errors import ConfigError, UserError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--in-process",
         action="store_true",
         help="run every run in this process instead of a forked child per run (memory peaks are then less separable)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="with a search: block, run this many worker processes on the one study (default 1)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return parser
@@ -76,8 +83,14 @@ def _main(args: argparse.Namespace) -> int:
                 f"{args.experiment}: --methods: {', '.join(unknown)} not in the file; "
                 f"methods in it: {', '.join(e.label for e in experiment.methods)}"
             )
-    plan = make_plan(experiment, only)
+    if only and experiment.search is not None:
+        experiment.methods = [e for e in experiment.methods if e.label in only or e.method in only]
+    if args.workers < 1 or (args.workers > 1 and experiment.search is None):
+        raise ConfigError(f"{args.experiment}: --workers: needs a search: block and a count of at least 1")
     results_dir = experiment.results_dir()
+    if experiment.search is not None:
+        return _search(experiment, args)
+    plan = make_plan(experiment, only)
 
     if args.dry_run:
         from peftlab.results import finished_record
@@ -97,8 +110,16 @@ def _main(args: argparse.Namespace) -> int:
     print(f"peftlab: experiment {experiment.name} — {len(plan)} runs; loading model source and data…", flush=True)
     started = time.perf_counter()
     from peftlab.results import finished_record
-    from peftlab.runner import can_fork, execute_isolated, execute_run, prepare_workspace, summary_line
+    from peftlab.runner import (
+        can_fork,
+        execute_isolated,
+        execute_run,
+        hold_results_lock,
+        prepare_workspace,
+        summary_line,
+    )
 
+    lock = hold_results_lock(results_dir)  # noqa: F841 - held until the process ends
     workspace = prepare_workspace(experiment)
     sizes = workspace.data.sizes()
     print(
@@ -150,6 +171,38 @@ def _main(args: argparse.Namespace) -> int:
             print()
             print(summary_md.read_text())
     return 1 if statuses.get("failed") else 0
+
+
+def _search(experiment: Any, args: argparse.Namespace) -> int:
+    """A search: block: trials from an Optuna study instead of a fixed plan; same records, same report."""
+    from peftlab import search
+
+    if args.dry_run:
+        print(f"experiment {experiment.name}: search → {experiment.results_dir()}")
+        print(
+            f"model {experiment.model} | data {experiment.data.source} | {experiment.train.steps} steps × "
+            f"batch {experiment.train.batch_size} × accum {experiment.train.grad_accum}"
+        )
+        print("\n".join(search.describe(experiment)))
+        return 0
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from peftlab.runner import can_fork, hold_results_lock, prepare_workspace
+
+    results_dir = experiment.results_dir()
+    lock = hold_results_lock(results_dir)  # noqa: F841 - held until the process ends
+    print(f"peftlab: experiment {experiment.name} — search of {experiment.search.trials} trials; loading…", flush=True)
+    workspace = prepare_workspace(experiment)
+    isolate = can_fork() and not args.in_process
+    if args.workers > 1 and not can_fork():
+        raise ConfigError(f"{args.experiment}: --workers needs fork (Linux)")
+    code = search.run_search(workspace, args.workers, isolate, args.quiet)
+    if not args.no_report:
+        from peftlab.report import write_experiment_report
+
+        for path in write_experiment_report(results_dir, run_ids=search.trial_run_ids(experiment)):
+            print(f"peftlab: wrote {path}")
+    return code
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -142,17 +143,35 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(err).lower()
 
 
-def execute_run(ws: Workspace, spec: RunSpec, position: tuple[int, int] = (1, 1), quiet: bool = False) -> dict:
-    """Train and measure one run; always writes a record (status ok / diverged / oom / failed)."""
-    from peftlab.train import Diverged
+Report = Callable[[int, dict[str, float]], bool]
+OnRecord = Callable[[dict[str, Any]], None]
+
+
+def execute_run(
+    ws: Workspace,
+    spec: RunSpec,
+    position: tuple[int, int] = (1, 1),
+    quiet: bool = False,
+    *,
+    report: Report | None = None,
+    on_record: OnRecord | None = None,
+) -> dict:
+    """Train and measure one run; always writes a record (status ok / diverged / oom / pruned / failed).
+
+    `report` is handed to the loop (a search's pruner); `on_record` may add to the record just
+    before it is written, so that a search trial's record is complete in one atomic write.
+    """
+    from peftlab.train import Diverged, Pruned
 
     record = base_record(ws, spec)
     started = time.perf_counter()
     try:
-        _train_and_measure(ws, spec, record, position, quiet)
+        _train_and_measure(ws, spec, record, position, quiet, report)
         record["status"] = "ok"
     except Diverged as err:
         record["status"], record["error"] = "diverged", str(err)
+    except Pruned as err:
+        record["status"], record["error"] = "pruned", str(err)
     except KeyboardInterrupt:
         raise
     except Exception as err:  # a failing run is a result; the experiment goes on
@@ -161,6 +180,8 @@ def execute_run(ws: Workspace, spec: RunSpec, position: tuple[int, int] = (1, 1)
         record["traceback"] = traceback.format_exc(limit=12)
     record["time"]["total_s"] = time.perf_counter() - started
     record["time"]["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    if on_record is not None:
+        on_record(record)
     write_record(ws.results_dir, record)
     return record
 
@@ -173,7 +194,12 @@ def _quiet_library_warnings() -> None:
 
 
 def _train_and_measure(
-    ws: Workspace, spec: RunSpec, record: dict[str, Any], position: tuple[int, int], quiet: bool
+    ws: Workspace,
+    spec: RunSpec,
+    record: dict[str, Any],
+    position: tuple[int, int],
+    quiet: bool,
+    report: Report | None = None,
 ) -> None:
     import numpy as np
     import torch
@@ -185,7 +211,7 @@ def _train_and_measure(
     from peftlab.methods import ModelContext, get_method
     from peftlab.models import head_modules, load_classifier
     from peftlab.tasks.classification import collate, evaluate_split, train_batches
-    from peftlab.train import autocast_factory, train
+    from peftlab.train import Pruned, autocast_factory, train
 
     cfg = ws.experiment.train
     method = get_method(spec.method)
@@ -262,7 +288,15 @@ def _train_and_measure(
             evaluate=lambda: evaluate("validation"),
             on_step=method.on_step,
             progress=bar,
+            report=report,
         )
+    except Pruned as err:  # keep what was measured before the pruner stopped it
+        curve = err.outcome.curve
+        last = {k.removeprefix("val_"): v for k, v in curve[-1].items() if k.startswith("val_")} if curve else None
+        record["metrics"] = {"test": None, "validation": last, "final_train_loss": err.outcome.final_train_loss}
+        record["metrics"]["curve"] = curve
+        record["time"].update({"train_s": err.outcome.train_time_s, "steps": err.outcome.steps_done})
+        raise
     finally:
         bar.close()
     meter.stop("train")
@@ -375,18 +409,43 @@ def _inference_latency(
 # ---------------------------------------------------------------- isolation
 
 
-def execute_isolated(ws: Workspace, spec: RunSpec, position: tuple[int, int], quiet: bool = False) -> dict:
+def die_with_parent(parent_pid: int) -> None:
+    """Make a forked child die when its parent does (Linux): an orphan would go on writing a record
+    for a run that the re-run is about to start again. Other systems rely on the results lock."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(137)
+
+
+def execute_isolated(
+    ws: Workspace,
+    spec: RunSpec,
+    position: tuple[int, int],
+    quiet: bool = False,
+    *,
+    report: Report | None = None,
+    on_record: OnRecord | None = None,
+) -> dict:
     """Run in a forked child; a child that dies without a record gets one written for it here."""
     path = record_path(ws.results_dir, spec.run_id)
     before = path.stat().st_mtime_ns if path.exists() else None
     sys.stdout.flush()
     sys.stderr.flush()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # child
         code = 0
         try:
+            die_with_parent(parent)
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            execute_run(ws, spec, position, quiet)
+            execute_run(ws, spec, position, quiet, report=report, on_record=on_record)
         except KeyboardInterrupt:
             code = 130
         except BaseException:
@@ -414,6 +473,8 @@ def execute_isolated(ws: Workspace, spec: RunSpec, position: tuple[int, int], qu
         )
     else:
         record["error"] = f"run process exited with code {os.WEXITSTATUS(status)} without writing a record"
+    if on_record is not None:
+        on_record(record)
     write_record(ws.results_dir, record)
     return record
 
@@ -439,3 +500,45 @@ def summary_line(record: dict[str, Any], position: tuple[int, int]) -> str:
 
 def dataclass_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
+
+
+# ---------------------------------------------------------------- one owner per results folder
+
+
+def hold_results_lock(results_dir: Path, wait_s: float = 5.0) -> Any:
+    """Take `results/<exp>/.lock` for this process, or fail with one line naming the owner.
+
+    An flock, not a pid file: the kernel releases it when the owner and every forked child that
+    inherited it are gone, so a SIGKILLed sweep never leaves a stale lock, and a re-run cannot
+    start while an orphaned run from the killed sweep is still writing. A killed sweep's processes
+    take a moment to exit, hence the short wait. Keep the returned file open.
+    """
+    import fcntl
+
+    from peftlab.errors import UserError
+
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / ".lock"
+    handle = open(path, "a+")  # noqa: SIM115 - held for the life of the process
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.2)
+                continue
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            handle.close()
+            raise UserError(
+                f"{results_dir} is in use by pid {owner}; wait for it to finish or stop it, then run again"
+            ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    for tmp in (results_dir / "runs").glob(".*.tmp"):  # a record write cut short by a kill
+        tmp.unlink(missing_ok=True)
+    return handle

@@ -21,6 +21,14 @@ class Diverged(RuntimeError):
     """The loss became NaN or infinite: a result to record, not a crash."""
 
 
+class Pruned(RuntimeError):
+    """A search pruner stopped the run on an intermediate validation score; carries the partial outcome."""
+
+    def __init__(self, step: int, outcome: TrainOutcome):
+        super().__init__(f"pruned at step {step}")
+        self.step, self.outcome = step, outcome
+
+
 @dataclass
 class TrainOutcome:
     steps_done: int = 0
@@ -74,8 +82,13 @@ def train(
     evaluate: Callable[[], dict[str, float]] | None = None,
     on_step: Callable[[Any, int], None] | None = None,
     progress: Any = None,
+    report: Callable[[int, dict[str, float]], bool] | None = None,
 ) -> TrainOutcome:
-    """Run `cfg.steps` optimiser steps over `batches` (steps × grad_accum micro-batches)."""
+    """Run `cfg.steps` optimiser steps over `batches` (steps × grad_accum micro-batches).
+
+    `report(step, validation_scores) -> stop` sees every intermediate evaluation: a search uses
+    it to hand scores to its pruner, and a True answer ends the run as `Pruned`.
+    """
     import torch
     from transformers import get_scheduler
 
@@ -149,4 +162,6 @@ def train(
             loss_window = []
             if progress is not None:
                 progress.set_postfix(loss=f"{step_loss:.3f}", val_acc=f"{scores['accuracy']:.3f}", refresh=False)
+            if report is not None and report(step, scores):
+                raise Pruned(step, out)
     return out

@@ -6,6 +6,7 @@ head stays in full precision (it is trained, so it must not be quantised).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -16,6 +17,31 @@ _LORA_SPACE = {
     "alpha_ratio": {"type": "categorical", "choices": [0.5, 1.0, 2.0, 4.0]},
     "lr": {"type": "float", "low": 1e-4, "high": 5e-3, "log": True},
 }
+
+
+# Named target-module sets, so that a search can treat "which layers" as one categorical choice
+# (Optuna choices must be scalars) and an experiment can say the same thing for any architecture.
+_ATTENTION_NAMES = {
+    "bert": ("query", "key", "value"),
+    "roberta": ("query", "key", "value"),
+    "xlm-roberta": ("query", "key", "value"),
+    "electra": ("query", "key", "value"),
+    "distilbert": ("q_lin", "k_lin", "v_lin"),
+}
+_DEFAULT_ATTENTION = ("q_proj", "k_proj", "v_proj")
+TARGET_SET_HELP = "a combination of q, k, v (e.g. q, qv, qkv) or all-linear"
+
+
+def is_target_set(name: Any) -> bool:
+    return isinstance(name, str) and (name == "all-linear" or re.fullmatch(r"q?k?v?", name) is not None) and name != ""
+
+
+def resolve_target_modules(targets: Any, model_type: str) -> Any:
+    """A set name ("q", "qv", "qkv", "all-linear") → module names of this architecture; anything else as is."""
+    if not is_target_set(targets) or targets == "all-linear":
+        return targets
+    names = dict(zip("qkv", _ATTENTION_NAMES.get(model_type, _DEFAULT_ATTENTION), strict=True))
+    return [names[letter] for letter in targets]
 
 
 @dataclass
@@ -50,7 +76,7 @@ def lora_config(params: LoraParams, ctx: ModelContext, **overrides: Any) -> Any:
         "r": params.r,
         "lora_alpha": params.alpha,
         "lora_dropout": params.dropout,
-        "target_modules": params.target_modules,
+        "target_modules": resolve_target_modules(params.target_modules, ctx.model_type),
         "bias": params.bias,
         "use_rslora": params.use_rslora,
         "use_dora": params.use_dora,
