@@ -3,6 +3,10 @@
 Runs execute in a forked child of the experiment process: the parent has imported the heavy
 libraries and tokenised the data once, each child inherits both for free, and its memory peak,
 crash or OOM belongs to that run alone. Where fork is unavailable, runs execute in-process.
+
+The invariant that makes fork safe: the experiment process itself never computes with torch
+(an OpenMP thread pool alive at fork time can deadlock the child). Code that has already run
+torch in its own process should call the runner with `--in-process` semantics instead.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Paste generated tables into README.md between markers, so the README never holds typed numbers.
 
-    python scripts/update_readme.py            # bert_cls summary from results/bert_cls/summary.md
+python scripts/update_readme.py            # bert_cls summary from results/bert_cls/summary.md
 """
 
 from __future__ import annotations
