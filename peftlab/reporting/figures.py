@@ -253,9 +253,9 @@ def optuna_history(runs: Any, summary: Any, styles: dict, out: Path) -> list[Pat
 
 def optuna_importances(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
     """fANOVA importances of a study rebuilt from the records: the records, not a study DB, are the truth."""
+    data = _trials(runs)  # before importing optuna: records without trials must skip, wherever optuna is absent
     import optuna
 
-    data = _trials(runs)
     params = [c for c in data.columns if c.startswith("trial.params.") and data[c].nunique(dropna=True) > 1]
     if not params or len(data) < 4:
         raise Skipped("needs at least four trials and one hyperparameter that varies")
