@@ -43,26 +43,32 @@ def with_alpha_ratio(params: dict[str, Any], ratio: float | None) -> dict[str, A
     return params if ratio is None else {**params, "alpha": float(ratio * params["r"])}
 
 
+def apply_choices(entry: MethodEntry, choices: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    """An entry's lr and params with chosen values (a grid point or a search trial) applied.
+
+    `lr` and `alpha_ratio` are not method params: the first sets the learning rate, the second
+    turns into alpha = ratio × r.
+    """
+    params = dataclasses.asdict(entry.params)
+    lr, ratio = entry.lr, entry.alpha_ratio
+    for key, value in choices.items():
+        if key == "lr":
+            lr = value
+        elif key == "alpha_ratio":
+            ratio = value
+        else:
+            params[key] = value
+    return lr, with_alpha_ratio(params, ratio)
+
+
 def _variants(entry: MethodEntry) -> list[tuple[str, float, dict[str, Any]]]:
-    base = dataclasses.asdict(entry.params)
     if not entry.grid:
-        return [(entry.label, entry.lr, with_alpha_ratio(base, entry.alpha_ratio))]
+        return [(entry.label, *apply_choices(entry, {}))]
     keys = list(entry.grid)
     out = []
     for values in itertools.product(*(entry.grid[k] for k in keys)):
-        params = dict(base)
-        lr = entry.lr
-        ratio = entry.alpha_ratio
-        for key, value in zip(keys, values, strict=True):
-            if key == "lr":
-                lr = value
-            elif key == "alpha_ratio":
-                ratio = value
-            else:
-                params[key] = value
-        params = with_alpha_ratio(params, ratio)
         tag = ",".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
-        out.append((f"{entry.label}[{tag}]", lr, params))
+        out.append((f"{entry.label}[{tag}]", *apply_choices(entry, dict(zip(keys, values, strict=True)))))
     return out
 
 

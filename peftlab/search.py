@@ -382,23 +382,14 @@ def _suggest(trial: Any, name: str, dim: dict[str, Any]) -> Any:
 
 def trial_spec(experiment: Experiment, trial: Any) -> RunSpec:
     """Ask the trial for its hyperparameters and name the run after (study, trial number)."""
-    from peftlab.plan import RunSpec, computed_config, with_alpha_ratio
+    from peftlab.plan import RunSpec, apply_choices, computed_config
 
     entries = {m.label: m for m in experiment.methods}
     label = trial.suggest_categorical("method", list(entries)) if len(entries) > 1 else next(iter(entries))
     entry = entries[label]
     prefix = f"{label}." if len(entries) > 1 else ""  # conditional spaces: names must not collide
-    params = dataclasses.asdict(entry.params)
-    lr, ratio = entry.lr, entry.alpha_ratio
-    for key, dim in experiment.search.space[label].items():
-        value = _suggest(trial, prefix + key, dim)
-        if key == "lr":
-            lr = value
-        elif key == "alpha_ratio":
-            ratio = value
-        else:
-            params[key] = value
-    params = with_alpha_ratio(params, ratio)
+    choices = {key: _suggest(trial, prefix + key, dim) for key, dim in experiment.search.space[label].items()}
+    lr, params = apply_choices(entry, choices)
     seed = experiment.seeds[0]
     config_hash = _hash({**computed_config(experiment), "method": entry.method, "lr": lr, "params": params})
     name = study_name(experiment)

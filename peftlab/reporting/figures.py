@@ -50,22 +50,28 @@ def _mean_band(frame: Any, x: str, y: str) -> Any:
     return pd.DataFrame(rows)
 
 
-def accuracy_vs_trainable_params(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
-    data = summary.dropna(subset=["test_accuracy_mean", "trainable_params"])
-    if data.empty:
-        raise Skipped("no finished run with a test accuracy and a parameter count")
-    fig, ax = style.figure()
+def _accuracy_points(ax: Any, data: Any, x: str, styles: dict) -> None:
+    """One marker per method at (x, mean test accuracy) with its 95% interval, where one exists."""
     for _, row in data.iterrows():
         half = row["test_accuracy_ci95"]
         ax.errorbar(
-            row["trainable_params"],
+            row[x],
             row["test_accuracy_mean"],
             yerr=None if math.isnan(half) else half,
             fmt=styles[row["method"]]["marker"],
             color=styles[row["method"]]["color"],
             capsize=2,
             label=row["method"],
+            zorder=3,
         )
+
+
+def accuracy_vs_trainable_params(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    data = summary.dropna(subset=["test_accuracy_mean", "trainable_params"])
+    if data.empty:
+        raise Skipped("no finished run with a test accuracy and a parameter count")
+    fig, ax = style.figure()
+    _accuracy_points(ax, data, "trainable_params", styles)
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters (count, log scale)")
     ax.set_ylabel("test accuracy")
@@ -87,18 +93,7 @@ def accuracy_vs_memory(runs: Any, summary: Any, styles: dict, out: Path) -> list
     if data.empty:
         raise Skipped("no finished run with a test accuracy and a peak memory")
     fig, ax = style.figure()
-    for _, row in data.iterrows():
-        half = row["test_accuracy_ci95"]
-        ax.errorbar(
-            row["peak_memory_mb"],
-            row["test_accuracy_mean"],
-            yerr=None if math.isnan(half) else half,
-            fmt=styles[row["method"]]["marker"],
-            color=styles[row["method"]]["color"],
-            capsize=2,
-            label=row["method"],
-            zorder=3,
-        )
+    _accuracy_points(ax, data, "peak_memory_mb", styles)
     front = pareto_front(list(zip(data["peak_memory_mb"], data["test_accuracy_mean"], strict=True)))
     front.append((float(data["peak_memory_mb"].max()), front[-1][1]))  # the frontier runs on to the costliest point
     xs, ys = zip(*front, strict=True)
