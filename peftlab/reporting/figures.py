@@ -51,19 +51,26 @@ def _mean_band(frame: Any, x: str, y: str) -> Any:
 
 
 def _accuracy_points(ax: Any, data: Any, x: str, styles: dict) -> None:
-    """One marker per method at (x, mean test accuracy) with its 95% interval, where one exists."""
+    """One marker per method at (x, mean test accuracy) with its 95% interval, where one exists.
+
+    With few seeds a t-interval can run past 0 or 1; accuracy cannot, so bars and axis are clipped
+    there (the tables keep the unclipped half-width).
+    """
     for _, row in data.iterrows():
-        half = row["test_accuracy_ci95"]
+        half, mean = row["test_accuracy_ci95"], row["test_accuracy_mean"]
+        yerr = None if math.isnan(half) else [[min(half, mean)], [min(half, 1.0 - mean)]]
         ax.errorbar(
             row[x],
-            row["test_accuracy_mean"],
-            yerr=None if math.isnan(half) else half,
+            mean,
+            yerr=yerr,
             fmt=styles[row["method"]]["marker"],
             color=styles[row["method"]]["color"],
             capsize=2,
             label=row["method"],
             zorder=3,
         )
+    low, high = ax.get_ylim()
+    ax.set_ylim(max(low, 0.0), min(high, 1.02))
 
 
 def accuracy_vs_trainable_params(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
@@ -154,6 +161,8 @@ def training_curves(runs: Any, summary: Any, styles: dict, out: Path) -> list[Pa
         ax.fill_between(band["step"], band["mean"] - half, band["mean"] + half, color=color, alpha=0.18, lw=0)
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("validation accuracy")
+    low, high = ax.get_ylim()  # bands over few seeds can run past what an accuracy can be
+    ax.set_ylim(max(low, 0.0), min(high, 1.02))
     _legend(fig, ax)
     return style.save(fig, out, "training_curves")
 
