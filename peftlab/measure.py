@@ -44,10 +44,6 @@ def count_parameters(model: Any) -> dict[str, Any]:
     return {"trainable": trainable, "total": total, "trainable_pct": 100.0 * trainable / max(total, 1)}
 
 
-def trainable_names(model: Any) -> list[str]:
-    return [name for name, p in model.named_parameters() if p.requires_grad]
-
-
 # ------------------------------------------------------------------ saved size
 
 

@@ -11,7 +11,6 @@ torch in its own process should call the runner with `--in-process` semantics in
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import sys
@@ -500,10 +499,6 @@ def summary_line(record: dict[str, Any], position: tuple[int, int]) -> str:
         f"trainable {record['params']['trainable_pct']:.2f}% | {speed:,.0f} tok/s | "
         f"peak {mem:,.0f} MB | saved {record['size']['saved_mb']:.2f} MB | {record['time']['total_s']:.0f}s"
     )
-
-
-def dataclass_dict(obj: Any) -> dict[str, Any]:
-    return dataclasses.asdict(obj)
 
 
 # ---------------------------------------------------------------- one owner per results folder

@@ -45,9 +45,6 @@ class Method:
     full_model: bool = False  # saves the whole model rather than an adapter
     search_space: Mapping[str, Any] = field(default_factory=dict)
 
-    def default_params(self) -> Any:
-        return self.params()
-
     def param_names(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self.params)]
 
