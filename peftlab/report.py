@@ -88,11 +88,35 @@ def write_report(
     macros_path = out_dir / "macros.tex"
     macros_path.write_text(macros_tex(summary, records))
     written += [csv_path, md_path, tex_path, macros_path, runs_path]
+    written += _rank_tables(runs[runs["trial.number"].isna()] if "trial.number" in runs.columns else runs, out_dir)
 
     from peftlab.reporting.figures import write_figures
 
     written += write_figures(runs, summary, out_dir / "figures", log=log)
     return written
+
+
+def _rank_tables(runs: Any, out_dir: Path) -> list[Path]:
+    """rank_sweep.csv / .md: the table behind the accuracy-vs-rank figure, when the records hold a rank sweep."""
+    from peftlab.reporting.tables import rank_markdown, rank_sweep
+
+    sweep = rank_sweep(runs)
+    paths = [out_dir / "rank_sweep.csv", out_dir / "rank_sweep.md"]
+    if sweep.empty:
+        for stale in paths:  # a table of older records would mislead
+            stale.unlink(missing_ok=True)
+        return []
+    sweep.to_csv(paths[0], index=False, float_format="%.6g")
+    paths[1].write_text(
+        "### Test accuracy by LoRA rank (mean ± 95% t-interval over seeds; best rank per line in **bold**)\n\n"
+        f"{rank_markdown(sweep)}\n\n"
+        + "\n".join(
+            f"- `{line}`: target modules {targets or 'default'}"
+            for line, targets in dict.fromkeys(zip(sweep["line"], sweep["targets"], strict=True))
+        )
+        + "\n"
+    )
+    return paths
 
 
 def _warn_mixed_configs(frame: Any, log: Callable[[str], None]) -> None:

@@ -116,7 +116,9 @@ def parse_search(raw: Any, origin: str, methods: list[MethodEntry], train: Train
         if not isinstance(user, dict):
             fail(origin, f"search.space.{entry.label}", f"got {user!r}, expected a mapping of hyperparameter to range")
         method = get_method(entry.method)
-        merged: dict[str, Any] = dict(method.search_space)
+        # a grid is exactly the lists the user wrote (the method's default ranges are not lists, and a
+        # default categorical would silently multiply the grid); other samplers start from the defaults
+        merged: dict[str, Any] = {} if cfg.sampler == "grid" else dict(method.search_space)
         if "alpha" in user:  # alpha = ratio × r: a searched alpha replaces the default ratio
             merged.pop("alpha_ratio", None)
         merged.update(user)
@@ -138,10 +140,15 @@ def parse_search(raw: Any, origin: str, methods: list[MethodEntry], train: Train
     if cfg.sampler == "grid":
         if len(methods) > 1:
             fail(origin, "search.sampler", "grid search takes one method; use a plain grid (methods: grid:) for more")
-        dims = next(iter(cfg.space.values())).values()
-        if any(d["type"] not in ("categorical", "fixed") for d in dims):
-            fail(origin, "search.sampler", "grid search needs every searched hyperparameter as a list of values")
-        size = math.prod(len(d["choices"]) for d in dims if d["type"] == "categorical")
+        dims = next(iter(cfg.space.values()))
+        ranges = [k for k, d in dims.items() if d["type"] not in ("categorical", "fixed")]
+        if ranges:
+            fail(
+                origin,
+                "search.sampler",
+                f"grid search needs every searched hyperparameter as a list of values; {', '.join(ranges)} is a range",
+            )
+        size = math.prod(len(d["choices"]) for d in dims.values() if d["type"] == "categorical")
         if cfg.trials > size:
             fail(origin, "search.trials", f"got {cfg.trials}, but the grid has only {size} points")
     return cfg
@@ -333,10 +340,8 @@ def make_sampler(experiment: Experiment, salt: int = 0) -> Any:
     seed = cfg.seed * 1_000_003 + salt  # workers and resumed sessions must not replay the same draws
     if cfg.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if cfg.sampler == "grid":
-        (space,) = cfg.space.values()
-        grid = {k: d["choices"] for k, d in space.items() if d["type"] == "categorical"}
-        return optuna.samplers.GridSampler(grid, seed=seed)
+    if cfg.sampler == "grid":  # the grid itself is enqueued (enqueue_grid); this only backs it up
+        return optuna.samplers.RandomSampler(seed=seed)
     startup = max(2, min(10, cfg.trials // 3))
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
@@ -367,6 +372,33 @@ def load_study(experiment: Experiment, storage: Any, salt: int = 0) -> optuna.St
         pruner=make_pruner(experiment),
         load_if_exists=True,
     )
+
+
+def enqueue_grid(experiment: Experiment, study: Any) -> int:
+    """Queue every grid point once, as fixed params, when a grid study is new; returns how many.
+
+    Optuna's GridSampler stops the study from `after_trial`, which raises outside `optimize()`
+    (peftlab asks and tells), and a grid point it handed to a trial that was then failed for
+    bookkeeping would count as visited and be skipped. Enqueued fixed params have neither problem:
+    the re-queue of a killed trial keeps them, so each point runs exactly once.
+    """
+    import itertools
+    import random
+
+    cfg = experiment.search
+    if cfg.sampler != "grid" or study.get_trials(deepcopy=False) or study.user_attrs.get("grid_enqueued"):
+        return 0
+    (space,) = cfg.space.values()
+    names = [k for k, d in space.items() if d["type"] == "categorical"]
+    points = [
+        dict(zip(names, values, strict=True)) for values in itertools.product(*(space[n]["choices"] for n in names))
+    ]
+    if cfg.trials < len(points):  # a partial grid: a seeded random subset, as GridSampler would pick
+        points = random.Random(cfg.seed).sample(points, cfg.trials)
+    study.set_user_attr("grid_enqueued", len(points))
+    for point in points:
+        study.enqueue_trial(point)
+    return len(points)
 
 
 def _suggest(trial: Any, name: str, dim: dict[str, Any]) -> Any:
@@ -492,13 +524,22 @@ def _worker_alive(worker: dict[str, Any] | None) -> bool:
     return True
 
 
+def queued_params(study: Any, trial: Any) -> dict[str, Any]:
+    """The params a trial was enqueued with (a grid point, a retry), from a Trial or a FrozenTrial."""
+    attrs = getattr(trial, "system_attrs", None)
+    if attrs is None:  # optuna.Trial keeps them in storage only
+        attrs = study._storage.get_trial_system_attrs(trial._trial_id)
+    return dict(attrs.get("fixed_params") or {})
+
+
 def requeue(study: Any, trial: Any) -> None:
     """Fail an unfinished trial and queue its params again; idempotent if cut short and repeated."""
     from optuna.trial import TrialState
 
     retried = any(t.user_attrs.get("retry_of") == trial.number for t in study.get_trials(deepcopy=False))
-    if not retried:
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+    if not retried:  # queued params (a grid point) count even if it died before asking for them
+        params = {**queued_params(study, trial), **trial.params}
+        study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
     study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
 
 
@@ -579,8 +620,8 @@ def work(ws: Workspace, url: str, worker: int, isolate: bool, quiet: bool) -> in
         ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
         busy = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for t in ahead)
         if busy >= target:  # another worker asked first: hand this one back
-            fixed = trial.system_attrs.get("fixed_params")
-            if fixed is not None:
+            fixed = queued_params(study, trial)
+            if fixed:
                 study.enqueue_trial(fixed, user_attrs={k: v for k, v in trial.user_attrs.items() if k != "worker"})
             study.tell(trial, state=TrialState.FAIL)
             continue
@@ -593,7 +634,18 @@ def work(ws: Workspace, url: str, worker: int, isolate: bool, quiet: bool) -> in
                 state = STATE_OF_STATUS.get(record["status"], "FAIL")
                 if record["status"] == "ok" and objective_values(experiment, record) is None:
                     state = "FAIL"
-                record["trial"] = {"number": trial.number, "study": name, "params": trial.params, "state": state}
+                values = objective_values(experiment, record)
+                record["trial"] = {
+                    "number": trial.number,
+                    "study": name,
+                    "params": trial.params,
+                    "state": state,
+                    # objective name -> value and direction: the report draws the Pareto front from these
+                    "values": dict(zip([n for n, _ in experiment.search.objectives], values, strict=True))
+                    if values is not None
+                    else None,
+                    "directions": dict(experiment.search.objectives),
+                }
 
             reporter = Reporter(experiment, url, trial._trial_id)
             position = (trial.number + 1, target)
@@ -614,6 +666,7 @@ def run_search(ws: Workspace, workers: int, isolate: bool, quiet: bool) -> int:
     url = storage_url(experiment)
     storage = open_storage(url)
     study = load_study(experiment, storage)
+    enqueue_grid(experiment, study)
     for note in recover_stale(experiment, study, startup=True):
         print(f"peftlab: {note}", flush=True)
     counts = _counts(study)

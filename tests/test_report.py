@@ -306,3 +306,19 @@ def test_generated_table_and_macros_compile(full_report, tmp_path):
 def test_load_records_sees_every_synthetic_record(tmp_path):
     results = make_records(tmp_path / "x", sweep=True, forgetting=True, seeds=(0, 1, 2))
     assert len(load_records([results])) == 3 * (len(METHODS) + len(RANKS))
+
+
+def test_rank_sweep_table_has_one_cell_per_rank_with_its_seed_mean(full_report):
+    _, out, written = full_report
+    sweep = pd.read_csv(out / "rank_sweep.csv")
+    assert out / "rank_sweep.md" in written
+    assert list(sweep["rank"]) == sorted(RANKS) and set(sweep["line"]) == {"lora_sweep"}
+    assert (sweep["seeds"] == len(SEEDS)).all()
+    runs = pd.read_csv(out / "runs.csv")
+    runs = runs[runs["label"].str.startswith("lora_sweep")]
+    expected = runs.groupby("rank")["test_accuracy"].mean()  # the same cells, recomputed from the runs
+    for _, row in sweep.iterrows():
+        assert row["test_accuracy_mean"] == pytest.approx(expected[row["rank"]])
+    md = (out / "rank_sweep.md").read_text()
+    best = sweep.loc[sweep["test_accuracy_mean"].idxmax()]
+    assert f"| {int(best['rank'])} | **{best['test_accuracy_mean']:.3f}**" in md

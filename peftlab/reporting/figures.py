@@ -297,6 +297,45 @@ def optuna_importances(runs: Any, summary: Any, styles: dict, out: Path) -> list
     return style.save(fig, out, "optuna_importances")
 
 
+def non_dominated(points: list[tuple[float, float]], maximise: tuple[bool, bool]) -> list[bool]:
+    """Which points no other point beats on both objectives (ties allowed), for any mix of directions."""
+    signs = [1.0 if up else -1.0 for up in maximise]
+    keyed = [(a * signs[0], b * signs[1]) for a, b in points]
+    return [not any(o[0] >= p[0] and o[1] >= p[1] and (o[0] > p[0] or o[1] > p[1]) for o in keyed) for p in keyed]
+
+
+def optuna_pareto(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    """Multi-objective studies: every trial on the first two objectives, the Pareto-optimal ones joined."""
+    if "trial.number" not in runs.columns:
+        raise Skipped("no Optuna trial information in these records (trial.number)")
+    names = [c.removeprefix("trial.directions.") for c in runs.columns if str(c).startswith("trial.directions.")]
+    names = [n for n in names if runs[f"trial.directions.{n}"].notna().any()]
+    if len(names) < 2:
+        raise Skipped("not a multi-objective study (fewer than two objectives in trial.directions)")
+    x_name, y_name = names[:2]
+    columns = [f"trial.values.{x_name}", f"trial.values.{y_name}"]
+    if not all(c in runs.columns for c in columns):
+        raise Skipped("no objective values in the trial records (trial.values)")
+    data = _ok(runs).dropna(subset=columns)
+    if len(data) < 2:
+        raise Skipped("fewer than two finished multi-objective trials")
+    directions = [runs[f"trial.directions.{n}"].dropna().iloc[0] == "maximize" for n in (x_name, y_name)]
+    xs, ys = data[columns[0]].astype(float).tolist(), data[columns[1]].astype(float).tolist()
+    best = non_dominated(list(zip(xs, ys, strict=True)), (directions[0], directions[1]))
+    fig, ax = style.figure()
+    for method, group in data.assign(_best=best).groupby("method", sort=False):
+        st = styles.get(method, style.method_styles([method])[method])
+        ax.scatter(group[columns[0]], group[columns[1]], s=12, color=st["color"], marker=st["marker"], label=method)
+    front = sorted((x, y) for x, y, b in zip(xs, ys, best, strict=True) if b)
+    ax.plot([p[0] for p in front], [p[1] for p in front], color="0.2", linewidth=0.8, zorder=2, label="Pareto front")
+    if min(xs) > 0 and max(xs) / min(xs) >= 100:
+        ax.set_xscale("log")
+    for axis, name, up in ((ax.set_xlabel, x_name, directions[0]), (ax.set_ylabel, y_name, directions[1])):
+        axis(f"{name.replace('_', ' ')} ({'higher' if up else 'lower'} is better)")
+    _legend(fig, ax)
+    return style.save(fig, out, "optuna_pareto")
+
+
 FIGURES: dict[str, Callable[[Any, Any, dict, Path], list[Path]]] = {
     "accuracy_vs_trainable_params": accuracy_vs_trainable_params,
     "accuracy_vs_memory": accuracy_vs_memory,
@@ -306,6 +345,7 @@ FIGURES: dict[str, Callable[[Any, Any, dict, Path], list[Path]]] = {
     "learning_vs_forgetting": learning_vs_forgetting,
     "optuna_history": optuna_history,
     "optuna_importances": optuna_importances,
+    "optuna_pareto": optuna_pareto,
 }
 
 

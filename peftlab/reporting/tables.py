@@ -274,3 +274,61 @@ def macros_tex(summary: Any, records: list[dict[str, Any]]) -> str:
     ]
     lines += [newcommand(name, value) for name, value in macro_values(summary, records).items()]
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- rank sweeps
+
+
+def rank_sweep(runs: Any) -> Any:
+    """Long table of a rank ablation: one row per (line, rank), test accuracy mean and 95% interval over seeds.
+
+    A line is a method variant without its rank (`lora-q[r=4]` → `lora-q`), the same grouping as
+    the accuracy-vs-rank figure. Empty when no line varies its rank.
+    """
+    import pandas as pd
+
+    from peftlab.reporting.frame import ci95
+
+    ok = runs[(runs["status"] == "ok")].dropna(subset=["rank", "test_accuracy"])
+    rows = []
+    for (line, targets), group in ok.groupby(["rank_line", "targets"], sort=False):
+        if group["rank"].nunique() < 2:
+            continue
+        for rank, cell in group.groupby("rank"):
+            values = cell["test_accuracy"].tolist()
+            rows.append(
+                {
+                    "line": line,
+                    "targets": targets,
+                    "rank": int(rank),
+                    "seeds": len(values),
+                    "test_accuracy_mean": sum(values) / len(values),
+                    "test_accuracy_ci95": ci95(values),
+                    "trainable_params": float(cell["trainable_params"].mean()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def rank_markdown(sweep: Any) -> str:
+    """Ranks down, lines across: `mean ± ci` per cell, the best cell of each line in bold."""
+    lines = list(dict.fromkeys(sweep["line"]))
+    ranks = sorted(set(sweep["rank"]))
+    best = {line: sweep[sweep["line"] == line]["test_accuracy_mean"].max() for line in lines}
+    header = "| rank | " + " | ".join(lines) + " |"
+    rule = "|---:|" + "|".join(":---" for _ in lines) + "|"
+    body = []
+    for rank in ranks:
+        cells = []
+        for line in lines:
+            match = sweep[(sweep["line"] == line) & (sweep["rank"] == rank)]
+            if match.empty:
+                cells.append("—")
+                continue
+            row = match.iloc[0]
+            mean = _fixed(3)(row["test_accuracy_mean"])
+            mean = f"**{mean}**" if row["test_accuracy_mean"] == best[line] else mean
+            ci = row["test_accuracy_ci95"]
+            cells.append(f"{mean} ± {_fixed(3)(ci)}" if _finite(ci) else mean)
+        body.append(f"| {rank} | " + " | ".join(cells) + " |")
+    return "\n".join([header, rule, *body])
