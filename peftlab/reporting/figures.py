@@ -313,6 +313,8 @@ def optuna_pareto(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path
     if len(names) < 2:
         raise Skipped("not a multi-objective study (fewer than two objectives in trial.directions)")
     x_name, y_name = names[:2]
+    if runs[f"trial.directions.{x_name}"].dropna().iloc[0] == "maximize":  # the quality objective goes up the y axis
+        x_name, y_name = y_name, x_name
     columns = [f"trial.values.{x_name}", f"trial.values.{y_name}"]
     if not all(c in runs.columns for c in columns):
         raise Skipped("no objective values in the trial records (trial.values)")
@@ -328,8 +330,9 @@ def optuna_pareto(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path
         ax.scatter(group[columns[0]], group[columns[1]], s=12, color=st["color"], marker=st["marker"], label=method)
     front = sorted((x, y) for x, y, b in zip(xs, ys, best, strict=True) if b)
     ax.plot([p[0] for p in front], [p[1] for p in front], color="0.2", linewidth=0.8, zorder=2, label="Pareto front")
-    if min(xs) > 0 and max(xs) / min(xs) >= 100:
-        ax.set_xscale("log")
+    for values, scale in ((xs, ax.set_xscale), (ys, ax.set_yscale)):
+        if min(values) > 0 and max(values) / min(values) >= 30:  # counts and sizes span orders of magnitude
+            scale("log")
     for axis, name, up in ((ax.set_xlabel, x_name, directions[0]), (ax.set_ylabel, y_name, directions[1])):
         axis(f"{name.replace('_', ' ')} ({'higher' if up else 'lower'} is better)")
     _legend(fig, ax)
