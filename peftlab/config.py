@@ -37,6 +37,7 @@ class DataConfig:
     # null: a per-dataset default (see peftlab/data/instructions.py)
     instruction: str | None = None
     max_new_tokens: int | None = None  # task sft: tokens generated per answer; null: longest reference + 1
+    system: str | None = None  # task sft: system message put before each prompt; null: the chat template's own
 
     def __post_init__(self) -> None:
         check(self.max_length >= 8, "max_length", f"got {self.max_length}, must be at least 8")

@@ -73,7 +73,7 @@ def _variants(entry: MethodEntry) -> list[tuple[str, float, dict[str, Any]]]:
 
 
 # data keys added after records existed: left out of the hash while unset, so old run ids stay valid
-_OPTIONAL_DATA_KEYS = ("instruction", "max_new_tokens")
+_OPTIONAL_DATA_KEYS = ("instruction", "max_new_tokens", "system")
 
 
 def computed_config(experiment: Experiment) -> dict[str, Any]:

@@ -371,7 +371,9 @@ def _train_and_measure(
             "steps": outcome.steps_done,
         }
     )
-    record["speed"].update(_inference_latency(model, ws, device, autocast, padding_side, method.full_model))
+    record["speed"].update(
+        _inference_latency(model, ws, device, autocast, padding_side, method.full_model, ws.task.latency_examples)
+    )
     record["size"] = _save_outputs(model, ws, spec, method, record)
 
 

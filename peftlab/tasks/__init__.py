@@ -31,6 +31,7 @@ class EvalContext:
 class Task(Protocol):
     name: str
     peft_task_type: str  # peft TaskType name handed to the methods
+    latency_examples: int  # batch-size-1 forwards timed per run (the first 3 are warm-up)
 
     def prepare_data(self, experiment: Any, tokenizer: Any, base_dir: Path | None) -> tuple[Any, dict[str, Any]]:
         """(data with source/fingerprint/sizes/label_names, {split name: tokenised split})."""

@@ -86,6 +86,7 @@ class ClassificationTask:
 
     name = "classification"
     peft_task_type = "SEQ_CLS"
+    latency_examples = 32  # batch-size-1 forwards timed per run
 
     def prepare_data(self, experiment: Any, tokenizer: Any, base_dir: Any) -> tuple[Any, dict[str, Any]]:
         from peftlab.data import load_classification_data

@@ -99,14 +99,24 @@ def _truncate_texts(texts: list[str], tokenizer: Any, budget: int) -> list[str]:
     return [t if len(ids) <= budget else tokenizer.decode(ids[:budget]) for t, ids in zip(texts, encoded, strict=True)]
 
 
-def labelled_conversations(data: Any, frame: Any, tokenizer: Any, max_length: int) -> list[tuple[list[dict], str]]:
+def with_system(messages: list[dict[str, str]], system: str | None) -> list[dict[str, str]]:
+    """Put the experiment's system message first, unless there is none or the row brings its own."""
+    if system is None or (messages and messages[0]["role"] == "system"):
+        return messages
+    return [{"role": "system", "content": system}, *messages]
+
+
+def labelled_conversations(
+    data: Any, frame: Any, tokenizer: Any, max_length: int, system: str | None = None
+) -> list[tuple[list[dict], str]]:
     """(prompt, label name) pairs of a classification frame, the text shortened to fit `max_length`."""
     longest_answer = max(data.label_names, key=lambda n: len(tokenizer(n, add_special_tokens=False)["input_ids"]))
-    empty = tokenizer(_render(tokenizer, [{"role": "user", "content": data.prompt_text("")}], longest_answer))
-    budget = max(1, max_length - len(empty["input_ids"]))
+    empty = [{"role": "user", "content": data.prompt_text("")}]
+    overhead = tokenizer(_render(tokenizer, with_system(empty, system), longest_answer), add_special_tokens=False)
+    budget = max(1, max_length - len(overhead["input_ids"]))
     texts = _truncate_texts(frame["text"].tolist(), tokenizer, budget)
     return [
-        ([{"role": "user", "content": data.prompt_text(text)}], data.label_names[label])
+        (with_system([{"role": "user", "content": data.prompt_text(text)}], system), data.label_names[label])
         for text, label in zip(texts, frame["label"].tolist(), strict=True)
     ]
 
@@ -222,6 +232,7 @@ class SftTask:
 
     name = "sft"
     peft_task_type = "CAUSAL_LM"
+    latency_examples = 8  # batch-size-1 forwards timed per run: a 135M LM on CPU takes ~0.5 s each
 
     def prepare_data(self, experiment: Any, tokenizer: Any, base_dir: Any) -> tuple[Any, dict[str, Any]]:
         from peftlab.data import load_instruction_data
@@ -239,10 +250,11 @@ class SftTask:
         for name in ("train", "validation", "test"):
             frame = data.split(name)
             if data.kind == "labels":
-                pairs = labelled_conversations(data, frame, tokenizer, cfg.max_length)
+                pairs = labelled_conversations(data, frame, tokenizer, cfg.max_length, cfg.system)
                 splits[name] = tokenize_conversations(pairs, tokenizer, cfg.max_length, frame["label"].to_numpy())
             else:
                 pairs = [data.conversation(text) for text in frame["text"]]
+                pairs = [(with_system(messages, cfg.system), answer) for messages, answer in pairs]
                 splits[name] = tokenize_conversations(pairs, tokenizer, cfg.max_length)
         return data, splits
 
