@@ -152,3 +152,72 @@ def test_sft_records_hold_generative_scores_samples_and_adapters(sft_results):
     assert lora["size"]["saved_bytes"] == (adapter / "adapter_model.safetensors").stat().st_size
     summary = (sft_results / "summary.csv").read_text()
     assert "zero_shot" in summary and len(summary.strip().splitlines()) == 4
+
+
+def test_conversational_jsonl_rows_become_prompt_and_answer(tmp_path, tiny_llama):
+    from peftlab.data import load_instruction_data
+
+    rows = [{"prompt": f"review : the film was {w}", "completion": w} for w in ("good", "bad") * 10]
+    rows += [
+        {"messages": [{"role": "user", "content": "it was dull"}, {"role": "assistant", "content": "negative"}]}
+    ] * 10
+    path = tmp_path / "chat.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    data = load_instruction_data(str(path))
+    assert data.kind == "conversations" and data.label_names == () and sum(data.sizes().values()) == 30
+    assert data.fingerprint == load_instruction_data(str(path)).fingerprint
+    conversations = [data.conversation(t) for t in data.train["text"]]
+    assert all(m[-1]["role"] == "user" and a in ("good", "bad", "negative") for m, a in conversations)
+    tokenizer = load_tokenizer(resolve_model_source(str(tiny_llama)))
+    split = tokenize_conversations(conversations, tokenizer, max_length=32)
+    assert all(0 < p < len(ids) for p, ids in zip(split.prompt_lengths, split.input_ids, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([{"messages": [{"role": "user", "content": "hi"}]}], "row 0: the last message must be the assistant's"),
+        ([{"prompt": "hi", "completion": " "}], "row 0: empty completion"),
+        ([{"messages": "hello", "x": 1}], "row 0: expected a string or a non-empty list"),
+    ],
+)
+def test_bad_conversation_rows_are_one_line_errors(tmp_path, rows, message):
+    from peftlab.data import DataSourceError, load_instruction_data
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows * 12) + "\n")
+    with pytest.raises(DataSourceError) as err:
+        load_instruction_data(str(path))
+    assert message in str(err.value) and "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_bad_instruction_template_fails_config_validation(experiment_file):
+    import subprocess
+    import sys
+
+    path = experiment_file(extra="task: sft\n")
+    text = path.read_text().replace("  max_length: 32\n", '  max_length: 32\n  instruction: "Classify {review}"\n')
+    path.write_text(text)
+    command = [sys.executable, "-m", "peftlab.run", str(path), "--dry-run"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "data.instruction" in line and "{text}" in line and "{labels}" in line
+
+
+def test_a_gguf_builtin_without_gguf_installed_is_a_one_line_error(monkeypatch, tmp_path):
+    import importlib.util
+
+    from peftlab import models
+    from peftlab.errors import ModelSourceError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None if name == "gguf" else real(name))
+    monkeypatch.setenv("PEFTLAB_CACHE", str(tmp_path))
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"GGUF")
+    with pytest.raises(ModelSourceError, match="needs the 'gguf' package"):
+        models.ensure_converted("smollm2-135m", models.BUILTIN_MODELS["smollm2-135m"], gguf)
+    with pytest.raises(ModelSourceError, match="is missing; reinstall"):
+        models.ensure_converted("smollm2-135m", models.BUILTIN_MODELS["smollm2-135m"], tmp_path / "absent.gguf")
+    assert not list((tmp_path).glob("models/*"))

@@ -175,15 +175,20 @@ def _content(value: Any) -> str:
     raise ValueError(f"expected a string or a list of messages, got {type(value).__name__}")
 
 
-def _messages(value: Any) -> list[dict[str, str]]:
+def _messages(value: Any, allow_string: bool = True) -> list[dict[str, str]]:
     """A prompt: a string (one user turn) or a list of {role, content} messages."""
-    if isinstance(value, str):
+    if isinstance(value, str) and allow_string:
         return [{"role": "user", "content": value}]
     if hasattr(value, "tolist"):
         value = value.tolist()
     if isinstance(value, list) and value and all(_is_message(m) for m in value):
         return [{"role": str(m["role"]), "content": str(m["content"])} for m in value]
     raise ValueError(f"expected a string or a non-empty list of {{role, content}} messages, got {value!r:.80}")
+
+
+def _present(value: Any) -> bool:
+    """Not a missing cell (pandas fills a column that some JSONL rows lack with NaN)."""
+    return value is not None and not (isinstance(value, float) and value != value)
 
 
 def _is_message(value: Any) -> bool:
@@ -200,8 +205,8 @@ def _conversation_frame(where: str, frame: pd.DataFrame) -> pd.DataFrame:
     texts: list[str] = []
     for i, row in enumerate(frame.to_dict("records")):
         try:
-            if "messages" in row and row["messages"] is not None:
-                turns = _messages(row["messages"])
+            if _present(row.get("messages")):
+                turns = _messages(row["messages"], allow_string=False)
                 if turns[-1]["role"] != "assistant" or len(turns) < 2:
                     raise ValueError("the last message must be the assistant's answer, after at least one other")
                 prompt, completion = turns[:-1], turns[-1]["content"]
