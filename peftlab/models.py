@@ -143,7 +143,8 @@ def ensure_converted(name: str, builtin: BuiltinModel, gguf_path: Path) -> Path:
         )
     if importlib.util.find_spec("gguf") is None:
         raise ModelSourceError(
-            f"model 'builtin:{name}' ships as GGUF and needs the 'gguf' package to convert it once: pip install gguf"
+            f"model 'builtin:{name}' ships as GGUF and needs the 'gguf' package to convert it once: "
+            "pip install gguf (or the peftlab[gguf] extra)"
         )
     try:
         version = importlib.metadata.version(builtin.requirement.split("==")[0])
