@@ -19,6 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from peftlab.errors import UserError
+from peftlab.results import publish_dir
 
 MERGEABLE = ("LORA", "ADALORA", "IA3")  # peft types whose update is a change of the weights (DoRA is LORA)
 
@@ -110,9 +111,7 @@ def merge_run(record_file: Path, out: Path) -> Path:
             "record": str(record_file.resolve()),
         }
         (tmp / "peftlab-export.json").write_text(json.dumps(provenance, indent=2) + "\n")
-        if out.exists():
-            out.rmdir()  # empty (checked above)
-        tmp.rename(out)
+        publish_dir(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

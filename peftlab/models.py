@@ -153,6 +153,8 @@ def ensure_converted(name: str, builtin: BuiltinModel, gguf_path: Path) -> Path:
     target = cache_root() / "models" / f"{name}-{version}"
     if (target / _DONE_MARKER).is_file():
         return target
+    from peftlab.results import publish_dir
+
     with _file_lock(target.parent / f".{target.name}.lock"):
         if (target / _DONE_MARKER).is_file():  # another process finished it while we waited
             return target
@@ -173,10 +175,7 @@ def ensure_converted(name: str, builtin: BuiltinModel, gguf_path: Path) -> Path:
             (tmp / _DONE_MARKER).write_text(
                 f"{builtin.requirement} {gguf_path.name} converted in {time.perf_counter() - started:.0f}s\n"
             )
-            os.chmod(tmp, 0o755)
-            for file in tmp.iterdir():
-                os.chmod(file, 0o644)  # shared cache: other users of the machine read it too
-            os.rename(tmp, target)
+            publish_dir(tmp, target)  # shared cache: other users of the machine read it too
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -387,6 +387,7 @@ def _save_outputs(model: Any, ws: Workspace, spec: RunSpec, method: Any, record:
     import tempfile
 
     from peftlab.measure import MB, saved_size_bytes
+    from peftlab.results import publish_dir
 
     if not method.trains:
         return {"saved_bytes": 0, "saved_mb": 0.0, "what": "nothing (the base model as loaded)"}
@@ -407,7 +408,7 @@ def _save_outputs(model: Any, ws: Workspace, spec: RunSpec, method: Any, record:
         size = sum(p.stat().st_size for p in tmp.rglob("*.safetensors"))
         if target.exists():  # a --force re-run replaces the run's earlier output
             shutil.rmtree(target)
-        tmp.rename(target)
+        publish_dir(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

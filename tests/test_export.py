@@ -32,6 +32,7 @@ def test_merged_causal_lm_matches_the_adapted_one(sft_results, tmp_path):
     out = tmp_path / "merged"
     assert main([record["run_id"], "--merge", str(out), "--results", str(sft_results.parent)]) == 0
     assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()
+    assert out.stat().st_mode & 0o777 == 0o755 and (out / "model.safetensors").stat().st_mode & 0o777 == 0o644
 
     adapted, _ = load_adapted(record, Path(record["artifacts"]["adapter"]))
     lora_b = [p for n, p in adapted.named_parameters() if "lora_B" in n]
