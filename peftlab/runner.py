@@ -34,9 +34,16 @@ class Workspace:
     experiment: Experiment
     model_source: Any  # models.ModelSource
     tokenizer: Any
-    data: Any  # data.ClassificationData
-    splits: dict[str, Any]  # split name -> TokenizedSplit
+    data: Any  # data.ClassificationData (task sft: data.InstructionData)
+    splits: dict[str, Any]  # split name -> the task's tokenised split
     results_dir: Path
+    task: Any = None  # tasks.Task; from experiment.task when not given
+
+    def __post_init__(self) -> None:
+        if self.task is None:
+            from peftlab.tasks import get_task
+
+            self.task = get_task(self.experiment.task)
 
     @property
     def pad_id(self) -> int:
@@ -45,9 +52,8 @@ class Workspace:
 
 def prepare_workspace(experiment: Experiment) -> Workspace:
     """Resolve the model and data sources and tokenise once; user mistakes surface here, before any run."""
-    from peftlab.data import load_classification_data
     from peftlab.models import load_tokenizer, quiet_transformers, resolve_model_source
-    from peftlab.tasks.classification import tokenize_split
+    from peftlab.tasks import get_task
 
     if _uses_hub(experiment):
         from peftlab.hub import go_offline_if_unreachable
@@ -57,23 +63,13 @@ def prepare_workspace(experiment: Experiment) -> Workspace:
     _quiet_library_warnings()
     source = resolve_model_source(experiment.model, experiment.search_dirs())
     tokenizer = load_tokenizer(source)
-    cfg = experiment.data
-    data = load_classification_data(
-        cfg.source,
-        text_column=cfg.text_column,
-        label_column=cfg.label_column,
-        base_dir=_data_base_dir(experiment),
-        limits={"train": cfg.train_limit, "validation": cfg.validation_limit, "test": cfg.test_limit},
-    )
-    splits = {
-        name: tokenize_split(frame["text"].tolist(), frame["label"].to_numpy(), tokenizer, cfg.max_length)
-        for name, frame in (("train", data.train), ("validation", data.validation), ("test", data.test))
-    }
+    task = get_task(experiment.task)
+    data, splits = task.prepare_data(experiment, tokenizer, _data_base_dir(experiment))
     from peftlab.metrics import load_metric
 
     for name in ("accuracy", "f1"):  # loaded once here, inherited by every forked run
         load_metric(name)
-    return Workspace(experiment, source, tokenizer, data, splits, experiment.results_dir())
+    return Workspace(experiment, source, tokenizer, data, splits, experiment.results_dir(), task)
 
 
 def _uses_hub(experiment: Experiment) -> bool:
@@ -128,6 +124,7 @@ def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
             "num_labels": ws.data.num_labels,
             "label_names": list(ws.data.label_names),
             "max_length": exp.data.max_length,
+            **({"kind": ws.data.kind, "instruction": ws.data.instruction} if hasattr(ws.data, "kind") else {}),
         },
         "model": {**ws.model_source.as_dict()},
         "metrics": {},
@@ -194,6 +191,8 @@ def _quiet_library_warnings() -> None:
     import warnings
 
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    # peft's soft-prompt models drop position ids in generate (they shift with the virtual tokens)
+    warnings.filterwarnings("ignore", message="Position ids are not supported for parameter efficient tuning")
 
 
 def _train_and_measure(
@@ -210,13 +209,14 @@ def _train_and_measure(
     from transformers import set_seed
 
     from peftlab.environment import device_info, resolve_device
-    from peftlab.measure import MemoryMeter, count_parameters, saved_size_bytes, step_time_stats
+    from peftlab.measure import MemoryMeter, count_parameters, step_time_stats
     from peftlab.methods import ModelContext, get_method
-    from peftlab.models import head_modules, load_classifier
-    from peftlab.tasks.classification import collate, evaluate_split, train_batches
-    from peftlab.train import Pruned, autocast_factory, train
+    from peftlab.tasks import EvalContext
+    from peftlab.tasks.batching import train_batches
+    from peftlab.train import Pruned, TrainOutcome, autocast_factory, train
 
     cfg = ws.experiment.train
+    task = ws.task
     method = get_method(spec.method)
     params = method.params(**spec.params)
     if cfg.threads:
@@ -228,19 +228,16 @@ def _train_and_measure(
 
     # -- model: load (quantised where the method says so), then let the method prepare it
     build_started = time.perf_counter()
-    probe = (
-        load_classifier(ws.model_source, ws.data.label_names, {"device_map": {"": "meta"}})
-        if method.load_kwargs
-        else None
-    )
-    heads = head_modules(probe) if probe is not None else ()
-    load_kwargs = method.load_kwargs(params, device, heads) if method.load_kwargs else {}
-    del probe
-    model = load_classifier(ws.model_source, ws.data.label_names, load_kwargs, pad_token_id=ws.pad_id)
+    keep = task.unquantized_modules(ws.model_source, ws.data) if method.load_kwargs else ()
+    load_kwargs = method.load_kwargs(params, device, keep) if method.load_kwargs else {}
+    model = task.load_model(ws.model_source, ws.data, load_kwargs, ws.pad_id)
     ctx = ModelContext(
-        task_type="SEQ_CLS", model_type=model.config.model_type, total_steps=cfg.steps, head_modules=head_modules(model)
+        task_type=task.peft_task_type,
+        model_type=model.config.model_type,
+        total_steps=cfg.steps,
+        head_modules=task.head_modules(model),
     )
-    if cfg.gradient_checkpointing:
+    if cfg.gradient_checkpointing and method.trains:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     model = method.prepare(model, params, ctx)
@@ -262,11 +259,22 @@ def _train_and_measure(
     )
     autocast = autocast_factory(device, cfg.precision)
     padding_side = getattr(ws.tokenizer, "padding_side", "right")
+    eval_ctx = EvalContext(
+        batch_size=cfg.eval_batch_size,
+        device=device,
+        pad_id=ws.pad_id,
+        autocast=autocast,
+        padding_side=padding_side,
+        tokenizer=ws.tokenizer,
+        label_names=tuple(ws.data.label_names),
+        max_new_tokens=ws.experiment.data.max_new_tokens,
+    )
 
-    def evaluate(split: str) -> dict[str, float]:
-        return evaluate_split(
-            forward_model, ws.splits[split], cfg.eval_batch_size, device, ws.pad_id, autocast, padding_side
-        )
+    def evaluate(split: str) -> dict[str, Any]:
+        return task.evaluate(forward_model, ws.splits[split], eval_ctx)
+
+    # ---- the model is built and prepared by its method; nothing has trained yet.
+    # Measurements of the untrained model (e.g. forgetting probes' "before") belong here.
 
     index, total = position
     bar = tqdm(
@@ -281,18 +289,21 @@ def _train_and_measure(
     meter.baseline()
     meter.start()
     try:
-        outcome = train(
-            forward_model,
-            batches,
-            cfg,
-            spec.lr,
-            device,
-            collate=lambda idx: collate(ws.splits["train"], idx, ws.pad_id, padding_side),
-            evaluate=lambda: evaluate("validation"),
-            on_step=method.on_step,
-            progress=bar,
-            report=report,
-        )
+        if method.trains:
+            outcome = train(
+                forward_model,
+                batches,
+                cfg,
+                spec.lr,
+                device,
+                collate=lambda idx: task.collate(ws.splits["train"], idx, ws.pad_id, padding_side),
+                evaluate=lambda: evaluate("validation"),
+                on_step=method.on_step,
+                progress=bar,
+                report=report,
+            )
+        else:  # a reference row (zero-shot): measured and recorded like any run, nothing trained
+            outcome = TrainOutcome()
     except Pruned as err:  # keep what was measured before the pruner stopped it
         curve = err.outcome.curve
         last = {k.removeprefix("val_"): v for k, v in curve[-1].items() if k.startswith("val_")} if curve else None
@@ -302,7 +313,11 @@ def _train_and_measure(
         raise
     finally:
         bar.close()
-    meter.stop("train")
+    if method.trains:
+        meter.stop("train")
+
+    # ---- training has finished (or was skipped); the model is the trained model.
+    # Measurements of the trained model (e.g. forgetting probes' "after") belong here.
 
     # -- final evaluation on validation and test
     meter.start()
@@ -316,6 +331,11 @@ def _train_and_measure(
     )
     eval_s = time.perf_counter() - eval_started
     meter.stop("eval")
+    samples = test.pop("samples", None)
+    if isinstance(validation, dict):
+        validation.pop("samples", None)
+    if samples is not None:
+        record["samples"] = {"test": samples}
 
     warm = cfg.timing_warmup_steps
     steady_time = float(np.sum(outcome.step_times[warm:])) if len(outcome.step_times) > warm else outcome.train_time_s
@@ -351,13 +371,49 @@ def _train_and_measure(
             "steps": outcome.steps_done,
         }
     )
-    record["speed"].update(_inference_latency(model, ws, device, autocast, padding_side, method.full_model))
-    size = saved_size_bytes(model)
-    record["size"] = {
-        "saved_bytes": size,
-        "saved_mb": size / (1024 * 1024),
-        "what": "full model" if method.full_model else "adapter (incl. trained head)",
-    }
+    record["speed"].update(
+        _inference_latency(model, ws, device, autocast, padding_side, method.full_model, ws.task.latency_examples)
+    )
+    record["size"] = _save_outputs(model, ws, spec, method, record)
+
+
+def _save_outputs(model: Any, ws: Workspace, spec: RunSpec, method: Any, record: dict[str, Any]) -> dict[str, Any]:
+    """Save what the experiment's `save:` asks for (atomically) and return the record's `size` entry.
+
+    The size is that of the saved safetensors whether or not they are kept: an adapter method's
+    adapter (with a trained head, if any), a full fine-tune's whole model.
+    """
+    import shutil
+    import tempfile
+
+    from peftlab.measure import MB, saved_size_bytes
+    from peftlab.results import publish_dir
+
+    if not method.trains:
+        return {"saved_bytes": 0, "saved_mb": 0.0, "what": "nothing (the base model as loaded)"}
+    what = "full model" if method.full_model else "adapter (incl. trained head)"
+    save = ws.experiment.save
+    keep = save.full_models if method.full_model else save.adapters
+    if not keep:
+        size = saved_size_bytes(model)
+        return {"saved_bytes": size, "saved_mb": size / MB, "what": what}
+    folder = ws.results_dir / save.dir
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / spec.run_id
+    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.run_id}.", suffix=".tmp", dir=folder))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if method.full_model:
+            ws.tokenizer.save_pretrained(tmp)
+        size = sum(p.stat().st_size for p in tmp.rglob("*.safetensors"))
+        if target.exists():  # a --force re-run replaces the run's earlier output
+            shutil.rmtree(target)
+        publish_dir(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    record["artifacts"] = {"full_model" if method.full_model else "adapter": str(target)}
+    return {"saved_bytes": size, "saved_mb": size / MB, "what": what}
 
 
 def _inference_latency(
@@ -373,8 +429,6 @@ def _inference_latency(
     import numpy as np
     import torch
 
-    from peftlab.tasks.classification import collate
-
     split = ws.splits["test"]
     indices = [np.array([i]) for i in range(min(n, len(split)))]
 
@@ -383,7 +437,7 @@ def _inference_latency(
         times = []
         with torch.inference_mode(), autocast():
             for i, idx in enumerate(indices):
-                batch = {k: v.to(device) for k, v in collate(split, idx, ws.pad_id, padding_side).items()}
+                batch = {k: v.to(device) for k, v in ws.task.collate(split, idx, ws.pad_id, padding_side).items()}
                 batch.pop("labels")
                 start = time.perf_counter()
                 m(**batch)
@@ -494,10 +548,13 @@ def summary_line(record: dict[str, Any], position: tuple[int, int]) -> str:
     test = record["metrics"]["test"]
     mem = record["memory"].get("peak_mb")
     speed = record["speed"].get("train_tokens_per_s")
+    f1 = f"  F1 {test['f1_macro']:.3f}" if test.get("f1_macro") is not None else ""
+    ppl = f"  ppl {test['perplexity']:.2f}" if test.get("perplexity") is not None else ""
     return (
-        f"✓ {head}: test acc {test['accuracy']:.3f}  F1 {test['f1_macro']:.3f} | "
-        f"trainable {record['params']['trainable_pct']:.2f}% | {speed:,.0f} tok/s | "
-        f"peak {mem:,.0f} MB | saved {record['size']['saved_mb']:.2f} MB | {record['time']['total_s']:.0f}s"
+        f"✓ {head}: test acc {test['accuracy']:.3f}{f1}{ppl} | "
+        f"trainable {record['params']['trainable_pct']:.2f}% | "
+        + (f"{speed:,.0f} tok/s | peak {mem:,.0f} MB | " if speed is not None and mem is not None else "no training | ")
+        + f"saved {record['size']['saved_mb']:.2f} MB | {record['time']['total_s']:.0f}s"
     )
 
 

@@ -1,6 +1,7 @@
 """Paste generated tables into README.md between markers, so the README never holds typed numbers.
 
-python scripts/update_readme.py            # bert_cls summary from results/bert_cls/summary.md
+python scripts/update_readme.py                      # every block below
+python scripts/update_readme.py smollm_sft-summary   # only the named blocks
 """
 
 from __future__ import annotations
@@ -10,13 +11,22 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BLOCKS = {"bert_cls-summary": ROOT / "results" / "bert_cls" / "summary.md"}
+BLOCKS = {
+    "bert_cls-summary": ROOT / "results" / "bert_cls" / "summary.md",
+    "smollm_sft-summary": ROOT / "results" / "smollm_sft" / "summary.md",
+}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    names = (sys.argv[1:] if argv is None else argv) or list(BLOCKS)
+    unknown = [n for n in names if n not in BLOCKS]
+    if unknown:
+        print(f"update_readme: unknown block(s) {', '.join(unknown)}; known: {', '.join(BLOCKS)}", file=sys.stderr)
+        return 2
     readme = ROOT / "README.md"
     text = readme.read_text()
-    for name, source in BLOCKS.items():
+    for name in names:
+        source = BLOCKS[name]
         if not source.is_file():
             print(f"update_readme: {source} does not exist; run the experiment first", file=sys.stderr)
             return 2

@@ -88,3 +88,82 @@ def experiment_file(tmp_path: Path, tiny_bert: Path, tiny_dataset: Path):
         return path
 
     return make
+
+
+# ---------------------------------------------------------------- causal LM (task sft)
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+PROMPT_WORDS = ["text", "which", "label", "fits", "this", "answer", "with", "only", "positive", "negative", "review"]
+PROMPT_WORDS += ["user", "assistant", "system", "0", "1", ":", "?", ",", "."]
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random Llama shaped like SmolLM2 (GQA, tied embeddings), with a ChatML chat template.
+
+    The tokenizer is word-level (whitespace split) with `<|im_start|>`/`<|im_end|>` as special
+    tokens, EOS = `<|im_end|>` and no pad token, as in SmolLM2-Instruct.
+    """
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny_llama")
+    words = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "[UNK]", *sorted(set(POSITIVE + NEGATIVE + FILLER))]
+    words += [w for w in PROMPT_WORDS if w not in words]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        unk_token="[UNK]",
+        additional_special_tokens=["<|endoftext|>"],
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    config = LlamaConfig(  # SmolLM2-135M's shape, scaled down: 9 heads / 3 KV heads → 4 / 2
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        rope_theta=100000.0,
+        rms_norm_eps=1e-5,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def sft_results(tmp_path_factory: pytest.TempPathFactory, tiny_llama: Path, tiny_dataset: Path) -> Path:
+    """One tiny `sft` experiment run in-process (zero-shot, LoRA, prompt tuning; 2 steps): its results folder."""
+    from peftlab.config import load_experiment
+    from peftlab.plan import make_plan
+    from peftlab.report import write_experiment_report
+    from peftlab.runner import execute_run, prepare_workspace
+
+    folder = tmp_path_factory.mktemp("sft_exp")
+    path = folder / "sft.yaml"
+    path.write_text(
+        f"name: tiny_sft\nmodel: {tiny_llama}\ntask: sft\ndata:\n  source: {tiny_dataset}\n  max_length: 48\n"
+        f"  validation_limit: 8\n  test_limit: 12\ntrain:\n  steps: 2\n  batch_size: 4\n  eval_every: 2\n"
+        f"  eval_batch_size: 8\nseeds: [0]\noutput_dir: {folder / 'results'}\nmethods:\n"
+        "  - method: zero_shot\n  - method: lora\n    lr: 1.0e-2\n"
+        "  - method: prompt_tuning\n    num_virtual_tokens: 4\n"
+    )
+    experiment = load_experiment(path)
+    ws = prepare_workspace(experiment)
+    for i, spec in enumerate(make_plan(experiment), 1):
+        execute_run(ws, spec, (i, 3), quiet=True)
+    write_experiment_report(experiment.results_dir())
+    return experiment.results_dir()

@@ -30,7 +30,7 @@ INTENDED = {
 
 
 def test_every_registered_method_has_an_expectation():
-    assert set(REGISTRY) == set(INTENDED)
+    assert {name for name, method in REGISTRY.items() if method.trains} == set(INTENDED)
 
 
 def prepare(name: str, folder, steps: int = 2):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from peftlab.data.instructions import InstructionData, load_instruction_data
 from peftlab.data.sources import (
     ClassificationData,
     DataSourceError,
@@ -12,6 +13,8 @@ from peftlab.data.sources import (
 __all__ = [
     "ClassificationData",
     "DataSourceError",
+    "InstructionData",
     "describe_builtin_sources",
     "load_classification_data",
+    "load_instruction_data",
 ]

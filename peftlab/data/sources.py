@@ -359,28 +359,29 @@ def _split_files(directory: Path) -> dict[str, Path]:
 
 def _read_table(path: Path, text_column: str, label_column: str) -> pd.DataFrame:
     """Read a table with pandas and keep only the text/label columns, renamed canonically."""
+    return _select_columns(str(path), read_raw_table(path), text_column, label_column)
+
+
+def read_raw_table(path: Path) -> pd.DataFrame:
+    """Every column of a local csv/tsv/jsonl/json/parquet file; one-line errors for unreadable files."""
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            df = pd.read_csv(path)
-        elif suffix == ".tsv":
-            df = pd.read_csv(path, sep="\t")
-        elif suffix in (".jsonl", ".json"):
-            df = pd.read_json(path, lines=True)
-        elif suffix == ".parquet":
-            df = pd.read_parquet(path)
-        else:
-            raise DataSourceError(
-                f"{path}: unsupported file type {suffix or '(none)'!r}; "
-                f"allowed: {', '.join(LOCAL_EXTENSIONS)} or a directory with train.<ext>"
-            )
-    except DataSourceError:
-        raise
+            return pd.read_csv(path)
+        if suffix == ".tsv":
+            return pd.read_csv(path, sep="\t")
+        if suffix in (".jsonl", ".json"):
+            return pd.read_json(path, lines=True)
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
     except ImportError as err:
         raise DataSourceError(f"{path}: cannot read {suffix} files: {_one_line(err)}") from err
     except Exception as err:  # pandas raises many parser error types; the user needs one line
         raise DataSourceError(f"{path}: could not be read as {suffix}: {_one_line(err)}") from err
-    return _select_columns(str(path), df, text_column, label_column)
+    raise DataSourceError(
+        f"{path}: unsupported file type {suffix or '(none)'!r}; "
+        f"allowed: {', '.join(LOCAL_EXTENSIONS)} or a directory with train.<ext>"
+    )
 
 
 def _select_columns(where: str, df: pd.DataFrame, text_column: str, label_column: str) -> pd.DataFrame:

@@ -33,6 +33,8 @@ class Method:
     `prepare` turns a freshly loaded model into the model to train (trainable flags set);
     `load_kwargs` adds `from_pretrained` arguments (quantisation); `on_step` runs after each
     optimiser step for methods with a schedule of their own (AdaLoRA's rank allocation).
+    A method that does not train (`trains=False`) is measured and recorded like any other run,
+    so a zero-shot reference sits in the same tables as the methods it is compared with.
     """
 
     name: str
@@ -40,9 +42,11 @@ class Method:
     params: type  # a dataclass: the method's hyperparameters, validated from YAML
     default_lr: float
     prepare: Callable[[torch.nn.Module, Any, ModelContext], torch.nn.Module]
-    load_kwargs: Callable[[Any, str], dict[str, Any]] | None = None  # (params, device) -> kwargs
+    # (params, device, modules to keep unquantised) -> kwargs
+    load_kwargs: Callable[[Any, str, tuple[str, ...]], dict[str, Any]] | None = None
     on_step: Callable[[torch.nn.Module, int], None] | None = None
     full_model: bool = False  # saves the whole model rather than an adapter
+    trains: bool = True  # False: a reference row (the base model evaluated as is); the loop is skipped
     search_space: Mapping[str, Any] = field(default_factory=dict)
 
     def param_names(self) -> list[str]:

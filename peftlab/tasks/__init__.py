@@ -1,1 +1,63 @@
-"""Task definitions: how examples become batches, and how a model is scored on them."""
+"""Tasks: what a run's data, model class, batches and evaluation are, behind one small interface.
+
+The runner and the one training loop are task-agnostic: a task turns the experiment's data
+into tokenised splits, loads the right model class (a classifier with a fresh head, or a causal
+LM), tells the methods which modules are the task head (trained by every method) and which must
+never be quantised, pads batches whose forward pass returns `.loss`, and evaluates a split into
+scores whose main number is `accuracy`, so that every table and figure works for every task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """What evaluation needs besides the model and the split."""
+
+    batch_size: int
+    device: str
+    pad_id: int
+    autocast: Any  # () -> context manager
+    padding_side: str
+    tokenizer: Any
+    label_names: tuple[str, ...] = ()  # answers that are labels get macro-F1 (task sft)
+    max_new_tokens: int | None = None  # generation length (task sft); None: from the references
+
+
+class Task(Protocol):
+    name: str
+    peft_task_type: str  # peft TaskType name handed to the methods
+    latency_examples: int  # batch-size-1 forwards timed per run (the first 3 are warm-up)
+
+    def prepare_data(self, experiment: Any, tokenizer: Any, base_dir: Path | None) -> tuple[Any, dict[str, Any]]:
+        """(data with source/fingerprint/sizes/label_names, {split name: tokenised split})."""
+        ...
+
+    def load_model(self, source: Any, data: Any, load_kwargs: dict[str, Any], pad_token_id: int | None) -> Any: ...
+
+    def head_modules(self, model: Any) -> tuple[str, ...]:
+        """Freshly initialised modules that every method trains (peft `modules_to_save`)."""
+        ...
+
+    def unquantized_modules(self, source: Any, data: Any) -> tuple[str, ...]:
+        """Modules a 4-bit load must leave in full precision."""
+        ...
+
+    def collate(self, split: Any, indices: Any, pad_id: int, padding_side: str) -> dict[str, Any]: ...
+
+    def evaluate(self, model: Any, split: Any, ctx: EvalContext) -> dict[str, Any]: ...
+
+
+def get_task(name: str) -> Task:
+    """The task object for an experiment's `task:` key (validated by the config schema)."""
+    if name == "classification":
+        from peftlab.tasks.classification import TASK
+    elif name == "sft":
+        from peftlab.tasks.sft import TASK
+    else:
+        raise KeyError(f"unknown task {name!r}; allowed: classification, sft")
+    return TASK

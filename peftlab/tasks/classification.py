@@ -1,8 +1,4 @@
-"""Sequence classification: tokenised splits, batches with little padding, and evaluation.
-
-Batches depend only on the data and the seed, never on the method, so every method in an
-experiment sees the same examples in the same order for the same number of steps.
-"""
+"""Sequence classification: tokenised splits, batches with little padding, and evaluation."""
 
 from __future__ import annotations
 
@@ -11,6 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from peftlab.tasks.batching import attention_mask, pad_rows, train_batches
+
+__all__ = ["TokenizedSplit", "collate", "evaluate_split", "tokenize_split", "train_batches"]
 
 
 @dataclass
@@ -31,53 +31,16 @@ def tokenize_split(texts: list[str], labels: Any, tokenizer: Any, max_length: in
     return TokenizedSplit(input_ids=encoded["input_ids"], labels=np.asarray(labels, dtype=np.int64))
 
 
-def train_batches(
-    split: TokenizedSplit, batch_size: int, count: int, seed: int, length_grouping: bool = True
-) -> list[np.ndarray]:
-    """`count` batches of example indices, epoch after epoch, fixed by `seed`.
-
-    Length grouping (as in HF's LengthGroupedSampler): shuffle, cut into mega-batches of 50
-    batches, sort each by length, split, then shuffle the batch order. Padding shrinks a lot
-    while batches stay random in content.
-    """
-    rng = np.random.default_rng(seed)
-    lengths = split.lengths
-    batches: list[np.ndarray] = []
-    while len(batches) < count:
-        order = rng.permutation(len(split))
-        epoch: list[np.ndarray] = []
-        if length_grouping:
-            mega = batch_size * 50
-            for start in range(0, len(order), mega):
-                chunk = order[start : start + mega]
-                chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
-                epoch.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
-            epoch = [b for b in epoch if len(b) == batch_size] or epoch  # drop ragged tails
-            epoch = [epoch[i] for i in rng.permutation(len(epoch))]
-        else:
-            epoch = [order[i : i + batch_size] for i in range(0, len(order) - batch_size + 1, batch_size)]
-            epoch = epoch or [order]
-        batches.extend(epoch)
-    return batches[:count]
-
-
 def collate(split: TokenizedSplit, indices: np.ndarray, pad_id: int, padding_side: str = "right") -> dict[str, Any]:
     """Pad to the longest example in the batch (dynamic padding)."""
     import torch
 
     seqs = [split.input_ids[i] for i in indices]
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        if padding_side == "left":
-            ids[row, width - len(seq) :] = torch.tensor(seq)
-            mask[row, width - len(seq) :] = 1
-        else:
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-    labels = torch.as_tensor(split.labels[indices])
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    return {
+        "input_ids": pad_rows(seqs, pad_id, padding_side),
+        "attention_mask": attention_mask(seqs, padding_side),
+        "labels": torch.as_tensor(split.labels[indices]),
+    }
 
 
 def evaluate_split(
@@ -116,3 +79,53 @@ def evaluate_split(
     scores["tokens_per_s"] = tokens / elapsed if elapsed > 0 else None
     scores["n"] = len(split)
     return scores
+
+
+class ClassificationTask:
+    """Sequence classification: a fresh head on an encoder (or decoder), scored by the argmax label."""
+
+    name = "classification"
+    peft_task_type = "SEQ_CLS"
+    latency_examples = 32  # batch-size-1 forwards timed per run
+
+    def prepare_data(self, experiment: Any, tokenizer: Any, base_dir: Any) -> tuple[Any, dict[str, Any]]:
+        from peftlab.data import load_classification_data
+
+        cfg = experiment.data
+        data = load_classification_data(
+            cfg.source,
+            text_column=cfg.text_column,
+            label_column=cfg.label_column,
+            base_dir=base_dir,
+            limits={"train": cfg.train_limit, "validation": cfg.validation_limit, "test": cfg.test_limit},
+        )
+        splits = {
+            name: tokenize_split(frame["text"].tolist(), frame["label"].to_numpy(), tokenizer, cfg.max_length)
+            for name, frame in (("train", data.train), ("validation", data.validation), ("test", data.test))
+        }
+        return data, splits
+
+    def load_model(self, source: Any, data: Any, load_kwargs: dict[str, Any], pad_token_id: int | None) -> Any:
+        from peftlab.models import load_classifier
+
+        return load_classifier(source, data.label_names, load_kwargs, pad_token_id=pad_token_id)
+
+    def head_modules(self, model: Any) -> tuple[str, ...]:
+        from peftlab.models import head_modules
+
+        return head_modules(model)
+
+    def unquantized_modules(self, source: Any, data: Any) -> tuple[str, ...]:
+        """The fresh head, found on a weightless (meta-device) copy of the model."""
+        from peftlab.models import head_modules, load_classifier
+
+        return head_modules(load_classifier(source, data.label_names, {"device_map": {"": "meta"}}))
+
+    def collate(self, split: TokenizedSplit, indices: Any, pad_id: int, padding_side: str) -> dict[str, Any]:
+        return collate(split, indices, pad_id, padding_side)
+
+    def evaluate(self, model: Any, split: TokenizedSplit, ctx: Any) -> dict[str, Any]:
+        return evaluate_split(model, split, ctx.batch_size, ctx.device, ctx.pad_id, ctx.autocast, ctx.padding_side)
+
+
+TASK = ClassificationTask()

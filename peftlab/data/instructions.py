@@ -1,0 +1,222 @@
+"""Data for supervised fine-tuning (task `sft`): prompts with the completions a causal LM should write.
+
+Two kinds of source, one fixed and fingerprinted result:
+
+- `labels`: any classification source (builtin, local csv, hub) becomes instruction following.
+  Each row is asked through an instruction template, and the label name is the answer, so the
+  very same rows and splits as a classification experiment are used and the generated answer
+  can be scored as a label (accuracy, macro-F1).
+- `conversations`: rows of `{prompt, completion}` (strings, or trl's conversational lists of
+  messages) or `{messages: [...]}` (the last assistant turn is the completion), from a local
+  JSONL/JSON/parquet file or folder, or a hub dataset.
+
+Rows are kept in the classification frame shape (`text`, `label`), with a conversation stored as
+canonical JSON in `text` and label -1: the split carving, limits and fingerprint code of
+`sources.py` then apply unchanged, so both kinds get the same guarantees.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from peftlab.data.sources import (
+    BUILTIN_PREFIX,
+    ClassificationData,
+    DataSourceError,
+    _apply_limit,
+    _carve_missing,
+    _check_limits,
+    _default_carve_sizes,
+    _hub_dataset_dict,
+    _local_path,
+    _split_files,
+    compute_fingerprint,
+    load_classification_data,
+    make_frame,
+    read_raw_table,
+)
+
+# What a builtin classification set is asked; `{text}` is the example, `{labels}` the label names.
+DEFAULT_INSTRUCTIONS: dict[str, str] = {
+    "rotten_tomatoes": "Review: {text}\nIs this movie review positive or negative? Answer with one word.",
+    "bbc_news": "Article: {text}\nWhich topic is this news article about: {labels}? Answer with one word.",
+}
+GENERIC_INSTRUCTION = "Text: {text}\nWhich label fits this text: {labels}? Answer with the label only."
+CONVERSATION_COLUMNS = "{prompt, completion} or {messages: [...]}"
+
+
+@dataclass(frozen=True, repr=False)
+class InstructionData(ClassificationData):
+    """Fixed splits for SFT. `kind` says how `text` is read: a raw text to ask about, or a conversation."""
+
+    kind: Literal["labels", "conversations"] = "labels"
+    instruction: str | None = None  # the template, for kind "labels"
+
+    def conversation(self, text: str) -> tuple[list[dict[str, str]], str]:
+        """(prompt messages, completion) of a `conversations` row."""
+        row = json.loads(text)
+        return row["messages"], row["completion"]
+
+    def prompt_text(self, text: str) -> str:
+        """The user turn of a `labels` row (the template filled in)."""
+        assert self.instruction is not None
+        return self.instruction.format(text=text, labels=", ".join(self.label_names))
+
+
+def default_instruction(source: str) -> str:
+    return DEFAULT_INSTRUCTIONS.get(source.removeprefix(BUILTIN_PREFIX), GENERIC_INSTRUCTION)
+
+
+def check_instruction(template: str, where: str = "data.instruction") -> None:
+    """A template must contain `{text}` and no other placeholder than `{labels}`."""
+    import string
+
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as err:
+        raise DataSourceError(f"{where}: not a valid template ({err}); write literal braces as {{{{ and }}}}") from None
+    unknown = fields - {"text", "labels"}
+    if "text" not in fields or unknown:
+        raise DataSourceError(
+            f"{where}: got {template!r}; must contain {{text}}, allowed placeholders: {{text}}, {{labels}}"
+        )
+
+
+def load_instruction_data(
+    source: str,
+    *,
+    instruction: str | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    base_dir: Path | None = None,
+    limits: Mapping[str, int | None] | None = None,
+) -> InstructionData:
+    """Resolve `source` into SFT splits: conversations when the rows have them, else labelled texts."""
+    spec = source.strip()
+    checked = _check_limits(spec, limits)
+    raw: dict[str, pd.DataFrame] | None = None
+    if not spec.startswith(BUILTIN_PREFIX):
+        path = _local_path(spec, base_dir)
+        raw = _local_frames(path) if path is not None else _hub_frames(spec)
+        if not _is_conversational(raw["train"]):
+            raw = None  # a classification table: read it again through the classification path
+    if raw is None:
+        template = instruction or default_instruction(spec)
+        check_instruction(template)
+        base = load_classification_data(
+            spec, text_column=text_column, label_column=label_column, base_dir=base_dir, limits=checked
+        )
+        return InstructionData(
+            train=base.train,
+            validation=base.validation,
+            test=base.test,
+            label_names=base.label_names,
+            source=source,
+            fingerprint=compute_fingerprint([*base.label_names, template], _splits(base)),
+            kind="labels",
+            instruction=template,
+        )
+    splits = {name: _conversation_frame(f"{spec}[{name}]", frame) for name, frame in raw.items()}
+    splits = _carve_missing(spec, splits, _default_carve_sizes(spec, splits))
+    splits = {name: _apply_limit(df, checked.get(name)) for name, df in splits.items()}
+    return InstructionData(
+        train=splits["train"],
+        validation=splits["validation"],
+        test=splits["test"],
+        label_names=(),
+        source=source,
+        fingerprint=compute_fingerprint([], splits),
+        kind="conversations",
+        instruction=None,
+    )
+
+
+def _splits(data: ClassificationData) -> dict[str, pd.DataFrame]:
+    return {"train": data.train, "validation": data.validation, "test": data.test}
+
+
+def _local_frames(path: Path) -> dict[str, pd.DataFrame]:
+    files = _split_files(path) if path.is_dir() else {"train": path}
+    return {split: read_raw_table(file) for split, file in files.items()}
+
+
+def _hub_frames(spec: str) -> dict[str, pd.DataFrame]:
+    from peftlab.data.sources import SPLIT_ALIASES
+
+    dataset_dict = _hub_dataset_dict(spec)
+    frames: dict[str, pd.DataFrame] = {}
+    for split, aliases in SPLIT_ALIASES.items():
+        hub_split = next((a for a in aliases if a in dataset_dict), None)
+        if hub_split is not None:
+            frames[split] = dataset_dict[hub_split].to_pandas()
+    if "train" not in frames:
+        raise DataSourceError(f"{spec}: hub dataset has no train split (splits: {', '.join(dataset_dict)})")
+    return frames
+
+
+def _is_conversational(frame: pd.DataFrame) -> bool:
+    return "messages" in frame.columns or {"prompt", "completion"} <= set(frame.columns)
+
+
+def _content(value: Any) -> str:
+    """A completion: a string, or trl's conversational form (a list with one assistant message)."""
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, list) and value and isinstance(value[-1], Mapping) and "content" in value[-1]:
+        return str(value[-1]["content"])
+    raise ValueError(f"expected a string or a list of messages, got {type(value).__name__}")
+
+
+def _messages(value: Any, allow_string: bool = True) -> list[dict[str, str]]:
+    """A prompt: a string (one user turn) or a list of {role, content} messages."""
+    if isinstance(value, str) and allow_string:
+        return [{"role": "user", "content": value}]
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, list) and value and all(_is_message(m) for m in value):
+        return [{"role": str(m["role"]), "content": str(m["content"])} for m in value]
+    raise ValueError(f"expected a string or a non-empty list of {{role, content}} messages, got {value!r:.80}")
+
+
+def _present(value: Any) -> bool:
+    """Not a missing cell (pandas fills a column that some JSONL rows lack with NaN)."""
+    return value is not None and not (isinstance(value, float) and value != value)
+
+
+def _is_message(value: Any) -> bool:
+    return isinstance(value, Mapping) and {"role", "content"} <= set(value)
+
+
+def _conversation_frame(where: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Canonical JSON conversations in the (text, label=-1) frame shape; one-line errors naming the row."""
+    if not _is_conversational(frame):
+        raise DataSourceError(
+            f"{where}: columns are {', '.join(map(str, frame.columns))}; "
+            f"conversational rows need {CONVERSATION_COLUMNS}"
+        )
+    texts: list[str] = []
+    for i, row in enumerate(frame.to_dict("records")):
+        try:
+            if _present(row.get("messages")):
+                turns = _messages(row["messages"], allow_string=False)
+                if turns[-1]["role"] != "assistant" or len(turns) < 2:
+                    raise ValueError("the last message must be the assistant's answer, after at least one other")
+                prompt, completion = turns[:-1], turns[-1]["content"]
+            else:
+                prompt, completion = _messages(row["prompt"]), _content(row["completion"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise DataSourceError(f"{where}: row {i}: {err}; rows need {CONVERSATION_COLUMNS}") from None
+        if not completion.strip():
+            raise DataSourceError(f"{where}: row {i}: empty completion; every row needs an answer to train on")
+        texts.append(json.dumps({"messages": prompt, "completion": completion}, ensure_ascii=False, sort_keys=True))
+    if not texts:
+        raise DataSourceError(f"{where}: no rows")
+    return make_frame(texts, [-1] * len(texts))
