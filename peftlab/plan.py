@@ -73,13 +73,20 @@ def _variants(entry: MethodEntry) -> list[tuple[str, float, dict[str, Any]]]:
 
 
 def computed_config(experiment: Experiment) -> dict[str, Any]:
-    """The part of an experiment that changes what a run computes (not its name or output folder)."""
-    return {
+    """The part of an experiment that changes what a run computes (not its name or output folder).
+
+    Forgetting probes are part of it only when there are any, so adding the feature left the ids
+    of existing runs unchanged; `previous_task` changes the model a run starts from.
+    """
+    config = {
         "model": experiment.model,
         "task": experiment.task,
         "data": dataclasses.asdict(experiment.data),
         "train": dataclasses.asdict(experiment.train),
     }
+    if experiment.forgetting:
+        config["forgetting"] = [p.as_dict() for p in experiment.forgetting]
+    return config
 
 
 def make_plan(experiment: Experiment, only: list[str] | None = None) -> list[RunSpec]:

@@ -37,6 +37,7 @@ class Workspace:
     data: Any  # data.ClassificationData
     splits: dict[str, Any]  # split name -> TokenizedSplit
     results_dir: Path
+    forgetting: Any = None  # forgetting.Forgetting: the experiment's probes, data loaded once
 
     @property
     def pad_id(self) -> int:
@@ -73,7 +74,12 @@ def prepare_workspace(experiment: Experiment) -> Workspace:
 
     for name in ("accuracy", "f1"):  # loaded once here, inherited by every forked run
         load_metric(name)
-    return Workspace(experiment, source, tokenizer, data, splits, experiment.results_dir())
+    forgetting = None
+    if experiment.forgetting:
+        from peftlab.forgetting import Forgetting
+
+        forgetting = Forgetting(experiment, tokenizer)
+    return Workspace(experiment, source, tokenizer, data, splits, experiment.results_dir(), forgetting)
 
 
 def _uses_hub(experiment: Experiment) -> bool:
@@ -224,19 +230,17 @@ def _train_and_measure(
     device = resolve_device(cfg.device)
     record["env"]["device"] = device_info(device)
     meter = MemoryMeter(device)
+    forgetting = ws.forgetting.for_run(spec.seed, device) if ws.forgetting else None
+    source = forgetting.model_source(ws.model_source) if forgetting else ws.model_source  # may train stage A
     set_seed(spec.seed)
 
     # -- model: load (quantised where the method says so), then let the method prepare it
     build_started = time.perf_counter()
-    probe = (
-        load_classifier(ws.model_source, ws.data.label_names, {"device_map": {"": "meta"}})
-        if method.load_kwargs
-        else None
-    )
+    probe = load_classifier(source, ws.data.label_names, {"device_map": {"": "meta"}}) if method.load_kwargs else None
     heads = head_modules(probe) if probe is not None else ()
     load_kwargs = method.load_kwargs(params, device, heads) if method.load_kwargs else {}
     del probe
-    model = load_classifier(ws.model_source, ws.data.label_names, load_kwargs, pad_token_id=ws.pad_id)
+    model = load_classifier(source, ws.data.label_names, load_kwargs, pad_token_id=ws.pad_id)
     ctx = ModelContext(
         task_type="SEQ_CLS", model_type=model.config.model_type, total_steps=cfg.steps, head_modules=head_modules(model)
     )
@@ -263,10 +267,11 @@ def _train_and_measure(
     autocast = autocast_factory(device, cfg.precision)
     padding_side = getattr(ws.tokenizer, "padding_side", "right")
 
-    def evaluate(split: str) -> dict[str, float]:
-        return evaluate_split(
-            forward_model, ws.splits[split], cfg.eval_batch_size, device, ws.pad_id, autocast, padding_side
-        )
+    def evaluate(split: str, on: Any = forward_model) -> dict[str, float]:
+        return evaluate_split(on, ws.splits[split], cfg.eval_batch_size, device, ws.pad_id, autocast, padding_side)
+
+    if forgetting is not None:  # the base model's scores (adapter disabled), before any step
+        forgetting.before(model, load_kwargs, lambda base: evaluate("test", base))
 
     index, total = position
     bar = tqdm(
@@ -316,6 +321,8 @@ def _train_and_measure(
     )
     eval_s = time.perf_counter() - eval_started
     meter.stop("eval")
+    if forgetting is not None:
+        forgetting.after(model, test, record)
 
     warm = cfg.timing_warmup_steps
     steady_time = float(np.sum(outcome.step_times[warm:])) if len(outcome.step_times) > warm else outcome.train_time_s

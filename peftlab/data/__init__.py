@@ -5,13 +5,17 @@ from __future__ import annotations
 from peftlab.data.sources import (
     ClassificationData,
     DataSourceError,
+    TextData,
     describe_builtin_sources,
     load_classification_data,
+    load_text_data,
 )
 
 __all__ = [
     "ClassificationData",
     "DataSourceError",
+    "TextData",
     "describe_builtin_sources",
     "load_classification_data",
+    "load_text_data",
 ]
