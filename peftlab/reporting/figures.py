@@ -259,10 +259,11 @@ def learning_vs_forgetting(runs: Any, summary: Any, styles: dict, out: Path) -> 
                 look = styles[label]
                 ax.scatter(part[x], part[f"forgetting_{probe}"], color=look["color"], marker=look["marker"], s=16,
                            label=label, zorder=3)  # fmt: skip
+        # the least forgetting attainable while learning at least x: steps up just after each front point
         front = learning_front(list(zip(data[x], data[f"forgetting_{probe}"], strict=True)))
         if len(front) > 1:
             xs, ys = zip(*front, strict=True)
-            ax.step(xs, ys, where="post", color="0.45", linestyle="--", linewidth=0.9, label="Pareto frontier")
+            ax.step(xs, ys, where="pre", color="0.45", linestyle="--", linewidth=0.9, label="Pareto frontier")
         ax.axhline(0.0, color="0.5", linewidth=0.7, linestyle=":")
         ax.set_ylabel(FORGETTING_AXIS.format(probe=probe))
     axes[-1][0].set_xlabel("learning: test accuracy gain over the untrained model" if gain else "test accuracy")
