@@ -142,6 +142,7 @@ class Experiment:
     output_dir: str = "results"
     save: SaveConfig = field(default_factory=SaveConfig)
     search: Any = None  # search.SearchConfig when the file has a `search:` block
+    forgetting: list[Any] = field(default_factory=list)  # forgetting.ProbeEntry per `forgetting:` item
     source_path: Path | None = None  # where it was loaded from; not part of the YAML
 
     def results_dir(self) -> Path:
@@ -168,6 +169,7 @@ class Experiment:
             "save": dataclasses.asdict(self.save),
             "methods": [m.as_dict() for m in self.methods],
             "search": self.search.as_dict() if self.search is not None else None,
+            "forgetting": [p.as_dict() for p in self.forgetting],
         }
 
 
@@ -256,7 +258,7 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     for label in labels:
         if labels.count(label) > 1:
             fail(origin, "methods", f"label {label!r} is used twice; give each entry its own 'label'")
-    rest = {k: v for k, v in raw.items() if k not in ("methods", "search")}
+    rest = {k: v for k, v in raw.items() if k not in ("methods", "search", "forgetting")}
     shell = build(_ExperimentShell, rest, origin, "")
     name = shell.name
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
@@ -268,8 +270,11 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
         from peftlab.search import parse_search
 
         search = parse_search(raw["search"], origin, methods, shell.train)
+    from peftlab.forgetting import parse_probes
+
+    forgetting = parse_probes(raw.get("forgetting"), origin, shell.task)
     fields = dataclasses.asdict(shell) | {"data": shell.data, "train": shell.train, "save": shell.save}
-    return Experiment(methods=methods, search=search, **fields)
+    return Experiment(methods=methods, search=search, forgetting=forgetting, **fields)
 
 
 @dataclass
@@ -334,7 +339,7 @@ def _list_index(node: list[Any], part: str, origin: str, override: str, shown: s
         if -len(node) <= index < len(node):
             return index
         raise ConfigError(f"{origin}: override {override!r}: {shown} is out of range (list has {len(node)} items)")
-    labels = [(m.get("label") or m.get("method")) if isinstance(m, dict) else m for m in node]
+    labels = [(m.get("label") or m.get("method") or m.get("probe")) if isinstance(m, dict) else m for m in node]
     if part in labels:
         return labels.index(part)
     raise ConfigError(

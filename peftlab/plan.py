@@ -77,16 +77,23 @@ _OPTIONAL_DATA_KEYS = ("instruction", "max_new_tokens", "system")
 
 
 def computed_config(experiment: Experiment) -> dict[str, Any]:
-    """The part of an experiment that changes what a run computes (not its name or output folder)."""
+    """The part of an experiment that changes what a run computes (not its name or output folder).
+
+    Forgetting probes are part of it only when there are any, so adding the feature left the ids
+    of existing runs unchanged; `previous_task` changes the model a run starts from.
+    """
     data = {
         k: v for k, v in dataclasses.asdict(experiment.data).items() if not (k in _OPTIONAL_DATA_KEYS and v is None)
     }
-    return {
+    config = {
         "model": experiment.model,
         "task": experiment.task,
         "data": data,
         "train": dataclasses.asdict(experiment.train),
     }
+    if experiment.forgetting:
+        config["forgetting"] = [p.as_dict() for p in experiment.forgetting]
+    return config
 
 
 def make_plan(experiment: Experiment, only: list[str] | None = None) -> list[RunSpec]:

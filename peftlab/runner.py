@@ -38,6 +38,7 @@ class Workspace:
     splits: dict[str, Any]  # split name -> the task's tokenised split
     results_dir: Path
     task: Any = None  # tasks.Task; from experiment.task when not given
+    forgetting: Any = None  # forgetting.Forgetting: the experiment's probes, data loaded once
 
     def __post_init__(self) -> None:
         if self.task is None:
@@ -69,7 +70,14 @@ def prepare_workspace(experiment: Experiment) -> Workspace:
 
     for name in ("accuracy", "f1"):  # loaded once here, inherited by every forked run
         load_metric(name)
-    return Workspace(experiment, source, tokenizer, data, splits, experiment.results_dir(), task)
+    forgetting = None
+    if experiment.forgetting:
+        from peftlab.forgetting import Forgetting
+
+        forgetting = Forgetting(experiment, tokenizer)
+    return Workspace(
+        experiment, source, tokenizer, data, splits, experiment.results_dir(), task=task, forgetting=forgetting
+    )
 
 
 def _uses_hub(experiment: Experiment) -> bool:
@@ -224,13 +232,15 @@ def _train_and_measure(
     device = resolve_device(cfg.device)
     record["env"]["device"] = device_info(device)
     meter = MemoryMeter(device)
+    forgetting = ws.forgetting.for_run(spec.seed, device) if ws.forgetting else None
+    source = forgetting.model_source(ws.model_source) if forgetting else ws.model_source  # may train stage A
     set_seed(spec.seed)
 
     # -- model: load (quantised where the method says so), then let the method prepare it
     build_started = time.perf_counter()
-    keep = task.unquantized_modules(ws.model_source, ws.data) if method.load_kwargs else ()
+    keep = task.unquantized_modules(source, ws.data) if method.load_kwargs else ()
     load_kwargs = method.load_kwargs(params, device, keep) if method.load_kwargs else {}
-    model = task.load_model(ws.model_source, ws.data, load_kwargs, ws.pad_id)
+    model = task.load_model(source, ws.data, load_kwargs, ws.pad_id)
     ctx = ModelContext(
         task_type=task.peft_task_type,
         model_type=model.config.model_type,
@@ -270,11 +280,12 @@ def _train_and_measure(
         max_new_tokens=ws.experiment.data.max_new_tokens,
     )
 
-    def evaluate(split: str) -> dict[str, Any]:
-        return task.evaluate(forward_model, ws.splits[split], eval_ctx)
+    def evaluate(split: str, on: Any = forward_model) -> dict[str, Any]:
+        return task.evaluate(on, ws.splits[split], eval_ctx)
 
     # ---- the model is built and prepared by its method; nothing has trained yet.
-    # Measurements of the untrained model (e.g. forgetting probes' "before") belong here.
+    if forgetting is not None:  # the base model's scores (adapter disabled), before any step
+        forgetting.before(model, load_kwargs, lambda base: evaluate("test", base))
 
     index, total = position
     bar = tqdm(
@@ -336,6 +347,8 @@ def _train_and_measure(
         validation.pop("samples", None)
     if samples is not None:
         record["samples"] = {"test": samples}
+    if forgetting is not None:
+        forgetting.after(model, test, record)
 
     warm = cfg.timing_warmup_steps
     steady_time = float(np.sum(outcome.step_times[warm:])) if len(outcome.step_times) > warm else outcome.train_time_s

@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 BLOCKS = {
     "bert_cls-summary": ROOT / "results" / "bert_cls" / "summary.md",
     "smollm_sft-summary": ROOT / "results" / "smollm_sft" / "summary.md",
+    "forgetting-summary": ROOT / "results" / "forgetting" / "summary.md",
+    "rank_ablation-sweep": ROOT / "results" / "rank_ablation" / "rank_sweep.md",
 }
 
 

@@ -57,7 +57,11 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     folder = tmp_path_factory.mktemp("tiny_bert")
     vocab = _write_vocab(folder / "vocab.txt")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    # a vocab mapping, not `vocab_file=`: transformers 5 ignores that keyword and would leave a
+    # tokenizer of only the special tokens, which maps every word to [UNK]
+    words = vocab.read_text().split()
+    tokenizer = BertTokenizerFast(vocab={w: i for i, w in enumerate(words)}, do_lower_case=True)
+    assert tokenizer.convert_tokens_to_ids("good") != tokenizer.unk_token_id
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=len(tokenizer),

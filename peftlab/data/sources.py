@@ -86,6 +86,28 @@ class ClassificationData:
         )
 
 
+@dataclass(frozen=True)
+class TextData:
+    """Three fixed splits of unlabelled text (documents), fingerprinted like classification data.
+
+    General-domain prose for LM-loss probes: which documents were scored is part of the result.
+    """
+
+    train: list[str]
+    validation: list[str]
+    test: list[str]
+    source: str
+    fingerprint: str
+
+    def split(self, name: str) -> list[str]:
+        if name not in SPLITS:
+            raise KeyError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
+        return getattr(self, name)
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(self.split(name)) for name in SPLITS}
+
+
 # --------------------------------------------------------------------------- public API
 
 
@@ -138,20 +160,58 @@ def load_classification_data(
     )
 
 
+def load_text_data(
+    source: str,
+    *,
+    text_column: str = "text",
+    base_dir: Path | None = None,
+    limits: Mapping[str, int | None] | None = None,
+) -> TextData:
+    """Resolve ``source`` into fixed splits of unlabelled documents, the same way as classification data.
+
+    ``builtin:NAME`` (a text builtin such as ``builtin:news_articles``), a local ``.txt`` file
+    (documents separated by blank lines), a table file or folder with a text column, or a hub
+    dataset's text column. Missing validation/test splits are carved off train by content hash.
+    """
+    if not isinstance(source, str) or not source.strip():
+        raise DataSourceError(f"text source must be a non-empty string, got {source!r}")
+    checked_limits = _check_limits(source, limits)
+    spec = source.strip()
+    if spec.startswith(BUILTIN_PREFIX):
+        raw, _, carve_sizes = _load_builtin(spec[len(BUILTIN_PREFIX) :], kind="text")
+        splits = _carve_missing(spec, raw, carve_sizes)
+    else:
+        path = _local_path(spec, base_dir)
+        if path is not None and path.suffix.lower() == ".txt":
+            documents = [" ".join(d.split()) for d in path.read_text(errors="replace").split("\n\n")]
+            raw = {"train": pd.DataFrame({"text": [d for d in documents if d]})}
+        elif path is not None:
+            raw = {split: df for split, (df, _) in _load_local(path, text_column, None).items()}
+        else:
+            raw = {split: df for split, (df, _) in _load_hub(spec, text_column, None).items()}
+        raw = {split: df.assign(text=df["text"].astype(str)) for split, df in raw.items()}
+        splits = _carve_missing(spec, raw, _default_carve_sizes(spec, raw))
+    splits = {name: _apply_limit(df, checked_limits.get(name)) for name, df in splits.items()}
+    texts = {name: splits[name]["text"].astype(str).tolist() for name in SPLITS}
+    return TextData(**texts, source=source, fingerprint=compute_fingerprint((), splits))
+
+
 def compute_fingerprint(label_names: Iterable[str], splits: Mapping[str, pd.DataFrame]) -> str:
     """Hash label names and every (text, label) row in order, so a result names its exact data.
 
     JSON encoding per row keeps the hash unambiguous (no separator collisions) and independent
-    of pandas/numpy versions.
+    of pandas/numpy versions. Unlabelled text (no ``label`` column) hashes its texts alone.
     """
     digest = hashlib.sha256()
     digest.update(json.dumps(["labels", list(label_names)], ensure_ascii=False).encode("utf-8"))
     for name in SPLITS:
         df = splits[name]
         digest.update(json.dumps(["split", name, len(df)]).encode("utf-8"))
-        for text, label in zip(df["text"].tolist(), df["label"].tolist(), strict=True):
+        labels = df["label"].tolist() if "label" in df.columns else [None] * len(df)
+        for text, label in zip(df["text"].tolist(), labels, strict=True):
             digest.update(b"\n")
-            digest.update(json.dumps([text, int(label)], ensure_ascii=False).encode("utf-8"))
+            row = [text] if label is None else [text, int(label)]
+            digest.update(json.dumps(row, ensure_ascii=False).encode("utf-8"))
     return digest.hexdigest()[:16]
 
 
@@ -297,11 +357,13 @@ def _integer_labels(source: str, labels: pd.Series) -> pd.Series | None:
 # --------------------------------------------------------------------------- builtin
 
 
-def _load_builtin(name: str) -> tuple[dict[str, pd.DataFrame], tuple[str, ...], dict[str, int]]:
+def _load_builtin(
+    name: str, kind: str = "classification"
+) -> tuple[dict[str, pd.DataFrame], tuple[str, ...], dict[str, int]]:
     """Delegate to the builtin table; import lazily so sources.py has no import cycle."""
     from peftlab.data.builtin import load_builtin
 
-    return load_builtin(name)
+    return load_builtin(name, kind)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- local files
@@ -326,7 +388,7 @@ def _local_path(spec: str, base_dir: Path | None) -> Path | None:
     return None
 
 
-def _load_local(path: Path, text_column: str, label_column: str) -> dict[str, tuple[pd.DataFrame, None]]:
+def _load_local(path: Path, text_column: str, label_column: str | None) -> dict[str, tuple[pd.DataFrame, None]]:
     """Read one file (all rows are train) or a directory of per-split files."""
     files = _split_files(path) if path.is_dir() else {"train": path}
     return {split: (_read_table(file, text_column, label_column), None) for split, file in files.items()}
@@ -357,7 +419,7 @@ def _split_files(directory: Path) -> dict[str, Path]:
     return found
 
 
-def _read_table(path: Path, text_column: str, label_column: str) -> pd.DataFrame:
+def _read_table(path: Path, text_column: str, label_column: str | None) -> pd.DataFrame:
     """Read a table with pandas and keep only the text/label columns, renamed canonically."""
     return _select_columns(str(path), read_raw_table(path), text_column, label_column)
 
@@ -384,17 +446,18 @@ def read_raw_table(path: Path) -> pd.DataFrame:
     )
 
 
-def _select_columns(where: str, df: pd.DataFrame, text_column: str, label_column: str) -> pd.DataFrame:
-    """Pick and rename the two columns; name what exists when a column is missing."""
+def _select_columns(where: str, df: pd.DataFrame, text_column: str, label_column: str | None) -> pd.DataFrame:
+    """Pick and rename the two columns (only text for unlabelled text); name what exists when one is missing."""
     columns = [str(c) for c in df.columns]
-    for role, column in (("text", text_column), ("label", label_column)):
+    roles = [("text", text_column)] + ([("label", label_column)] if label_column is not None else [])
+    for role, column in roles:
         if column not in df.columns:
             raise DataSourceError(
                 f"{where}: no {role} column {column!r}; columns are: {', '.join(columns) or '(none)'}"
                 f" (choose with {role}_column=...)"
             )
-    out = pd.DataFrame({"text": df[text_column], "label": df[label_column]}).reset_index(drop=True)
-    for role, column in (("text", text_column), ("label", label_column)):
+    out = pd.DataFrame({role: df[column] for role, column in roles}).reset_index(drop=True)
+    for role, column in roles:
         missing = out[role].isna()
         if missing.any():
             rows = ", ".join(str(i) for i in missing[missing].index[:5])
@@ -408,7 +471,9 @@ def _select_columns(where: str, df: pd.DataFrame, text_column: str, label_column
 # --------------------------------------------------------------------------- hub
 
 
-def _load_hub(spec: str, text_column: str, label_column: str) -> dict[str, tuple[pd.DataFrame, tuple[str, ...] | None]]:
+def _load_hub(
+    spec: str, text_column: str, label_column: str | None
+) -> dict[str, tuple[pd.DataFrame, tuple[str, ...] | None]]:
     """Load a Hugging Face dataset; ``datasets`` is imported here only (slow, optional)."""
     dataset_dict = _hub_dataset_dict(spec)
     available = list(dataset_dict.keys())
@@ -423,7 +488,7 @@ def _load_hub(spec: str, text_column: str, label_column: str) -> dict[str, tuple
     result: dict[str, tuple[pd.DataFrame, tuple[str, ...] | None]] = {}
     for split, hub_split in chosen.items():
         part = dataset_dict[hub_split]
-        names = _class_label_names(part.features.get(label_column))
+        names = _class_label_names(part.features.get(label_column)) if label_column else None
         frame = _select_columns(f"{spec}[{hub_split}]", part.to_pandas(), text_column, label_column)
         if names is not None:
             unlabeled = frame["label"] == -1

@@ -167,21 +167,23 @@ def training_curves(runs: Any, summary: Any, styles: dict, out: Path) -> list[Pa
     return style.save(fig, out, "training_curves")
 
 
-def accuracy_vs_rank(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
-    data = _ok(runs).dropna(subset=["rank", "test_accuracy"])
-    lines = {
+def _rank_lines(runs: Any, y: str) -> dict[tuple[str, str, str], Any]:
+    """Runs grouped into one line per (method, variant without r, targets) whose rank varies."""
+    data = _ok(runs).dropna(subset=["rank", y])
+    return {
         key: group
         for key, group in data.groupby(["method", "rank_line", "targets"], sort=False)
         if group["rank"].nunique() > 1
     }
-    if not lines:
-        raise Skipped("no rank sweep in these records (no method with a hyperparameters.r that varies)")
-    fig, ax = style.figure()
+
+
+def _draw_rank_lines(ax: Any, lines: dict[tuple[str, str, str], Any], y: str) -> None:
+    """Mean ± 95% band of `y` against rank, log2 axis with the swept ranks as ticks."""
     line_styles = style.method_styles([f"{m}|{line}|{t}" for m, line, t in lines])
     several_targets = len({t for _, _, t in lines}) > 1
     ranks: set[float] = set()
     for (method, line, targets), group in lines.items():
-        band = _mean_band(group, "rank", "test_accuracy")
+        band = _mean_band(group, "rank", y)
         look = line_styles[f"{method}|{line}|{targets}"]
         label = f"{line} ({targets})" if several_targets and targets else line
         ax.plot(band["rank"], band["mean"], color=look["color"], marker=look["marker"], label=label)
@@ -191,44 +193,101 @@ def accuracy_vs_rank(runs: Any, summary: Any, styles: dict, out: Path) -> list[P
     ax.set_xscale("log", base=2)
     ax.set_xticks(sorted(ranks), [f"{r:g}" for r in sorted(ranks)])
     ax.minorticks_off()
+
+
+def accuracy_vs_rank(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    lines = _rank_lines(runs, "test_accuracy")
+    if not lines:
+        raise Skipped("no rank sweep in these records (no method with a hyperparameters.r that varies)")
+    fig, ax = style.figure()
+    _draw_rank_lines(ax, lines, "test_accuracy")
     ax.set_xlabel("adapter rank $r$ (log$_2$ scale)")
     ax.set_ylabel("test accuracy")
     _legend(fig, ax, ncols=2)
     return style.save(fig, out, "accuracy_vs_rank")
 
 
-def learning_vs_forgetting(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+def _forgetting_probes(runs: Any) -> list[str]:
+    return [
+        c.removeprefix("forgetting_")
+        for c in runs.columns
+        if str(c).startswith("forgetting_") and _ok(runs)[c].notna().any()
+    ]
+
+
+def _panels(count: int) -> tuple[Any, Any]:
+    """Probes stacked one above the other, so the figure stays one column wide."""
     import matplotlib.pyplot as plt
 
-    probes = [c.removeprefix("forgetting_").removesuffix("_mean") for c in summary.columns]
-    probes = [p for p, c in zip(probes, summary.columns, strict=True) if c.startswith("forgetting_") and "_mean" in c]
-    probes = [p for p in probes if summary[f"forgetting_{p}_mean"].notna().any()]
+    style.apply()
+    return plt.subplots(
+        count, 1, figsize=(style.WIDTH_IN, 0.6 + 1.9 * count), sharex=True, squeeze=False, layout="constrained"
+    )
+
+
+FORGETTING_AXIS = "forgetting: {probe}\n(+ = forgotten)"
+
+
+def learning_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(learning, forgetting) points that no other point beats on both (more learnt, less forgotten),
+    from the least to the most learning."""
+    front: list[tuple[float, float]] = []
+    for learnt, forgot in sorted(points, key=lambda p: (-p[0], p[1])):
+        if not front or forgot < front[-1][1]:
+            front.append((learnt, forgot))
+    return front[::-1]
+
+
+def learning_vs_forgetting(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    """One point per run: what it learnt on the target task against what it forgot, per probe.
+
+    Learning is the target-task gain over the untrained model when the records have it (the
+    base score differs between runs only by their fresh head), else the test accuracy.
+    """
+    probes = _forgetting_probes(runs)
     if not probes:
         raise Skipped("no forgetting deltas in these records (forgetting.<probe>.delta)")
-    style.apply()
-    panels = min(len(probes), 3)  # stacked, so the figure stays one column wide
-    fig, axes = plt.subplots(
-        panels, 1, figsize=(style.WIDTH_IN, 0.5 + 1.9 * panels), sharex=True, squeeze=False, layout="constrained"
-    )
-    for ax, probe in zip(axes[:, 0], probes[:panels], strict=False):
-        data = summary.dropna(subset=["test_accuracy_mean", f"forgetting_{probe}_mean"])
-        for _, row in data.iterrows():
-            xerr, yerr = row["test_accuracy_ci95"], row[f"forgetting_{probe}_ci95"]
-            ax.errorbar(
-                row["test_accuracy_mean"],
-                row[f"forgetting_{probe}_mean"],
-                xerr=None if math.isnan(xerr) else xerr,
-                yerr=None if math.isnan(yerr) else yerr,
-                fmt=styles[row["method"]]["marker"],
-                color=styles[row["method"]]["color"],
-                capsize=2,
-                label=row["method"],
-            )
+    gain = "learning_gain" in runs.columns and _ok(runs)["learning_gain"].notna().any()
+    x = "learning_gain" if gain else "test_accuracy"
+    fig, axes = _panels(min(len(probes), 3))
+    order = [m for m in summary["method"] if m in set(_ok(runs)["label"])]
+    for ax, probe in zip(axes[:, 0], probes[:3], strict=False):
+        data = _ok(runs).dropna(subset=[x, f"forgetting_{probe}"])
+        for label in order:
+            part = data[data["label"] == label]
+            if len(part):
+                look = styles[label]
+                ax.scatter(part[x], part[f"forgetting_{probe}"], color=look["color"], marker=look["marker"], s=16,
+                           label=label, zorder=3)  # fmt: skip
+        # the least forgetting attainable while learning at least x: steps up just after each front point
+        front = learning_front(list(zip(data[x], data[f"forgetting_{probe}"], strict=True)))
+        if len(front) > 1:
+            xs, ys = zip(*front, strict=True)
+            ax.step(xs, ys, where="pre", color="0.45", linestyle="--", linewidth=0.9, label="Pareto frontier")
         ax.axhline(0.0, color="0.5", linewidth=0.7, linestyle=":")
-        ax.set_ylabel(f"Δ {probe}\n(after − before)")
-    axes[-1][0].set_xlabel("test accuracy (learning)")
+        ax.set_ylabel(FORGETTING_AXIS.format(probe=probe))
+    axes[-1][0].set_xlabel("learning: test accuracy gain over the untrained model" if gain else "test accuracy")
     _legend(fig, axes[0][0])
     return style.save(fig, out, "learning_vs_forgetting")
+
+
+def forgetting_vs_rank(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    """Forgetting against adapter rank for each rank sweep; full fine-tuning as a reference line."""
+    probes = [p for p in _forgetting_probes(runs) if _rank_lines(runs, f"forgetting_{p}")]
+    if not probes:
+        raise Skipped("no rank sweep with forgetting deltas in these records")
+    fig, axes = _panels(min(len(probes), 3))
+    for ax, probe in zip(axes[:, 0], probes[:3], strict=False):
+        y = f"forgetting_{probe}"
+        _draw_rank_lines(ax, _rank_lines(runs, y), y)
+        full = _ok(runs)[_ok(runs)["method"] == "full"][y].dropna()
+        if len(full):
+            ax.axhline(full.mean(), color="0.3", linestyle="--", linewidth=0.9, label="full fine-tuning (mean)")
+        ax.axhline(0.0, color="0.5", linewidth=0.7, linestyle=":")
+        ax.set_ylabel(FORGETTING_AXIS.format(probe=probe))
+    axes[-1][0].set_xlabel("adapter rank $r$ (log$_2$ scale)")
+    _legend(fig, axes[0][0], ncols=2)
+    return style.save(fig, out, "forgetting_vs_rank")
 
 
 def _trials(runs: Any) -> Any:
@@ -346,6 +405,7 @@ FIGURES: dict[str, Callable[[Any, Any, dict, Path], list[Path]]] = {
     "training_curves": training_curves,
     "accuracy_vs_rank": accuracy_vs_rank,
     "learning_vs_forgetting": learning_vs_forgetting,
+    "forgetting_vs_rank": forgetting_vs_rank,
     "optuna_history": optuna_history,
     "optuna_importances": optuna_importances,
     "optuna_pareto": optuna_pareto,

@@ -57,14 +57,15 @@ def columns(summary: Any) -> list[Column]:
         Column("train_tokens_per_s", "train tok/s", "Tok/s", "TokPerSec", "max", _thousands),
         Column("saved_mb", "saved MB", "Saved (MB)", "SavedMB", "min", _fixed(2)),
     ]
+    cols.append(Column("learning_gain_mean", "learning gain", "Gain", "Gain", "max", _signed, "learning_gain_ci95"))
     for probe in _probes(summary):
         cols.append(
             Column(
                 f"forgetting_{probe}_mean",
-                f"forgetting {probe} (Δ)",
-                rf"$\Delta$ {escape(probe)}",
+                f"forgetting {probe}",
+                rf"Forg.\ {escape(probe)}",
                 f"Forget{camel(probe)}",
-                "max",  # delta = probe metric after − before: closer to zero from below is less forgetting
+                "min",  # delta = amount forgotten, positive = worse (loss up or accuracy down)
                 _signed,
                 f"forgetting_{probe}_ci95",
             )

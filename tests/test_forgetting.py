@@ -1,0 +1,261 @@
+"""Forgetting probes on tiny random models: zero training forgets exactly 0, "before" is the base
+model even for prompt/prefix tuning, probes are deterministic, and a harsher fine-tune forgets more.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from peftlab.config import load_experiment
+from peftlab.errors import ConfigError
+
+TOPIC = {0: ["film", "movie"], 1: ["story", "plot"]}
+PLAIN = ["the", "was", "is", "a", "very", "and", "but", "it", "acting", "good", "bad", "dull", "funny"]
+
+
+@pytest.fixture(scope="session")
+def topic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A second task on the tiny vocabulary: which topic word (film/movie vs story/plot) a sentence has."""
+    import pandas as pd
+
+    folder = tmp_path_factory.mktemp("topic_data")
+    rng = random.Random(1)
+    for split, n in (("train", 160), ("validation", 32), ("test", 96)):
+        labels = [i % 2 for i in range(n)]
+        texts = []
+        for y in labels:
+            words = [rng.choice(PLAIN) for _ in range(rng.randint(3, 8))]
+            words.insert(rng.randint(0, len(words)), rng.choice(TOPIC[y]))
+            texts.append(" ".join(words))
+        pd.DataFrame({"text": texts, "label": labels}).to_csv(folder / f"{split}.csv", index=False)
+    return folder
+
+
+def _probes(topic: Path, previous: bool = True) -> str:
+    text = f"forgetting:\n  - probe: linear_probe\n    source: {topic}\n    max_length: 32\n"
+    if previous:
+        text += f"  - probe: previous_task\n    source: {topic}\n    max_length: 32\n    steps: 6\n    lr: 1.0e-3\n"
+        text += "    batch_size: 8\n"
+    return text
+
+
+# ---------------------------------------------------------------- config
+
+
+def test_config_errors_are_one_line_and_name_the_allowed_probes(experiment_file, topic_dataset):
+    path = experiment_file(extra="forgetting:\n  - probe: linear_prob\n")
+    with pytest.raises(ConfigError) as err:
+        load_experiment(path)
+    message = str(err.value)
+    assert "forgetting[0].probe" in message and "allowed: linear_probe, lm_loss, previous_task" in message
+    assert "did you mean 'linear_probe'" in message and "\n" not in message
+
+    path = experiment_file(extra="forgetting:\n  - probe: lm_loss\n")
+    with pytest.raises(ConfigError, match=r"probe 'lm_loss' measures sft models.*task is 'classification'"):
+        load_experiment(path)
+
+    path = experiment_file(extra="forgetting:\n  - probe: linear_probe\n    train_limt: 5\n")
+    with pytest.raises(ConfigError, match=r"forgetting\[0\]\.train_limt: unknown key.*did you mean 'train_limit'"):
+        load_experiment(path)
+
+    experiment = load_experiment(experiment_file(extra=_probes(topic_dataset)), ["forgetting.linear_probe.C=0.5"])
+    assert [p.probe for p in experiment.forgetting] == ["linear_probe", "previous_task"]
+    assert experiment.forgetting[0].params.C == 0.5
+
+
+def test_run_ids_change_only_when_the_experiment_has_probes(experiment_file, topic_dataset):
+    from peftlab.plan import make_plan
+
+    plain = make_plan(load_experiment(experiment_file()))[0].run_id
+    again = make_plan(load_experiment(experiment_file(extra="forgetting: []\n")))[0].run_id
+    probed = make_plan(load_experiment(experiment_file(extra=_probes(topic_dataset))))[0].run_id
+    assert plain == again != probed
+
+
+# ---------------------------------------------------------------- end to end, in process
+
+
+def _run(experiment_file, topic: Path, methods: str, *, steps: int, previous: bool = True) -> list[dict]:
+    from peftlab.plan import make_plan
+    from peftlab.runner import execute_run, prepare_workspace
+
+    experiment = load_experiment(experiment_file(methods, steps=steps, extra=_probes(topic, previous)))
+    ws = prepare_workspace(experiment)
+    return [execute_run(ws, spec, quiet=True) for spec in make_plan(experiment)]
+
+
+def test_a_run_whose_weights_do_not_move_forgets_exactly_zero(experiment_file, topic_dataset):
+    # lr 1e-30: AdamW moves each weight by ~1e-30, far below float32 resolution of the weights and
+    # activations, so the fully fine-tuned model computes exactly what the base model computes
+    (record,) = _run(experiment_file, topic_dataset, "  - method: full\n    lr: 1.0e-30\n", steps=1)
+    assert record["status"] == "ok", record.get("traceback")
+    assert set(record["forgetting"]) == {"linear_probe", "previous_task"}
+    for probe, block in record["forgetting"].items():
+        assert block["delta"] == 0.0, (probe, block)
+        assert 0.0 < block["before"] <= 1.0 and block["after_s"] > 0
+    assert record["learning"]["gain"] == 0.0 and record["learning"]["base"] == record["metrics"]["test"]["accuracy"]
+    stage_a = record["forgetting"]["previous_task"]["stage_a"]
+    assert Path(stage_a["checkpoint"]).is_dir() and stage_a["steps"] == 6
+    assert record["time"]["forgetting_s"] > 0
+
+
+def test_full_finetuning_at_a_high_learning_rate_forgets_more(tiny_bert, tiny_dataset, topic_dataset):
+    from peftlab.config import TrainConfig
+    from peftlab.data import load_classification_data
+    from peftlab.tasks.classification import collate, tokenize_split, train_batches
+    from peftlab.train import train
+
+    probe, run = _linear_probe(tiny_bert, topic_dataset), _run_context()
+    before = probe.measure(_classifier(tiny_bert), run)["accuracy"]
+    data = load_classification_data(str(tiny_dataset))
+    split = tokenize_split(data.train["text"].tolist(), data.train["label"].to_numpy(), probe_tokenizer(tiny_bert), 32)
+    forgotten = {}
+    for lr in (1e-6, 1e-1):
+        model = _classifier(tiny_bert)
+        batches = train_batches(split, 8, 12, seed=0)
+        train(model, batches, TrainConfig(steps=12, batch_size=8), lr, "cpu", collate=lambda i: collate(split, i, 0))
+        forgotten[lr] = probe.forgotten(before, probe.measure(model, run)["accuracy"])
+    assert forgotten[1e-1] > forgotten[1e-6] + 0.1, forgotten
+    assert abs(forgotten[1e-6]) < 0.05, forgotten
+
+
+# ---------------------------------------------------------------- probes directly
+
+
+def _run_context(seed: int = 0, checkpoint: Path | None = None):
+    import contextlib
+
+    from peftlab.forgetting import RunContext
+
+    return RunContext("cpu", contextlib.nullcontext, 0, "right", seed, checkpoint)
+
+
+def probe_tokenizer(tiny_bert: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(tiny_bert)
+
+
+def _linear_probe(tiny_bert: Path, topic: Path):
+    from peftlab.forgetting import LinearProbe, LinearProbeParams
+
+    params = LinearProbeParams(source=str(topic), max_length=32, train_limit=100, test_limit=60)
+    return LinearProbe(params, probe_tokenizer(tiny_bert), None)
+
+
+def _classifier(tiny_bert: Path):
+    from transformers import set_seed
+
+    from peftlab.models import load_classifier, resolve_model_source
+
+    set_seed(0)
+    return load_classifier(resolve_model_source(str(tiny_bert)), ("neg", "pos"), pad_token_id=0)
+
+
+@pytest.mark.parametrize("method", ["prompt_tuning", "prefix_tuning", "lora"])
+def test_before_is_the_base_model_even_for_prompt_and_prefix_tuning(tiny_bert, topic_dataset, method):
+    from peftlab.forgetting import base_model_view, pooled_features
+    from peftlab.methods import ModelContext, get_method
+
+    probe = _linear_probe(tiny_bert, topic_dataset)
+    split, run = probe.splits["test"], _run_context()
+    plain = _classifier(tiny_bert).eval()
+    reference = pooled_features(plain, split, 32, run)
+    m = get_method(method)
+    model = m.prepare(_classifier(tiny_bert), m.params(), ModelContext("SEQ_CLS", "bert", 10, ("classifier",)))
+    with base_model_view(model) as base:
+        assert np.array_equal(pooled_features(base, split, 32, run), reference)
+    adapted = pooled_features(model.eval(), split, 32, run)
+    if method == "lora":  # LoRA starts as an identity (B = 0); soft prompts and prefixes do not
+        assert np.array_equal(adapted, reference)
+    else:
+        assert not np.allclose(adapted, reference)
+
+
+def test_probes_are_deterministic_for_a_seed(tiny_bert, topic_dataset, tmp_path):
+    from peftlab.config import TrainConfig
+    from peftlab.forgetting import PreviousTaskParams, PreviousTaskProbe
+    from peftlab.models import resolve_model_source
+
+    first = _linear_probe(tiny_bert, topic_dataset).measure(_classifier(tiny_bert), _run_context())
+    second = _linear_probe(tiny_bert, topic_dataset).measure(_classifier(tiny_bert), _run_context())
+    assert first == second and 0.5 < first["accuracy"] <= 1.0
+
+    tokenizer = probe_tokenizer(tiny_bert)
+    params = PreviousTaskParams(source=str(topic_dataset), max_length=32, steps=4, lr=1e-3, batch_size=8, test_limit=40)
+    probe = PreviousTaskProbe(params, tokenizer, None)
+    source = resolve_model_source(str(tiny_bert))
+    cfg = TrainConfig()
+    folders = [probe.checkpoint(source, _run_context(seed=3), cfg, tmp_path / name) for name in ("a", "b")]
+    for name in ("model.safetensors", "task_a_head.safetensors"):
+        assert (folders[0] / name).read_bytes() == (folders[1] / name).read_bytes()
+    assert probe.checkpoint(source, _run_context(seed=3), cfg, tmp_path / "a") == folders[0]  # built once, reused
+
+
+# ---------------------------------------------------------------- lm_loss on a tiny causal LM
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random Llama saved as an HF folder, reloaded through the normal path."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny_llama")
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("method", ["lora", "prompt_tuning"])
+def test_lm_loss_before_is_the_base_model_and_an_unchanged_lora_forgets_zero(tiny_llama, method):
+    from transformers import AutoModelForCausalLM
+
+    from peftlab.forgetting import base_model_view, measure_lm_loss
+    from peftlab.methods import ModelContext, get_method
+
+    blocks = np.random.default_rng(0).integers(0, 64, size=(6, 24))
+    run = _run_context()
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
+    reference = measure_lm_loss(base, blocks, 4, run)
+    assert reference["tokens"] == 6 * 23 and np.isclose(reference["perplexity"], np.exp(reference["loss"]))
+    m = get_method(method)
+    model = m.prepare(
+        AutoModelForCausalLM.from_pretrained(tiny_llama), m.params(), ModelContext("CAUSAL_LM", "llama", 10)
+    ).eval()
+    with base_model_view(model) as view:
+        before = measure_lm_loss(view, blocks, 4, run)
+    after = measure_lm_loss(model, blocks, 4, run)
+    assert before == reference
+    if method == "lora":
+        assert after["loss"] - before["loss"] == 0.0
+    else:  # a random soft prompt changes the predictions: not an identity at step 0
+        assert after["loss"] != before["loss"]
+
+
+def test_lm_loss_probe_reads_builtin_news_into_fixed_blocks():
+    from peftlab.forgetting import LMLossParams, LMLossProbe
+
+    class Chars:  # a character-level stand-in tokenizer: the builtin text, not the tokenizer, is under test
+        eos_token_id = 1
+
+        def __call__(self, texts, add_special_tokens=False):
+            return {"input_ids": [[2 + (ord(c) % 60) for c in t] for t in texts]}
+
+    probe = LMLossProbe(LMLossParams(block_size=32, max_blocks=5), Chars(), None)
+    assert probe.blocks.shape == (5, 32) and probe.fingerprint
+    again = LMLossProbe(LMLossParams(block_size=32, max_blocks=5), Chars(), None)
+    assert np.array_equal(probe.blocks, again.blocks) and probe.fingerprint == again.fingerprint
