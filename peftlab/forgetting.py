@@ -37,7 +37,10 @@ import numpy as np
 from peftlab.schema import build, check, closest, fail
 
 # The target-task score that "learning" is measured in, per experiment task: (score key, better).
-LEARNING_METRIC: dict[str, tuple[str, Literal["max", "min"]]] = {"classification": ("accuracy", "max"), "sft": ("accuracy", "max")}
+LEARNING_METRIC: dict[str, tuple[str, Literal["max", "min"]]] = {
+    "classification": ("accuracy", "max"),
+    "sft": ("accuracy", "max"),
+}
 
 
 # ---------------------------------------------------------------- probe configs

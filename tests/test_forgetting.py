@@ -199,27 +199,6 @@ def test_probes_are_deterministic_for_a_seed(tiny_bert, topic_dataset, tmp_path)
 # ---------------------------------------------------------------- lm_loss on a tiny causal LM
 
 
-@pytest.fixture(scope="session")
-def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer random Llama saved as an HF folder, reloaded through the normal path."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    folder = tmp_path_factory.mktemp("tiny_llama")
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=256,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    return folder
-
-
 @pytest.mark.parametrize("method", ["lora", "prompt_tuning"])
 def test_lm_loss_before_is_the_base_model_and_an_unchanged_lora_forgets_zero(tiny_llama, method):
     from transformers import AutoModelForCausalLM
@@ -227,7 +206,7 @@ def test_lm_loss_before_is_the_base_model_and_an_unchanged_lora_forgets_zero(tin
     from peftlab.forgetting import base_model_view, measure_lm_loss
     from peftlab.methods import ModelContext, get_method
 
-    blocks = np.random.default_rng(0).integers(0, 64, size=(6, 24))
+    blocks = np.random.default_rng(0).integers(0, 32, size=(6, 24))  # ids inside the tiny vocabulary
     run = _run_context()
     base = AutoModelForCausalLM.from_pretrained(tiny_llama).eval()
     reference = measure_lm_loss(base, blocks, 4, run)
@@ -259,3 +238,34 @@ def test_lm_loss_probe_reads_builtin_news_into_fixed_blocks():
     assert probe.blocks.shape == (5, 32) and probe.fingerprint
     again = LMLossProbe(LMLossParams(block_size=32, max_blocks=5), Chars(), None)
     assert np.array_equal(probe.blocks, again.blocks) and probe.fingerprint == again.fingerprint
+
+
+def test_lm_loss_end_to_end_on_an_sft_experiment(tmp_path, tiny_llama, tiny_dataset):
+    """The probe inside real sft runs: zero-shot forgets exactly nothing, trained LoRA moves the loss."""
+    import json
+
+    from peftlab.config import load_experiment
+    from peftlab.plan import make_plan
+    from peftlab.runner import execute_run, prepare_workspace
+
+    text = tmp_path / "general.csv"  # general text as a table with a text column, one document per row
+    text.write_text(
+        "text\n" + "\n".join(f"the film was {w} and the story is {w}" for w in ("good", "bad", "dull") * 30)
+    )
+    path = tmp_path / "sft.yaml"
+    path.write_text(
+        f"name: sft_forget\nmodel: {tiny_llama}\ntask: sft\ndata:\n  source: {tiny_dataset}\n  max_length: 48\n"
+        f"  validation_limit: 4\n  test_limit: 4\ntrain:\n  steps: 2\n  batch_size: 4\n  eval_every: 2\n"
+        f"seeds: [0]\noutput_dir: {tmp_path / 'results'}\n"
+        f"forgetting:\n  - probe: lm_loss\n    source: {text}\n    block_size: 16\n    max_blocks: 4\n"
+        "methods:\n  - method: zero_shot\n  - method: lora\n    lr: 5.0e-2\n"
+    )
+    experiment = load_experiment(path)
+    ws = prepare_workspace(experiment)
+    records = [execute_run(ws, spec, quiet=True) for spec in make_plan(experiment)]
+    assert [r["status"] for r in records] == ["ok", "ok"], [r.get("error") for r in records]
+    zero, lora = (r["forgetting"]["lm_loss"] for r in records)
+    assert zero["delta"] == 0.0 and zero["before"] == zero["after"]
+    assert lora["before"] == zero["before"]  # the same base model, measured (or cached) once
+    assert lora["after"] != lora["before"]
+    assert json.loads(json.dumps(records[1]))["learning"]["metric"] == "accuracy"
