@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import json
 import math
@@ -34,6 +33,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from peftlab.models import file_lock
 from peftlab.schema import build, check, closest, fail
 
 # The target-task score that "learning" is measured in, per experiment task: (score key, better).
@@ -395,7 +395,7 @@ class PreviousTaskProbe(Probe):
         key = {**self.config(), "model": base.location, "seed": seed, "device": _device_type(run.device)}
         key["precision"] = train_cfg.precision
         folder = cache_dir / f"previous_task-{_digest(key)}"
-        with _locked(folder.with_name(folder.name + ".lock")):
+        with file_lock(folder.with_name(folder.name + ".lock")):
             if not (folder / META_FILE).is_file():
                 tmp = folder.with_name(folder.name + ".partial")
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -653,7 +653,7 @@ class RunForgetting:
         from peftlab.results import write_json_atomic
 
         path = self.suite.cache_dir / f"before-{_digest(key)}.json"
-        with _locked(path.with_suffix(".lock")):
+        with file_lock(path.with_suffix(".lock")):
             if path.is_file():
                 return json.loads(path.read_text())["value"]
             value = compute()
@@ -718,15 +718,3 @@ def _device_type(device: str) -> str:
 
 def _digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive flock on `path`: two runs never build or compute the same cached thing twice."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -114,8 +114,8 @@ _CONVERT_SCRIPT = "import sys; from peftlab.models import convert_gguf; convert_
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive flock: the kernel drops it when the holder dies, so a killed conversion never blocks."""
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock: the kernel drops it when the holder dies, so a killed holder never blocks the others."""
     import fcntl
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,7 +155,7 @@ def ensure_converted(name: str, builtin: BuiltinModel, gguf_path: Path) -> Path:
         return target
     from peftlab.results import publish_dir
 
-    with _file_lock(target.parent / f".{target.name}.lock"):
+    with file_lock(target.parent / f".{target.name}.lock"):
         if (target / _DONE_MARKER).is_file():  # another process finished it while we waited
             return target
         if target.exists():  # a copy without its marker: left by something other than this code
