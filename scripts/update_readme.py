@@ -15,6 +15,7 @@ BLOCKS = {
     "bert_cls-summary": ROOT / "results" / "bert_cls" / "summary.md",
     "smollm_sft-summary": ROOT / "results" / "smollm_sft" / "summary.md",
     "forgetting-summary": ROOT / "results" / "forgetting" / "summary.md",
+    "forgetting_smollm-summary": ROOT / "results" / "forgetting_smollm" / "summary.md",
     "rank_ablation-sweep": ROOT / "results" / "rank_ablation" / "rank_sweep.md",
 }
 

@@ -337,3 +337,23 @@ def test_learning_front_keeps_the_runs_no_other_run_beats_on_both_counts():
 
     points = [(0.10, 0.05), (0.20, 0.01), (0.30, 0.04), (0.15, 0.20), (0.30, 0.06)]
     assert learning_front(points) == [(0.20, 0.01), (0.30, 0.04)]
+
+
+def test_a_row_that_trains_nothing_wins_no_cost_column(tmp_path):
+    """Zero-shot has 0 trainable parameters and saves 0 MB: not a "best" cost, but still a best accuracy."""
+    results = make_records(tmp_path / "sft", sweep=False, forgetting=False, seeds=(0, 1))
+    for seed in (0, 1):
+        rec = synthetic_record("sft", "zero_shot", "zero_shot", seed, 0.95, 0, 0.0, 0.0, 0.0, {}, forgetting=False)
+        rec["memory"]["peak_mb"], rec["speed"]["train_tokens_per_s"] = None, None
+        write_record(results, rec)
+    write_report([results], tmp_path / "out")
+    lines = (tmp_path / "out" / "summary.md").read_text().splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("| method")) :]
+    table = table[: next((i for i, line in enumerate(table) if not line.startswith("|")), len(table))]
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    rows = {r.strip("|").split("|")[0].strip(): [c.strip() for c in r.strip("|").split("|")] for r in table[2:]}
+    zero, prompt = rows["zero_shot"], rows["prompt_tuning"]
+    assert zero[header.index("test acc (95% CI)")].startswith("**")  # the best accuracy is still marked
+    for col in ("trainable %", "saved MB"):
+        assert not zero[header.index(col)].startswith("**"), col
+        assert prompt[header.index(col)].startswith("**"), col  # the cheapest method that trains

@@ -43,19 +43,21 @@ class Column:
     better: str  # "max" or "min"
     fmt: Callable[[float], str]
     ci: str | None = None  # summary column holding the 95% half-width, if any
+    cost: bool = False  # a training cost: rows that train nothing (zero-shot) cannot win it
 
 
 def columns(summary: Any) -> list[Column]:
     """The table's columns for this summary: forgetting columns only when the records carry them."""
     device = _main_device(summary)
     memory = "peak RSS (MB)" if device in (None, "cpu") else "peak alloc. (MB)"
+    memory_tex = escape(memory[:1].upper() + memory[1:])
     cols = [
         Column("test_accuracy_mean", "test acc (95% CI)", "Acc.", "Acc", "max", _fixed(3), "test_accuracy_ci95"),
         Column("test_f1_macro_mean", "test macro-F1", "Macro-F1", "FOne", "max", _fixed(3), "test_f1_macro_ci95"),
-        Column("trainable_pct", "trainable %", r"Train.\ \%", "TrainPct", "min", _pct),
-        Column("peak_memory_mb", memory, escape(memory[:1].upper() + memory[1:]), "PeakMem", "min", _thousands),
-        Column("train_tokens_per_s", "train tok/s", "Tok/s", "TokPerSec", "max", _thousands),
-        Column("saved_mb", "saved MB", "Saved (MB)", "SavedMB", "min", _fixed(2)),
+        Column("trainable_pct", "trainable %", r"Train.\ \%", "TrainPct", "min", _pct, cost=True),
+        Column("peak_memory_mb", memory, memory_tex, "PeakMem", "min", _thousands, cost=True),
+        Column("train_tokens_per_s", "train tok/s", "Tok/s", "TokPerSec", "max", _thousands, cost=True),
+        Column("saved_mb", "saved MB", "Saved (MB)", "SavedMB", "min", _fixed(2), cost=True),
     ]
     cols.append(Column("learning_gain_mean", "learning gain", "Gain", "Gain", "max", _signed, "learning_gain_ci95"))
     for probe in _probes(summary):
@@ -91,13 +93,19 @@ def _finite(v: Any) -> bool:
 
 
 def best_mask(summary: Any, col: Column) -> list[bool]:
-    """Which rows hold the best value, as displayed (ties after rounding are all best)."""
+    """Which rows hold the best value, as displayed (ties after rounding are all best).
+
+    A zero-shot row has 0 trainable parameters and saves 0 MB; marking that "best" would praise a
+    method for not training, so cost columns are contested only by rows that train something.
+    """
     shown = [col.fmt(v) if _finite(v) else None for v in summary[col.key]]
-    values = [float(v) for v in summary[col.key] if _finite(v)]
+    if col.cost and "trainable_params" in summary.columns:
+        shown = [s if _finite(n) and n > 0 else None for s, n in zip(shown, summary["trainable_params"], strict=True)]
+    values = [float(v) for v, s in zip(summary[col.key], shown, strict=True) if _finite(v) and s is not None]
     if not values:
         return [False] * len(summary)
     best = col.fmt(max(values) if col.better == "max" else min(values))
-    return [s == best for s in shown]
+    return [s is not None and s == best for s in shown]
 
 
 def _cell(value: Any, half: Any, col: Column, *, latex: bool, best: bool) -> str:
