@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -118,6 +119,12 @@ class RunContext:
     padding_side: str
     seed: int
     checkpoint: Path | None = None  # previous_task's stage-A folder, when there is one
+    quiet: bool = False  # no progress bars or status lines (the run's own bar is off too)
+
+    def say(self, message: str) -> None:
+        """A status line for a phase that would otherwise look like a hang (stage A, the "before" pass)."""
+        if not self.quiet:
+            print(f"peftlab: {message}", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
@@ -408,6 +415,7 @@ class PreviousTaskProbe(Probe):
 
     def _train_task_a(self, base: Any, run: RunContext, train_cfg: Any, seed: int, out: Path) -> dict[str, Any]:
         from safetensors.torch import save_file
+        from tqdm.auto import tqdm
         from transformers import set_seed
 
         from peftlab.models import head_modules, load_classifier
@@ -425,7 +433,13 @@ class PreviousTaskProbe(Probe):
         )
         split = self.splits["train"]
         batches = train_batches(split, p.batch_size, p.steps, seed, cfg.length_grouping)
-        outcome = train(model, batches, cfg, p.lr, run.device, collate=lambda idx: collate(split, idx, run.pad_id))
+        run.say(f"previous_task: training stage A once ({p.steps} steps on {p.source}); later runs reuse it")
+        interval = 0.5 if sys.stderr.isatty() else 30
+        bar = tqdm(total=p.steps, desc="stage A", unit="step", leave=False, disable=run.quiet, mininterval=interval)
+        with bar:
+            outcome = train(
+                model, batches, cfg, p.lr, run.device, collate=lambda idx: collate(split, idx, run.pad_id), progress=bar
+            )
         heads = head_modules(model)
         if not heads:
             raise RuntimeError("previous_task: the model has no classifier/score head to keep for task A")
@@ -584,7 +598,7 @@ class Forgetting:
         self.cache_dir = experiment.results_dir() / ".forgetting"
         self.learning_metric = LEARNING_METRIC.get(experiment.task)
 
-    def for_run(self, seed: int, device: str) -> RunForgetting:
+    def for_run(self, seed: int, device: str, *, quiet: bool = False) -> RunForgetting:
         from peftlab.train import autocast_factory
 
         run = RunContext(
@@ -593,6 +607,7 @@ class Forgetting:
             pad_id=int(self.tokenizer.pad_token_id),
             padding_side=getattr(self.tokenizer, "padding_side", "right"),
             seed=seed,
+            quiet=quiet,
         )
         return RunForgetting(self, run)
 
@@ -656,6 +671,8 @@ class RunForgetting:
         with file_lock(path.with_suffix(".lock")):
             if path.is_file():
                 return json.loads(path.read_text())["value"]
+            what = f"target-task {key['learning']}" if "learning" in key else f"probe {key.get('probe')}"
+            self.run.say(f"measuring the base model once ({what}, before training); later runs read it from the cache")
             value = compute()
             write_json_atomic(path, {"key": key, "value": value})
             return value

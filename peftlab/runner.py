@@ -232,7 +232,7 @@ def _train_and_measure(
     device = resolve_device(cfg.device)
     record["env"]["device"] = device_info(device)
     meter = MemoryMeter(device)
-    forgetting = ws.forgetting.for_run(spec.seed, device) if ws.forgetting else None
+    forgetting = ws.forgetting.for_run(spec.seed, device, quiet=quiet) if ws.forgetting else None
     source = forgetting.model_source(ws.model_source) if forgetting else ws.model_source  # may train stage A
     set_seed(spec.seed)
 

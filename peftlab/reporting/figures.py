@@ -177,11 +177,17 @@ def _rank_lines(runs: Any, y: str) -> dict[tuple[str, str, str], Any]:
     }
 
 
-def _draw_rank_lines(ax: Any, lines: dict[tuple[str, str, str], Any], y: str) -> None:
-    """Mean ± 95% band of `y` against rank, log2 axis with the swept ranks as ticks."""
+def _draw_rank_lines(ax: Any, lines: dict[tuple[str, str, str], Any], y: str, include: tuple[float, ...] = ()) -> None:
+    """Mean ± 95% band of `y` against rank, each seed's run as a faint point, log2 axis.
+
+    With two or three seeds a t-interval is many times wider than the spread of the runs (t = 12.7
+    for two), and would squash the lines flat; the y axis therefore spans the runs themselves and
+    the bands run off it where they must. The seed points show what the interval is made of.
+    """
     line_styles = style.method_styles([f"{m}|{line}|{t}" for m, line, t in lines])
     several_targets = len({t for _, _, t in lines}) > 1
     ranks: set[float] = set()
+    values = list(include)  # reference lines the axis must show (zero, full fine-tuning's mean)
     for (method, line, targets), group in lines.items():
         band = _mean_band(group, "rank", y)
         look = line_styles[f"{method}|{line}|{targets}"]
@@ -189,7 +195,12 @@ def _draw_rank_lines(ax: Any, lines: dict[tuple[str, str, str], Any], y: str) ->
         ax.plot(band["rank"], band["mean"], color=look["color"], marker=look["marker"], label=label)
         half = band["half"].fillna(0.0)
         ax.fill_between(band["rank"], band["mean"] - half, band["mean"] + half, color=look["color"], alpha=0.18, lw=0)
+        ax.scatter(group["rank"], group[y], color=look["color"], marker=look["marker"], s=14, alpha=0.4, lw=0)
         ranks |= set(band["rank"])
+        values += group[y].astype(float).tolist()
+    low, high = min(values), max(values)
+    pad = 0.12 * (high - low) or 0.05
+    ax.set_ylim(low - pad, high + pad)
     ax.set_xscale("log", base=2)
     ax.set_xticks(sorted(ranks), [f"{r:g}" for r in sorted(ranks)])
     ax.minorticks_off()
@@ -279,8 +290,8 @@ def forgetting_vs_rank(runs: Any, summary: Any, styles: dict, out: Path) -> list
     fig, axes = _panels(min(len(probes), 3))
     for ax, probe in zip(axes[:, 0], probes[:3], strict=False):
         y = f"forgetting_{probe}"
-        _draw_rank_lines(ax, _rank_lines(runs, y), y)
         full = _ok(runs)[_ok(runs)["method"] == "full"][y].dropna()
+        _draw_rank_lines(ax, _rank_lines(runs, y), y, include=(0.0, *([full.mean()] if len(full) else [])))
         if len(full):
             ax.axhline(full.mean(), color="0.3", linestyle="--", linewidth=0.9, label="full fine-tuning (mean)")
         ax.axhline(0.0, color="0.5", linewidth=0.7, linestyle=":")
