@@ -51,6 +51,12 @@ class Workspace:
         return int(self.tokenizer.pad_token_id)
 
 
+# Set by a search worker when several share the machine and `train.threads` is unset: each run then
+# uses its share of the cores. N workers × all cores of OpenMP threads on a small CPU spin against
+# each other (measured: 2 workers on 2 cores, 3.5-6 s per step instead of ~0.6 s).
+SHARED_CORES_THREADS: int | None = None
+
+
 def prepare_workspace(experiment: Experiment) -> Workspace:
     """Resolve the model and data sources and tokenise once; user mistakes surface here, before any run."""
     from peftlab.models import load_tokenizer, quiet_transformers, resolve_model_source
@@ -227,8 +233,8 @@ def _train_and_measure(
     task = ws.task
     method = get_method(spec.method)
     params = method.params(**spec.params)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    if cfg.threads or SHARED_CORES_THREADS:
+        torch.set_num_threads(cfg.threads or SHARED_CORES_THREADS)
     device = resolve_device(cfg.device)
     record["env"]["device"] = device_info(device)
     meter = MemoryMeter(device)

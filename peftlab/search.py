@@ -648,7 +648,7 @@ def work(ws: Workspace, url: str, worker: int, isolate: bool, quiet: bool) -> in
                 }
 
             reporter = Reporter(experiment, url, trial._trial_id)
-            position = (trial.number + 1, target)
+            position = (busy + 1, target)  # failed trials (killed, handed back) do not count towards the target
             run = execute_isolated if isolate else execute_run
             record = run(ws, spec, position, quiet, report=reporter, on_record=annotate)
         except KeyboardInterrupt:
@@ -660,6 +660,7 @@ def work(ws: Workspace, url: str, worker: int, isolate: bool, quiet: bool) -> in
 
 def run_search(ws: Workspace, workers: int, isolate: bool, quiet: bool) -> int:
     """Recover what a killed session left, then run `workers` processes on the one study."""
+    from peftlab import runner
     from peftlab.runner import die_with_parent
 
     experiment = ws.experiment
@@ -685,6 +686,7 @@ def run_search(ws: Workspace, workers: int, isolate: bool, quiet: bool) -> int:
                 status = 1
                 try:
                     die_with_parent(parent)
+                    runner.SHARED_CORES_THREADS = max(1, (os.cpu_count() or 1) // workers)
                     status = work(ws, url, index, isolate, quiet)
                 except KeyboardInterrupt:
                     status = 130

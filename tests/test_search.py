@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +118,8 @@ def test_two_workers_share_one_study(experiment_file, tmp_path):
     recs = records(results)
     assert len(recs) == 4 and {r["trial"]["number"] for r in recs} == {t.number for t in complete}
     assert all(r["status"] == "ok" and r["trial"]["state"] == "COMPLETE" for r in recs)
+    share = max(1, (os.cpu_count() or 1) // 2)  # the workers split the cores instead of each taking all
+    assert {r["env"]["device"]["torch_threads"] for r in recs} == {share}
     best = json.loads((results / "search.json").read_text())["best"]
     assert best and best[0]["test_accuracy"] is not None
     assert "best trial" in result.stdout and (results / "summary.csv").is_file()
