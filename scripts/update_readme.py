@@ -17,6 +17,7 @@ BLOCKS = {
     "forgetting-summary": ROOT / "results" / "forgetting" / "summary.md",
     "forgetting_smollm-summary": ROOT / "results" / "forgetting_smollm" / "summary.md",
     "rank_ablation-sweep": ROOT / "results" / "rank_ablation" / "rank_sweep.md",
+    "rank_ablation_rslora-sweep": ROOT / "results" / "rank_ablation_rslora" / "rank_sweep.md",
 }
 
 
