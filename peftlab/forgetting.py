@@ -415,12 +415,11 @@ class PreviousTaskProbe(Probe):
 
     def _train_task_a(self, base: Any, run: RunContext, train_cfg: Any, seed: int, out: Path) -> dict[str, Any]:
         from safetensors.torch import save_file
-        from tqdm.auto import tqdm
         from transformers import set_seed
 
         from peftlab.models import head_modules, load_classifier
         from peftlab.tasks.classification import collate, train_batches
-        from peftlab.train import train
+        from peftlab.train import step_bar, train
 
         p: PreviousTaskParams = self.params
         started = time.perf_counter()
@@ -434,9 +433,7 @@ class PreviousTaskProbe(Probe):
         split = self.splits["train"]
         batches = train_batches(split, p.batch_size, p.steps, seed, cfg.length_grouping)
         run.say(f"previous_task: training stage A once ({p.steps} steps on {p.source}); later runs reuse it")
-        interval = 0.5 if sys.stderr.isatty() else 30
-        bar = tqdm(total=p.steps, desc="stage A", unit="step", leave=False, disable=run.quiet, mininterval=interval)
-        with bar:
+        with step_bar(p.steps, "stage A", run.quiet) as bar:
             outcome = train(
                 model, batches, cfg, p.lr, run.device, collate=lambda idx: collate(split, idx, run.pad_id), progress=bar
             )
@@ -657,21 +654,22 @@ class RunForgetting:
                     "seed": self.run.seed,  # the fresh head is drawn from the run's seed
                     "data": dataclasses.asdict(exp.data),
                 }
-                self.learning = self._cached(key, lambda: _scores(evaluate_target(base)))
+                what = f"target-task {key['learning']}"
+                self.learning = self._cached(key, lambda: _scores(evaluate_target(base)), what)
             for probe in self.suite.probes:
                 t0 = time.perf_counter()
-                value = self._cached({**self.base_key, **probe.config()}, lambda p=probe: p.measure(base, self.run))
+                key = {**self.base_key, **probe.config()}
+                value = self._cached(key, lambda p=probe: p.measure(base, self.run), f"probe {probe.name}")
                 self.values[probe.name] = {"value": value, "before_s": time.perf_counter() - t0}
         self.seconds += time.perf_counter() - started
 
-    def _cached(self, key: dict[str, Any], compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def _cached(self, key: dict[str, Any], compute: Callable[[], dict[str, Any]], what: str) -> dict[str, Any]:
         from peftlab.results import write_json_atomic
 
         path = self.suite.cache_dir / f"before-{_digest(key)}.json"
         with file_lock(path.with_suffix(".lock")):
             if path.is_file():
                 return json.loads(path.read_text())["value"]
-            what = f"target-task {key['learning']}" if "learning" in key else f"probe {key.get('probe')}"
             self.run.say(f"measuring the base model once ({what}, before training); later runs read it from the cache")
             value = compute()
             write_json_atomic(path, {"key": key, "value": value})

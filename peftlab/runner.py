@@ -219,7 +219,6 @@ def _train_and_measure(
 ) -> None:
     import numpy as np
     import torch
-    from tqdm.auto import tqdm
     from transformers import set_seed
 
     from peftlab.environment import device_info, resolve_device
@@ -227,7 +226,7 @@ def _train_and_measure(
     from peftlab.methods import ModelContext, get_method
     from peftlab.tasks import EvalContext
     from peftlab.tasks.batching import train_batches
-    from peftlab.train import Pruned, TrainOutcome, autocast_factory, train
+    from peftlab.train import Pruned, TrainOutcome, autocast_factory, step_bar, train
 
     cfg = ws.experiment.train
     task = ws.task
@@ -294,15 +293,7 @@ def _train_and_measure(
         forgetting.before(model, load_kwargs, lambda base: evaluate("test", base))
 
     index, total = position
-    bar = tqdm(
-        total=cfg.steps,
-        desc=f"[{index}/{total}] {spec.label} s{spec.seed}",
-        unit="step",
-        leave=False,
-        dynamic_ncols=True,
-        disable=quiet,
-        mininterval=0.5 if sys.stderr.isatty() else 30,
-    )
+    bar = step_bar(cfg.steps, f"[{index}/{total}] {spec.label} s{spec.seed}", quiet)
     meter.baseline()
     meter.start()
     try:

@@ -86,6 +86,18 @@ def make_optimizer(model: Any, lr: float, weight_decay: float, device: str) -> A
     return torch.optim.AdamW(params, **kwargs)
 
 
+def step_bar(total: int, desc: str, quiet: bool) -> Any:
+    """The progress bar of a training phase: live on a terminal, a line every 30 s in a log file."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    interval = 0.5 if sys.stderr.isatty() else 30
+    return tqdm(
+        total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=quiet, mininterval=interval
+    )
+
+
 def train(
     model: Any,
     batches: list[Any],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,19 +29,26 @@ def _sentence(rng: random.Random, label: int) -> str:
     return " ".join(words)
 
 
-@pytest.fixture(scope="session")
-def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder with train/validation/test CSVs whose label is carried by one cue word."""
+def write_label_splits(
+    folder: Path, sizes: dict[str, int], sentence: Callable[[random.Random, int], str], seed: int
+) -> Path:
+    """train/validation/test CSVs of alternating binary labels, each text drawn by `sentence(rng, label)`."""
     import pandas as pd
 
-    folder = tmp_path_factory.mktemp("tiny_data")
-    rng = random.Random(0)
-    for split, n in (("train", 256), ("validation", 48), ("test", 48)):
+    rng = random.Random(seed)
+    for split, n in sizes.items():
         labels = [i % 2 for i in range(n)]
-        pd.DataFrame({"text": [_sentence(rng, y) for y in labels], "label": labels}).to_csv(
+        pd.DataFrame({"text": [sentence(rng, y) for y in labels], "label": labels}).to_csv(
             folder / f"{split}.csv", index=False
         )
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with train/validation/test CSVs whose label is carried by one cue word."""
+    sizes = {"train": 256, "validation": 48, "test": 48}
+    return write_label_splits(tmp_path_factory.mktemp("tiny_data"), sizes, _sentence, seed=0)
 
 
 def _write_vocab(path: Path) -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_label_splits
 
 from peftlab.config import load_experiment
 from peftlab.errors import ConfigError
@@ -20,19 +21,14 @@ PLAIN = ["the", "was", "is", "a", "very", "and", "but", "it", "acting", "good", 
 @pytest.fixture(scope="session")
 def topic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A second task on the tiny vocabulary: which topic word (film/movie vs story/plot) a sentence has."""
-    import pandas as pd
 
-    folder = tmp_path_factory.mktemp("topic_data")
-    rng = random.Random(1)
-    for split, n in (("train", 160), ("validation", 32), ("test", 96)):
-        labels = [i % 2 for i in range(n)]
-        texts = []
-        for y in labels:
-            words = [rng.choice(PLAIN) for _ in range(rng.randint(3, 8))]
-            words.insert(rng.randint(0, len(words)), rng.choice(TOPIC[y]))
-            texts.append(" ".join(words))
-        pd.DataFrame({"text": texts, "label": labels}).to_csv(folder / f"{split}.csv", index=False)
-    return folder
+    def sentence(rng: random.Random, label: int) -> str:
+        words = [rng.choice(PLAIN) for _ in range(rng.randint(3, 8))]
+        words.insert(rng.randint(0, len(words)), rng.choice(TOPIC[label]))
+        return " ".join(words)
+
+    sizes = {"train": 160, "validation": 32, "test": 96}
+    return write_label_splits(tmp_path_factory.mktemp("topic_data"), sizes, sentence, seed=1)
 
 
 def _probes(topic: Path, previous: bool = True) -> str:
