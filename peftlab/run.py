@@ -138,6 +138,7 @@ def _main(args: argparse.Namespace) -> int:
         print(f"peftlab: {skipped} of {len(plan)} runs already finished, skipping them (--force re-runs)", flush=True)
     run_times: list[float] = []
     statuses: dict[str, int] = {}
+    records: list[dict[str, Any]] = []
     for done, (i, spec) in enumerate(todo):
         run_started = time.perf_counter()
         position = (i, len(plan))
@@ -146,6 +147,7 @@ def _main(args: argparse.Namespace) -> int:
         else:
             record = execute_run(workspace, spec, position, args.quiet)
         run_times.append(time.perf_counter() - run_started)
+        records.append(record)
         statuses[record["status"]] = statuses.get(record["status"], 0) + 1
         remaining = len(todo) - done - 1
         eta = f", ~{_fmt_duration(remaining * sum(run_times) / len(run_times))} left" if remaining else ""
@@ -170,7 +172,29 @@ def _main(args: argparse.Namespace) -> int:
         if summary_md.is_file():
             print()
             print(summary_md.read_text())
+    closing = failure_line(records, results_dir)
+    if closing:
+        print(closing, flush=True)
     return 1 if statuses.get("failed") else 0
+
+
+def failure_line(records: list[dict[str, Any]], results_dir: Any) -> str | None:
+    """One closing line naming what did not finish and where its traceback is, or None when all did.
+
+    It is printed last, under the tables, so a newcomer's screen ends with what failed and
+    where to look rather than with a wall of tables (failed runs stay in the tables too).
+    """
+    bad = [r for r in records if r.get("status") not in ("ok", "pruned")]
+    if not bad:
+        return None
+    first = bad[0]
+    who = f"{first.get('label') or first.get('method')} seed {first.get('seed')}"
+    where = results_dir / "runs" / f"{first['run_id']}.json"
+    kinds = ", ".join(sorted({r["status"] for r in bad}))
+    return (
+        f"peftlab: {len(bad)} of {len(records)} runs did not finish ({kinds}); first: {who}: "
+        f"{first.get('error', 'no error recorded')} — traceback in {where}"
+    )
 
 
 def _search(experiment: Any, args: argparse.Namespace) -> int:

@@ -62,6 +62,16 @@ def test_failed_run_is_recorded_and_the_experiment_goes_on(experiment_file, tmp_
     assert statuses["lora"]["status"] == "failed" and "target" in statuses["lora"]["error"].lower()
     assert "Traceback" in statuses["lora"]["traceback"]
     assert statuses["ia3"]["status"] == "ok"
+    # the screen ends with one line saying what failed and where its traceback is
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("peftlab: 1 of 2 runs did not finish (failed); first: lora seed 0: ")
+    assert f"{statuses['lora']['run_id']}.json" in last
+
+
+def test_a_clean_experiment_ends_without_a_failure_line(experiment_file):
+    result = run_cli(str(experiment_file("  - method: ia3\n", steps=2)), "-q", "--no-report")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "did not finish" not in result.stdout
 
 
 def test_unknown_model_source_is_a_one_line_error(experiment_file, tmp_path):

@@ -121,6 +121,9 @@ def _qlora_load_kwargs(params: QLoraParams, device: str, head_modules: tuple[str
 def _prepare_qlora(model: Any, params: QLoraParams, ctx: ModelContext) -> Any:
     from peft import get_peft_model, prepare_model_for_kbit_training
 
+    from peftlab.methods.bnb_cpu import keep_4bit_weights_unpacked
+
+    keep_4bit_weights_unpacked(model)  # else an evaluation repacks the weights and training dies after it
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return get_peft_model(model, lora_config(params, ctx))
 
