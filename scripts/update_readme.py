@@ -1,4 +1,7 @@
-"""Paste generated tables into README.md between markers, so the README never holds typed numbers.
+"""Paste generated tables into the README and the docs/findings pages, so no page holds typed numbers.
+
+Each block sits between `<!-- NAME:start -->` and `<!-- NAME:end -->` in its page and is replaced by
+the file the report wrote; everything around the markers (the dated reading) is left as it is.
 
 python scripts/update_readme.py                      # every block below
 python scripts/update_readme.py smollm_sft-summary   # only the named blocks
@@ -11,37 +14,47 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BLOCKS = {
-    "bert_cls-summary": ROOT / "results" / "bert_cls" / "summary.md",
-    "smollm_sft-summary": ROOT / "results" / "smollm_sft" / "summary.md",
-    "forgetting-summary": ROOT / "results" / "forgetting" / "summary.md",
-    "forgetting_smollm-summary": ROOT / "results" / "forgetting_smollm" / "summary.md",
-    "rank_ablation-sweep": ROOT / "results" / "rank_ablation" / "rank_sweep.md",
-    "rank_ablation_rslora-sweep": ROOT / "results" / "rank_ablation_rslora" / "rank_sweep.md",
+# block name -> (generated file under the repository, page that shows it)
+BLOCKS: dict[str, tuple[str, str]] = {
+    "bert_cls-summary": ("results/bert_cls/summary.md", "README.md"),
+    "smollm_sft-summary": ("results/smollm_sft/summary.md", "docs/findings/2026-11-23-smollm-sft.md"),
+    "forgetting-summary": ("results/forgetting/summary.md", "docs/findings/2026-11-23-forgetting.md"),
+    "forgetting_smollm-summary": ("results/forgetting_smollm/summary.md", "docs/findings/2026-11-23-forgetting.md"),
+    "rank_ablation-sweep": ("results/rank_ablation/rank_sweep.md", "docs/findings/2026-11-23-rank-ablation.md"),
+    "rank_ablation_rslora-sweep": (
+        "results/rank_ablation_rslora/rank_sweep.md",
+        "docs/findings/2026-11-23-rank-ablation.md",
+    ),
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def marker_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(<!-- {re.escape(name)}:start -->\n).*?(<!-- {re.escape(name)}:end -->)", re.DOTALL)
+
+
+def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
     names = (sys.argv[1:] if argv is None else argv) or list(BLOCKS)
     unknown = [n for n in names if n not in BLOCKS]
     if unknown:
         print(f"update_readme: unknown block(s) {', '.join(unknown)}; known: {', '.join(BLOCKS)}", file=sys.stderr)
         return 2
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    for name in names:
-        source = BLOCKS[name]
+    pages: dict[Path, str] = {}
+    for name in names:  # check everything before writing anything: no page is half-updated
+        source, page = (root / part for part in BLOCKS[name])
         if not source.is_file():
             print(f"update_readme: {source} does not exist; run the experiment first", file=sys.stderr)
             return 2
-        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.DOTALL)
-        if not pattern.search(text):
-            print(f"update_readme: no <!-- {name}:start/end --> markers in README.md", file=sys.stderr)
+        if page not in pages:
+            pages[page] = page.read_text() if page.is_file() else ""
+        pattern = marker_pattern(name)
+        if not pattern.search(pages[page]):
+            print(f"update_readme: no <!-- {name}:start/end --> markers in {page}", file=sys.stderr)
             return 2
         body = source.read_text().strip()
-        text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
-    readme.write_text(text)
-    print("update_readme: README.md updated")
+        pages[page] = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), pages[page])
+    for page, text in pages.items():
+        page.write_text(text)
+        print(f"update_readme: {page.relative_to(root)} updated")
     return 0
 
 
