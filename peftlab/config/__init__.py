@@ -20,6 +20,7 @@ from peftlab.config.experiment import (
     load_experiment,
     parse_experiment,
 )
+from peftlab.config.identity import computed_config
 from peftlab.config.overrides import apply_override
 from peftlab.config.probes import (
     PROBE_KINDS,
@@ -50,6 +51,7 @@ __all__ = [
     "SearchConfig",
     "TrainConfig",
     "apply_override",
+    "computed_config",
     "load_experiment",
     "parse_experiment",
     "parse_probes",
