@@ -398,7 +398,6 @@ def _inference_latency(run: Run) -> dict[str, Any]:
     Merging happens on a copy, after everything else is measured; quantised bases are not
     merged (that would dequantise and requantise the weights).
     """
-    import copy
 
     import numpy as np
     import torch
@@ -424,16 +423,24 @@ def _inference_latency(run: Run) -> dict[str, Any]:
         return 1000 * float(np.median(times)) if times else float("nan")
 
     out: dict[str, Any] = {"latency_ms_bs1": measure(model), "latency_ms_bs1_merged": None}
+    merged = _merged_copy(model, full_model)
+    if merged is not None:
+        out["latency_ms_bs1_merged"] = measure(merged)
+        del merged
+    return out
+
+
+def _merged_copy(model: Any, full_model: bool) -> Any:
+    """A LoRA-family model with its adapter merged into a copy of the weights; None where that cannot be."""
+    import copy
+
     mergeable = hasattr(model, "merge_and_unload") and not full_model
     quantized = getattr(getattr(model, "base_model", model), "is_loaded_in_4bit", False) or any(
         p.__class__.__name__ == "Params4bit" for p in model.parameters()
     )
-    if mergeable and not quantized:
-        try:
-            merged = copy.deepcopy(model).merge_and_unload()
-        except (ValueError, TypeError, AttributeError, NotImplementedError):
-            merged = None  # prompt/prefix tuning cannot be merged into the weights
-        if merged is not None:
-            out["latency_ms_bs1_merged"] = measure(merged)
-            del merged
-    return out
+    if not mergeable or quantized:
+        return None
+    try:
+        return copy.deepcopy(model).merge_and_unload()
+    except (ValueError, TypeError, AttributeError, NotImplementedError):
+        return None  # prompt/prefix tuning cannot be merged into the weights

@@ -63,3 +63,35 @@ def test_loading_an_experiment_imports_no_torch_and_no_runtime_module(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"loading a config imported {result.stdout.strip()}"
+
+
+def _functions(paths: list[Path]) -> list[tuple[int, str]]:
+    import ast
+
+    out = []
+    for path in paths:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                out.append((node.end_lineno - node.lineno + 1, f"{path.relative_to(ROOT)}:{node.name}"))
+    return out
+
+
+def test_the_run_path_reads_in_short_functions():
+    """One run is a list of phases, not one long function; the loop itself (train.py) is the exception."""
+    package = ROOT / "peftlab"
+    paths = [package / "recipe.py", package / "run.py", *(package / "execute").glob("*.py")]
+    paths += [*(package / "planners").glob("*.py")]
+    long = sorted(f"{name} ({n} lines)" for n, name in _functions(paths) if n > 45)
+    assert not long, f"functions longer than 45 lines in the run path: {', '.join(long)}"
+    from peftlab.recipe import PHASES
+
+    assert [p.__name__ for p in PHASES] == [
+        "setup",
+        "build",
+        "probes_before",
+        "train",
+        "evaluate",
+        "probes_after",
+        "measure",
+        "save",
+    ]

@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from peftlab.execute.isolation import can_fork, die_with_parent, run_isolated
-from peftlab.planners.grid import fmt_duration
+from peftlab.planners.base import fmt_duration
 
 if TYPE_CHECKING:
     from peftlab.execute.workspace import Workspace
@@ -80,25 +80,7 @@ class WorkerPoolExecutor:
         for index in range(1, self.workers + 1):
             pid = os.fork()
             if pid == 0:
-                status = 1
-                try:
-                    die_with_parent(parent)
-                    worker = SerialExecutor(
-                        self.ws, isolate=self.isolate, quiet=self.quiet, threads=threads, tag=f"[w{index}] "
-                    )
-                    worker_planner = planner.for_worker(index)
-                    status = worker.run(worker_planner)
-                    status = max(status, getattr(worker_planner, "code", 0))
-                except KeyboardInterrupt:
-                    status = 130
-                except BaseException:
-                    import traceback
-
-                    traceback.print_exc()
-                finally:
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                    os._exit(status)
+                self._worker(parent, index, planner, threads)  # never returns
             pids.append(pid)
         codes = []
         try:
@@ -111,6 +93,27 @@ class WorkerPoolExecutor:
         if 130 in codes:
             raise KeyboardInterrupt
         return max(codes)
+
+    def _worker(self, parent: int, index: int, planner: Planner, threads: int) -> None:
+        """A forked worker process: a serial executor on its own planner; exits with its status."""
+        status = 1
+        try:
+            die_with_parent(parent)
+            worker = SerialExecutor(
+                self.ws, isolate=self.isolate, quiet=self.quiet, threads=threads, tag=f"[w{index}] "
+            )
+            worker_planner = planner.for_worker(index)
+            status = max(worker.run(worker_planner), getattr(worker_planner, "code", 0))
+        except KeyboardInterrupt:
+            status = 130
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
 
 
 def summary_line(record: dict[str, Any], position: tuple[int, int]) -> str:

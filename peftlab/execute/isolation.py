@@ -93,6 +93,7 @@ def run_isolated(
     """Run in a forked child; a child that dies without a record gets one written for it here."""
     from peftlab.recipe import execute_run
 
+    run_kwargs: dict[str, Any] = {"on_record": on_record, "threads": threads}
     path = record_path(ws.results_dir, spec.run_id)
     before = path.stat().st_mtime_ns if path.exists() else None
     channel = _ReportChannel() if report is not None else None
@@ -100,22 +101,8 @@ def run_isolated(
     sys.stderr.flush()
     parent = os.getpid()
     pid = os.fork()
-    if pid == 0:  # child
-        code = 0
-        try:
-            die_with_parent(parent)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            child_report = channel.child() if channel is not None else None
-            execute_run(ws, spec, position, quiet, report=child_report, on_record=on_record, threads=threads)
-        except KeyboardInterrupt:
-            code = 130
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
+    if pid == 0:  # child: never returns
+        _child(parent, lambda report: execute_run(ws, spec, position, quiet, **run_kwargs, report=report), channel)
     try:
         if channel is not None and report is not None:
             channel.serve(report)
@@ -128,6 +115,24 @@ def run_isolated(
     if path.exists() and path.stat().st_mtime_ns != before:
         return read_record(path)
     return _record_for_dead_run(ws, spec, status, on_record)
+
+
+def _child(parent: int, run: Any, channel: _ReportChannel | None) -> None:
+    """The forked run process: make the run, then exit at once (no parent cleanup runs twice)."""
+    code = 0
+    try:
+        die_with_parent(parent)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        run(channel.child() if channel is not None else None)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _record_for_dead_run(ws: Workspace, spec: RunSpec, status: int, on_record: OnRecord | None) -> dict[str, Any]:

@@ -57,3 +57,9 @@ class Planner(Protocol):
     def finish(self) -> int: ...  # after every run: print the outcome, return the exit code
 
     def run_ids(self) -> set[str]: ...  # the records the report of this plan reads
+
+
+def fmt_duration(seconds: float) -> str:
+    """12s, 3m05s: how progress lines and summaries show a duration."""
+    seconds = round(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"

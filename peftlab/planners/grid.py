@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from peftlab.config import Experiment, MethodEntry, computed_config
-from peftlab.planners.base import Assignment, RunSpec
+from peftlab.planners.base import Assignment, RunSpec, fmt_duration
 
 
 def _hash(payload: Any) -> str:
@@ -148,8 +148,3 @@ class GridPlanner:
 
     def run_ids(self) -> set[str]:
         return {s.run_id for s in self.plan}
-
-
-def fmt_duration(seconds: float) -> str:
-    seconds = round(seconds)
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
