@@ -13,7 +13,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from peftlab.execute.isolation import can_fork, die_with_parent, run_isolated
+from peftlab.execute.isolation import Interrupts, can_fork, die_with_parent, run_isolated
 from peftlab.planners.base import fmt_duration
 
 if TYPE_CHECKING:
@@ -42,15 +42,23 @@ class SerialExecutor:
         )
 
     def run(self, planner: Planner) -> int:
+        if not self.isolate:  # the run is in this process: Ctrl-C must stop it at once
+            return self._run(planner)
+        with Interrupts.deferred():
+            return self._run(planner)
+
+    def _run(self, planner: Planner) -> int:
         started, times = time.perf_counter(), []
         while (assignment := planner.next()) is not None:
             run_started = time.perf_counter()
             try:
+                Interrupts.check()
                 record = self.run_one(assignment)
             except KeyboardInterrupt:
                 planner.abandon(assignment)
                 raise
             note = planner.tell(assignment, record)
+            Interrupts.check()  # the record is told: a Ctrl-C now loses nothing
             times.append(time.perf_counter() - run_started)
             left = assignment.remaining
             eta = f", ~{fmt_duration(left * sum(times) / len(times))} left" if left else ""

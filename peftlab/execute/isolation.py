@@ -13,11 +13,14 @@ process never opens the planner's storage.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import signal
 import sys
 import traceback
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from peftlab.results import read_record, record_path, write_record
@@ -25,6 +28,37 @@ from peftlab.results import read_record, record_path, write_record
 if TYPE_CHECKING:
     from peftlab.execute.workspace import Workspace
     from peftlab.planners.base import OnRecord, Report, RunSpec
+
+
+class Interrupts:
+    """Ctrl-C in a process that talks to a planner's storage: noted at once, raised only at safe points.
+
+    Python raises KeyboardInterrupt wherever the main thread is; inside a garbage collector's
+    weakref callback (SQLAlchemy has many) it is printed as "Exception ignored" and lost, and the
+    sweep goes on as if nothing was pressed. So while `deferred`, the handler only notes the
+    signal, and `check` raises it between runs and between a run's reports.
+    """
+
+    pressed = False
+
+    @classmethod
+    def _note(cls, signum: int, frame: Any) -> None:
+        cls.pressed = True
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.pressed:
+            cls.pressed = False
+            raise KeyboardInterrupt
+
+    @classmethod
+    @contextlib.contextmanager
+    def deferred(cls) -> Iterator[None]:
+        previous = signal.signal(signal.SIGINT, cls._note)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 def can_fork() -> bool:
@@ -99,9 +133,13 @@ def run_isolated(
     channel = _ReportChannel() if report is not None else None
     sys.stdout.flush()
     sys.stderr.flush()
+    # Collect the planner's garbage (dead storage objects, whose weakref callbacks a Ctrl-C could
+    # otherwise interrupt at random) here, and let the child never re-examine what it inherits.
+    gc.collect()
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # child: never returns
+        gc.freeze()
         _child(parent, lambda report: execute_run(ws, spec, position, quiet, **run_kwargs, report=report), channel)
     try:
         if channel is not None and report is not None:
@@ -122,7 +160,7 @@ def _child(parent: int, run: Any, channel: _ReportChannel | None) -> None:
     code = 0
     try:
         die_with_parent(parent)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the run itself stops at once
         run(channel.child() if channel is not None else None)
     except KeyboardInterrupt:
         code = 130
