@@ -1,3 +1,3 @@
-from peftlab.run import main
+from peftlab.cli import main
 
 raise SystemExit(main())

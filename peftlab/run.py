@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Any
 
 from peftlab.errors import ConfigError, UserError
@@ -51,11 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _fmt_duration(seconds: float) -> str:
-    seconds = round(seconds)
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_intermixed_args(argv)
     try:
@@ -69,121 +63,57 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    """One path for a grid plan and a search: a planner yields run specs, an executor runs them, a report follows."""
     from peftlab.config import load_experiment
-    from peftlab.errors import ConfigError
-    from peftlab.plan import make_plan
 
     experiment = load_experiment(args.experiment, args.overrides)
-    only = [m.strip() for m in args.methods.split(",")] if args.methods else None
-    if only:
-        known = {e.label for e in experiment.methods} | {e.method for e in experiment.methods}
-        unknown = [m for m in only if m not in known]
-        if unknown:
-            raise ConfigError(
-                f"{args.experiment}: --methods: {', '.join(unknown)} not in the file; "
-                f"methods in it: {', '.join(e.label for e in experiment.methods)}"
-            )
-    if only and experiment.search is not None:
-        experiment.methods = [e for e in experiment.methods if e.label in only or e.method in only]
+    only = _only(experiment, args)
     if args.workers < 1 or (args.workers > 1 and experiment.search is None):
         raise ConfigError(f"{args.experiment}: --workers: needs a search: block and a count of at least 1")
-    results_dir = experiment.results_dir()
-    if experiment.search is not None:
-        return _search(experiment, args)
-    plan = make_plan(experiment, only)
-
+    planner = _planner(experiment, only, args.force)
     if args.dry_run:
-        from peftlab.results import finished_record
-
-        print(f"experiment {experiment.name}: {len(plan)} runs → {results_dir}")
-        print(
-            f"model {experiment.model} | data {experiment.data.source} | {experiment.train.steps} steps × "
-            f"batch {experiment.train.batch_size} × accum {experiment.train.grad_accum} | seeds {experiment.seeds}"
-        )
-        for i, spec in enumerate(plan, 1):
-            done = " (finished, will skip)" if finished_record(results_dir, spec.run_id) and not args.force else ""
-            print(f"  {i:>3}. {spec.run_id:<32} {spec.describe()}{done}")
+        print("\n".join(planner.describe()))
         return 0
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # runs fork; tokenizers' pool must not exist yet
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    print(f"peftlab: experiment {experiment.name} — {len(plan)} runs; loading model source and data…", flush=True)
-    started = time.perf_counter()
-    from peftlab.results import finished_record
-    from peftlab.runner import (
-        can_fork,
-        execute_isolated,
-        execute_run,
-        hold_results_lock,
-        prepare_workspace,
-        summary_line,
-    )
+    from peftlab.execute import can_fork, hold_results_lock, prepare_workspace
 
+    results_dir = experiment.results_dir()
+    if args.workers > 1 and not can_fork():
+        raise ConfigError(f"{args.experiment}: --workers needs fork (Linux)")
     lock = hold_results_lock(results_dir)  # noqa: F841 - held until the process ends
+    print(f"peftlab: experiment {experiment.name} — {_what(experiment, planner)}; loading model source and data…")
     workspace = prepare_workspace(experiment)
-    sizes = workspace.data.sizes()
-    print(
-        f"peftlab: model {workspace.model_source.location} | data {experiment.data.source} "
-        f"(train {sizes['train']}, validation {sizes['validation']}, test {sizes['test']}; "
-        f"fingerprint {workspace.data.fingerprint}) | results → {results_dir}",
-        flush=True,
-    )
-
-    isolate = can_fork() and not args.in_process
-    todo = [
-        (i, spec) for i, spec in enumerate(plan, 1) if args.force or finished_record(results_dir, spec.run_id) is None
-    ]
-    skipped = len(plan) - len(todo)
-    if skipped:
-        print(f"peftlab: {skipped} of {len(plan)} runs already finished, skipping them (--force re-runs)", flush=True)
-    run_times: list[float] = []
-    statuses: dict[str, int] = {}
-    records: list[dict[str, Any]] = []
-    for done, (i, spec) in enumerate(todo):
-        run_started = time.perf_counter()
-        position = (i, len(plan))
-        if isolate:
-            record = execute_isolated(workspace, spec, position, args.quiet)
-        else:
-            record = execute_run(workspace, spec, position, args.quiet)
-        run_times.append(time.perf_counter() - run_started)
-        records.append(record)
-        statuses[record["status"]] = statuses.get(record["status"], 0) + 1
-        remaining = len(todo) - done - 1
-        eta = f", ~{_fmt_duration(remaining * sum(run_times) / len(run_times))} left" if remaining else ""
-        print(
-            f"{summary_line(record, position)}  (elapsed {_fmt_duration(time.perf_counter() - started)}{eta})",
-            flush=True,
-        )
-
-    total_s = time.perf_counter() - started
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) or "nothing to run"
-    print(
-        f"peftlab: {len(todo)} runs in {_fmt_duration(total_s)} ({counts}); records in {results_dir / 'runs'}",
-        flush=True,
-    )
+    _say_workspace(workspace)
+    for note in planner.start():
+        print(f"peftlab: {note}", flush=True)
+    code = max(_executor(workspace, args).run(planner), planner.finish())
     if not args.no_report:
         from peftlab.report import write_experiment_report
 
-        outputs = write_experiment_report(results_dir, run_ids={s.run_id for s in plan})
-        for path in outputs:
+        for path in write_experiment_report(results_dir, run_ids=planner.run_ids()):
             print(f"peftlab: wrote {path}")
         summary_md = results_dir / "summary.md"
-        if summary_md.is_file():
+        if experiment.search is None and summary_md.is_file():
             print()
             print(summary_md.read_text())
-    closing = failure_line(records, results_dir)
+    closing = failure_line(results_dir, planner.run_ids())
     if closing:
         print(closing, flush=True)
-    return 1 if statuses.get("failed") else 0
+    return code
 
 
-def failure_line(records: list[dict[str, Any]], results_dir: Any) -> str | None:
+def failure_line(results_dir: Any, run_ids: set[str]) -> str | None:
     """One closing line naming what did not finish and where its traceback is, or None when all did.
 
-    It is printed last, under the tables, so a newcomer's screen ends with what failed and
-    where to look rather than with a wall of tables (failed runs stay in the tables too).
+    Printed last, under the tables, so a newcomer's screen ends with what failed and where to
+    look rather than with a wall of tables (failed runs stay in the tables too). Read from the
+    records, so it also names failures left by an earlier invocation of the same plan.
     """
+    from peftlab.results import load_records
+
+    records = sorted(load_records([results_dir], run_ids), key=lambda r: (r.get("label") or "", r.get("seed") or 0))
     bad = [r for r in records if r.get("status") not in ("ok", "pruned")]
     if not bad:
         return None
@@ -197,36 +127,55 @@ def failure_line(records: list[dict[str, Any]], results_dir: Any) -> str | None:
     )
 
 
-def _search(experiment: Any, args: argparse.Namespace) -> int:
-    """A search: block: trials from an Optuna study instead of a fixed plan; same records, same report."""
-    from peftlab import search
+def _only(experiment: Any, args: argparse.Namespace) -> list[str] | None:
+    """`--methods`: labels or method names in the file; a search keeps only those entries."""
+    only = [m.strip() for m in args.methods.split(",")] if args.methods else None
+    if only:
+        known = {e.label for e in experiment.methods} | {e.method for e in experiment.methods}
+        unknown = [m for m in only if m not in known]
+        if unknown:
+            raise ConfigError(
+                f"{args.experiment}: --methods: {', '.join(unknown)} not in the file; "
+                f"methods in it: {', '.join(e.label for e in experiment.methods)}"
+            )
+    if only and experiment.search is not None:
+        experiment.methods = [e for e in experiment.methods if e.label in only or e.method in only]
+    return only
 
-    if args.dry_run:
-        print(f"experiment {experiment.name}: search → {experiment.results_dir()}")
-        print(
-            f"model {experiment.model} | data {experiment.data.source} | {experiment.train.steps} steps × "
-            f"batch {experiment.train.batch_size} × accum {experiment.train.grad_accum}"
-        )
-        print("\n".join(search.describe(experiment)))
-        return 0
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from peftlab.runner import can_fork, hold_results_lock, prepare_workspace
 
-    results_dir = experiment.results_dir()
-    lock = hold_results_lock(results_dir)  # noqa: F841 - held until the process ends
-    print(f"peftlab: experiment {experiment.name} — search of {experiment.search.trials} trials; loading…", flush=True)
-    workspace = prepare_workspace(experiment)
+def _planner(experiment: Any, only: list[str] | None, force: bool) -> Any:
+    if experiment.search is not None:
+        from peftlab.planners.optuna_search import OptunaSearch
+
+        return OptunaSearch(experiment)
+    from peftlab.planners.grid import GridPlanner
+
+    return GridPlanner(experiment, only, force)
+
+
+def _what(experiment: Any, planner: Any) -> str:
+    if experiment.search is not None:
+        return f"search of {experiment.search.trials} trials"
+    return f"{len(planner.plan)} runs"
+
+
+def _say_workspace(workspace: Any) -> None:
+    sizes, experiment = workspace.data.sizes(), workspace.experiment
+    print(
+        f"peftlab: model {workspace.model_source.location} | data {experiment.data.source} "
+        f"(train {sizes['train']}, validation {sizes['validation']}, test {sizes['test']}; "
+        f"fingerprint {workspace.data.fingerprint}) | results → {experiment.results_dir()}",
+        flush=True,
+    )
+
+
+def _executor(workspace: Any, args: argparse.Namespace) -> Any:
+    from peftlab.execute import SerialExecutor, WorkerPoolExecutor, can_fork
+
     isolate = can_fork() and not args.in_process
-    if args.workers > 1 and not can_fork():
-        raise ConfigError(f"{args.experiment}: --workers needs fork (Linux)")
-    code = search.run_search(workspace, args.workers, isolate, args.quiet)
-    if not args.no_report:
-        from peftlab.report import write_experiment_report
-
-        for path in write_experiment_report(results_dir, run_ids=search.trial_run_ids(experiment)):
-            print(f"peftlab: wrote {path}")
-    return code
+    if args.workers > 1:
+        return WorkerPoolExecutor(workspace, args.workers, isolate=isolate, quiet=args.quiet)
+    return SerialExecutor(workspace, isolate=isolate, quiet=args.quiet)
 
 
 if __name__ == "__main__":

@@ -66,11 +66,10 @@ def test_out_of_memory_is_recorded_as_oom(experiment_file, tmp_path, monkeypatch
 def test_run_process_killed_is_recorded_and_the_experiment_goes_on(experiment_file, tmp_path):
     # inside the forked run process, the kernel's OOM killer, simulated
     prelude = (
-        "import os, signal\nimport peftlab.runner as r\nreal = r._train_and_measure\n"
-        "def die(ws, spec, *a, **k):\n"
-        "    if spec.method == 'full':\n        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "    return real(ws, spec, *a, **k)\n"
-        "r._train_and_measure = die\n"
+        "import os, signal\nimport peftlab.recipe as r\n"
+        "def die(run):\n"
+        "    if run.spec.method == 'full':\n        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "r.PHASES = (die, *r.PHASES)\n"
     )
     assert cli([str(experiment_file(TWO_METHODS, steps=2)), "-q", "--no-report"], prelude) == 0
     recs = records(tmp_path)

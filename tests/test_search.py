@@ -123,3 +123,16 @@ def test_two_workers_share_one_study(experiment_file, tmp_path):
     best = json.loads((results / "search.json").read_text())["best"]
     assert best and best[0]["test_accuracy"] is not None
     assert "best trial" in result.stdout and (results / "summary.csv").is_file()
+
+
+def test_the_report_of_a_search_reads_its_trials_off_the_records_without_opening_the_study(experiment_file):
+    from peftlab.planners.optuna_search import OptunaSearch, study_name
+    from peftlab.results import write_record
+
+    exp = load_experiment(experiment_file(extra=search_block()))
+    name = study_name(exp)
+    for run_id, study in [("mine-1", name), ("mine-2", name), ("older-study", "tiny-00000000")]:
+        write_record(exp.results_dir(), {"run_id": run_id, "status": "ok", "trial": {"number": 0, "study": study}})
+    write_record(exp.results_dir(), {"run_id": "plain-run", "status": "ok"})
+    assert OptunaSearch(exp).run_ids() == {"mine-1", "mine-2"}
+    assert not (exp.results_dir() / "study.db").exists()  # the study was never opened

@@ -6,42 +6,19 @@ head stays in full precision (it is trained, so it must not be quantised).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from peftlab.methods.registry import Method, ModelContext, register
+from peftlab.methods.targets import TARGET_SET_HELP, is_target_set, resolve_target_modules
+
+__all__ = ["TARGET_SET_HELP", "LoraParams", "QLoraParams", "is_target_set", "lora_config", "resolve_target_modules"]
 
 _LORA_SPACE = {
     "r": {"type": "categorical", "choices": [1, 2, 4, 8, 16, 32, 64]},
     "alpha_ratio": {"type": "categorical", "choices": [0.5, 1.0, 2.0, 4.0]},
     "lr": {"type": "float", "low": 1e-4, "high": 5e-3, "log": True},
 }
-
-
-# Named target-module sets, so that a search can treat "which layers" as one categorical choice
-# (Optuna choices must be scalars) and an experiment can say the same thing for any architecture.
-_ATTENTION_NAMES = {
-    "bert": ("query", "key", "value"),
-    "roberta": ("query", "key", "value"),
-    "xlm-roberta": ("query", "key", "value"),
-    "electra": ("query", "key", "value"),
-    "distilbert": ("q_lin", "k_lin", "v_lin"),
-}
-_DEFAULT_ATTENTION = ("q_proj", "k_proj", "v_proj")
-TARGET_SET_HELP = "a combination of q, k, v (e.g. q, qv, qkv) or all-linear"
-
-
-def is_target_set(name: Any) -> bool:
-    return isinstance(name, str) and (name == "all-linear" or re.fullmatch(r"q?k?v?", name) is not None) and name != ""
-
-
-def resolve_target_modules(targets: Any, model_type: str) -> Any:
-    """A set name ("q", "qv", "qkv", "all-linear") → module names of this architecture; anything else as is."""
-    if not is_target_set(targets) or targets == "all-linear":
-        return targets
-    names = dict(zip("qkv", _ATTENTION_NAMES.get(model_type, _DEFAULT_ATTENTION), strict=True))
-    return [names[letter] for letter in targets]
 
 
 @dataclass
@@ -55,7 +32,7 @@ class LoraParams:
     use_dora: bool = False
 
     def __post_init__(self) -> None:
-        from peftlab.schema import check
+        from peftlab.config.schema import check
 
         check(self.r >= 1, "r", f"got {self.r}, must be at least 1")
         check(self.alpha > 0, "alpha", f"got {self.alpha}, must be positive")

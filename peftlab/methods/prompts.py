@@ -17,7 +17,7 @@ class PromptTuningParams:
     init_text: str | None = None  # initialise from this text's embeddings instead of random
 
     def __post_init__(self) -> None:
-        from peftlab.schema import check
+        from peftlab.config.schema import check
 
         check(self.num_virtual_tokens >= 1, "num_virtual_tokens", "must be at least 1")
 
@@ -29,7 +29,7 @@ class PrefixTuningParams:
     encoder_hidden_size: int | None = None  # MLP width when prefix_projection is on
 
     def __post_init__(self) -> None:
-        from peftlab.schema import check
+        from peftlab.config.schema import check
 
         check(self.num_virtual_tokens >= 1, "num_virtual_tokens", "must be at least 1")
 

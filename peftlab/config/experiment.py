@@ -15,9 +15,12 @@ from typing import Any, Literal, get_type_hints
 
 import yaml
 
+from peftlab.config.overrides import apply_override
+from peftlab.config.probes import ProbeEntry, parse_probes
+from peftlab.config.schema import build, check, closest, coerce, fail
+from peftlab.config.search import SearchConfig, parse_search
 from peftlab.errors import ConfigError
 from peftlab.methods import get_method, method_names
-from peftlab.schema import build, check, closest, coerce, fail
 
 TaskName = Literal["classification", "sft"]
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
@@ -141,8 +144,8 @@ class Experiment:
     seeds: list[int] = field(default_factory=lambda: [0])
     output_dir: str = "results"
     save: SaveConfig = field(default_factory=SaveConfig)
-    search: Any = None  # search.SearchConfig when the file has a `search:` block
-    forgetting: list[Any] = field(default_factory=list)  # forgetting.ProbeEntry per `forgetting:` item
+    search: SearchConfig | None = None  # when the file has a `search:` block
+    forgetting: list[ProbeEntry] = field(default_factory=list)  # one per `forgetting:` item
     source_path: Path | None = None  # where it was loaded from; not part of the YAML
 
     def results_dir(self) -> Path:
@@ -267,11 +270,7 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
         fail(origin, "seeds", "expected at least one seed")
     search = None
     if raw.get("search") is not None:
-        from peftlab.search import parse_search
-
         search = parse_search(raw["search"], origin, methods, shell.train)
-    from peftlab.forgetting import parse_probes
-
     forgetting = parse_probes(raw.get("forgetting"), origin, shell.task)
     fields = dataclasses.asdict(shell) | {"data": shell.data, "train": shell.train, "save": shell.save}
     return Experiment(methods=methods, search=search, forgetting=forgetting, **fields)
@@ -290,62 +289,6 @@ class _ExperimentShell:
     seeds: list[int] = field(default_factory=lambda: [0])
     output_dir: str = "results"
     save: SaveConfig = field(default_factory=SaveConfig)
-
-
-# ---------------------------------------------------------------- overrides
-
-
-def _split_path(path: str) -> list[str]:
-    """`methods[1].lr` and `methods.1.lr` and `methods.lora.lr` all address the same place."""
-    return [p for p in re.split(r"\.|\[|\]", path) if p != ""]
-
-
-def apply_override(raw: dict[str, Any], override: str, origin: str) -> None:
-    if "=" not in override:
-        raise ConfigError(f"{origin}: override {override!r}: expected key=value, e.g. train.steps=50")
-    path, _, text = override.partition("=")
-    try:
-        value = yaml.safe_load(text) if text.strip() else None
-    except yaml.YAMLError:
-        value = text
-    parts = _split_path(path.strip())
-    if not parts:
-        raise ConfigError(f"{origin}: override {override!r}: empty key")
-    node: Any = raw
-    for i, part in enumerate(parts[:-1]):
-        shown = ".".join(parts[: i + 1])
-        if isinstance(node, list):
-            node = node[_list_index(node, part, origin, override, shown)]
-            if isinstance(node, str):  # `- lora` shorthand: promote to a mapping so it can take keys
-                raise ConfigError(f"{origin}: override {override!r}: write that method as a mapping first")
-        elif isinstance(node, dict):
-            if part not in node or node[part] is None:
-                node[part] = {}
-            node = node[part]
-        else:
-            raise ConfigError(f"{origin}: override {override!r}: {shown} is not a mapping or list")
-    last = parts[-1]
-    if isinstance(node, list):
-        node[_list_index(node, last, origin, override, path)] = value
-    elif isinstance(node, dict):
-        node[last] = value
-    else:
-        raise ConfigError(f"{origin}: override {override!r}: cannot set a key inside a {type(node).__name__}")
-
-
-def _list_index(node: list[Any], part: str, origin: str, override: str, shown: str) -> int:
-    if part.lstrip("-").isdigit():
-        index = int(part)
-        if -len(node) <= index < len(node):
-            return index
-        raise ConfigError(f"{origin}: override {override!r}: {shown} is out of range (list has {len(node)} items)")
-    labels = [(m.get("label") or m.get("method") or m.get("probe")) if isinstance(m, dict) else m for m in node]
-    if part in labels:
-        return labels.index(part)
-    raise ConfigError(
-        f"{origin}: override {override!r}: no entry {part!r} in the list; entries: "
-        f"{', '.join(map(str, labels))}{closest(part, map(str, labels))}"
-    )
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:

@@ -1,0 +1,60 @@
+"""The experiment schema, a leaf of the import graph: typed, validated, torch-free, overrides applied.
+
+Everything a run depends on is described here, and nothing here imports a runtime module
+(torch, transformers, peft, optuna, the runner, the planners): `--dry-run` and every config
+error cost a second. An import contract in pyproject.toml (`lint-imports`) keeps it so.
+
+  experiment.py  the top-level file: model, task, data, train, save, methods, seeds
+  search.py      the `search:` block (sampler, objectives, space, pruner)
+  probes.py      the `forgetting:` list (probe params and which tasks each fits)
+  overrides.py   command-line `key=value` overrides
+  schema.py      the small validator that turns YAML into these dataclasses with one-line errors
+"""
+
+from peftlab.config.experiment import (
+    DataConfig,
+    Experiment,
+    MethodEntry,
+    SaveConfig,
+    TrainConfig,
+    load_experiment,
+    parse_experiment,
+)
+from peftlab.config.identity import computed_config
+from peftlab.config.overrides import apply_override
+from peftlab.config.probes import (
+    PROBE_KINDS,
+    LinearProbeParams,
+    LMLossParams,
+    PreviousTaskParams,
+    ProbeEntry,
+    ProbeKind,
+    parse_probes,
+    probe_names,
+)
+from peftlab.config.search import OBJECTIVES, PRUNERS, SAMPLERS, SearchConfig, parse_search
+
+__all__ = [
+    "OBJECTIVES",
+    "PROBE_KINDS",
+    "PRUNERS",
+    "SAMPLERS",
+    "DataConfig",
+    "Experiment",
+    "LMLossParams",
+    "LinearProbeParams",
+    "MethodEntry",
+    "PreviousTaskParams",
+    "ProbeEntry",
+    "ProbeKind",
+    "SaveConfig",
+    "SearchConfig",
+    "TrainConfig",
+    "apply_override",
+    "computed_config",
+    "load_experiment",
+    "parse_experiment",
+    "parse_probes",
+    "parse_search",
+    "probe_names",
+]

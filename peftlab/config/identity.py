@@ -1,0 +1,37 @@
+"""What names a run: the part of an experiment that changes what a run computes.
+
+Run ids and study names are hashes of this, so it must not change for an unchanged experiment:
+keys added later are left out while unset, and old run ids stay valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from peftlab.config.experiment import Experiment
+
+
+# data keys added after records existed: left out of the hash while unset, so old run ids stay valid
+_OPTIONAL_DATA_KEYS = ("instruction", "max_new_tokens", "system")
+
+
+def computed_config(experiment: Experiment) -> dict[str, Any]:
+    """The part of an experiment that changes what a run computes (not its name or output folder).
+
+    Forgetting probes are part of it only when there are any, so adding the feature left the ids
+    of existing runs unchanged; `previous_task` changes the model a run starts from.
+    """
+    data = {
+        k: v for k, v in dataclasses.asdict(experiment.data).items() if not (k in _OPTIONAL_DATA_KEYS and v is None)
+    }
+    config = {
+        "model": experiment.model,
+        "task": experiment.task,
+        "data": data,
+        "train": dataclasses.asdict(experiment.train),
+    }
+    if experiment.forgetting:
+        config["forgetting"] = [p.as_dict() for p in experiment.forgetting]
+    return config

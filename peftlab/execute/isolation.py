@@ -1,0 +1,191 @@
+"""Fork isolation: each run in a forked child, so its memory peak, crash or OOM belongs to it alone.
+
+The parent has imported the heavy libraries and tokenised the data once (the workspace); each
+child inherits both for free. Where fork is unavailable, runs execute in-process.
+
+The invariant that makes fork safe: the experiment process itself never computes with torch
+(an OpenMP thread pool alive at fork time can deadlock the child).
+
+A planner's `report` hook (a search's pruner) stays in this, the parent, process: the child sends
+each intermediate validation score up a pipe and waits for the answer (stop or go on), so the run
+process never opens the planner's storage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from peftlab.results import read_record, record_path, write_record
+
+if TYPE_CHECKING:
+    from peftlab.execute.workspace import Workspace
+    from peftlab.planners.base import OnRecord, Report, RunSpec
+
+
+class Interrupts:
+    """Ctrl-C in a process that talks to a planner's storage: noted at once, raised only at safe points.
+
+    Python raises KeyboardInterrupt wherever the main thread is; inside a garbage collector's
+    weakref callback (SQLAlchemy has many) it is printed as "Exception ignored" and lost, and the
+    sweep goes on as if nothing was pressed. So while `deferred`, the handler only notes the
+    signal, and `check` raises it between runs and between a run's reports.
+    """
+
+    pressed = False
+
+    @classmethod
+    def _note(cls, signum: int, frame: Any) -> None:
+        cls.pressed = True
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.pressed:
+            cls.pressed = False
+            raise KeyboardInterrupt
+
+    @classmethod
+    @contextlib.contextmanager
+    def deferred(cls) -> Iterator[None]:
+        previous = signal.signal(signal.SIGINT, cls._note)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def can_fork() -> bool:
+    return hasattr(os, "fork") and sys.platform.startswith("linux")
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Make a forked child die when its parent does (Linux): an orphan would go on writing a record
+    for a run that the re-run is about to start again. Other systems rely on the results lock."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(137)
+
+
+class _ReportChannel:
+    """Two pipes between a run's process and its parent: scores go up, the parent's verdict comes down."""
+
+    def __init__(self) -> None:
+        self.up_r, self.up_w = os.pipe()
+        self.down_r, self.down_w = os.pipe()
+
+    def child(self) -> Report:
+        os.close(self.up_r)
+        os.close(self.down_w)
+        up, down = os.fdopen(self.up_w, "w"), os.fdopen(self.down_r, "r")
+
+        def report(step: int, scores: dict[str, float]) -> bool:
+            up.write(json.dumps({"step": step, "scores": scores}) + "\n")
+            up.flush()
+            return down.readline().strip() == "stop"
+
+        return report
+
+    def serve(self, report: Report) -> None:
+        """In the parent, until the child closes its end (it finished or died): answer each score."""
+        os.close(self.up_w)
+        os.close(self.down_r)
+        with os.fdopen(self.up_r, "r") as up, os.fdopen(self.down_w, "w") as down:
+            for line in up:
+                message = json.loads(line)
+                verdict = report(int(message["step"]), message["scores"])
+                try:
+                    down.write("stop\n" if verdict else "go\n")
+                    down.flush()
+                except BrokenPipeError:
+                    return
+
+
+def run_isolated(
+    ws: Workspace,
+    spec: RunSpec,
+    position: tuple[int, int],
+    quiet: bool = False,
+    *,
+    report: Report | None = None,
+    on_record: OnRecord | None = None,
+    threads: int | None = None,
+) -> dict:
+    """Run in a forked child; a child that dies without a record gets one written for it here."""
+    from peftlab.recipe import execute_run
+
+    run_kwargs: dict[str, Any] = {"on_record": on_record, "threads": threads}
+    path = record_path(ws.results_dir, spec.run_id)
+    before = path.stat().st_mtime_ns if path.exists() else None
+    channel = _ReportChannel() if report is not None else None
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Collect the planner's garbage (dead storage objects, whose weakref callbacks a Ctrl-C could
+    # otherwise interrupt at random) here, and let the child never re-examine what it inherits.
+    gc.collect()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        gc.freeze()
+        _child(parent, lambda report: execute_run(ws, spec, position, quiet, **run_kwargs, report=report), channel)
+    try:
+        if channel is not None and report is not None:
+            channel.serve(report)
+        _, status = os.waitpid(pid, 0)
+    except KeyboardInterrupt:
+        os.waitpid(pid, 0)
+        raise
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 130:
+        raise KeyboardInterrupt
+    if path.exists() and path.stat().st_mtime_ns != before:
+        return read_record(path)
+    return _record_for_dead_run(ws, spec, status, on_record)
+
+
+def _child(parent: int, run: Any, channel: _ReportChannel | None) -> None:
+    """The forked run process: make the run, then exit at once (no parent cleanup runs twice)."""
+    code = 0
+    try:
+        die_with_parent(parent)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the run itself stops at once
+        run(channel.child() if channel is not None else None)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _record_for_dead_run(ws: Workspace, spec: RunSpec, status: int, on_record: OnRecord | None) -> dict[str, Any]:
+    from peftlab.recipe import base_record
+
+    record = base_record(ws, spec)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        record["status"] = "oom" if sig == signal.SIGKILL else "failed"
+        record["error"] = f"run process killed by signal {signal.Signals(sig).name}" + (
+            " (likely the kernel's out-of-memory killer)" if sig == signal.SIGKILL else ""
+        )
+    else:
+        record["error"] = f"run process exited with code {os.WEXITSTATUS(status)} without writing a record"
+    if on_record is not None:
+        on_record(record)
+    write_record(ws.results_dir, record)
+    return record

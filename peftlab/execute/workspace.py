@@ -1,0 +1,96 @@
+"""What every run of an experiment shares, prepared once in the experiment process.
+
+The model source is resolved, the tokenizer loaded, the data read and tokenised, metrics and probe
+data loaded here, before any run: user mistakes surface in a second, and each forked run inherits
+all of it for free. This process never computes with torch (see isolation.py for why).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from peftlab.config import Experiment
+
+
+@dataclass
+class Workspace:
+    """What every run of an experiment shares: model source, tokenizer, data, tokenised splits."""
+
+    experiment: Experiment
+    model_source: Any  # models.ModelSource
+    tokenizer: Any
+    data: Any  # data.ClassificationData (task sft: data.InstructionData)
+    splits: dict[str, Any]  # split name -> the task's tokenised split
+    results_dir: Path
+    task: Any = None  # tasks.Task; from experiment.task when not given
+    forgetting: Any = None  # probes.ProbeSuite: the experiment's probes, data loaded once
+
+    def __post_init__(self) -> None:
+        if self.task is None:
+            from peftlab.tasks import get_task
+
+            self.task = get_task(self.experiment.task)
+
+    @property
+    def pad_id(self) -> int:
+        return int(self.tokenizer.pad_token_id)
+
+
+def prepare_workspace(experiment: Experiment) -> Workspace:
+    """Resolve the model and data sources and tokenise once; user mistakes surface here, before any run."""
+    from peftlab.models import load_tokenizer, quiet_transformers, resolve_model_source
+    from peftlab.tasks import get_task
+
+    if _uses_hub(experiment):
+        from peftlab.hub import go_offline_if_unreachable
+
+        go_offline_if_unreachable()
+    quiet_transformers()
+    _quiet_library_warnings()
+    source = resolve_model_source(experiment.model, experiment.search_dirs())
+    tokenizer = load_tokenizer(source)
+    task = get_task(experiment.task)
+    data, splits = task.prepare_data(experiment, tokenizer, _data_base_dir(experiment))
+    from peftlab.metrics import load_metric
+
+    for name in ("accuracy", "f1"):  # loaded once here, inherited by every forked run
+        load_metric(name)
+    forgetting = None
+    if experiment.forgetting:
+        from peftlab.probes import ProbeSuite
+
+        forgetting = ProbeSuite(experiment, tokenizer)
+    return Workspace(
+        experiment, source, tokenizer, data, splits, experiment.results_dir(), task=task, forgetting=forgetting
+    )
+
+
+def _uses_hub(experiment: Experiment) -> bool:
+    """Whether a source is neither builtin nor an existing local path (so it would come from the hub)."""
+    for spec in (experiment.model, experiment.data.source):
+        if spec.startswith("builtin:"):
+            continue
+        if not any((folder / spec).exists() for folder in experiment.search_dirs()):
+            return True
+    return False
+
+
+def _data_base_dir(experiment: Experiment) -> Path | None:
+    source = experiment.data.source
+    if source.startswith("builtin:"):
+        return None
+    for folder in experiment.search_dirs():
+        if (folder / source).exists():
+            return folder
+    return None
+
+
+def _quiet_library_warnings() -> None:
+    """Deprecation chatter from inside peft/transformers, printed once per run, says nothing about the run."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    # peft's soft-prompt models drop position ids in generate (they shift with the virtual tokens)
+    warnings.filterwarnings("ignore", message="Position ids are not supported for parameter efficient tuning")

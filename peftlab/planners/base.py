@@ -1,0 +1,65 @@
+"""What planners and executors share: a run's spec, an assignment of it, and the planner protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    experiment: str
+    label: str  # variant label: entry label plus grid values, e.g. "lora" or "lora[r=4]"
+    method: str
+    seed: int
+    lr: float
+    params: dict[str, Any]
+    config_hash: str  # hash of everything the run computes except the seed
+    run_id: str
+
+    def describe(self) -> str:
+        shown = ", ".join(f"{k}={v}" for k, v in self.params.items() if v is not None)
+        return f"{self.label:<24} seed={self.seed:<3} lr={self.lr:<9.3g} {shown}"
+
+
+# (step, validation scores) -> stop now? Called in the planner's process, never in the run's.
+Report = Callable[[int, dict[str, float]], bool]
+# Adds to a run's record just before it is written; a pure function of the record (it runs in the
+# run's process, which must not open the planner's storage).
+OnRecord = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class Assignment:
+    """One run to make: its spec, where it stands in the plan, and the planner's hooks for it."""
+
+    spec: RunSpec
+    position: tuple[int, int]  # (index, total) as shown in progress lines
+    report: Report | None = None
+    on_record: OnRecord | None = None
+    remaining: int | None = None  # runs left after this one, when the planner knows (for an ETA)
+
+
+class Planner(Protocol):
+    def describe(self) -> list[str]: ...  # the plan, for --dry-run
+
+    def start(self) -> list[str]: ...  # before any run (holding the results lock): notes to print
+
+    def for_worker(self, index: int) -> Planner: ...  # the planner a worker process uses
+
+    def next(self) -> Assignment | None: ...  # the next run, or None when the plan is done
+
+    def tell(self, assignment: Assignment, record: dict[str, Any]) -> str: ...  # a note for the run's line
+
+    def abandon(self, assignment: Assignment) -> None: ...  # interrupted: the run must be made again later
+
+    def finish(self) -> int: ...  # after every run: print the outcome, return the exit code
+
+    def run_ids(self) -> set[str]: ...  # the records the report of this plan reads
+
+
+def fmt_duration(seconds: float) -> str:
+    """12s, 3m05s: how progress lines and summaries show a duration."""
+    seconds = round(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"

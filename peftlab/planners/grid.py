@@ -1,0 +1,150 @@
+"""The grid plan: every run an experiment implies (methods × grid × seeds), named by what it computes.
+
+A run's id is derived from its resolved configuration, so re-running an unchanged experiment
+finds its finished records and skips them, while any change to what a run computes gives it a
+new id instead of silently mixing old and new results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import time
+from typing import Any
+
+from peftlab.config import Experiment, MethodEntry, computed_config
+from peftlab.planners.base import Assignment, RunSpec, fmt_duration
+
+
+def _hash(payload: Any) -> str:
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def with_alpha_ratio(params: dict[str, Any], ratio: float | None) -> dict[str, Any]:
+    """alpha = ratio × r: the run's params hold the alpha that peft sees, so hashes stay comparable."""
+    return params if ratio is None else {**params, "alpha": float(ratio * params["r"])}
+
+
+def apply_choices(entry: MethodEntry, choices: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    """An entry's lr and params with chosen values (a grid point or a search trial) applied.
+
+    `lr` and `alpha_ratio` are not method params: the first sets the learning rate, the second
+    turns into alpha = ratio × r.
+    """
+    params = dataclasses.asdict(entry.params)
+    lr, ratio = entry.lr, entry.alpha_ratio
+    for key, value in choices.items():
+        if key == "lr":
+            lr = value
+        elif key == "alpha_ratio":
+            ratio = value
+        else:
+            params[key] = value
+    return lr, with_alpha_ratio(params, ratio)
+
+
+def _variants(entry: MethodEntry) -> list[tuple[str, float, dict[str, Any]]]:
+    if not entry.grid:
+        return [(entry.label, *apply_choices(entry, {}))]
+    keys = list(entry.grid)
+    out = []
+    for values in itertools.product(*(entry.grid[k] for k in keys)):
+        tag = ",".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
+        out.append((f"{entry.label}[{tag}]", *apply_choices(entry, dict(zip(keys, values, strict=True)))))
+    return out
+
+
+def make_plan(experiment: Experiment, only: list[str] | None = None) -> list[RunSpec]:
+    shared = computed_config(experiment)
+    runs = []
+    for entry in experiment.methods:
+        if only and entry.label not in only and entry.method not in only:
+            continue
+        for label, lr, params in _variants(entry):
+            config_hash = _hash({**shared, "method": entry.method, "lr": lr, "params": params})
+            slug = label.replace("[", "-").replace("]", "").replace(",", "-").replace("=", "")
+            for seed in experiment.seeds:
+                runs.append(
+                    RunSpec(
+                        experiment=experiment.name,
+                        label=label,
+                        method=entry.method,
+                        seed=seed,
+                        lr=lr,
+                        params=params,
+                        config_hash=config_hash[:16],
+                        run_id=f"{slug}-s{seed}-{config_hash[:8]}",
+                    )
+                )
+    return runs
+
+
+# ---------------------------------------------------------------- the planner
+
+
+class GridPlanner:
+    """The plan as a planner: every run not finished yet (or every run, with `force`), in plan order."""
+
+    def __init__(self, experiment: Experiment, only: list[str] | None = None, force: bool = False) -> None:
+        self.experiment, self.force = experiment, force
+        self.plan = make_plan(experiment, only)
+        self.todo: list[tuple[int, RunSpec]] = []
+        self.statuses: dict[str, int] = {}
+        self.started = 0.0
+
+    def describe(self) -> list[str]:
+        from peftlab.results import finished_record
+
+        exp, results_dir = self.experiment, self.experiment.results_dir()
+        lines = [
+            f"experiment {exp.name}: {len(self.plan)} runs → {results_dir}",
+            f"model {exp.model} | data {exp.data.source} | {exp.train.steps} steps × "
+            f"batch {exp.train.batch_size} × accum {exp.train.grad_accum} | seeds {exp.seeds}",
+        ]
+        for i, spec in enumerate(self.plan, 1):
+            done = " (finished, will skip)" if finished_record(results_dir, spec.run_id) and not self.force else ""
+            lines.append(f"  {i:>3}. {spec.run_id:<32} {spec.describe()}{done}")
+        return lines
+
+    def start(self) -> list[str]:
+        from peftlab.results import finished_record
+
+        results_dir = self.experiment.results_dir()
+        self.todo = [
+            (i, s) for i, s in enumerate(self.plan, 1) if self.force or finished_record(results_dir, s.run_id) is None
+        ]
+        self.started = time.perf_counter()
+        skipped = len(self.plan) - len(self.todo)
+        if skipped:
+            return [f"{skipped} of {len(self.plan)} runs already finished, skipping them (--force re-runs)"]
+        return []
+
+    def for_worker(self, index: int) -> GridPlanner:
+        return self
+
+    def next(self) -> Assignment | None:
+        if not self.todo:
+            return None
+        index, spec = self.todo.pop(0)
+        return Assignment(spec, (index, len(self.plan)), remaining=len(self.todo))
+
+    def tell(self, assignment: Assignment, record: dict[str, Any]) -> str:
+        self.statuses[record["status"]] = self.statuses.get(record["status"], 0) + 1
+        return ""
+
+    def abandon(self, assignment: Assignment) -> None:
+        """Nothing to undo: an unfinished run has no finished record, so the next session makes it."""
+
+    def finish(self) -> int:
+        total = sum(self.statuses.values())
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items())) or "nothing to run"
+        took = fmt_duration(time.perf_counter() - self.started)
+        runs = self.experiment.results_dir() / "runs"
+        print(f"peftlab: {total} runs in {took} ({counts}); records in {runs}", flush=True)
+        return 1 if self.statuses.get("failed") else 0
+
+    def run_ids(self) -> set[str]:
+        return {s.run_id for s in self.plan}

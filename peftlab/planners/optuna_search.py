@@ -1,0 +1,554 @@
+"""The search planner: an Optuna study whose trials are ordinary peftlab runs (ask → run spec, tell ← record).
+
+A trial is asked from the study, turned into a `RunSpec`, and run by the same executor and recipe
+as a planned run, so it leaves the same record (plus a `trial` block) and reports treat trials and
+runs alike. Only this process (the planner's) opens the study: a run reports its intermediate
+validation scores back through the executor, and its `trial` block is filled from its record.
+Selection uses validation scores only; test scores are in the records, never shown to the sampler.
+
+Kill-and-resume is exactly-once because the record is the truth and the study catches up to it:
+a trial's run_id is fixed by (study, trial number); a RUNNING trial whose worker is dead is told
+its outcome from its record if one was written, and otherwise failed and re-queued with the same
+params. Optuna itself is imported lazily: validation and `--dry-run` never load it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from peftlab.config import computed_config
+from peftlab.config.search import OBJECTIVES
+from peftlab.planners.base import Assignment, RunSpec
+from peftlab.planners.grid import apply_choices
+
+if TYPE_CHECKING:
+    import optuna
+
+    from peftlab.config import Experiment
+
+STATE_OF_STATUS = {"ok": "COMPLETE", "pruned": "PRUNED"}  # any other status: FAIL
+
+
+# ---------------------------------------------------------------- naming and description (no optuna)
+
+
+def _hash(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def study_name(experiment: Experiment) -> str:
+    """Named by what its trials compute, like run ids: change the data or steps and a new study starts.
+
+    `trials`, sampler and pruner are left out, so raising `trials` or changing the sampler continues it.
+    """
+
+    cfg = experiment.search
+    if cfg.study_name:
+        return cfg.study_name
+    payload = {
+        **computed_config(experiment),
+        "methods": [m.as_dict() for m in experiment.methods],
+        "space": cfg.space,
+        "objectives": cfg.objectives,
+        "seed": experiment.seeds[0],
+    }
+    return f"{experiment.name}-{_hash(payload)[:8]}"
+
+
+def storage_url(experiment: Experiment) -> str:
+    storage = experiment.search.storage
+    if storage is None:
+        return f"sqlite:///{experiment.results_dir() / 'study.db'}"  # + an absolute path: four slashes
+    if storage == "journal":
+        return f"journal:{experiment.results_dir() / 'study.journal'}"
+    return storage
+
+
+def describe(experiment: Experiment) -> list[str]:
+    cfg = experiment.search
+    objectives = ", ".join(f"{n} ({d})" for n, d in cfg.objectives)
+    pruner = ", ".join(f"{k}={v}" for k, v in cfg.pruner.items() if k != "type")
+    lines = [
+        f"search: {cfg.sampler} sampler, {cfg.trials} trials, objectives {objectives}"
+        + (" → Pareto front" if len(cfg.objectives) > 1 else ""),
+        f"  pruner {cfg.pruner['type']}{f' ({pruner})' if pruner else ''} on validation every "
+        f"{experiment.train.eval_every} steps | training seed {experiment.seeds[0]}",
+        f"  study {study_name(experiment)} in {storage_url(experiment)}",
+    ]
+    for entry in experiment.methods:
+        lines.append(f"  {entry.label} ({entry.method}):")
+        for key, dim in cfg.space[entry.label].items():
+            lines.append(f"    {key:<16} {_describe_dimension(dim)}")
+    return lines
+
+
+def _describe_dimension(dim: dict[str, Any]) -> str:
+    if dim["type"] == "categorical":
+        return "one of " + ", ".join(map(str, dim["choices"]))
+    if dim["type"] == "fixed":
+        return f"fixed {dim['value']}"
+    scale = "log-uniform" if dim["log"] else "uniform"
+    return f"{dim['type']} {scale} [{dim['low']:g}, {dim['high']:g}]" + (f" step {dim['step']}" if dim["step"] else "")
+
+
+# ---------------------------------------------------------------- optuna: storage, study, trials
+
+
+def open_storage(url: str) -> Any:
+    """One storage object per process: connections are never shared across a fork."""
+    import optuna
+
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend
+
+        path = Path(url.removeprefix("journal:"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        # several workers write to one file: wait for the lock rather than fail at once
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    return optuna.storages.get_storage(url)
+
+
+def close_storage(storage: Any) -> None:
+    engine = getattr(getattr(storage, "_backend", storage), "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
+def make_sampler(experiment: Experiment, salt: int = 0) -> Any:
+    import optuna
+
+    cfg = experiment.search
+    seed = cfg.seed * 1_000_003 + salt  # workers and resumed sessions must not replay the same draws
+    if cfg.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if cfg.sampler == "grid":  # the grid itself is enqueued (enqueue_grid); this only backs it up
+        return optuna.samplers.RandomSampler(seed=seed)
+    startup = max(2, min(10, cfg.trials // 3))
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+
+
+def make_pruner(experiment: Experiment) -> Any:
+    import optuna
+
+    options = dict(experiment.search.pruner)
+    kind = options.pop("type")
+    if kind == "median":
+        return optuna.pruners.MedianPruner(**options)
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner(**options)
+    if kind == "threshold":
+        return optuna.pruners.ThresholdPruner(**options)
+    return optuna.pruners.NopPruner()
+
+
+def load_study(experiment: Experiment, storage: Any, salt: int = 0) -> optuna.Study:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        storage=storage,
+        study_name=study_name(experiment),
+        directions=[d for _, d in experiment.search.objectives],
+        sampler=make_sampler(experiment, salt),
+        pruner=make_pruner(experiment),
+        load_if_exists=True,
+    )
+
+
+def enqueue_grid(experiment: Experiment, study: Any) -> int:
+    """Queue every grid point once, as fixed params, when a grid study is new; returns how many.
+
+    Optuna's GridSampler stops the study from `after_trial`, which raises outside `optimize()`
+    (peftlab asks and tells), and a grid point it handed to a trial that was then failed for
+    bookkeeping would count as visited and be skipped. Enqueued fixed params have neither problem:
+    the re-queue of a killed trial keeps them, so each point runs exactly once.
+    """
+    import itertools
+    import random
+
+    cfg = experiment.search
+    if cfg.sampler != "grid" or study.get_trials(deepcopy=False) or study.user_attrs.get("grid_enqueued"):
+        return 0
+    (space,) = cfg.space.values()
+    names = [k for k, d in space.items() if d["type"] == "categorical"]
+    points = [
+        dict(zip(names, values, strict=True)) for values in itertools.product(*(space[n]["choices"] for n in names))
+    ]
+    if cfg.trials < len(points):  # a partial grid: a seeded random subset, as GridSampler would pick
+        points = random.Random(cfg.seed).sample(points, cfg.trials)
+    study.set_user_attr("grid_enqueued", len(points))
+    for point in points:
+        study.enqueue_trial(point)
+    return len(points)
+
+
+def _suggest(trial: Any, name: str, dim: dict[str, Any]) -> Any:
+    kind = dim["type"]
+    if kind == "fixed":
+        return dim["value"]
+    if kind == "categorical":
+        return trial.suggest_categorical(name, dim["choices"])
+    if kind == "int":
+        return trial.suggest_int(name, dim["low"], dim["high"], log=dim["log"], step=dim["step"] or 1)
+    return trial.suggest_float(name, dim["low"], dim["high"], log=dim["log"], step=dim["step"])
+
+
+def trial_spec(experiment: Experiment, trial: Any) -> RunSpec:
+    """Ask the trial for its hyperparameters and name the run after (study, trial number)."""
+    entries = {m.label: m for m in experiment.methods}
+    label = trial.suggest_categorical("method", list(entries)) if len(entries) > 1 else next(iter(entries))
+    entry = entries[label]
+    prefix = f"{label}." if len(entries) > 1 else ""  # conditional spaces: names must not collide
+    choices = {key: _suggest(trial, prefix + key, dim) for key, dim in experiment.search.space[label].items()}
+    lr, params = apply_choices(entry, choices)
+    seed = experiment.seeds[0]
+    config_hash = _hash({**computed_config(experiment), "method": entry.method, "lr": lr, "params": params})
+    name = study_name(experiment)
+    run_hash = _hash({"study": name, "trial": trial.number, "config": config_hash})
+    return RunSpec(
+        experiment=experiment.name,
+        label=f"{label}[t{trial.number}]",
+        method=entry.method,
+        seed=seed,
+        lr=lr,
+        params=params,
+        config_hash=config_hash[:16],
+        run_id=f"{label}-t{trial.number:04d}-{run_hash[:8]}",
+    )
+
+
+def objective_values(experiment: Experiment, record: dict[str, Any]) -> list[float] | None:
+    values = []
+    for name, _ in experiment.search.objectives:
+        node: Any = record
+        for part in OBJECTIVES[name][0]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, (int, float)) or isinstance(node, bool) or not math.isfinite(node):
+            return None
+        values.append(float(node))
+    return values
+
+
+def tell_from_record(experiment: Experiment, study: Any, number: int, record: dict[str, Any]) -> str:
+    """Finish trial `number` as its record says; the record was written first, so this is the catch-up step."""
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    current = storage.get_trial(trial_id)
+    if current.state.is_finished():
+        return current.state.name
+    values = objective_values(experiment, record) if record["status"] == "ok" else None
+    state = "COMPLETE" if values is not None else STATE_OF_STATUS.get(record["status"], "FAIL")
+    state = "FAIL" if state == "COMPLETE" and values is None else state
+    storage.set_trial_user_attr(trial_id, "status", record["status"])
+    if state == "COMPLETE":
+        study.tell(number, values, skip_if_finished=True)
+    else:
+        study.tell(number, state=getattr(TrialState, state), skip_if_finished=True)
+    return state
+
+
+# ---------------------------------------------------------------- stale trials
+
+
+def _process_start(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def worker_identity() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid())}
+
+
+def _worker_alive(worker: dict[str, Any] | None) -> bool:
+    """Alive unless provably dead: another host's worker cannot be checked (use RDB heartbeats there)."""
+    if not worker or worker.get("host") != socket.gethostname():
+        return worker is not None
+    pid = int(worker["pid"])
+    if worker.get("start") is not None and Path("/proc").is_dir():
+        return _process_start(pid) == worker["start"]  # the same pid, not a reused one
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def queued_params(study: Any, trial: Any) -> dict[str, Any]:
+    """The params a trial was enqueued with (a grid point, a retry), from a Trial or a FrozenTrial."""
+    attrs = getattr(trial, "system_attrs", None)
+    if attrs is None:  # optuna.Trial keeps them in storage only
+        attrs = study._storage.get_trial_system_attrs(trial._trial_id)
+    return dict(attrs.get("fixed_params") or {})
+
+
+def requeue(study: Any, trial: Any) -> None:
+    """Fail an unfinished trial and queue its params again; idempotent if cut short and repeated."""
+    from optuna.trial import TrialState
+
+    retried = any(t.user_attrs.get("retry_of") == trial.number for t in study.get_trials(deepcopy=False))
+    if not retried:  # queued params (a grid point) count even if it died before asking for them
+        params = {**queued_params(study, trial), **trial.params}
+        study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
+    study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def recover_stale(experiment: Experiment, study: Any, startup: bool = False) -> list[str]:
+    """RUNNING trials whose worker is dead: finish them from their record, or fail and re-queue them.
+
+    At `startup` the caller holds the results lock and has no workers yet, so a RUNNING trial that
+    never got its worker stamp (killed right after ask) is stale too; later it may be a live one's.
+    """
+    from optuna.trial import TrialState
+
+    from peftlab.results import read_record, record_path
+
+    notes = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker")
+        if (worker is None and not startup) or (worker is not None and _worker_alive(worker)):
+            continue
+        run_id = trial.user_attrs.get("run_id")
+        path = record_path(experiment.results_dir(), run_id) if run_id else None
+        record = None
+        if path is not None and path.is_file():
+            try:
+                record = read_record(path)
+            except (OSError, json.JSONDecodeError):
+                record = None
+        if record is not None:
+            state = tell_from_record(experiment, study, trial.number, record)
+            notes.append(f"trial {trial.number}: its worker died after the run; finished from its record ({state})")
+        else:
+            requeue(study, trial)
+            notes.append(f"trial {trial.number}: its worker died mid-run; failed it and queued its params again")
+    return notes
+
+
+# ---------------------------------------------------------------- workers
+
+
+def _counts(study: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    return counts
+
+
+def _failures(study: Any) -> int:
+    """Trials that ran and failed (a record says so), not the ones failed for bookkeeping."""
+    return sum(
+        1 for t in study.get_trials(deepcopy=False) if t.user_attrs.get("status") in ("failed", "oom", "diverged")
+    )
+
+
+def _fmt_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "no trials yet"
+
+
+def summarise(experiment: Experiment, url: str) -> int:
+    """Best trial (or Pareto front) by validation, with its test score from the record; search.json."""
+    from peftlab.results import read_record, record_path, write_json_atomic
+
+    storage = open_storage(url)
+    study = load_study(experiment, storage)
+    counts = _counts(study)
+    print(f"peftlab: study {study.study_name}: {_fmt_counts(counts)}")
+    best = []
+    if counts.get("COMPLETE"):
+        for trial in study.best_trials:
+            path = record_path(experiment.results_dir(), trial.user_attrs.get("run_id", ""))
+            record = read_record(path) if path.is_file() else {}
+            test = (record.get("metrics") or {}).get("test") or {}
+            best.append(
+                {
+                    "number": trial.number,
+                    "values": dict(zip([n for n, _ in experiment.search.objectives], trial.values, strict=True)),
+                    "params": trial.params,
+                    "run_id": trial.user_attrs.get("run_id"),
+                    "test_accuracy": test.get("accuracy"),
+                }
+            )
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in best[-1]["values"].items())
+            params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
+            acc = f"{test['accuracy']:.3f}" if test.get("accuracy") is not None else "—"
+            print(f"peftlab: best trial {trial.number}: {shown} (test acc {acc}) | {params}")
+    write_json_atomic(
+        experiment.results_dir() / "search.json",
+        {
+            "study": study.study_name,
+            "storage": url,
+            "counts": counts,
+            "best": best,
+            "search": experiment.search.as_dict(),
+        },
+    )
+    close_storage(storage)
+    done = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
+    return 0 if done >= experiment.search.trials else 1
+
+
+def trial_block(experiment: Experiment, static: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """The record's `trial` block: the study's facts known at ask time, and the outcome read off the record.
+
+    Everything the report needs about the search (which study, objectives and their directions) is
+    here, so reports read records only and never open the study.
+    """
+    values = objective_values(experiment, record)
+    state = STATE_OF_STATUS.get(record["status"], "FAIL")
+    if record["status"] == "ok" and values is None:
+        state = "FAIL"
+    names = [n for n, _ in experiment.search.objectives]
+    return {
+        **static,
+        "state": state,
+        # objective name -> value and direction: the report draws the Pareto front from these
+        "values": dict(zip(names, values, strict=True)) if values is not None else None,
+        "directions": dict(experiment.search.objectives),
+    }
+
+
+class TrialReporter:
+    """A trial's intermediate validation scores → the study → should it stop? Runs in the planner's process."""
+
+    def __init__(self, experiment: Experiment, trial: Any) -> None:
+        self.experiment, self.trial = experiment, trial
+        self.metric = experiment.search.objectives[0][0].removeprefix("val_")
+        self.prune = experiment.search.pruner["type"] != "none"
+
+    def __call__(self, step: int, scores: dict[str, float]) -> bool:
+        if len(self.experiment.search.objectives) > 1 or self.metric not in scores:
+            return False  # optuna prunes single-objective studies only
+        self.trial.report(float(scores[self.metric]), step)
+        return self.prune and step < self.experiment.train.steps and self.trial.should_prune()
+
+
+class OptunaSearch:
+    """The search as a planner (see peftlab/planners/base.py): one instance per worker process.
+
+    `start` (in the experiment process, under the results lock, before any worker exists)
+    recovers what a killed session left and queues a grid; each worker's `next` asks a trial
+    until the study holds `trials` finished ones; `tell` finishes the trial from its record.
+    """
+
+    def __init__(self, experiment: Experiment, worker: int = 0) -> None:
+        self.experiment, self.worker = experiment, worker
+        self.url = storage_url(experiment)
+        self.study: Any = None
+        self.code = 0
+        self._trials: dict[str, Any] = {}  # run_id -> the asked trial
+
+    def describe(self) -> list[str]:
+        exp = self.experiment
+        return [
+            f"experiment {exp.name}: search → {exp.results_dir()}",
+            f"model {exp.model} | data {exp.data.source} | {exp.train.steps} steps × "
+            f"batch {exp.train.batch_size} × accum {exp.train.grad_accum}",
+            *describe(exp),
+        ]
+
+    def start(self) -> list[str]:
+        storage = open_storage(self.url)
+        study = load_study(self.experiment, storage)
+        enqueue_grid(self.experiment, study)
+        notes = recover_stale(self.experiment, study, startup=True)
+        counts = _fmt_counts(_counts(study))
+        notes.append(f"study {study.study_name} ({self.url}): {counts}; target {self.experiment.search.trials}")
+        close_storage(storage)  # connections are never shared across the workers' fork
+        return notes
+
+    def for_worker(self, index: int) -> OptunaSearch:
+        return OptunaSearch(self.experiment, index)
+
+    def _open(self) -> Any:
+        if self.study is None:
+            storage = open_storage(self.url)
+            salt = self.worker * 7919 + len(load_study(self.experiment, storage).trials)
+            self.study = load_study(self.experiment, storage, salt=salt)
+        return self.study
+
+    def next(self) -> Assignment | None:
+        from optuna.trial import TrialState
+
+        study, target = self._open(), self.experiment.search.trials
+        while True:
+            counts = _counts(study)
+            done = counts.get("COMPLETE", 0) + counts.get("PRUNED", 0)
+            if done >= target:
+                return None
+            if _failures(study) >= target:
+                tag = f"[w{self.worker}] " if self.worker else ""
+                print(f"peftlab: {tag}stopping: {target} trials have failed; see their records", file=sys.stderr)
+                self.code = 1
+                return None
+            if done + counts.get("RUNNING", 0) >= target:  # the rest are in flight elsewhere
+                recover_stale(self.experiment, study)
+                time.sleep(0.5)
+                continue
+            trial = study.ask()
+            trial.set_user_attr("worker", worker_identity())
+            ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
+            busy = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for t in ahead)
+            if busy >= target:  # another worker asked first: hand this one back
+                fixed = queued_params(study, trial)
+                if fixed:
+                    study.enqueue_trial(fixed, user_attrs={k: v for k, v in trial.user_attrs.items() if k != "worker"})
+                study.tell(trial, state=TrialState.FAIL)
+                continue
+            return self._assign(trial, (busy + 1, target))  # failed trials (killed, handed back) do not count
+
+    def _assign(self, trial: Any, position: tuple[int, int]) -> Assignment:
+        try:
+            spec = trial_spec(self.experiment, trial)
+            trial.set_user_attr("run_id", spec.run_id)
+            static = {"number": trial.number, "study": self.study.study_name, "params": dict(trial.params)}
+        except KeyboardInterrupt:
+            requeue(self.study, trial)
+            raise
+        self._trials[spec.run_id] = trial
+
+        def on_record(record: dict[str, Any], experiment: Experiment = self.experiment) -> None:
+            record["trial"] = trial_block(experiment, static, record)
+
+        return Assignment(spec, position, report=TrialReporter(self.experiment, trial), on_record=on_record)
+
+    def tell(self, assignment: Assignment, record: dict[str, Any]) -> str:
+        trial = self._trials.pop(assignment.spec.run_id)
+        state = tell_from_record(self.experiment, self.study, trial.number, record)
+        return f"  → trial {trial.number} {state}"
+
+    def abandon(self, assignment: Assignment) -> None:
+        """Ctrl-C: the trial is not lost, the next session runs it first."""
+        trial = self._trials.pop(assignment.spec.run_id, None)
+        if trial is not None:
+            requeue(self.study, trial)
+
+    def finish(self) -> int:
+        if self.study is not None:
+            close_storage(self.study._storage)
+            self.study = None
+        return max(self.code, summarise(self.experiment, self.url))
+
+    def run_ids(self) -> set[str]:
+        """This study's trials, read off the records' `trial` blocks (the report never opens the study)."""
+        from peftlab.results import load_records
+
+        name = study_name(self.experiment)
+        records = load_records([self.experiment.results_dir()])
+        return {r["run_id"] for r in records if (r.get("trial") or {}).get("study") == name}

@@ -1,0 +1,190 @@
+"""An experiment's probes, and one run's measurements with them: what fine-tuning costs the model elsewhere.
+
+A probe is a small object with a config dataclass (validated from the `forgetting:` list of an
+experiment) and one `measure(model, run)`. `before` applies it to the run's base model, with the
+adapter disabled (prompt and prefix tuning are not identities at step 0), right after the method
+has prepared the model; `after` applies the very same code to the tuned model. Same code path,
+same data, same seed: a run whose weights did not move forgets exactly 0.
+
+Sign convention: every probe's `delta` is the amount forgotten, **positive = worse**:
+  - `lm_loss`        after − before (mean per-token loss on general text, nats)
+  - `linear_probe`   before − after (accuracy of a logistic-regression probe on frozen features)
+  - `previous_task`  before − after (task-A accuracy through task A's kept head)
+Learning is recorded beside it: `learning.{base, after, gain}` on the target task.
+
+Heavy work is done once: probe data is loaded and tokenised in the experiment's parent process
+(which never computes with torch), "before" values depend only on the base model and are cached
+under `results/<experiment>/.forgetting/` (file-locked), and so is `previous_task`'s stage-A model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from peftlab.models import file_lock
+from peftlab.probes.base import PROBES, RunContext, base_model_view, device_type, digest
+from peftlab.probes.previous_task import META_FILE, PreviousTaskProbe
+
+# The target-task score that "learning" is measured in, per experiment task: (score key, better).
+LEARNING_METRIC: dict[str, tuple[str, Literal["max", "min"]]] = {
+    "classification": ("accuracy", "max"),
+    "sft": ("accuracy", "max"),
+}
+
+
+class ProbeSuite:
+    """An experiment's probes, loaded once in the parent; `for_run` makes the per-run measurer.
+
+    Building this imports no torch computation: it reads and tokenises the probe data only.
+    """
+
+    def __init__(self, experiment: Any, tokenizer: Any) -> None:
+        self.experiment = experiment
+        self.tokenizer = tokenizer
+        dirs = experiment.search_dirs()
+        self.probes = [
+            PROBES[e.probe](e.params, tokenizer, _base_dir(e.params.source, dirs)) for e in experiment.forgetting
+        ]
+        self.cache_dir = experiment.results_dir() / ".forgetting"
+        self.learning_metric = LEARNING_METRIC.get(experiment.task)
+
+    def for_run(self, seed: int, device: str, *, quiet: bool = False) -> RunProbes:
+        from peftlab.train import autocast_factory
+
+        run = RunContext(
+            device=device,
+            autocast=autocast_factory(device, self.experiment.train.precision),
+            pad_id=int(self.tokenizer.pad_token_id),
+            padding_side=getattr(self.tokenizer, "padding_side", "right"),
+            seed=seed,
+            quiet=quiet,
+        )
+        return RunProbes(self, run)
+
+
+class RunProbes:
+    """One run's forgetting and learning measurements: `model_source`, then `before`, then `after`."""
+
+    def __init__(self, suite: ProbeSuite, run: RunContext) -> None:
+        self.suite, self.run = suite, run
+        self.values: dict[str, dict[str, Any]] = {}
+        self.learning: dict[str, Any] = {}
+        self.base_key: dict[str, Any] = {}
+        self.seconds = 0.0
+
+    def model_source(self, base: Any) -> Any:
+        """The run's model source: previous_task's stage-A model when that probe is on, else `base`."""
+        from peftlab.models import ModelSource
+
+        for probe in self.suite.probes:
+            if isinstance(probe, PreviousTaskProbe):
+                started = time.perf_counter()
+                folder = probe.checkpoint(base, self.run, self.suite.experiment.train, self.suite.cache_dir)
+                self.seconds += time.perf_counter() - started
+                self.run.checkpoint = folder
+                return ModelSource(f"{base.spec} → previous_task stage A", "local", str(folder))
+        return base
+
+    def before(self, model: Any, load_kwargs: dict[str, Any], evaluate_target: Callable[[Any], dict]) -> None:
+        """Probe scores and the target-task score of the base model (adapter disabled), before any step.
+
+        Each depends only on the base weights, so it is cached by a key of everything that
+        shapes it; a run that finds it computed pays a file read.
+        """
+        started = time.perf_counter()
+        exp = self.suite.experiment
+        self.base_key = {
+            "model": str(self.run.checkpoint) if self.run.checkpoint else exp.model,
+            "load": json.loads(json.dumps(load_kwargs, sort_keys=True, default=_describe)),
+            "device": device_type(self.run.device),
+            "precision": exp.train.precision,
+        }
+        with base_model_view(model) as base:
+            if self.suite.learning_metric is not None:
+                key = {
+                    **self.base_key,
+                    "learning": self.suite.learning_metric[0],
+                    "seed": self.run.seed,  # the fresh head is drawn from the run's seed
+                    "data": dataclasses.asdict(exp.data),
+                }
+                what = f"target-task {key['learning']}"
+                self.learning = self._cached(key, lambda: _scores(evaluate_target(base)), what)
+            for probe in self.suite.probes:
+                t0 = time.perf_counter()
+                key = {**self.base_key, **probe.config()}
+                value = self._cached(key, lambda p=probe: p.measure(base, self.run), f"probe {probe.name}")
+                self.values[probe.name] = {"value": value, "before_s": time.perf_counter() - t0}
+        self.seconds += time.perf_counter() - started
+
+    def _cached(self, key: dict[str, Any], compute: Callable[[], dict[str, Any]], what: str) -> dict[str, Any]:
+        from peftlab.results import write_json_atomic
+
+        path = self.suite.cache_dir / f"before-{digest(key)}.json"
+        with file_lock(path.with_suffix(".lock")):
+            if path.is_file():
+                return json.loads(path.read_text())["value"]
+            self.run.say(f"measuring the base model once ({what}, before training); later runs read it from the cache")
+            value = compute()
+            write_json_atomic(path, {"key": key, "value": value})
+            return value
+
+    def after(self, model: Any, target_scores: dict[str, Any], record: dict[str, Any]) -> None:
+        """Measure the tuned model, and write `learning` and `forgetting` (with per-probe cost) into the record."""
+        started = time.perf_counter()
+        forgetting: dict[str, Any] = {}
+        for probe in self.suite.probes:
+            t0 = time.perf_counter()
+            after = probe.measure(model, self.run)
+            before = self.values[probe.name]["value"]
+            forgetting[probe.name] = {
+                "before": before[probe.score],
+                "after": after[probe.score],
+                "delta": probe.forgotten(before[probe.score], after[probe.score]),
+                "metric": probe.score,
+                "detail": {"before": before, "after": after},
+                "before_s": self.values[probe.name]["before_s"],
+                "after_s": time.perf_counter() - t0,
+            }
+        if self.run.checkpoint is not None and "previous_task" in forgetting:
+            stage_a = json.loads((self.run.checkpoint / META_FILE).read_text())
+            forgetting["previous_task"]["stage_a"] = {
+                "checkpoint": str(self.run.checkpoint),
+                **{k: stage_a[k] for k in ("accuracy", "steps", "final_train_loss", "build_s")},
+            }
+        self.seconds += time.perf_counter() - started
+        record["forgetting"] = forgetting
+        if self.suite.learning_metric is not None and self.learning:
+            key, better = self.suite.learning_metric
+            base, after = self.learning.get(key), target_scores.get(key)
+            gain = None if base is None or after is None else (after - base if better == "max" else base - after)
+            record["learning"] = {"metric": key, "base": base, "after": after, "gain": gain}
+        record["time"]["forgetting_s"] = self.seconds
+
+
+def _scores(scores: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: v for k, v in scores.items() if isinstance(v, (int, float)) and k not in ("samples_per_s", "tokens_per_s")
+    }
+
+
+def _base_dir(source: str, search_dirs: list[Path]) -> Path | None:
+    """The folder a relative probe source is found in, like the experiment's own data source."""
+    if source.startswith("builtin:"):
+        return None
+    return next((d for d in search_dirs if (d / source).exists()), None)
+
+
+def _describe(value: Any) -> Any:
+    """JSON stand-in for load kwargs (a quantisation config, a dtype) in cache keys."""
+    to_dict = getattr(value, "to_dict", None)
+    return to_dict() if callable(to_dict) else str(value)
+
+
+# the names these had in peftlab/forgetting.py
+Forgetting = ProbeSuite
+RunForgetting = RunProbes

@@ -1,0 +1,446 @@
+"""One run as a recipe: build → probes before → train → evaluate → probes after → measure → save.
+
+Each phase is a short function over `Run`, the run in progress, and the recipe is the list of
+phases read top to bottom (torchtune-style). The training loop itself stays in train.py; the
+plugins a phase uses are found in their registries: methods/, tasks/, probes/.
+
+`execute_run` always writes a record, whatever happens (status ok / diverged / oom / pruned /
+failed): a failing run is a result, and the experiment goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from peftlab.config import computed_config
+from peftlab.results import write_record
+
+if TYPE_CHECKING:
+    from peftlab.execute.workspace import Workspace
+    from peftlab.planners.base import OnRecord, Report, RunSpec
+
+
+def execute_run(
+    ws: Workspace,
+    spec: RunSpec,
+    position: tuple[int, int] = (1, 1),
+    quiet: bool = False,
+    *,
+    report: Report | None = None,
+    on_record: OnRecord | None = None,
+    threads: int | None = None,
+) -> dict:
+    """Make one run through the phases and write its record, whatever the outcome.
+
+    `report` is handed to the loop (a search's pruner); `on_record` may add to the record just
+    before it is written, so that a search trial's record is complete in one atomic write;
+    `threads` is the executor's share of the cores when `train.threads` is unset.
+    """
+    from peftlab.train import Diverged, Pruned
+
+    record = base_record(ws, spec)
+    started = time.perf_counter()
+    try:
+        run = Run(ws, spec, record, position, quiet, report, threads)
+        for phase in PHASES:
+            phase(run)
+        record["status"] = "ok"
+    except Diverged as err:
+        record["status"], record["error"] = "diverged", str(err)
+    except Pruned as err:
+        record["status"], record["error"] = "pruned", str(err)
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # a failing run is a result; the experiment goes on
+        record["status"] = "oom" if _is_oom(err) else "failed"
+        record["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        record["traceback"] = traceback.format_exc(limit=12)
+    record["time"]["total_s"] = time.perf_counter() - started
+    record["time"]["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    if on_record is not None:
+        on_record(record)
+    write_record(ws.results_dir, record)
+    return record
+
+
+@dataclass
+class Run:
+    """One run in progress: what each phase hands on to the next."""
+
+    ws: Workspace
+    spec: RunSpec
+    record: dict[str, Any]
+    position: tuple[int, int]
+    quiet: bool
+    report: Report | None = None
+    threads: int | None = None
+    method: Any = None  # methods.Method
+    params: Any = None  # the method's params dataclass
+    device: str = "cpu"
+    meter: Any = None  # measure.MemoryMeter
+    probes: Any = None  # probes.RunProbes, when the experiment has a `forgetting:` list
+    source: Any = None  # models.ModelSource the run starts from
+    eval_ctx: Any = None  # tasks.EvalContext
+    load_kwargs: dict[str, Any] = field(default_factory=dict)
+    model: Any = None
+    forward_model: Any = None  # the model, compiled when train.compile
+    outcome: Any = None  # train.TrainOutcome
+    test: dict[str, Any] = field(default_factory=dict)
+    validation: dict[str, Any] | None = None
+    eval_s: float = 0.0
+
+    @property
+    def cfg(self) -> Any:
+        return self.ws.experiment.train
+
+    def evaluate(self, split: str, model: Any = None) -> dict[str, Any]:
+        """The task's evaluation of `model` (default: the model being trained) on a tokenised split."""
+        on = model if model is not None else self.forward_model
+        return self.ws.task.evaluate(on, self.ws.splits[split], self.eval_ctx)
+
+
+# ---------------------------------------------------------------- the phases
+
+
+def setup(run: Run) -> None:
+    """Method, device, seed, memory meter, probes; the model source (a stage-A model, when there is one)."""
+    import torch
+    from transformers import set_seed
+
+    from peftlab.environment import device_info, resolve_device
+    from peftlab.measure import MemoryMeter
+    from peftlab.methods import get_method
+    from peftlab.tasks import EvalContext
+    from peftlab.train import autocast_factory
+
+    ws, cfg = run.ws, run.cfg
+    run.method = get_method(run.spec.method)
+    run.params = run.method.params(**run.spec.params)
+    if cfg.threads or run.threads:
+        torch.set_num_threads(cfg.threads or run.threads)
+    run.device = resolve_device(cfg.device)
+    run.record["env"]["device"] = device_info(run.device)
+    run.meter = MemoryMeter(run.device)
+    run.probes = ws.forgetting.for_run(run.spec.seed, run.device, quiet=run.quiet) if ws.forgetting else None
+    run.source = run.probes.model_source(ws.model_source) if run.probes else ws.model_source  # may train stage A
+    set_seed(run.spec.seed)
+    run.eval_ctx = EvalContext(
+        batch_size=cfg.eval_batch_size,
+        device=run.device,
+        pad_id=ws.pad_id,
+        autocast=autocast_factory(run.device, cfg.precision),
+        padding_side=getattr(ws.tokenizer, "padding_side", "right"),
+        tokenizer=ws.tokenizer,
+        label_names=tuple(ws.data.label_names),
+        max_new_tokens=ws.experiment.data.max_new_tokens,
+    )
+
+
+def build(run: Run) -> None:
+    """Load the model (quantised where the method says so), let the method prepare it, count what trains."""
+    import torch
+
+    from peftlab.measure import count_parameters
+    from peftlab.methods import ModelContext
+
+    ws, cfg, method, record = run.ws, run.cfg, run.method, run.record
+    started = time.perf_counter()
+    keep = ws.task.unquantized_modules(run.source, ws.data) if method.load_kwargs else ()
+    run.load_kwargs = method.load_kwargs(run.params, run.device, keep) if method.load_kwargs else {}
+    model = ws.task.load_model(run.source, ws.data, run.load_kwargs, ws.pad_id)
+    ctx = ModelContext(
+        task_type=ws.task.peft_task_type,
+        model_type=model.config.model_type,
+        total_steps=cfg.steps,
+        head_modules=ws.task.head_modules(model),
+    )
+    if cfg.gradient_checkpointing and method.trains:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    model = method.prepare(model, run.params, ctx)
+    if not run.load_kwargs.get("device_map"):
+        model.to(run.device)
+    record["params"] = count_parameters(model)
+    record["model"]["model_type"] = model.config.model_type if hasattr(model, "config") else None
+    record["model"]["dtype"] = str(next(model.parameters()).dtype)
+    peft_config = getattr(model, "peft_config", {}).get("default")
+    if peft_config is not None:
+        targets = getattr(peft_config, "target_modules", None)
+        record["hyperparameters"]["resolved_target_modules"] = sorted(targets) if targets else None
+    record["time"]["build_s"] = time.perf_counter() - started
+    run.model = model
+    run.forward_model = torch.compile(model) if cfg.compile else model
+
+
+def probes_before(run: Run) -> None:
+    """The base model's scores (adapter disabled), before any step: what "forgotten" is measured against."""
+    if run.probes is not None:
+        run.probes.before(run.model, run.load_kwargs, lambda base: run.evaluate("test", base))
+
+
+def train(run: Run) -> None:
+    """The one training loop (train.py), validation every eval_every steps; skipped for a reference row."""
+    from peftlab.tasks.batching import train_batches
+    from peftlab.train import Pruned, TrainOutcome, step_bar
+    from peftlab.train import train as train_loop
+
+    ws, cfg, spec = run.ws, run.cfg, run.spec
+    split, padding_side = ws.splits["train"], run.eval_ctx.padding_side
+    index, total = run.position
+    bar = step_bar(cfg.steps, f"[{index}/{total}] {spec.label} s{spec.seed}", run.quiet)
+    run.meter.baseline()
+    run.meter.start()
+    try:
+        if not run.method.trains:  # a reference row (zero-shot): measured and recorded like any run
+            run.outcome = TrainOutcome()
+            return
+        run.outcome = train_loop(
+            run.forward_model,
+            train_batches(split, cfg.batch_size, cfg.steps * cfg.grad_accum, spec.seed, cfg.length_grouping),
+            cfg,
+            spec.lr,
+            run.device,
+            collate=lambda idx: ws.task.collate(split, idx, ws.pad_id, padding_side),
+            evaluate=lambda: run.evaluate("validation"),
+            on_step=run.method.on_step,
+            progress=bar,
+            report=run.report,
+        )
+        run.meter.stop("train")
+    except Pruned as err:  # keep what was measured before the pruner stopped it
+        _record_pruned(run.record, err.outcome)
+        raise
+    finally:
+        bar.close()
+
+
+def _record_pruned(record: dict[str, Any], outcome: Any) -> None:
+    curve = outcome.curve
+    last = {k.removeprefix("val_"): v for k, v in curve[-1].items() if k.startswith("val_")} if curve else None
+    record["metrics"] = {"test": None, "validation": last, "final_train_loss": outcome.final_train_loss}
+    record["metrics"]["curve"] = curve
+    record["time"].update({"train_s": outcome.train_time_s, "steps": outcome.steps_done})
+
+
+def evaluate(run: Run) -> None:
+    """Final scores on test (per-example samples kept) and validation (the loop's last one when at the end)."""
+    curve, steps = run.outcome.curve, run.cfg.steps
+    run.meter.start()
+    started = time.perf_counter()
+    run.test = run.evaluate("test")
+    last = curve[-1] if curve and curve[-1]["step"] == steps else None
+    run.validation = (
+        {k.removeprefix("val_"): v for k, v in last.items() if k.startswith("val_")}
+        if last
+        else run.evaluate("validation")
+    )
+    run.eval_s = time.perf_counter() - started
+    run.meter.stop("eval")
+    samples = run.test.pop("samples", None)
+    if isinstance(run.validation, dict):
+        run.validation.pop("samples", None)
+    if samples is not None:
+        run.record["samples"] = {"test": samples}
+
+
+def probes_after(run: Run) -> None:
+    """The same probes on the tuned model; `forgetting` and `learning` go into the record."""
+    if run.probes is not None:
+        run.probes.after(run.model, run.test, run.record)
+
+
+def measure(run: Run) -> None:
+    """Scores, speed (warm-up steps excluded), memory and time into the record; latency at batch size 1."""
+    import numpy as np
+
+    from peftlab.measure import step_time_stats
+
+    outcome, record, warm = run.outcome, run.record, run.cfg.timing_warmup_steps
+    past_warmup = len(outcome.step_times) > warm
+    steady = slice(warm, None) if past_warmup else slice(None)
+    steady_time = float(np.sum(outcome.step_times[steady])) if past_warmup else outcome.train_time_s
+    steady_tokens = int(np.sum(outcome.step_tokens[steady]))
+    steady_samples = int(np.sum(outcome.step_samples[steady]))
+    record["metrics"] = {
+        "test": run.test,
+        "validation": run.validation,
+        "final_train_loss": outcome.final_train_loss,
+        "curve": outcome.curve,
+    }
+    record["speed"] = {
+        "train_tokens_per_s": steady_tokens / steady_time if steady_time > 0 else None,
+        "train_samples_per_s": steady_samples / steady_time if steady_time > 0 else None,
+        **step_time_stats(outcome.step_times, warm),
+        "warmup_steps_excluded": min(warm, len(outcome.step_times)),
+        "eval_samples_per_s": run.test.get("samples_per_s"),
+        "eval_tokens_per_s": run.test.get("tokens_per_s"),
+        "padding_fraction": None,
+    }
+    record["memory"] = run.meter.record()
+    record["time"].update(
+        {
+            "train_s": outcome.train_time_s,
+            "validation_s": outcome.eval_time_s,
+            "final_eval_s": run.eval_s,
+            "steps": outcome.steps_done,
+        }
+    )
+    record["speed"].update(_inference_latency(run))
+
+
+def save(run: Run) -> None:
+    """What `save:` asks for, atomically; the record's `size` is the saved safetensors' size either way."""
+    run.record["size"] = _save_outputs(run.model, run.ws, run.spec, run.method, run.record)
+
+
+PHASES = (setup, build, probes_before, train, evaluate, probes_after, measure, save)
+
+
+# ---------------------------------------------------------------- the record and the phases' helpers
+
+
+def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
+    from peftlab.environment import git_state, package_versions
+
+    exp = ws.experiment
+    return {
+        "run_id": spec.run_id,
+        "experiment": exp.name,
+        "label": spec.label,
+        "method": spec.method,
+        "seed": spec.seed,
+        "status": "failed",
+        "error": None,
+        "hyperparameters": {"lr": spec.lr, **spec.params},
+        "config": {
+            **computed_config(exp),
+            "method": spec.method,
+            "lr": spec.lr,
+            "params": spec.params,
+            "seed": spec.seed,
+            "experiment_file": str(exp.source_path) if exp.source_path else None,
+        },
+        "config_hash": spec.config_hash,
+        "data": {
+            "source": ws.data.source,
+            "fingerprint": ws.data.fingerprint,
+            "sizes": ws.data.sizes(),
+            "num_labels": ws.data.num_labels,
+            "label_names": list(ws.data.label_names),
+            "max_length": exp.data.max_length,
+            **({"kind": ws.data.kind, "instruction": ws.data.instruction} if hasattr(ws.data, "kind") else {}),
+        },
+        "model": {**ws.model_source.as_dict()},
+        "metrics": {},
+        "params": {},
+        "memory": {},
+        "speed": {},
+        "time": {"started_at": datetime.now(UTC).isoformat(timespec="seconds")},
+        "size": {},
+        "env": {"versions": package_versions(), "git": git_state(), "pid": os.getpid()},
+    }
+
+
+def _is_oom(err: BaseException) -> bool:
+    import torch
+
+    return isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(err).lower()
+
+
+def _save_outputs(model: Any, ws: Workspace, spec: RunSpec, method: Any, record: dict[str, Any]) -> dict[str, Any]:
+    """Save what the experiment's `save:` asks for (atomically) and return the record's `size` entry.
+
+    The size is that of the saved safetensors whether or not they are kept: an adapter method's
+    adapter (with a trained head, if any), a full fine-tune's whole model.
+    """
+    import shutil
+    import tempfile
+
+    from peftlab.measure import MB, saved_size_bytes
+    from peftlab.results import publish_dir
+
+    if not method.trains:
+        return {"saved_bytes": 0, "saved_mb": 0.0, "what": "nothing (the base model as loaded)"}
+    what = "full model" if method.full_model else "adapter (incl. trained head)"
+    save = ws.experiment.save
+    keep = save.full_models if method.full_model else save.adapters
+    if not keep:
+        size = saved_size_bytes(model)
+        return {"saved_bytes": size, "saved_mb": size / MB, "what": what}
+    folder = ws.results_dir / save.dir
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / spec.run_id
+    tmp = Path(tempfile.mkdtemp(prefix=f".{spec.run_id}.", suffix=".tmp", dir=folder))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if method.full_model:
+            ws.tokenizer.save_pretrained(tmp)
+        size = sum(p.stat().st_size for p in tmp.rglob("*.safetensors"))
+        if target.exists():  # a --force re-run replaces the run's earlier output
+            shutil.rmtree(target)
+        publish_dir(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    record["artifacts"] = {"full_model" if method.full_model else "adapter": str(target)}
+    return {"saved_bytes": size, "saved_mb": size / MB, "what": what}
+
+
+def _inference_latency(run: Run) -> dict[str, Any]:
+    """Median per-example latency at batch size 1, adapter attached and (LoRA family) merged.
+
+    Merging happens on a copy, after everything else is measured; quantised bases are not
+    merged (that would dequantise and requantise the weights).
+    """
+
+    import numpy as np
+    import torch
+
+    ws, model, device, full_model = run.ws, run.model, run.device, run.method.full_model
+    autocast, padding_side = run.eval_ctx.autocast, run.eval_ctx.padding_side
+    split = ws.splits["test"]
+    indices = [np.array([i]) for i in range(min(ws.task.latency_examples, len(split)))]
+
+    def measure(m: Any) -> float:
+        m.eval()
+        times = []
+        with torch.inference_mode(), autocast():
+            for i, idx in enumerate(indices):
+                batch = {k: v.to(device) for k, v in ws.task.collate(split, idx, ws.pad_id, padding_side).items()}
+                batch.pop("labels")
+                start = time.perf_counter()
+                m(**batch)
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+                if i >= 3:  # warm-up excluded
+                    times.append(time.perf_counter() - start)
+        return 1000 * float(np.median(times)) if times else float("nan")
+
+    out: dict[str, Any] = {"latency_ms_bs1": measure(model), "latency_ms_bs1_merged": None}
+    merged = _merged_copy(model, full_model)
+    if merged is not None:
+        out["latency_ms_bs1_merged"] = measure(merged)
+        del merged
+    return out
+
+
+def _merged_copy(model: Any, full_model: bool) -> Any:
+    """A LoRA-family model with its adapter merged into a copy of the weights; None where that cannot be."""
+    import copy
+
+    mergeable = hasattr(model, "merge_and_unload") and not full_model
+    quantized = getattr(getattr(model, "base_model", model), "is_loaded_in_4bit", False) or any(
+        p.__class__.__name__ == "Params4bit" for p in model.parameters()
+    )
+    if not mergeable or quantized:
+        return None
+    try:
+        return copy.deepcopy(model).merge_and_unload()
+    except (ValueError, TypeError, AttributeError, NotImplementedError):
+        return None  # prompt/prefix tuning cannot be merged into the weights
