@@ -70,6 +70,9 @@ def prepare_workspace(experiment: Experiment) -> Workspace:
     _quiet_library_warnings()
     source = resolve_model_source(experiment.model, experiment.search_dirs())
     tokenizer = load_tokenizer(source)
+    from peftlab.methods.fit import check_experiment_fits_model  # [fit] a method unfit for the model: exit 2 now
+
+    check_experiment_fits_model(experiment, source.location)
     task = get_task(experiment.task)
     data, splits = task.prepare_data(experiment, tokenizer, _data_base_dir(experiment))
     from peftlab.metrics import load_metric
@@ -261,10 +264,10 @@ def _train_and_measure(
     record["params"] = count_parameters(model)
     record["model"]["model_type"] = model.config.model_type if hasattr(model, "config") else None
     record["model"]["dtype"] = str(next(model.parameters()).dtype)
-    peft_config = getattr(model, "peft_config", {}).get("default")
-    if peft_config is not None:
-        targets = getattr(peft_config, "target_modules", None)
-        record["hyperparameters"]["resolved_target_modules"] = sorted(targets) if targets else None
+    if getattr(model, "peft_config", None):  # [targets] resolved layers, and whether a fused q/k/v projection is one
+        from peftlab.methods.targets import describe_targets
+
+        record["hyperparameters"].update(describe_targets(model))
     record["time"]["build_s"] = time.perf_counter() - build_started
     forward_model = torch.compile(model) if cfg.compile else model
 

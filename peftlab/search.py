@@ -205,7 +205,7 @@ def _parse_pruner(raw: Any, origin: str, train: TrainConfig) -> dict[str, Any]:
 
 def _parse_dimension(value: Any, tp: Any, key: str, origin: str, path: str) -> dict[str, Any]:
     """list → categorical; {low, high[, log, step]} → a range; {type: categorical, choices}; scalar → fixed."""
-    from peftlab.methods.lora import TARGET_SET_HELP, is_target_set
+    from peftlab.methods.targets import TARGET_SET_HELP, is_target_set
 
     if isinstance(value, dict) and value.get("type") == "categorical":
         value = value.get("choices")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from peftlab.methods.registry import Method, ModelContext, register
+from peftlab.methods.targets import resolve_for_method, targets_check
 
 
 @dataclass
@@ -37,7 +38,7 @@ def _prepare(model: Any, params: AdaLoraParams, ctx: ModelContext) -> Any:
         target_r=params.target_r,
         lora_alpha=params.alpha,
         lora_dropout=params.dropout,
-        target_modules=params.target_modules,
+        target_modules=resolve_for_method("adalora", {"target_modules": params.target_modules}, model).target_modules,
         total_step=total,
         tinit=tinit,
         tfinal=tfinal,
@@ -57,6 +58,7 @@ register(
         params=AdaLoraParams,
         default_lr=1e-3,
         prepare=_prepare,
+        check_model=targets_check("adalora"),
         on_step=_on_step,
     )
 )

@@ -6,11 +6,11 @@ head stays in full precision (it is trained, so it must not be quantised).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from peftlab.methods.registry import Method, ModelContext, register
+from peftlab.methods.targets import resolve_for_method, targets_check
 
 _LORA_SPACE = {
     "r": {"type": "categorical", "choices": [1, 2, 4, 8, 16, 32, 64]},
@@ -19,37 +19,14 @@ _LORA_SPACE = {
 }
 
 
-# Named target-module sets, so that a search can treat "which layers" as one categorical choice
-# (Optuna choices must be scalars) and an experiment can say the same thing for any architecture.
-_ATTENTION_NAMES = {
-    "bert": ("query", "key", "value"),
-    "roberta": ("query", "key", "value"),
-    "xlm-roberta": ("query", "key", "value"),
-    "electra": ("query", "key", "value"),
-    "distilbert": ("q_lin", "k_lin", "v_lin"),
-}
-_DEFAULT_ATTENTION = ("q_proj", "k_proj", "v_proj")
-TARGET_SET_HELP = "a combination of q, k, v (e.g. q, qv, qkv) or all-linear"
-
-
-def is_target_set(name: Any) -> bool:
-    return isinstance(name, str) and (name == "all-linear" or re.fullmatch(r"q?k?v?", name) is not None) and name != ""
-
-
-def resolve_target_modules(targets: Any, model_type: str) -> Any:
-    """A set name ("q", "qv", "qkv", "all-linear") → module names of this architecture; anything else as is."""
-    if not is_target_set(targets) or targets == "all-linear":
-        return targets
-    names = dict(zip("qkv", _ATTENTION_NAMES.get(model_type, _DEFAULT_ATTENTION), strict=True))
-    return [names[letter] for letter in targets]
-
-
 @dataclass
 class LoraParams:
     r: int = 8
     alpha: float = 16
     dropout: float = 0.05
-    target_modules: list[str] | str | None = None  # None: peft's default for the architecture
+    # a set (q, qv, qkv, all-linear) resolved against the loaded model, layer names, or None: peft's
+    # default for the architecture, else the attention projections found (peftlab.methods.targets)
+    target_modules: list[str] | str | None = None
     bias: Literal["none", "all", "lora_only"] = "none"
     use_rslora: bool = False
     use_dora: bool = False
@@ -68,7 +45,8 @@ class QLoraParams(LoraParams):
     double_quant: bool = True
 
 
-def lora_config(params: LoraParams, ctx: ModelContext, **overrides: Any) -> Any:
+def lora_config(params: LoraParams, ctx: ModelContext, model: Any, **overrides: Any) -> Any:
+    """peft's LoraConfig, with `target_modules` resolved against `model` (see `methods.targets`)."""
     from peft import LoraConfig
 
     kwargs: dict[str, Any] = {
@@ -76,7 +54,7 @@ def lora_config(params: LoraParams, ctx: ModelContext, **overrides: Any) -> Any:
         "r": params.r,
         "lora_alpha": params.alpha,
         "lora_dropout": params.dropout,
-        "target_modules": resolve_target_modules(params.target_modules, ctx.model_type),
+        "target_modules": resolve_for_method("lora", {"target_modules": params.target_modules}, model).target_modules,
         "bias": params.bias,
         "use_rslora": params.use_rslora,
         "use_dora": params.use_dora,
@@ -88,19 +66,19 @@ def lora_config(params: LoraParams, ctx: ModelContext, **overrides: Any) -> Any:
 def _prepare_lora(model: Any, params: LoraParams, ctx: ModelContext) -> Any:
     from peft import get_peft_model
 
-    return get_peft_model(model, lora_config(params, ctx))
+    return get_peft_model(model, lora_config(params, ctx, model))
 
 
 def _prepare_dora(model: Any, params: LoraParams, ctx: ModelContext) -> Any:
     from peft import get_peft_model
 
-    return get_peft_model(model, lora_config(params, ctx, use_dora=True))
+    return get_peft_model(model, lora_config(params, ctx, model, use_dora=True))
 
 
 def _prepare_rslora(model: Any, params: LoraParams, ctx: ModelContext) -> Any:
     from peft import get_peft_model
 
-    return get_peft_model(model, lora_config(params, ctx, use_rslora=True))
+    return get_peft_model(model, lora_config(params, ctx, model, use_rslora=True))
 
 
 def _qlora_load_kwargs(params: QLoraParams, device: str, head_modules: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -125,7 +103,7 @@ def _prepare_qlora(model: Any, params: QLoraParams, ctx: ModelContext) -> Any:
 
     keep_4bit_weights_unpacked(model)  # else an evaluation repacks the weights and training dies after it
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    return get_peft_model(model, lora_config(params, ctx))
+    return get_peft_model(model, lora_config(params, ctx, model))
 
 
 for _name, _summary, _prepare, _params, _extra in [
@@ -154,6 +132,7 @@ for _name, _summary, _prepare, _params, _extra in [
             default_lr=1e-3,
             prepare=_prepare,
             search_space=_LORA_SPACE,
+            check_model=targets_check(_name),
             **_extra,
         )
     )
