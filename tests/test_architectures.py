@@ -127,3 +127,90 @@ def test_every_method_trains_or_is_a_config_error_on_every_architecture(
     if REGISTRY[method].trains:
         assert record["time"]["steps"] == 2
     shutil.rmtree(tmp_path / "results", ignore_errors=True)
+
+
+# ---------------------------------------------------------------- resolution on weightless skeletons
+
+# what each set resolves to, per architecture (None: peft's own default for the model type)
+RESOLVED = {
+    "bert": {"q": ["query"], "qv": ["query", "value"], "qkv": ["key", "query", "value"], None: None},
+    "roberta": {"q": ["query"], "qv": ["query", "value"], "qkv": ["key", "query", "value"], None: None},
+    "distilbert": {
+        "q": ["q_lin"],
+        "qv": ["q_lin", "v_lin"],
+        "qkv": ["k_lin", "q_lin", "v_lin"],
+        None: ["q_lin", "v_lin"],
+    },
+    "gpt2": {"q": ["c_attn"], "qv": ["c_attn"], "qkv": ["c_attn"], None: None},
+    "llama": {"q": ["q_proj"], "qv": ["q_proj", "v_proj"], "qkv": ["k_proj", "q_proj", "v_proj"], None: None},
+    "phi3": {"q": ["qkv_proj"], "qv": ["qkv_proj"], "qkv": ["qkv_proj"], None: ["qkv_proj"]},
+}
+IA3_NULL = {  # where peft has no IA3 default: k, v (or the fused projection) and the MLP down projection
+    "distilbert": (["k_lin", "lin2", "v_lin"], ["lin2"]),
+    "phi3": (["down_proj", "qkv_proj"], ["down_proj"]),
+}
+IA3_ALL_LINEAR_FF = {"distilbert": ["lin2"], "gpt2": ["mlp.c_proj"], "llama": ["down_proj"], "phi3": ["down_proj"]}
+
+
+@pytest.fixture(scope="module")
+def skeletons(arch_models) -> dict[str, object]:
+    from peftlab.methods.fit import meta_skeleton
+
+    return {arch: meta_skeleton(str(folder), "classification") for arch, folder in arch_models.items()}
+
+
+@pytest.mark.parametrize("arch", [*ENCODERS, *DECODERS])
+def test_target_sets_resolve_by_inspecting_each_architecture(arch, skeletons):
+    from peftlab.methods.targets import resolve_for_method
+
+    model = skeletons[arch]
+    for spec, expected in RESOLVED[arch].items():
+        resolved = resolve_for_method("lora", {"target_modules": spec}, model)
+        assert resolved.target_modules == expected, (arch, spec)
+        fused = bool(expected) and expected[0] in ("c_attn", "qkv_proj")
+        assert resolved.fused == ((expected[0],) if fused else ()), (arch, spec)
+    assert resolve_for_method("lora", {"target_modules": "all-linear"}, model).target_modules == "all-linear"
+    ia3 = resolve_for_method("ia3", {"target_modules": None, "feedforward_modules": None}, model)
+    if arch in IA3_NULL:
+        assert (ia3.target_modules, ia3.feedforward_modules) == IA3_NULL[arch]
+    else:
+        assert ia3.target_modules is None  # peft's IA3 default, which names its feedforward modules too
+    if arch in IA3_ALL_LINEAR_FF:
+        all_linear = resolve_for_method("ia3", {"target_modules": "all-linear", "feedforward_modules": None}, model)
+        assert all_linear.feedforward_modules == IA3_ALL_LINEAR_FF[arch]
+
+
+def test_a_name_that_matches_nothing_says_what_the_model_has(skeletons):
+    from peftlab.methods.fit import Unfit
+    from peftlab.methods.targets import resolve_for_method
+
+    with pytest.raises(
+        Unfit, match=r"'query_key_value' matches no layer; the model's linear layers: c_attn, c_proj, c_fc"
+    ):
+        resolve_for_method("lora", {"target_modules": ["query_key_value"]}, skeletons["gpt2"])
+    with pytest.raises(Unfit, match=r"'q_proj', 'k_proj' match no layer.*: o_proj, qkv_proj, gate_up_proj, down_proj"):
+        resolve_for_method("lora", {"target_modules": ["q_proj", "k_proj", "o_proj"]}, skeletons["phi3"])
+    with pytest.raises(Unfit, match="'down_proj' must also be among target_modules") as err:
+        resolve_for_method("ia3", {"target_modules": "qv", "feedforward_modules": ["down_proj"]}, skeletons["llama"])
+    assert err.value.key == "feedforward_modules"
+
+
+@pytest.mark.parametrize(
+    ("arch", "spec", "fused"), [("gpt2", "qv", ["c_attn"]), ("phi3", None, ["qkv_proj"]), ("llama", "qv", None)]
+)
+def test_the_record_says_when_a_fused_projection_was_adapted(arch, spec, fused, arch_models, tiny_dataset, tmp_path):
+    from peftlab.config import load_experiment
+    from peftlab.plan import make_plan
+    from peftlab.runner import execute_run, prepare_workspace
+
+    path = _experiment(tmp_path, arch_models[arch], tiny_dataset, "sft", "lora")
+    path.write_text(path.read_text() + f"    target_modules: {'null' if spec is None else spec}\n")
+    experiment = load_experiment(path)
+    (spec_run,) = make_plan(experiment)
+    record = execute_run(prepare_workspace(experiment), spec_run, quiet=True)
+    assert record["status"] == "ok", record.get("error")
+    hyper = record["hyperparameters"]
+    assert hyper["fused_projections"] == fused
+    assert ("target_note" in hyper) == bool(fused)
+    if fused:
+        assert hyper["resolved_target_modules"] == fused and "q, k and v in one layer" in hyper["target_note"]

@@ -32,13 +32,15 @@ def _prepare(model: Any, params: AdaLoraParams, ctx: ModelContext) -> Any:
     tfinal = int(total * params.tfinal_ratio)
     if tinit + tfinal >= total:  # peft requires a non-empty budgeting phase
         tinit, tfinal = 0, 0
+    targets = resolve_for_method("adalora", {"target_modules": params.target_modules}, model)
     config = AdaLoraConfig(
         task_type=ctx.task_type,
         init_r=params.init_r,
         target_r=params.target_r,
         lora_alpha=params.alpha,
         lora_dropout=params.dropout,
-        target_modules=resolve_for_method("adalora", {"target_modules": params.target_modules}, model).target_modules,
+        target_modules=targets.target_modules,
+        fan_in_fan_out=targets.fan_in_fan_out,
         total_step=total,
         tinit=tinit,
         tfinal=tfinal,

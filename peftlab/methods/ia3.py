@@ -25,6 +25,7 @@ def _prepare(model: Any, params: IA3Params, ctx: ModelContext) -> Any:
         task_type=ctx.task_type,
         target_modules=targets.target_modules,
         feedforward_modules=targets.feedforward_modules,
+        fan_in_fan_out=targets.fan_in_fan_out,
         modules_to_save=list(ctx.head_modules) or None,
     )
     return get_peft_model(model, config)

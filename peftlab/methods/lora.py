@@ -49,12 +49,14 @@ def lora_config(params: LoraParams, ctx: ModelContext, model: Any, **overrides: 
     """peft's LoraConfig, with `target_modules` resolved against `model` (see `methods.targets`)."""
     from peft import LoraConfig
 
+    targets = resolve_for_method("lora", {"target_modules": params.target_modules}, model)
     kwargs: dict[str, Any] = {
         "task_type": ctx.task_type,
         "r": params.r,
         "lora_alpha": params.alpha,
         "lora_dropout": params.dropout,
-        "target_modules": resolve_for_method("lora", {"target_modules": params.target_modules}, model).target_modules,
+        "target_modules": targets.target_modules,
+        "fan_in_fan_out": targets.fan_in_fan_out,
         "bias": params.bias,
         "use_rslora": params.use_rslora,
         "use_dora": params.use_dora,

@@ -82,6 +82,7 @@ class Layout:
     """The model's targetable layers by role, as full module names."""
 
     linear: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (in, out), heads excluded
+    conv1d: set[str] = field(default_factory=set)  # those stored (in, out) as transformers' Conv1D (GPT-2)
     attention: dict[str, list[str]] = field(default_factory=lambda: {"q": [], "k": [], "v": [], "o": []})
     fused: list[str] = field(default_factory=list)  # one projection computing q, k and v together
     mlp_up: list[str] = field(default_factory=list)
@@ -100,6 +101,8 @@ def inspect_model(model: Any) -> Layout:
         shape = _shape(module)
         if shape is not None and name and not _is_head(name):
             layout.linear[name] = shape
+            if type(_base(module)).__name__ == "Conv1D":
+                layout.conv1d.add(name)
         if "Attention" not in type(module).__name__ or shape is not None:
             continue
         children = [(n, c) for n, c in module.named_children() if _shape(c) is not None]
@@ -177,7 +180,7 @@ class Resolved:
     target_modules: list[str] | str | None  # None: peft's own default for this architecture
     feedforward_modules: list[str] | None = None  # IA3 only
     fused: tuple[str, ...] = ()  # names among target_modules that are fused q/k/v projections
-    note: str | None = None
+    fan_in_fan_out: bool = False  # the targets are Conv1D layers (LoRA must transpose; peft warns otherwise)
 
 
 def _attention_modules(letters: str, layout: Layout) -> tuple[list[str], list[str]]:
@@ -194,13 +197,6 @@ def _attention_modules(letters: str, layout: Layout) -> tuple[list[str], list[st
     if fused_used:
         names += layout.fused
     return list(dict.fromkeys(names)), (list(layout.fused) if fused_used else [])
-
-
-def _fused_note(spec: str, fused: list[str], letters: str) -> str:
-    leaf = sorted({n.rsplit(".", 1)[-1] for n in fused})
-    extra = sorted(set("qkv") - set(letters))
-    also = f"; it adapts {', '.join(extra)} too" if extra else ""
-    return f"{spec!r} targets the fused projection {', '.join(leaf)} (q, k and v in one layer){also}"
 
 
 def _check_names(spec: Any, layout: Layout) -> None:
@@ -255,20 +251,17 @@ def _resolve(
     if not layout.linear:
         raise Unfit("target_modules", "the model has no linear layers to adapt")
     fused: list[str] = []
-    note = None
     ff_names: list[str] | None = None
     if spec is None:
         if peft_defaults and peft_defaults.get(model_type):
-            return Resolved(None, _explicit_ff(feedforward, layout, kind, None), note=None)
+            defaults = list(peft_defaults[model_type])
+            return Resolved(None, _explicit_ff(feedforward, layout, kind, None), (), _targets_conv1d(defaults, layout))
         try:
             full, ff_full, fused = _fallback(kind, layout)
         except Unfit as err:
             raise Unfit("target_modules", f"null: peft has no default for {model_type!r}, and {err}") from None
         targets: list[str] | str = short_names(full, layout)
         ff_names = short_names(ff_full, layout) if kind == "ia3" else None
-        note = f"null: peft has no default for {model_type!r}; attention projections found by inspection"
-        if fused:
-            note += f" ({_fused_note('null', fused, 'qv' if kind != 'ia3' else 'kv').split(' targets ', 1)[1]})"
     elif spec == "all-linear":
         targets = "all-linear"
         ff_names = short_names(layout.mlp_down, layout) if kind == "ia3" else None
@@ -279,15 +272,23 @@ def _resolve(
             raise Unfit("target_modules", f"{spec!r}: {err}") from None
         targets = short_names(full, layout)
         ff_names = [] if kind == "ia3" else None
-        if fused:
-            note = _fused_note(spec, fused, spec)
     else:
         _check_names(spec, layout)
         targets = spec
         fused = [n for n in layout.fused if any(_matches(n, t) for t in spec)] if isinstance(spec, list) else []
     ff = _explicit_ff(feedforward, layout, kind, ff_names)
+    if ff and isinstance(targets, list) and not set(ff) <= set(targets):  # peft's rule, raised before any run
+        outside = ", ".join(repr(f) for f in ff if f not in targets)
+        raise Unfit("feedforward_modules", f"{outside} must also be among target_modules ({', '.join(targets)})")
     fused_short = tuple(short_names(fused, layout)) if fused else ()
-    return Resolved(targets, ff, fused_short, note)
+    return Resolved(targets, ff, fused_short, _targets_conv1d(targets, layout))
+
+
+def _targets_conv1d(targets: list[str] | str, layout: Layout) -> bool:
+    if targets == "all-linear":
+        return bool(layout.conv1d) and layout.conv1d == set(layout.linear)
+    chosen = [n for n in layout.linear if any(_matches(n, t) for t in targets)] if isinstance(targets, list) else []
+    return bool(chosen) and all(n in layout.conv1d for n in chosen)
 
 
 def _explicit_ff(feedforward: Any, layout: Layout, kind: str, resolved: list[str] | None) -> list[str] | None:
@@ -315,7 +316,7 @@ def describe_targets(model: Any) -> dict[str, Any]:
     fused = sorted({n.rsplit(".", 1)[-1] for n in layout.fused if any(_matches(n, t) for t in names)})
     out: dict[str, Any] = {"resolved_target_modules": names, "fused_projections": fused or None}
     if fused:
-        out["target_note"] = f"fused projection {', '.join(fused)} adapted: q, k and v share one adapter"
+        out["target_note"] = f"fused projection {', '.join(fused)} (q, k and v in one layer) adapted as a whole"
     return out
 
 
