@@ -76,11 +76,12 @@ def _check_prefix(params: Mapping[str, Any], model: Any) -> None:
 
     from peftlab.methods.fit import Unfit
 
-    if "past_key_values" not in inspect.signature(model.forward).parameters:
+    backbone = getattr(model, "base_model", model)  # the task class passes the cache on through **kwargs
+    if "past_key_values" not in inspect.signature(backbone.forward).parameters:
         raise Unfit(
             "method",
             f"prefix tuning feeds learned keys/values through past_key_values, which "
-            f"{type(model).__name__} does not accept; use prompt_tuning for this model",
+            f"{type(backbone).__name__} does not accept; use prompt_tuning for this model",
         )
 
 
