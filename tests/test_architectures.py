@@ -145,6 +145,16 @@ RESOLVED = {
     "llama": {"q": ["q_proj"], "qv": ["q_proj", "v_proj"], "qkv": ["k_proj", "q_proj", "v_proj"], None: None},
     "phi3": {"q": ["qkv_proj"], "qv": ["qkv_proj"], "qkv": ["qkv_proj"], None: ["qkv_proj"]},
 }
+# every linear layer outside the task head, by the shortest names that say so (RoBERTa's head has
+# a `dense` too, so its encoder layers need two name parts; DistilBERT's pre_classifier is head)
+ALL_LINEAR = {
+    "bert": ["dense", "key", "query", "value"],
+    "roberta": ["intermediate.dense", "output.dense", "self.key", "self.query", "self.value"],
+    "distilbert": ["k_lin", "lin1", "lin2", "out_lin", "q_lin", "v_lin"],
+    "gpt2": ["c_attn", "c_fc", "c_proj"],
+    "llama": ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"],
+    "phi3": ["down_proj", "gate_up_proj", "o_proj", "qkv_proj"],
+}
 IA3_NULL = {  # where peft has no IA3 default: k, v (or the fused projection) and the MLP down projection
     "distilbert": (["k_lin", "lin2", "v_lin"], ["lin2"]),
     "phi3": (["down_proj", "qkv_proj"], ["down_proj"]),
@@ -169,7 +179,7 @@ def test_target_sets_resolve_by_inspecting_each_architecture(arch, skeletons):
         assert resolved.target_modules == expected, (arch, spec)
         fused = bool(expected) and expected[0] in ("c_attn", "qkv_proj")
         assert resolved.fused == ((expected[0],) if fused else ()), (arch, spec)
-    assert resolve_for_method("lora", {"target_modules": "all-linear"}, model).target_modules == "all-linear"
+    assert resolve_for_method("lora", {"target_modules": "all-linear"}, model).target_modules == ALL_LINEAR[arch]
     ia3 = resolve_for_method("ia3", {"target_modules": None, "feedforward_modules": None}, model)
     if arch in IA3_NULL:
         assert (ia3.target_modules, ia3.feedforward_modules) == IA3_NULL[arch]
@@ -214,3 +224,35 @@ def test_the_record_says_when_a_fused_projection_was_adapted(arch, spec, fused, 
     assert ("target_note" in hyper) == bool(fused)
     if fused:
         assert hyper["resolved_target_modules"] == fused and "q, k and v in one layer" in hyper["target_note"]
+
+
+ALL_LINEAR_FAST = {("distilbert", "lora"), ("roberta", "lora"), ("gpt2", "ia3")}
+
+
+@pytest.mark.parametrize(
+    ("arch", "method"),
+    [
+        pytest.param(a, m, marks=() if (a, m) in ALL_LINEAR_FAST else (pytest.mark.slow,), id=f"{a}-{m}")
+        for a in (*ENCODERS, *DECODERS)
+        for m in ("lora", "ia3")
+    ],
+)
+def test_all_linear_trains_and_leaves_the_fresh_head_to_modules_to_save(
+    arch, method, arch_models, tiny_dataset, tmp_path
+):
+    """peft's own all-linear reached into RoBERTa's and DistilBERT's fresh heads (which are trained whole)."""
+    from peftlab.config import load_experiment
+    from peftlab.plan import make_plan
+    from peftlab.runner import execute_run, prepare_workspace
+
+    path = _experiment(tmp_path, arch_models[arch], tiny_dataset, "classification", method)
+    path.write_text(path.read_text() + "    target_modules: all-linear\n")
+    experiment = load_experiment(path)
+    (spec,) = make_plan(experiment)
+    record = execute_run(prepare_workspace(experiment), spec, quiet=True)
+    assert record["status"] == "ok", f"{arch}/{method}: {record.get('error')}\n{record.get('traceback', '')}"
+    resolved = record["hyperparameters"]["resolved_target_modules"]
+    if method == "lora":
+        assert resolved == ALL_LINEAR[arch]
+    else:  # IA3 adds its feedforward names (spelled as peft compares them) to the same layers
+        assert set(ALL_LINEAR[arch]) <= set(resolved)

@@ -29,7 +29,7 @@ from typing import Any
 from peftlab.methods.fit import Unfit
 
 TARGET_SET_HELP = "a combination of q, k, v (e.g. q, qv, qkv) or all-linear"
-HEAD_NAMES = frozenset({"classifier", "score", "lm_head"})  # task heads: trained whole, never adapted
+HEAD_NAMES = frozenset({"classifier", "pre_classifier", "score", "lm_head"})  # task heads: trained whole, never adapted
 _LETTER = {
     "q": re.compile(r"(q|query|wq)(_proj|_lin)?"),
     "k": re.compile(r"(k|key|wk)(_proj|_lin)?"),
@@ -82,6 +82,7 @@ class Layout:
     """The model's targetable layers by role, as full module names."""
 
     linear: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (in, out), heads excluded
+    head: set[str] = field(default_factory=set)  # linear layers of the task head (never adapter targets)
     conv1d: set[str] = field(default_factory=set)  # those stored (in, out) as transformers' Conv1D (GPT-2)
     attention: dict[str, list[str]] = field(default_factory=lambda: {"q": [], "k": [], "v": [], "o": []})
     fused: list[str] = field(default_factory=list)  # one projection computing q, k and v together
@@ -99,7 +100,9 @@ def inspect_model(model: Any) -> Layout:
     attention_children: set[str] = set()
     for name, module in _walk(model):
         shape = _shape(module)
-        if shape is not None and name and not _is_head(name):
+        if shape is not None and name and _is_head(name):
+            layout.head.add(name)
+        elif shape is not None and name:
             layout.linear[name] = shape
             if type(_base(module)).__name__ == "Conv1D":
                 layout.conv1d.add(name)
@@ -165,7 +168,7 @@ def short_names(selected: list[str], layout: Layout) -> list[str]:
         suffixes = {".".join(n.split(".")[-k:]) for n in wanted}
         if any(part.isdigit() for s in suffixes for part in s.split(".")):
             break
-        if {n for n in layout.linear if any(_matches(n, s) for s in suffixes)} == wanted:
+        if {n for n in (*layout.linear, *layout.head) if any(_matches(n, s) for s in suffixes)} == wanted:
             return sorted(suffixes)
     return sorted(wanted)
 
@@ -262,9 +265,11 @@ def _resolve(
             raise Unfit("target_modules", f"null: peft has no default for {model_type!r}, and {err}") from None
         targets: list[str] | str = short_names(full, layout)
         ff_names = short_names(ff_full, layout) if kind == "ia3" else None
-    elif spec == "all-linear":
-        targets = "all-linear"
+    elif spec == "all-linear":  # listed here rather than left to peft, whose expansion reaches into task heads
+        targets = short_names(list(layout.linear), layout)
         ff_names = short_names(layout.mlp_down, layout) if kind == "ia3" else None
+        if ff_names:  # peft wants feedforward names among the targets, spelled the same
+            targets = sorted(set(targets) | set(ff_names))
     elif is_target_set(spec):
         try:
             full, fused = _attention_modules(spec, layout)
@@ -285,8 +290,6 @@ def _resolve(
 
 
 def _targets_conv1d(targets: list[str] | str, layout: Layout) -> bool:
-    if targets == "all-linear":
-        return bool(layout.conv1d) and layout.conv1d == set(layout.linear)
     chosen = [n for n in layout.linear if any(_matches(n, t) for t in targets)] if isinstance(targets, list) else []
     return bool(chosen) and all(n in layout.conv1d for n in chosen)
 
