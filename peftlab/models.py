@@ -229,7 +229,7 @@ def load_tokenizer(source: ModelSource) -> Any:
     return tokenizer
 
 
-HEAD_MODULE_NAMES = ("classifier", "score")
+HEAD_MODULE_NAMES = ("pre_classifier", "classifier", "score")  # DistilBERT's head is two fresh layers
 
 
 def load_classifier(

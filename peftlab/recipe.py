@@ -169,10 +169,10 @@ def build(run: Run) -> None:
     record["params"] = count_parameters(model)
     record["model"]["model_type"] = model.config.model_type if hasattr(model, "config") else None
     record["model"]["dtype"] = str(next(model.parameters()).dtype)
-    peft_config = getattr(model, "peft_config", {}).get("default")
-    if peft_config is not None:
-        targets = getattr(peft_config, "target_modules", None)
-        record["hyperparameters"]["resolved_target_modules"] = sorted(targets) if targets else None
+    if getattr(model, "peft_config", None):  # resolved layers, and whether a fused q/k/v projection is one
+        from peftlab.methods.targets import describe_targets
+
+        record["hyperparameters"].update(describe_targets(model))
     record["time"]["build_s"] = time.perf_counter() - started
     run.model = model
     run.forward_model = torch.compile(model) if cfg.compile else model

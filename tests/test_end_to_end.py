@@ -51,21 +51,32 @@ def test_experiment_writes_records_summary_and_figures_then_skips(experiment_fil
 
 
 def test_failed_run_is_recorded_and_the_experiment_goes_on(experiment_file, tmp_path):
-    # a LoRA target that does not exist makes peft raise inside the run; the next run still runs
-    methods = "  - method: lora\n    target_modules: [no_such_layer]\n  - method: ia3\n"
+    # AdaLoRA with rank 0 fails inside the run, in its rank allocation (target names that match nothing no
+    # longer get that far: they are a config error before any run); the next run still runs
+    methods = "  - method: adalora\n    init_r: 0\n  - method: ia3\n"
     result = run_cli(str(experiment_file(methods, steps=2)), "-q", "--no-report")
     assert result.returncode == 1  # a failed run is reported through the exit code
     statuses = {
         json.loads(f.read_text())["method"]: json.loads(f.read_text())
         for f in (tmp_path / "results" / "tiny" / "runs").glob("*.json")
     }
-    assert statuses["lora"]["status"] == "failed" and "target" in statuses["lora"]["error"].lower()
-    assert "Traceback" in statuses["lora"]["traceback"]
+    assert statuses["adalora"]["status"] == "failed" and "Error: " in statuses["adalora"]["error"]
+    assert "Traceback" in statuses["adalora"]["traceback"]
     assert statuses["ia3"]["status"] == "ok"
     # the screen ends with one line saying what failed and where its traceback is
     last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("peftlab: 1 of 2 runs did not finish (failed); first: lora seed 0: ")
-    assert f"{statuses['lora']['run_id']}.json" in last
+    assert last.startswith("peftlab: 1 of 2 runs did not finish (failed); first: adalora seed 0: ")
+    assert f"{statuses['adalora']['run_id']}.json" in last
+
+
+def test_target_modules_that_match_nothing_are_one_line_before_any_run(experiment_file, tmp_path):
+    methods = "  - method: ia3\n  - method: lora\n    target_modules: [q_proj, value]\n"
+    result = run_cli(str(experiment_file(methods, steps=2)), "-q", "--no-report")
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert "methods.lora.target_modules: 'q_proj' matches no layer" in line
+    assert "linear layers: query, key, value, dense" in line  # what the model has, to copy from
+    assert not list((tmp_path / "results").rglob("*.json"))  # nothing ran, nothing half-written
 
 
 def test_a_clean_experiment_ends_without_a_failure_line(experiment_file):

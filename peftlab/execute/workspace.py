@@ -51,6 +51,9 @@ def prepare_workspace(experiment: Experiment) -> Workspace:
     _quiet_library_warnings()
     source = resolve_model_source(experiment.model, experiment.search_dirs())
     tokenizer = load_tokenizer(source)
+    from peftlab.methods.fit import check_experiment_fits_model  # a method unfit for the model: exit 2 now
+
+    check_experiment_fits_model(experiment, source.location)
     task = get_task(experiment.task)
     data, splits = task.prepare_data(experiment, tokenizer, _data_base_dir(experiment))
     from peftlab.metrics import load_metric

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from peftlab.methods.registry import Method, ModelContext, register
+from peftlab.methods.targets import resolve_for_method, targets_check
 
 
 @dataclass
@@ -31,13 +32,15 @@ def _prepare(model: Any, params: AdaLoraParams, ctx: ModelContext) -> Any:
     tfinal = int(total * params.tfinal_ratio)
     if tinit + tfinal >= total:  # peft requires a non-empty budgeting phase
         tinit, tfinal = 0, 0
+    targets = resolve_for_method("adalora", {"target_modules": params.target_modules}, model)
     config = AdaLoraConfig(
         task_type=ctx.task_type,
         init_r=params.init_r,
         target_r=params.target_r,
         lora_alpha=params.alpha,
         lora_dropout=params.dropout,
-        target_modules=params.target_modules,
+        target_modules=targets.target_modules,
+        fan_in_fan_out=targets.fan_in_fan_out,
         total_step=total,
         tinit=tinit,
         tfinal=tfinal,
@@ -57,6 +60,7 @@ register(
         params=AdaLoraParams,
         default_lr=1e-3,
         prepare=_prepare,
+        check_model=targets_check("adalora"),
         on_step=_on_step,
     )
 )

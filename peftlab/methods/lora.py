@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from peftlab.methods.registry import Method, ModelContext, register
-from peftlab.methods.targets import TARGET_SET_HELP, is_target_set, resolve_target_modules
-
-__all__ = ["TARGET_SET_HELP", "LoraParams", "QLoraParams", "is_target_set", "lora_config", "resolve_target_modules"]
+from peftlab.methods.targets import resolve_for_method, targets_check
 
 _LORA_SPACE = {
     "r": {"type": "categorical", "choices": [1, 2, 4, 8, 16, 32, 64]},
@@ -26,7 +24,9 @@ class LoraParams:
     r: int = 8
     alpha: float = 16
     dropout: float = 0.05
-    target_modules: list[str] | str | None = None  # None: peft's default for the architecture
+    # a set (q, qv, qkv, all-linear) resolved against the loaded model, layer names, or None: peft's
+    # default for the architecture, else the attention projections found (peftlab.methods.targets)
+    target_modules: list[str] | str | None = None
     bias: Literal["none", "all", "lora_only"] = "none"
     use_rslora: bool = False
     use_dora: bool = False
@@ -45,15 +45,18 @@ class QLoraParams(LoraParams):
     double_quant: bool = True
 
 
-def lora_config(params: LoraParams, ctx: ModelContext, **overrides: Any) -> Any:
+def lora_config(params: LoraParams, ctx: ModelContext, model: Any, **overrides: Any) -> Any:
+    """peft's LoraConfig, with `target_modules` resolved against `model` (see `methods.targets`)."""
     from peft import LoraConfig
 
+    targets = resolve_for_method("lora", {"target_modules": params.target_modules}, model)
     kwargs: dict[str, Any] = {
         "task_type": ctx.task_type,
         "r": params.r,
         "lora_alpha": params.alpha,
         "lora_dropout": params.dropout,
-        "target_modules": resolve_target_modules(params.target_modules, ctx.model_type),
+        "target_modules": targets.target_modules,
+        "fan_in_fan_out": targets.fan_in_fan_out,
         "bias": params.bias,
         "use_rslora": params.use_rslora,
         "use_dora": params.use_dora,
@@ -65,19 +68,19 @@ def lora_config(params: LoraParams, ctx: ModelContext, **overrides: Any) -> Any:
 def _prepare_lora(model: Any, params: LoraParams, ctx: ModelContext) -> Any:
     from peft import get_peft_model
 
-    return get_peft_model(model, lora_config(params, ctx))
+    return get_peft_model(model, lora_config(params, ctx, model))
 
 
 def _prepare_dora(model: Any, params: LoraParams, ctx: ModelContext) -> Any:
     from peft import get_peft_model
 
-    return get_peft_model(model, lora_config(params, ctx, use_dora=True))
+    return get_peft_model(model, lora_config(params, ctx, model, use_dora=True))
 
 
 def _prepare_rslora(model: Any, params: LoraParams, ctx: ModelContext) -> Any:
     from peft import get_peft_model
 
-    return get_peft_model(model, lora_config(params, ctx, use_rslora=True))
+    return get_peft_model(model, lora_config(params, ctx, model, use_rslora=True))
 
 
 def _qlora_load_kwargs(params: QLoraParams, device: str, head_modules: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -102,7 +105,7 @@ def _prepare_qlora(model: Any, params: QLoraParams, ctx: ModelContext) -> Any:
 
     keep_4bit_weights_unpacked(model)  # else an evaluation repacks the weights and training dies after it
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    return get_peft_model(model, lora_config(params, ctx))
+    return get_peft_model(model, lora_config(params, ctx, model))
 
 
 for _name, _summary, _prepare, _params, _extra in [
@@ -131,6 +134,7 @@ for _name, _summary, _prepare, _params, _extra in [
             default_lr=1e-3,
             prepare=_prepare,
             search_space=_LORA_SPACE,
+            check_model=targets_check(_name),
             **_extra,
         )
     )

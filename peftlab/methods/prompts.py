@@ -5,6 +5,7 @@ Neither is an identity at step 0, which is why forgetting baselines disable the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,16 @@ def _prepare_prompt(model: Any, params: PromptTuningParams, ctx: ModelContext) -
             "prompt_tuning_init_text": params.init_text,
             "tokenizer_name_or_path": model.config.name_or_path,
         }
-    config = PromptTuningConfig(task_type=ctx.task_type, num_virtual_tokens=params.num_virtual_tokens, **kwargs)
+    config = PromptTuningConfig(
+        task_type=ctx.task_type,
+        num_virtual_tokens=params.num_virtual_tokens,
+        # read through transformers' attribute map: peft looks in the config dict for `hidden_size`
+        # and friends, which DistilBERT stores as `dim`, `n_heads`, `n_layers`
+        token_dim=model.config.hidden_size,
+        num_attention_heads=model.config.num_attention_heads,
+        num_layers=model.config.num_hidden_layers,
+        **kwargs,
+    )
     return get_peft_model(model, config)
 
 
@@ -58,6 +68,21 @@ def _prepare_prefix(model: Any, params: PrefixTuningParams, ctx: ModelContext) -
         encoder_hidden_size=params.encoder_hidden_size or model.config.hidden_size,
     )
     return get_peft_model(model, config)
+
+
+def _check_prefix(params: Mapping[str, Any], model: Any) -> None:
+    """Prefix tuning hands the model per-layer keys and values as a cache; a model without one cannot take them."""
+    import inspect
+
+    from peftlab.methods.fit import Unfit
+
+    backbone = getattr(model, "base_model", model)  # the task class passes the cache on through **kwargs
+    if "past_key_values" not in inspect.signature(backbone.forward).parameters:
+        raise Unfit(
+            "method",
+            f"prefix tuning feeds learned keys/values through past_key_values, which "
+            f"{type(backbone).__name__} does not accept; use prompt_tuning for this model",
+        )
 
 
 register(
@@ -77,6 +102,7 @@ register(
         params=PrefixTuningParams,
         default_lr=1e-2,
         prepare=_prepare_prefix,
+        check_model=_check_prefix,
         search_space={"lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
     )
 )

@@ -45,6 +45,10 @@ class Method:
     # (params, device, modules to keep unquantised) -> kwargs
     load_kwargs: Callable[[Any, str, tuple[str, ...]], dict[str, Any]] | None = None
     on_step: Callable[[torch.nn.Module, int], None] | None = None
+    # (params as a dict, the model's weightless meta-device skeleton) -> None; raises
+    # peftlab.methods.fit.Unfit for a model this method cannot adapt, so that the mistake is a
+    # one-line config error before any run starts rather than a failed run
+    check_model: Callable[[Mapping[str, Any], Any], None] | None = None
     full_model: bool = False  # saves the whole model rather than an adapter
     trains: bool = True  # False: a reference row (the base model evaluated as is); the loop is skipped
     search_space: Mapping[str, Any] = field(default_factory=dict)

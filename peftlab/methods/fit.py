@@ -1,0 +1,74 @@
+"""Does each planned method fit the experiment's model? Checked once, before any run starts.
+
+A method that cannot adapt the model (target layers the model does not have, prefix tuning on
+a model that takes no key/value cache) would otherwise fail inside a run, after the model was
+loaded and possibly after other runs trained. Each method may register a `check_model` hook;
+here every planned variant's hook is called on a skeleton of the model built from its config
+on the meta device: module names, classes and shapes, no weights and no computation (the
+experiment process must not compute with torch before it forks its runs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from peftlab.errors import ConfigError
+
+
+class Unfit(ValueError):
+    """A method's hyperparameter that does not fit this model: `key` names it, the message says why."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(why)
+        self.key = key
+
+
+def meta_skeleton(location: str, task: str) -> Any:
+    """The task's model class built from the config on the meta device."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(location)
+    auto = AutoModelForSequenceClassification if task == "classification" else AutoModelForCausalLM
+    with torch.device("meta"):
+        return auto.from_config(config)
+
+
+def _planned(experiment: Any) -> list[tuple[str, str, dict[str, Any]]]:
+    """(method, label, params) of every variant the experiment can run, search-space choices included."""
+    import dataclasses
+
+    from peftlab.plan import make_plan
+
+    if experiment.search is None:
+        return [(s.method, s.label, s.params) for s in make_plan(experiment)]
+    out = []
+    for entry in experiment.methods:
+        params = dataclasses.asdict(entry.params)
+        out.append((entry.method, entry.label, params))
+        for key, dimension in experiment.search.space.get(entry.label, {}).items():
+            for choice in dimension.get("choices", []) if isinstance(dimension, dict) else []:
+                if key in params:
+                    out.append((entry.method, entry.label, {**params, key: choice}))
+    return out
+
+
+def check_experiment_fits_model(experiment: Any, location: str) -> None:
+    """Raise a one-line ConfigError naming the file, the method's key and why, if a planned run cannot fit."""
+    from peftlab.methods import get_method
+
+    planned = [p for p in _planned(experiment) if get_method(p[0]).check_model is not None]
+    if not planned:
+        return
+    model = meta_skeleton(location, experiment.task)
+    origin = str(experiment.source_path) if experiment.source_path else experiment.name
+    seen: set[str] = set()
+    for method, label, params in planned:
+        if repr((method, params)) in seen:
+            continue
+        seen.add(repr((method, params)))
+        try:
+            get_method(method).check_model(params, model)
+        except Unfit as err:
+            kind = getattr(model.config, "model_type", "?")
+            raise ConfigError(f"{origin}: methods.{label}.{err.key}: {err} ({experiment.model}, {kind})") from None
