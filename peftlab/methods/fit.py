@@ -35,21 +35,26 @@ def meta_skeleton(location: str, task: str) -> Any:
 
 
 def _planned(experiment: Any) -> list[tuple[str, str, dict[str, Any]]]:
-    """(method, label, params) of every variant the experiment can run, search-space choices included."""
+    """(method, label, params) of every value the experiment can give a method's key.
+
+    Each grid or search-space choice is checked on its own over the entry's params: whether a
+    method fits a model depends on one key at a time (the target layers, the method itself), so
+    the full product is not needed. Read from the config alone: methods never reach into the
+    planners (import contract).
+    """
     import dataclasses
 
-    from peftlab.plan import make_plan
-
-    if experiment.search is None:
-        return [(s.method, s.label, s.params) for s in make_plan(experiment)]
     out = []
     for entry in experiment.methods:
         params = dataclasses.asdict(entry.params)
         out.append((entry.method, entry.label, params))
-        for key, dimension in experiment.search.space.get(entry.label, {}).items():
-            for choice in dimension.get("choices", []) if isinstance(dimension, dict) else []:
-                if key in params:
-                    out.append((entry.method, entry.label, {**params, key: choice}))
+        choices: dict[str, list[Any]] = {k: list(v) for k, v in (getattr(entry, "grid", None) or {}).items()}
+        if experiment.search is not None:
+            for key, dimension in experiment.search.space.get(entry.label, {}).items():
+                if isinstance(dimension, dict):
+                    choices.setdefault(key, []).extend(dimension.get("choices", []))
+        for key, values in choices.items():
+            out.extend((entry.method, entry.label, {**params, key: value}) for value in values if key in params)
     return out
 
 
