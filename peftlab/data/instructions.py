@@ -40,6 +40,7 @@ from peftlab.data.sources import (
     load_classification_data,
     make_frame,
     read_raw_table,
+    shuffle_splits,
 )
 
 # What a builtin classification set is asked; `{text}` is the example, `{labels}` the label names.
@@ -123,6 +124,7 @@ def load_instruction_data(
             instruction=template,
         )
     splits = {name: _conversation_frame(f"{spec}[{name}]", frame) for name, frame in raw.items()}
+    splits = shuffle_splits(splits)
     splits = _carve_missing(spec, splits, _default_carve_sizes(spec, splits))
     splits = {name: _apply_limit(df, checked.get(name)) for name, df in splits.items()}
     return InstructionData(
