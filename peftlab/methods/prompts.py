@@ -44,7 +44,12 @@ def _prepare_prompt(model: Any, params: PromptTuningParams, ctx: ModelContext) -
             "prompt_tuning_init_text": params.init_text,
             "tokenizer_name_or_path": model.config.name_or_path,
         }
-    config = PromptTuningConfig(task_type=ctx.task_type, num_virtual_tokens=params.num_virtual_tokens, **kwargs)
+    config = PromptTuningConfig(
+        task_type=ctx.task_type,
+        num_virtual_tokens=params.num_virtual_tokens,
+        modules_to_save=list(ctx.head_modules) or None,
+        **kwargs,
+    )
     return get_peft_model(model, config)
 
 
@@ -56,6 +61,7 @@ def _prepare_prefix(model: Any, params: PrefixTuningParams, ctx: ModelContext) -
         num_virtual_tokens=params.num_virtual_tokens,
         prefix_projection=params.prefix_projection,
         encoder_hidden_size=params.encoder_hidden_size or model.config.hidden_size,
+        modules_to_save=list(ctx.head_modules) or None,
     )
     return get_peft_model(model, config)
 

@@ -111,15 +111,16 @@ class ClassificationTask:
         return load_classifier(source, data.label_names, load_kwargs, pad_token_id=pad_token_id)
 
     def head_modules(self, model: Any) -> tuple[str, ...]:
-        from peftlab.models import head_modules
+        """Every module the checkpoint lacked (head, DistilBERT's pre_classifier, a missing pooler)."""
+        from peftlab.models import fresh_modules
 
-        return head_modules(model)
+        return fresh_modules(model)
 
     def unquantized_modules(self, source: Any, data: Any) -> tuple[str, ...]:
-        """The fresh head, found on a weightless (meta-device) copy of the model."""
-        from peftlab.models import head_modules, load_classifier
+        """The fresh modules, found on a weightless (meta-device) copy of the model."""
+        from peftlab.models import fresh_modules, load_classifier
 
-        return head_modules(load_classifier(source, data.label_names, {"device_map": {"": "meta"}}))
+        return fresh_modules(load_classifier(source, data.label_names, {"device_map": {"": "meta"}}))
 
     def collate(self, split: TokenizedSplit, indices: Any, pad_id: int, padding_side: str) -> dict[str, Any]:
         return collate(split, indices, pad_id, padding_side)
