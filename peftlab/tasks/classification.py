@@ -62,6 +62,7 @@ def evaluate_split(
     order = np.argsort(split.lengths, kind="stable")
     predictions = np.empty(len(split), dtype=np.int64)
     loss_sum, tokens = 0.0, 0
+    num_labels = 0  # the head's width: macro-F1 averages over every class the model has
     started = time.perf_counter()
     with torch.inference_mode(), autocast():
         for start in range(0, len(order), batch_size):
@@ -70,10 +71,11 @@ def evaluate_split(
             out = model(**batch)
             loss_sum += float(out.loss) * len(idx)
             predictions[idx] = out.logits.argmax(-1).cpu().numpy()
+            num_labels = int(out.logits.shape[-1])
             tokens += int(batch["attention_mask"].sum())
     elapsed = time.perf_counter() - started
     model.train(was_training)
-    scores = classification_scores(predictions.tolist(), split.labels.tolist())
+    scores = classification_scores(predictions.tolist(), split.labels.tolist(), num_labels)
     scores["loss"] = loss_sum / max(len(split), 1)
     scores["samples_per_s"] = len(split) / elapsed if elapsed > 0 else None
     scores["tokens_per_s"] = tokens / elapsed if elapsed > 0 else None
