@@ -501,8 +501,11 @@ def execute_isolated(
     on_record: OnRecord | None = None,
 ) -> dict:
     """Run in a forked child; a child that dies without a record gets one written for it here."""
+    from peftlab.oom import killed_status, oom_kill_count
+
     path = record_path(ws.results_dir, spec.run_id)
     before = path.stat().st_mtime_ns if path.exists() else None
+    oom_kills = oom_kill_count()  # a SIGKILL is `oom` only if the kernel's count rises meanwhile
     sys.stdout.flush()
     sys.stderr.flush()
     parent = os.getpid()
@@ -533,11 +536,7 @@ def execute_isolated(
         return read_record(path)
     record = base_record(ws, spec)
     if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        record["status"] = "oom" if sig == signal.SIGKILL else "failed"
-        record["error"] = f"run process killed by signal {signal.Signals(sig).name}" + (
-            " (likely the kernel's out-of-memory killer)" if sig == signal.SIGKILL else ""
-        )
+        record["status"], record["error"] = killed_status(os.WTERMSIG(status), oom_kills)
     else:
         record["error"] = f"run process exited with code {os.WEXITSTATUS(status)} without writing a record"
     if on_record is not None:
