@@ -16,7 +16,7 @@ METRIC_COLUMNS = {
     "metrics.test.accuracy": "test_accuracy",
     "metrics.test.f1_macro": "test_f1_macro",
     "metrics.validation.accuracy": "val_accuracy",
-    "learning.gain": "learning_gain",  # target score after training − before (the untrained model's)
+    "learning.gain": "learning_gain",  # target score after training − baseline (see peftlab/forgetting.py)
 }
 COST_COLUMNS = {
     "params.trainable": "trainable_params",
