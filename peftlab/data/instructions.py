@@ -120,6 +120,8 @@ def load_instruction_data(
             label_names=base.label_names,
             source=source,
             fingerprint=compute_fingerprint([*base.label_names, template], _splits(base)),
+            name=base.name,
+            citation=base.citation,
             kind="labels",
             instruction=template,
         )
@@ -134,6 +136,7 @@ def load_instruction_data(
         label_names=(),
         source=source,
         fingerprint=compute_fingerprint([], splits),
+        name=spec,
         kind="conversations",
         instruction=None,
     )

@@ -55,6 +55,8 @@ class ClassificationData:
     label_names: tuple[str, ...]
     source: str
     fingerprint: str
+    name: str | None = None  # what the rows are (a builtin's exact title), for records, tables and papers
+    citation: str | None = None  # where they come from; None for a user's own file or a hub id
 
     def split(self, name: str) -> pd.DataFrame:
         """Look up a split by name so callers can loop over SPLITS without getattr tricks."""
@@ -98,6 +100,8 @@ class TextData:
     test: list[str]
     source: str
     fingerprint: str
+    name: str | None = None
+    citation: str | None = None
 
     def split(self, name: str) -> list[str]:
         if name not in SPLITS:
@@ -151,6 +155,7 @@ def load_classification_data(
         splits = _carve_missing(spec, splits, _default_carve_sizes(spec, splits))
 
     splits = {name: _apply_limit(df, checked_limits.get(name)) for name, df in splits.items()}
+    title, citation = _reference(spec)
     return ClassificationData(
         train=splits["train"],
         validation=splits["validation"],
@@ -158,6 +163,8 @@ def load_classification_data(
         label_names=tuple(label_names),
         source=source,
         fingerprint=compute_fingerprint(label_names, splits),
+        name=title,
+        citation=citation,
     )
 
 
@@ -194,7 +201,17 @@ def load_text_data(
         splits = _carve_missing(spec, raw, _default_carve_sizes(spec, raw))
     splits = {name: _apply_limit(df, checked_limits.get(name)) for name, df in splits.items()}
     texts = {name: splits[name]["text"].astype(str).tolist() for name in SPLITS}
-    return TextData(**texts, source=source, fingerprint=compute_fingerprint((), splits))
+    title, citation = _reference(spec)
+    return TextData(**texts, source=source, fingerprint=compute_fingerprint((), splits), name=title, citation=citation)
+
+
+def _reference(spec: str) -> tuple[str, str | None]:
+    """(name, citation): a builtin's exact title and citation; other sources are named as given."""
+    if spec.startswith(BUILTIN_PREFIX):
+        from peftlab.data.builtin import builtin_reference
+
+        return builtin_reference(spec[len(BUILTIN_PREFIX) :])
+    return spec, None
 
 
 def compute_fingerprint(label_names: Iterable[str], splits: Mapping[str, pd.DataFrame]) -> str:
