@@ -97,13 +97,83 @@ def device_info(device: str) -> dict[str, Any]:
     return info
 
 
-def resolve_device(requested: str) -> str:
+def device_type(requested: str) -> str:
+    """The kind of device (`cpu`, `cuda`, `mps`) a run asking for `requested` runs on; part of its identity.
+
+    `auto` is resolved at plan time, so that a CPU record never counts as finished on a GPU
+    machine (nor the reverse), by `auto_device_type`.
+    """
+    if requested != "auto":
+        return "cuda" if requested.startswith("cuda") else requested.split(":")[0]
+    return auto_device_type()
+
+
+@cache
+def auto_device_type() -> str:
+    """`cuda` if this torch build can see a GPU, else `cpu`; without importing torch where possible.
+
+    The plan (and `--dry-run`) needs the answer, and must neither import torch (seconds) nor
+    initialise CUDA in the experiment process (the runs it forks could then not use the GPU). A
+    CPU-only build is read off torch's `version.py`; a CUDA build asks NVML, as torch's own
+    fork-safe check does; anything else (ROCm, no NVML) asks torch's NVML-first `device_count`.
+    """
+    build = _torch_build()
+    if build == "cpu":
+        return "cpu"
+    if build == "cuda":
+        count = _nvml_visible_device_count()
+        if count is not None:
+            return "cuda" if count > 0 else "cpu"
     import torch
 
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
+    return "cuda" if torch.cuda.device_count() > 0 else "cpu"
+
+
+def _torch_build() -> str:
+    """`cpu`, `cuda` or `other` (ROCm, XPU, unreadable), from the installed torch's `version.py` text."""
+    import importlib.util
+    import re
+
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return "other"
+    try:
+        text = (Path(next(iter(spec.submodule_search_locations))) / "version.py").read_text()
+    except OSError:
+        return "other"
+    built = {m["name"] for m in re.finditer(r"^(?P<name>cuda|hip|xpu)\b.*=\s*'[^']+'", text, re.MULTILINE)}
+    if not built:
         return "cpu"
+    return "cuda" if built == {"cuda"} else "other"
+
+
+def _nvml_visible_device_count() -> int | None:
+    """GPUs NVML reports, 0 when CUDA_VISIBLE_DEVICES hides them all; None when NVML cannot be asked."""
+    import ctypes
+    import os
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and (not visible.strip() or visible.strip().startswith("-")):
+        return 0
+    try:
+        nvml = ctypes.CDLL("libnvidia-ml.so.1")
+    except OSError:
+        return None
+    if nvml.nvmlInit_v2() != 0:
+        return None
+    count = ctypes.c_uint(0)
+    try:
+        return int(count.value) if nvml.nvmlDeviceGetCount_v2(ctypes.byref(count)) == 0 else None
+    finally:
+        nvml.nvmlShutdown()
+
+
+def resolve_device(requested: str) -> str:
+    """The device a run uses; for `auto` the same answer as `device_type`, which named the run."""
+    if requested == "auto":
+        return device_type("auto")
+    import torch
+
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"device {requested!r} requested but CUDA is not available")
     return requested

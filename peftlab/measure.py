@@ -31,6 +31,7 @@ def _numel(param: Any) -> int:
 
 
 def count_parameters(model: Any) -> dict[str, Any]:
+    """Trainable and total elements; 4-bit aware, and AdaLoRA counted at its final rank budget."""
     trainable = total = 0
     seen: set[int] = set()
     for param in model.parameters():  # parameters() already skips shared (tied) tensors
@@ -41,7 +42,37 @@ def count_parameters(model: Any) -> dict[str, Any]:
         total += n
         if param.requires_grad:
             trainable += n
-    return {"trainable": trainable, "total": total, "trainable_pct": 100.0 * trainable / max(total, 1)}
+    surplus = _adalora_surplus(model)
+    trainable, total = trainable - surplus, total - surplus
+    counts = {"trainable": trainable, "total": total, "trainable_pct": 100.0 * trainable / max(total, 1)}
+    if surplus:
+        counts["adalora_pruned"] = surplus  # held at init_r during training, masked by the end
+    return counts
+
+
+def _adalora_surplus(model: Any) -> int:
+    """Trainable elements AdaLoRA holds beyond its final budget of `target_r` ranks per adapted matrix.
+
+    AdaLoRA starts every adapted matrix at `init_r` ranks and prunes them during training down to
+    a total of `target_r` ranks per matrix on average; pruned ranks are masked, not removed, so the
+    tensors keep their `init_r` size. Counted at that size, AdaLoRA would look init_r/target_r
+    times costlier than the LoRA of rank target_r it is compared with. One rank costs in + out + 1
+    elements (a row of A, a column of B, its singular value in E). The budget is exact in ranks;
+    in elements it is exact when the adapted matrices share a shape (e.g. query and value).
+    """
+    configs = getattr(model, "peft_config", None) or {}
+    surplus = 0
+    for module in model.modules():
+        singular_values = getattr(module, "lora_E", None)
+        if singular_values is None or not hasattr(module, "ranknum"):
+            continue
+        for adapter, values in singular_values.items():
+            target = getattr(configs.get(adapter), "target_r", None)
+            if target is None or not values.requires_grad:
+                continue
+            per_rank = module.lora_A[adapter].shape[1] + module.lora_B[adapter].shape[0] + 1
+            surplus += max(values.shape[0] - target, 0) * per_rank
+    return surplus
 
 
 # ------------------------------------------------------------------ saved size

@@ -243,17 +243,20 @@ def load_classifier(
 
     kwargs = dict(load_kwargs or {})
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model, loading_info = AutoModelForSequenceClassification.from_pretrained(
             source.location,
             num_labels=len(label_names),
             id2label=dict(enumerate(label_names)),
             label2id={n: i for i, n in enumerate(label_names)},
+            output_loading_info=True,
             **kwargs,
         )
     except OSError as err:
         if source.kind == "hub":
             raise _hub_error(source, err) from None
         raise
+    # a plain attribute (not a config field): it describes this load, not the architecture
+    setattr(model, FRESH_MODULES_ATTR, newly_initialised_modules(model, loading_info["missing_keys"]))
     if pad_token_id is not None and getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = pad_token_id  # decoder classifiers find the last real token by it
     return model
@@ -282,9 +285,47 @@ def load_causal_lm(
 
 
 def head_modules(model: Any) -> tuple[str, ...]:
-    """Names of the freshly initialised task head: trained by every method, never quantised."""
+    """Top-level task head modules found by name (`classifier`, `score`): what a task-A head swap replaces."""
     children = {name for name, _ in model.named_children()}
     return tuple(n for n in HEAD_MODULE_NAMES if n in children)
+
+
+FRESH_MODULES_ATTR = "peftlab_fresh_modules"
+
+
+def fresh_modules(model: Any) -> tuple[str, ...]:
+    """Every module the checkpoint did not hold (random at load): trained by every method, never quantised.
+
+    Not only the head found by name: DistilBERT's `pre_classifier`, or a pooler missing from an
+    encoder checkpoint, is random too. Left frozen under PEFT while full fine-tuning trains it,
+    it would bias every comparison against PEFT. Taken from the loading info `load_classifier`
+    keeps; a model loaded some other way falls back to the head found by name.
+    """
+    fresh = getattr(model, FRESH_MODULES_ATTR, None)
+    return tuple(fresh) if fresh is not None else head_modules(model)
+
+
+def newly_initialised_modules(model: Any, missing_keys: Any) -> tuple[str, ...]:
+    """The smallest set of module paths that covers every parameter missing from the checkpoint.
+
+    A missing parameter names its module; the module is widened to its parent while the
+    parent's parameters are all missing too (a whole pooler, not its `dense` layer), and never
+    to the model itself. Paths are what peft's `modules_to_save` and bitsandbytes' skip list
+    match on. Missing buffers are ignored: nothing trains them.
+    """
+    params = {name for name, _ in model.named_parameters()}
+    missing = {key for key in missing_keys if key in params and "." in key}
+    owned = {
+        name: {f"{name}.{p}" for p, _ in module.named_parameters()} for name, module in model.named_modules() if name
+    }
+
+    def widen(path: str) -> str:
+        while "." in path and owned[path.rsplit(".", 1)[0]] <= missing:
+            path = path.rsplit(".", 1)[0]
+        return path
+
+    paths = {widen(key.rsplit(".", 1)[0]) for key in missing}
+    return tuple(sorted(p for p in paths if not any(p.startswith(f"{q}.") for q in paths)))
 
 
 def quiet_transformers() -> None:

@@ -329,6 +329,8 @@ def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
         "config_hash": spec.config_hash,
         "data": {
             "source": ws.data.source,
+            "name": getattr(ws.data, "name", None),  # what the rows exactly are (a builtin's title)
+            "citation": getattr(ws.data, "citation", None),
             "fingerprint": ws.data.fingerprint,
             "sizes": ws.data.sizes(),
             "num_labels": ws.data.num_labels,

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
-# outcomes that a re-run would reproduce; `failed` is retried. `pruned`: a search trial stopped early
-# by its pruner on an intermediate validation score (a decision, so not repeated).
+# outcomes that a re-run would reproduce; `failed` and `killed` (a SIGKILL with no sign of the OOM
+# killer, see peftlab/oom.py) are retried. `pruned`: a search trial stopped early by its pruner on
+# an intermediate validation score (a decision, so not repeated).
 FINISHED = ("ok", "diverged", "oom", "pruned")
-STATUSES = ("ok", "diverged", "oom", "pruned", "failed")
+STATUSES = ("ok", "diverged", "oom", "pruned", "failed", "killed")
 
 
 def runs_dir(results_dir: Path) -> Path:

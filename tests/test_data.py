@@ -86,8 +86,9 @@ def test_directory_with_train_and_test_carves_only_validation(tmp_path: Path) ->
     data = load_classification_data(str(tmp_path))
     _assert_canonical(data)
     assert data.sizes() == {"train": 36, "validation": 4, "test": 7}
-    # a provided split keeps its file order
-    assert data.test["text"].tolist() == [r["text"] for r in test_rows]
+    # a provided split is kept whole, in hash order (never in file order, which may be sorted)
+    texts = [r["text"] for r in test_rows]
+    assert data.test["text"].tolist() == [texts[i] for i in hash_order(texts)]
 
 
 @pytest.mark.parametrize("stem", ["validation", "valid", "dev"])
@@ -97,8 +98,9 @@ def test_directory_validation_aliases(tmp_path: Path, stem: str) -> None:
     _write(tmp_path / "test.jsonl", _rows(4))
     data = load_classification_data(str(tmp_path))
     assert data.sizes() == {"train": 20, "validation": 3, "test": 4}
-    # nothing carved: train keeps file order
-    assert data.train["text"].tolist() == [r["text"] for r in _rows(20)]
+    # nothing carved: train keeps all its rows, in hash order
+    texts = [r["text"] for r in _rows(20)]
+    assert data.train["text"].tolist() == [texts[i] for i in hash_order(texts)]
 
 
 def test_directory_without_train_file_is_an_error(tmp_path: Path) -> None:
@@ -189,15 +191,50 @@ def test_loading_twice_gives_identical_data(tmp_path: Path) -> None:
         pd.testing.assert_frame_equal(first.split(name), second.split(name))
 
 
-def test_limits_take_a_prefix_and_change_the_fingerprint(tmp_path: Path) -> None:
+def test_limits_take_a_subset_and_change_the_fingerprint(tmp_path: Path) -> None:
     path = str(_write(tmp_path / "d.csv", _rows(100)))
     full = load_classification_data(path)
     limited = load_classification_data(path, limits={"train": 10, "test": None})
     assert limited.sizes() == {"train": 10, "validation": 10, "test": 10}
-    pd.testing.assert_frame_equal(limited.train, full.train.iloc[:10])
+    assert set(limited.train["text"]) <= set(full.train["text"])
+    # the subset keeps the split's order
+    kept = full.train[full.train["text"].isin(limited.train["text"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(limited.train, kept)
     assert limited.fingerprint != full.fingerprint
     same = load_classification_data(path, limits={"train": 1000})
     assert same.fingerprint == full.fingerprint
+
+
+def _label_sorted_dir(folder: Path, n_test: int = 60) -> Path:
+    """A train/test folder whose test file is sorted by label, as IMDB's is on the hub."""
+    _write(folder / "train.csv", _rows(40))
+    test_rows = [{"text": f"review {i}", "label": 0 if i < n_test * 2 // 3 else 1} for i in range(n_test)]
+    _write(folder / "test.csv", test_rows)
+    return folder
+
+
+def test_limit_of_a_label_sorted_split_is_label_stratified(tmp_path: Path) -> None:
+    # before: the first 12 rows of a label-sorted file, all of class 0
+    data = load_classification_data(str(_label_sorted_dir(tmp_path)), limits={"test": 12})
+    assert data.test["label"].value_counts().to_dict() == {0: 8, 1: 4}  # the split's 2:1, exactly
+
+
+def test_limit_is_a_fixed_seeded_sample_not_a_prefix(tmp_path: Path) -> None:
+    folder = _label_sorted_dir(tmp_path)
+    first = load_classification_data(str(folder), limits={"test": 12})
+    again = load_classification_data(str(folder), limits={"test": 12})
+    pd.testing.assert_frame_equal(first.test, again.test)
+    assert first.fingerprint == again.fingerprint
+    assert set(first.test["text"]) != {f"review {i}" for i in range(12)}  # not the file's first rows
+
+
+def test_stratified_quotas_use_largest_remainders() -> None:
+    from peftlab.data.sources import _stratified_quotas
+
+    assert _stratified_quotas({0: 50, 1: 50}, 7) == {0: 4, 1: 3}
+    assert _stratified_quotas({0: 10, 1: 80, 2: 10}, 10) == {0: 1, 1: 8, 2: 1}
+    assert _stratified_quotas({0: 1, 1: 1, 2: 98}, 5) == {0: 0, 1: 0, 2: 5}
+    assert sum(_stratified_quotas({0: 3, 1: 5, 2: 7}, 11).values()) == 11
 
 
 def test_bad_limits_are_rejected(tmp_path: Path) -> None:

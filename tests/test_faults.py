@@ -62,18 +62,44 @@ def test_out_of_memory_is_recorded_as_oom(experiment_file, tmp_path, monkeypatch
     assert recs["lora"]["status"] == "ok"
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="run isolation uses fork")
-def test_run_process_killed_is_recorded_and_the_experiment_goes_on(experiment_file, tmp_path):
-    # inside the forked run process, the kernel's OOM killer, simulated
-    prelude = (
-        "import os, signal\nimport peftlab.recipe as r\n"
+def _sigkill_prelude(proc: Path, oom: bool) -> str:
+    """Inside the forked run of `full`: SIGKILL, after the kernel's OOM-kill count rose (`oom`) or not.
+
+    The kernel's /proc is replaced by a folder holding a `vmstat` the test controls; the kill is a
+    phase put in front of the recipe's phases.
+    """
+    (proc / "self").mkdir(parents=True, exist_ok=True)
+    (proc / "vmstat").write_text("pgfault 10\noom_kill 4\n")
+    bump = f"        open({str(proc / 'vmstat')!r}, 'w').write('oom_kill 5\\n')\n" if oom else ""
+    return (
+        "import os, signal, pathlib\nimport peftlab.oom\nimport peftlab.recipe as r\n"
+        f"peftlab.oom.PROC = pathlib.Path({str(proc)!r})\n"
         "def die(run):\n"
-        "    if run.spec.method == 'full':\n        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    if run.spec.method == 'full':\n"
+        f"{bump}"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
         "r.PHASES = (die, *r.PHASES)\n"
     )
-    assert cli([str(experiment_file(TWO_METHODS, steps=2)), "-q", "--no-report"], prelude) == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="run isolation uses fork")
+def test_a_sigkill_without_oom_evidence_is_killed_and_runs_again(experiment_file, tmp_path):
+    path = str(experiment_file(TWO_METHODS, steps=2))
+    assert cli([path, "-q", "--no-report"], _sigkill_prelude(tmp_path / "proc", oom=False)) == 0
     recs = records(tmp_path)
-    assert recs["full"]["status"] == "oom" and "SIGKILL" in recs["full"]["error"]
+    assert recs["full"]["status"] == "killed" and "SIGKILL" in recs["full"]["error"]
+    assert "not known to be out of memory" in recs["full"]["error"]
+    assert recs["lora"]["status"] == "ok"
+    assert cli([path, "-q", "--no-report"]) == 0  # the next invocation runs it again
+    assert records(tmp_path)["full"]["status"] == "ok"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="run isolation uses fork")
+def test_a_sigkill_after_the_oom_kill_count_rose_is_oom(experiment_file, tmp_path):
+    path = str(experiment_file(TWO_METHODS, steps=2))
+    assert cli([path, "-q", "--no-report"], _sigkill_prelude(tmp_path / "proc", oom=True)) == 0
+    recs = records(tmp_path)
+    assert recs["full"]["status"] == "oom" and "OOM-kill count rose (4 → 5)" in recs["full"]["error"]
     assert recs["lora"]["status"] == "ok"
 
 

@@ -39,7 +39,7 @@ class DataConfig:
     # task sft, classification sources: the question each text is asked ({text}, optional {labels});
     # null: a per-dataset default (see peftlab/data/instructions.py)
     instruction: str | None = None
-    max_new_tokens: int | None = None  # task sft: tokens generated per answer; null: longest reference + 1
+    max_new_tokens: int | None = None  # task sft: tokens generated per answer; null: longest train answer + 1
     system: str | None = None  # task sft: system message put before each prompt; null: the chat template's own
 
     def __post_init__(self) -> None:

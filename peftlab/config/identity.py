@@ -21,8 +21,11 @@ def computed_config(experiment: Experiment) -> dict[str, Any]:
     """The part of an experiment that changes what a run computes (not its name or output folder).
 
     Forgetting probes are part of it only when there are any, so adding the feature left the ids
-    of existing runs unchanged; `previous_task` changes the model a run starts from.
+    of existing runs unchanged; `previous_task` changes the model a run starts from. The device
+    is the resolved type (`cpu`/`cuda`), never `auto`: CPU and GPU runs are different results.
     """
+    from peftlab.environment import device_type
+
     data = {
         k: v for k, v in dataclasses.asdict(experiment.data).items() if not (k in _OPTIONAL_DATA_KEYS and v is None)
     }
@@ -30,7 +33,7 @@ def computed_config(experiment: Experiment) -> dict[str, Any]:
         "model": experiment.model,
         "task": experiment.task,
         "data": data,
-        "train": dataclasses.asdict(experiment.train),
+        "train": {**dataclasses.asdict(experiment.train), "device": device_type(experiment.train.device)},
     }
     if experiment.forgetting:
         config["forgetting"] = [p.as_dict() for p in experiment.forgetting]

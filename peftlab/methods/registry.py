@@ -23,7 +23,7 @@ class ModelContext:
     task_type: str  # peft TaskType name: "SEQ_CLS" or "CAUSAL_LM"
     model_type: str  # transformers config.model_type, e.g. "bert", "llama"
     total_steps: int  # optimiser steps in the run (AdaLoRA's schedule needs it)
-    head_modules: tuple[str, ...] = ()  # freshly initialised task head (trained by every method)
+    head_modules: tuple[str, ...] = ()  # modules the checkpoint lacked (head, pooler, ...): trained by every method
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,16 @@ def load_metric(name: str) -> Any:
     return evaluate.load(str(path))
 
 
-def classification_scores(predictions: list[int], references: list[int]) -> dict[str, float]:
-    """Accuracy and macro-F1, the two numbers every classification record carries."""
+def classification_scores(predictions: list[int], references: list[int], num_labels: int) -> dict[str, float]:
+    """Accuracy and macro-F1 over all `num_labels` classes, the two numbers every classification record carries.
+
+    Without an explicit label set, F1 averages over the classes that occur in the references or
+    the predictions: a class absent from a (small) test split counts only for a method that
+    predicts it, so two methods' macro-F1 would average over different classes. With every
+    class, the average is the same for all methods; an absent class that is never predicted
+    scores 0 (sklearn's `zero_division=0`) for every method alike.
+    """
     accuracy = load_metric("accuracy").compute(predictions=predictions, references=references)["accuracy"]
-    f1 = load_metric("f1").compute(predictions=predictions, references=references, average="macro")["f1"]
-    return {"accuracy": float(accuracy), "f1_macro": float(f1)}
+    labels = list(range(num_labels)) or None  # None only for an empty split
+    f1 = load_metric("f1").compute(predictions=predictions, references=references, average="macro", labels=labels)
+    return {"accuracy": float(accuracy), "f1_macro": float(f1["f1"])}

@@ -10,7 +10,11 @@ Sign convention: every probe's `delta` is the amount forgotten, **positive = wor
   - `lm_loss`        after − before (mean per-token loss on general text, nats)
   - `linear_probe`   before − after (accuracy of a logistic-regression probe on frozen features)
   - `previous_task`  before − after (task-A accuracy through task A's kept head)
-Learning is recorded beside it: `learning.{base, after, gain}` on the target task.
+Learning is recorded beside it: `learning.{base, after, gain, baseline}` on the target task, gain =
+after − base. The base must measure something: for `classification` it is the majority-class rate
+of the test split (what always answering its most frequent class scores), not the accuracy of a
+random untrained head, which is noise around chance; for `sft` it is the base model's own
+zero-shot score (an instruction-tuned LM answers before any training).
 
 Heavy work is done once: probe data is loaded and tokenised in the experiment's parent process
 (which never computes with torch), "before" values depend only on the base model and are cached
@@ -35,6 +39,9 @@ LEARNING_METRIC: dict[str, tuple[str, Literal["max", "min"]]] = {
     "classification": ("accuracy", "max"),
     "sft": ("accuracy", "max"),
 }
+# What learning is measured from, per task (see the module docstring): a score key of the same test
+# evaluation (the split's majority-class rate), or "base_model" (the base model evaluated before training).
+LEARNING_BASELINE: dict[str, str] = {"classification": "majority_rate", "sft": "base_model"}
 
 
 class ProbeSuite:
@@ -52,6 +59,7 @@ class ProbeSuite:
         ]
         self.cache_dir = experiment.results_dir() / ".forgetting"
         self.learning_metric = LEARNING_METRIC.get(experiment.task)
+        self.learning_baseline = LEARNING_BASELINE.get(experiment.task, "base_model")
 
     def for_run(self, seed: int, device: str, *, quiet: bool = False) -> RunProbes:
         from peftlab.train import autocast_factory
@@ -105,7 +113,7 @@ class RunProbes:
             "precision": exp.train.precision,
         }
         with base_model_view(model) as base:
-            if self.suite.learning_metric is not None:
+            if self.suite.learning_metric is not None and self.suite.learning_baseline == "base_model":
                 key = {
                     **self.base_key,
                     "learning": self.suite.learning_metric[0],
@@ -158,11 +166,13 @@ class RunProbes:
             }
         self.seconds += time.perf_counter() - started
         record["forgetting"] = forgetting
-        if self.suite.learning_metric is not None and self.learning:
+        baseline = self.suite.learning_baseline
+        if self.suite.learning_metric is not None and (self.learning or baseline != "base_model"):
             key, better = self.suite.learning_metric
-            base, after = self.learning.get(key), target_scores.get(key)
+            base = self.learning.get(key) if baseline == "base_model" else target_scores.get(baseline)
+            after = target_scores.get(key)
             gain = None if base is None or after is None else (after - base if better == "max" else base - after)
-            record["learning"] = {"metric": key, "base": base, "after": after, "gain": gain}
+            record["learning"] = {"metric": key, "base": base, "after": after, "gain": gain, "baseline": baseline}
         record["time"]["forgetting_s"] = self.seconds
 
 

@@ -314,14 +314,39 @@ def _trials(runs: Any) -> Any:
 
 
 def optuna_history(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
-    data = _trials(runs)
-    fig, ax = style.figure()
-    ax.scatter(data["trial.number"], data["objective"], s=10, color="0.35", label="trial", zorder=3)
+    """Each of the study's own objectives per trial, one panel each, with the best so far in its direction.
+
+    Objectives and directions are read from the records' `trial` block (`values`, `directions`),
+    as the search wrote them: a search on macro-F1 plots macro-F1, and a minimised objective's
+    best so far is the running minimum. Records without that block (from before it existed)
+    fall back to validation accuracy, maximised, and say so on the axis.
+    """
+    if "trial.number" not in runs.columns:
+        raise Skipped("no Optuna trial information in these records (trial.number)")
+    names = [str(c).removeprefix("trial.directions.") for c in runs.columns if str(c).startswith("trial.directions.")]
+    names = [n for n in names if runs[f"trial.directions.{n}"].notna().any() and f"trial.values.{n}" in runs.columns]
+    if names:
+        data = _ok(runs).dropna(subset=["trial.number"]).sort_values("trial.number")
+        objectives = [
+            (f"trial.values.{n}", n.replace("_", " "), runs[f"trial.directions.{n}"].dropna().iloc[0] == "maximize")
+            for n in names
+        ]
+    else:
+        data = _trials(runs)
+        objectives = [("objective", "validation accuracy (no objective recorded)", True)]
+    if all(data[column].notna().sum() < 2 for column, _, _ in objectives):
+        raise Skipped("fewer than two finished Optuna trials")
+    fig, axes = _panels(len(objectives))
     accent = style.method_styles(["x"])["x"]["color"]
-    ax.step(data["trial.number"], data["objective"].cummax(), where="post", color=accent, label="best so far")
-    ax.set_xlabel("trial number")
-    ax.set_ylabel("objective (validation accuracy)")
-    _legend(fig, ax)
+    for ax, (column, name, up) in zip(axes[:, 0], objectives, strict=True):
+        points = data.dropna(subset=[column])
+        values = points[column].astype(float)
+        ax.scatter(points["trial.number"], values, s=10, color="0.35", label="trial", zorder=3)
+        best = values.cummax() if up else values.cummin()
+        ax.step(points["trial.number"], best, where="post", color=accent, label="best so far")
+        ax.set_ylabel(f"{name}\n({'higher' if up else 'lower'} is better)")
+    axes[-1][0].set_xlabel("trial number")
+    _legend(fig, axes[0][0])
     return style.save(fig, out, "optuna_history")
 
 

@@ -16,7 +16,7 @@ METRIC_COLUMNS = {
     "metrics.test.accuracy": "test_accuracy",
     "metrics.test.f1_macro": "test_f1_macro",
     "metrics.validation.accuracy": "val_accuracy",
-    "learning.gain": "learning_gain",  # target score after training − before (the untrained model's)
+    "learning.gain": "learning_gain",  # target score after training − baseline (see peftlab/forgetting.py)
 }
 COST_COLUMNS = {
     "params.trainable": "trainable_params",
@@ -103,22 +103,38 @@ def tidy_runs(frame: Any) -> Any:
     return tidy
 
 
-def _row_order(key: tuple[str, str]) -> tuple:
+def _row_order(key: tuple[str, str, str]) -> tuple:
     """Experiment, then the full fine-tuning baseline first, then labels in natural order (r=2 before r=16).
 
     Records are read in file-name order, which would put `lora[r=16]` before `lora[r=2]`.
     """
-    experiment, label = str(key[0]), str(key[1])
+    experiment, label, device = str(key[0]), str(key[1]), str(key[2])
     parts = tuple(
         (0, float(p), "") if i % 2 else (1, 0.0, p) for i, p in enumerate(re.split(r"(\d+(?:\.\d+)?)", label))
     )
-    return (experiment, label != "full", parts)
+    return (experiment, label != "full", parts, device)
+
+
+def device_types(frame: Any) -> Any:
+    """Each run's device type: where it ran (`env.device.type`), else what its config resolved, else ''.
+
+    A row of a table never pools device types: CPU RSS and CUDA memory, or CPU and GPU numerics,
+    are different measurements.
+    """
+    import pandas as pd
+
+    empty = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+    ran = frame["env.device.type"] if "env.device.type" in frame.columns else empty
+    planned = frame["config.train.device"] if "config.train.device" in frame.columns else empty
+    planned = planned.where(planned != "auto")  # records from before run ids named the device
+    return ran.where(ran.notna(), planned).fillna("").astype(str)
 
 
 def summarise(frame: Any) -> Any:
-    """One row per (experiment, method variant): mean and 95% interval over seeds, costs averaged over seeds.
+    """One row per (experiment, method variant, device type): mean and 95% interval over seeds, costs averaged.
 
     Only `ok` runs count towards numbers; `runs` keeps the failed ones visible so a missing seed shows.
+    A variant run on several device types gets one row per type, its label suffixed ` (cuda)`.
     """
     import pandas as pd
 
@@ -126,14 +142,17 @@ def summarise(frame: Any) -> Any:
     experiments = (
         frame["experiment"] if "experiment" in frame.columns else pd.Series([""] * len(frame), index=frame.index)
     )
+    devices = device_types(frame)
+    keys = sorted(dict.fromkeys(zip(experiments, frame["label"], devices, strict=True)), key=_row_order)
+    pooled = {(e, lab) for e, lab, _ in keys if sum(1 for k in keys if k[:2] == (e, lab)) > 1}
     probes = forgetting_probes(frame)
     rows = []
-    for experiment, label in sorted(dict.fromkeys(zip(experiments, frame["label"], strict=True)), key=_row_order):
-        in_group = (experiments == experiment) & (frame["label"] == label)
+    for experiment, label, device in keys:
+        in_group = (experiments == experiment) & (frame["label"] == label) & (devices == device)
         group = ok[in_group[ok.index]]
         all_runs = frame[in_group]
         row: dict[str, Any] = {
-            "method": label,
+            "method": f"{label} ({device or 'unknown device'})" if (experiment, label) in pooled else label,
             "base_method": all_runs["method"].iloc[0],
             "runs_ok": len(group),
             "runs": len(all_runs),
@@ -150,6 +169,7 @@ def summarise(frame: Any) -> Any:
             values = pd.to_numeric(group[f"forgetting.{probe}.delta"], errors="coerce").dropna().tolist()
             row[f"forgetting_{probe}_mean"] = sum(values) / len(values) if values else float("nan")
             row[f"forgetting_{probe}_ci95"] = ci95(values)
+        row["device_type"] = device
         row["experiment"] = experiment
         rows.append(row)
     return pd.DataFrame(rows)

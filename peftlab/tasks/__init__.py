@@ -25,7 +25,7 @@ class EvalContext:
     padding_side: str
     tokenizer: Any
     label_names: tuple[str, ...] = ()  # answers that are labels get macro-F1 (task sft)
-    max_new_tokens: int | None = None  # generation length (task sft); None: from the references
+    max_new_tokens: int | None = None  # generation length (task sft); None: from the train answers
 
 
 class Task(Protocol):

@@ -62,6 +62,7 @@ def evaluate_split(
     order = np.argsort(split.lengths, kind="stable")
     predictions = np.empty(len(split), dtype=np.int64)
     loss_sum, tokens = 0.0, 0
+    num_labels = 0  # the head's width: macro-F1 averages over every class the model has
     started = time.perf_counter()
     with torch.inference_mode(), autocast():
         for start in range(0, len(order), batch_size):
@@ -70,10 +71,13 @@ def evaluate_split(
             out = model(**batch)
             loss_sum += float(out.loss) * len(idx)
             predictions[idx] = out.logits.argmax(-1).cpu().numpy()
+            num_labels = int(out.logits.shape[-1])
             tokens += int(batch["attention_mask"].sum())
     elapsed = time.perf_counter() - started
     model.train(was_training)
-    scores = classification_scores(predictions.tolist(), split.labels.tolist())
+    scores = classification_scores(predictions.tolist(), split.labels.tolist(), num_labels)
+    # what always answering the split's most frequent class scores: the learning baseline (peftlab/forgetting.py)
+    scores["majority_rate"] = float(np.bincount(split.labels).max() / len(split)) if len(split) else None
     scores["loss"] = loss_sum / max(len(split), 1)
     scores["samples_per_s"] = len(split) / elapsed if elapsed > 0 else None
     scores["tokens_per_s"] = tokens / elapsed if elapsed > 0 else None
@@ -111,15 +115,16 @@ class ClassificationTask:
         return load_classifier(source, data.label_names, load_kwargs, pad_token_id=pad_token_id)
 
     def head_modules(self, model: Any) -> tuple[str, ...]:
-        from peftlab.models import head_modules
+        """Every module the checkpoint lacked (head, DistilBERT's pre_classifier, a missing pooler)."""
+        from peftlab.models import fresh_modules
 
-        return head_modules(model)
+        return fresh_modules(model)
 
     def unquantized_modules(self, source: Any, data: Any) -> tuple[str, ...]:
-        """The fresh head, found on a weightless (meta-device) copy of the model."""
-        from peftlab.models import head_modules, load_classifier
+        """The fresh modules, found on a weightless (meta-device) copy of the model."""
+        from peftlab.models import fresh_modules, load_classifier
 
-        return head_modules(load_classifier(source, data.label_names, {"device_map": {"": "meta"}}))
+        return fresh_modules(load_classifier(source, data.label_names, {"device_map": {"": "meta"}}))
 
     def collate(self, split: TokenizedSplit, indices: Any, pad_id: int, padding_side: str) -> dict[str, Any]:
         return collate(split, indices, pad_id, padding_side)

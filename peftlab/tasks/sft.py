@@ -34,6 +34,14 @@ class SftSplit:
     references: list[str]  # the answers as text, for exact match
     label_ids: np.ndarray  # label id per row, or -1 when answers are not labels
     prompts: list[str] = field(default_factory=list)  # last user turn, for the stored samples
+    # tokens generated per answer: the longest TRAIN answer + 1 (set by `prepare_data`), so that
+    # evaluation never reads the lengths of the answers it is scored against
+    max_new_tokens: int | None = None
+
+    def answer_budget(self) -> int:
+        """The longest answer of this split (with its end-of-turn tokens) + 1: a generation budget."""
+        lengths = [len(ids) - p for ids, p in zip(self.input_ids, self.prompt_lengths, strict=True)]
+        return max(lengths) + 1 if lengths else 8
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -61,7 +69,10 @@ def tokenize_conversations(
     separately; where the prompt's tokens are a prefix of the full conversation's, the answer is
     the rest (with the template's end-of-turn tokens, so the model learns to stop). Where a
     template breaks that prefix property, the answer is tokenised on its own and EOS appended.
-    Over-long rows keep their answer (up to half the budget) and lose prompt tokens from the left.
+    Over-long rows keep their answer (up to half the budget, its end-of-turn tokens always) and
+    lose prompt tokens from the middle of the last message: the chat template's header (system
+    turn, earlier turns, the role header) and the end of the message with the generation prompt
+    stay, so the model still sees the instruction's format and the question at the end.
     """
     if not getattr(tokenizer, "chat_template", None):
         raise ModelSourceError(
@@ -73,14 +84,17 @@ def tokenize_conversations(
     encode = lambda texts: tokenizer(texts, add_special_tokens=False)["input_ids"]  # noqa: E731
     prompt_ids, full_ids = encode(prompts_text), encode(full_text)
     ids_out, prompt_lengths = [], []
-    for (_, answer), prompt, full in zip(conversations, prompt_ids, full_ids, strict=True):
-        if full[: len(prompt)] == prompt:
-            completion = full[len(prompt) :]
-        else:
-            completion = encode([answer])[0] + [tokenizer.eos_token_id]
+    for (messages, answer), prompt, full in zip(conversations, prompt_ids, full_ids, strict=True):
+        templated = full[: len(prompt)] == prompt
+        completion = full[len(prompt) :] if templated else encode([answer])[0] + [tokenizer.eos_token_id]
         if len(prompt) + len(completion) > max_length:
-            completion = completion[: max(max_length // 2, max_length - len(prompt))]
-            prompt = prompt[len(prompt) + len(completion) - max_length :]
+            # the answer's closing tokens (end-of-turn): what the template adds after its content
+            closing = _shared_ends(full, _render_ids(tokenizer, messages, answer, drop="answer"))[1] if templated else 1
+            closing = min(closing, len(completion))
+            completion = _cut_middle(completion, max(max_length // 2, max_length - len(prompt)), 0, closing)
+            empty = _render_ids(tokenizer, messages, None, drop="last message")
+            head, tail = _shared_ends(prompt, empty)
+            prompt = _cut_middle(prompt, max_length - len(completion), head, tail)
         ids_out.append(list(prompt) + list(completion))
         prompt_lengths.append(len(prompt))
     labels = np.full(len(conversations), -1, dtype=np.int64) if label_ids is None else np.asarray(label_ids)
@@ -91,6 +105,46 @@ def tokenize_conversations(
         label_ids=labels.astype(np.int64),
         prompts=[m[-1]["content"] for m, _ in conversations],
     )
+
+
+def _render_ids(tokenizer: Any, messages: list[dict[str, str]], answer: str | None, drop: str) -> list[int]:
+    """Token ids of a conversation with one content emptied: the answer, or the last prompt message.
+
+    Comparing them with the full rendering shows which tokens are the template's own (header,
+    role markers, end-of-turn) and which are the content, for any chat template.
+    """
+    if drop == "answer":
+        text = _render(tokenizer, messages, "")
+    else:
+        text = _render(tokenizer, [*messages[:-1], {**messages[-1], "content": ""}], answer)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _shared_ends(ids: list[int], other: list[int]) -> tuple[int, int]:
+    """Lengths of the common prefix and the common suffix of two token lists (not overlapping)."""
+    head = 0
+    while head < min(len(ids), len(other)) and ids[head] == other[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(ids), len(other)) - head and ids[-1 - tail] == other[-1 - tail]:
+        tail += 1
+    return head, tail
+
+
+def _cut_middle(ids: list[int], keep: int, head: int, tail: int) -> list[int]:
+    """`ids` shortened to `keep` tokens by dropping a stretch in the middle.
+
+    The last `tail` tokens stay first (end-of-turn, generation prompt), then the first `head`
+    (chat header); what budget is left is shared between the content's start and its end.
+    """
+    if len(ids) <= keep:
+        return list(ids)
+    tail = min(tail, keep)
+    head = min(head, keep - tail)
+    spare = keep - head - tail
+    head += spare - spare // 2
+    tail += spare // 2
+    return list(ids[:head]) + list(ids[len(ids) - tail :])
 
 
 def _truncate_texts(texts: list[str], tokenizer: Any, budget: int) -> list[str]:
@@ -169,8 +223,7 @@ def evaluate_split(
     order = np.argsort(split.lengths, kind="stable")
     loss_sum, loss_tokens, tokens = 0.0, 0, 0
     generated: list[str] = [""] * len(split)
-    answer_lengths = [len(ids) - p for ids, p in zip(split.input_ids, split.prompt_lengths, strict=True)]
-    new_tokens = max_new_tokens or (max(answer_lengths) + 1 if answer_lengths else 8)
+    new_tokens = max_new_tokens or split.max_new_tokens or 32  # never from this split's own answers
     gen_model = _unwrap(model)
     with torch.inference_mode(), ctx.autocast():
         for start in range(0, len(order), ctx.batch_size):
@@ -256,6 +309,9 @@ class SftTask:
                 pairs = [data.conversation(text) for text in frame["text"]]
                 pairs = [(with_system(messages, cfg.system), answer) for messages, answer in pairs]
                 splits[name] = tokenize_conversations(pairs, tokenizer, cfg.max_length)
+        budget = splits["train"].answer_budget()  # the TRAIN answers, not those being evaluated
+        for split in splits.values():
+            split.max_new_tokens = budget
         return data, splits
 
     def load_model(self, source: Any, data: Any, load_kwargs: dict[str, Any], pad_token_id: int | None) -> Any:
