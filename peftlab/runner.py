@@ -129,6 +129,7 @@ def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
             "params": spec.params,
             "seed": spec.seed,
             "experiment_file": str(exp.source_path) if exp.source_path else None,
+            "report": {"reference": exp.report.reference},  # issue 12: the report's paired reference
         },
         "config_hash": spec.config_hash,
         "data": {
@@ -285,8 +286,12 @@ def _train_and_measure(
         max_new_tokens=ws.experiment.data.max_new_tokens,
     )
 
+    kept: dict[str, Any] = {}  # issue 12: the latest per-example outcomes of each split, for the predictions file
+
     def evaluate(split: str, on: Any = forward_model) -> dict[str, Any]:
-        return task.evaluate(on, ws.splits[split], eval_ctx)
+        scores = task.evaluate(on, ws.splits[split], eval_ctx)
+        kept[split] = scores.pop("examples", None)  # issue 12
+        return scores
 
     # ---- the model is built and prepared by its method; nothing has trained yet.
     if forgetting is not None:  # the base model's scores (adapter disabled), before any step
@@ -346,6 +351,9 @@ def _train_and_measure(
         record["samples"] = {"test": samples}
     if forgetting is not None:
         forgetting.after(model, test, record)
+    from peftlab.predictions import write_predictions  # issue 12: per-example outcomes beside the record
+
+    record["predictions"] = write_predictions(ws.results_dir, spec.run_id, kept)  # issue 12
 
     warm = cfg.timing_warmup_steps
     steady_time = float(np.sum(outcome.step_times[warm:])) if len(outcome.step_times) > warm else outcome.train_time_s

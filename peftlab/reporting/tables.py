@@ -92,12 +92,29 @@ def _finite(v: Any) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
-def best_mask(summary: Any, col: Column) -> list[bool]:
-    """Which rows hold the best value, as displayed (ties after rounding are all best).
+def _mark_column(col: Column) -> str:
+    return col.key.removesuffix("_mean") + "_mark"
 
+
+def marks(summary: Any, col: Column) -> list[str | None]:
+    """ "best" / "tied" / None per row for a metric with a significance test (peftlab/stats.py), else None."""
+    column = _mark_column(col)
+    if col.ci is None or column not in summary.columns:
+        return [None] * len(summary)
+    return [m if m in ("best", "tied") else None for m in summary[column]]
+
+
+def best_mask(summary: Any, col: Column) -> list[bool]:
+    """Which rows are marked best.
+
+    A metric (a column with an interval) is best only where the statistics found its leader
+    significantly ahead of the runner-up (`<metric>_mark`); costs are measured, not sampled, so
+    the best displayed value wins (ties after rounding are all best).
     A zero-shot row has 0 trainable parameters and saves 0 MB; marking that "best" would praise a
     method for not training, so cost columns are contested only by rows that train something.
     """
+    if col.ci is not None and _mark_column(col) in summary.columns:
+        return [m == "best" for m in marks(summary, col)]
     shown = [col.fmt(v) if _finite(v) else None for v in summary[col.key]]
     if col.cost and "trainable_params" in summary.columns:
         shown = [s if _finite(n) and n > 0 else None for s, n in zip(shown, summary["trainable_params"], strict=True)]
@@ -108,15 +125,27 @@ def best_mask(summary: Any, col: Column) -> list[bool]:
     return [s is not None and s == best for s in shown]
 
 
-def _cell(value: Any, half: Any, col: Column, *, latex: bool, best: bool) -> str:
+TIED = "†"  # tied for best: not significantly different from the leader
+
+
+def _cell(
+    value: Any, half: Any, col: Column, *, latex: bool, best: bool, tied: bool = False, bounds: Any = None
+) -> str:
+    """`mean [low, high]` when the interval is asymmetric (bootstrap), else `mean ± half`; bold = best."""
     if not _finite(value):
         return "--" if latex else "—"
     text = col.fmt(float(value))
+    low, high = bounds if bounds is not None else (None, None)
     if latex:
         text = text.replace("+", "$+$").replace("-", "$-$") if col.fmt is _signed else text.replace(",", "{,}")
         main = rf"\textbf{{{text}}}" if best else text
+        main += r"$^\dagger$" if tied else ""
+        if _finite(low) and _finite(high):
+            return main + rf"\,{{\scriptsize[{col.fmt(float(low))}, {col.fmt(float(high))}]}}"
         return main + (rf"\,{{\scriptsize$\pm${col.fmt(float(half)).lstrip('+')}}}" if _finite(half) else "")
-    main = f"**{text}**" if best else text
+    main = (f"**{text}**" if best else text) + (TIED if tied else "")
+    if _finite(low) and _finite(high):
+        return main + f" [{col.fmt(float(low))}, {col.fmt(float(high))}]"
     return main + (f" ± {col.fmt(float(half)).lstrip('+')}" if _finite(half) else "")
 
 
@@ -133,13 +162,29 @@ def display_frame(summary: Any, *, latex: bool) -> Any:
     if _multi(summary):
         out["Experiment" if latex else "experiment"] = [escape(e) if latex else str(e) for e in summary["experiment"]]
     out["Method" if latex else "method"] = [rf"\texttt{{{escape(m)}}}" if latex else str(m) for m in summary["method"]]
-    out["Seeds" if latex else "seeds"] = [f"{a}/{b}" for a, b in zip(summary["runs_ok"], summary["runs"], strict=True)]
+    planned = summary["runs_planned"] if "runs_planned" in summary.columns else summary["runs"]
+    out["Runs" if latex else "runs ok/planned"] = [f"{a}/{b}" for a, b in zip(summary["runs_ok"], planned, strict=True)]
+    notes = footnote_numbers(summary)
+    out["Not ok" if latex else "not ok"] = [
+        _not_ok(row, notes.get(i), latex=latex) for i, (_, row) in enumerate(summary.iterrows())
+    ]
     for col in cols:
         mask = best_mask(summary, col)
+        tied = [m == "tied" for m in marks(summary, col)]
         halves = summary[col.ci] if col.ci and col.ci in summary.columns else [None] * len(summary)
+        base = col.key.removesuffix("_mean")
+        bounds = (
+            list(zip(summary[f"{base}_low"], summary[f"{base}_high"], strict=True))
+            if f"{base}_low" in summary.columns
+            else [None] * len(summary)
+        )
         out[col.latex if latex else col.header] = [
-            _cell(v, h, col, latex=latex, best=b) for v, h, b in zip(summary[col.key], halves, mask, strict=True)
+            _cell(v, h, col, latex=latex, best=b, tied=t, bounds=lh)
+            for v, h, b, t, lh in zip(summary[col.key], halves, mask, tied, bounds, strict=True)
         ]
+        compared = "vs_ref_diff" in summary.columns and summary["vs_ref_diff"].notna().any()
+        if col.key == "test_accuracy_mean" and compared:
+            out.update(_reference_columns(summary, latex=latex))
     if not latex:
         if "trainable_params" in summary.columns:
             out["trainable params"] = [_thousands(v) if _finite(v) else "—" for v in summary["trainable_params"]]
@@ -148,8 +193,119 @@ def display_frame(summary: Any, *, latex: bool) -> Any:
     return pd.DataFrame(out)
 
 
-def summary_markdown(summary: Any) -> str:
-    return display_frame(summary, latex=False).to_markdown(index=False)
+def _reference_columns(summary: Any, *, latex: bool) -> dict[str, list[str]]:
+    """Δ accuracy vs the reference with its paired interval, the Holm-adjusted p, and the seeds that agree."""
+    refs = [r for r in dict.fromkeys(summary["reference"]) if isinstance(r, str)]
+    name = refs[0] if len(refs) == 1 else "reference"
+    diff, p, agree = [], [], []
+    for _, row in summary.iterrows():
+        if row["method"] == row["reference"]:
+            diff.append("(reference)")
+            p.append("")
+            agree.append("")
+            continue
+        if not _finite(row["vs_ref_diff"]):
+            diff.append("--" if latex else "—")
+            p.append("")
+            agree.append("")
+            continue
+        text = f"{row['vs_ref_diff']:+.3f} [{row['vs_ref_low']:+.3f}, {row['vs_ref_high']:+.3f}]"
+        diff.append(_latex_number(text) if latex else text)
+        p.append(_p_text(row["vs_ref_p_holm"]))
+        agree.append(str(row["vs_ref_seeds_agree"]) if isinstance(row["vs_ref_seeds_agree"], str) else "")
+    if latex:
+        return {rf"$\Delta$ vs \texttt{{{escape(name)}}}": diff, r"$p_{\mathrm{Holm}}$": p, "Agree": agree}
+    return {f"Δ acc vs {name} (95% CI)": diff, "p (Holm)": p, "seeds agree": agree}
+
+
+def _p_text(p: Any) -> str:
+    if not _finite(p):
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def footnote_numbers(summary: Any) -> dict[int, int]:
+    """Row position → footnote number, for rows with an error to quote."""
+    numbers: dict[int, int] = {}
+    if "first_error" not in summary.columns:
+        return numbers
+    for i, error in enumerate(summary["first_error"]):
+        if isinstance(error, str) and error:
+            numbers[i] = len(numbers) + 1
+    return numbers
+
+
+def _not_ok(row: Any, note: int | None, *, latex: bool) -> str:
+    """`2 failed, 1 oom` (+ footnote mark) or empty: no run may leave a row silently."""
+    from peftlab.reporting.frame import NOT_OK
+
+    parts = [f"{int(row[f'runs_{s}'])} {s}" for s in NOT_OK if _finite(row.get(f"runs_{s}")) and row[f"runs_{s}"]]
+    planned = row.get("runs_planned")
+    missing = int(planned) - int(row["runs"]) if _finite(planned) else 0
+    if missing > 0:
+        parts.append(f"{missing} not run")
+    text = ", ".join(parts)
+    if note is not None and text:
+        text += f"$^{{{note}}}$" if latex else f" [{note}]"
+    return text
+
+
+def table_notes(summary: Any) -> list[str]:
+    """Lines printed under the Markdown table: how intervals and tests were made, marks, power, failures."""
+    from peftlab.stats import ALPHA, POWER
+
+    lines: list[str] = []
+    experiments = list(dict.fromkeys(summary["experiment"])) if "experiment" in summary.columns else [None]
+    for experiment in experiments:
+        part = summary if experiment is None else summary[summary["experiment"] == experiment]
+        head = f"{experiment}: " if len(experiments) > 1 else ""
+        kinds = [k for k in dict.fromkeys(part.get("test_accuracy_interval", [])) if isinstance(k, str)]
+        if kinds:
+            lines.append(f"{head}Test accuracy: mean over seeds [95% interval: {'; '.join(kinds)}].")
+        if "vs_ref_test" in part.columns and part["vs_ref_diff"].notna().any():
+            tests = [k for k in dict.fromkeys(part["vs_ref_test"]) if isinstance(k, str)]
+            count = int(part["vs_ref_p"].notna().sum())
+            lines.append(
+                f"{head}Δ = method − `{part['reference'].iloc[0]}` in test accuracy, 95% interval and p-value by "
+                f"{'; '.join(tests)}; p Holm-adjusted over {count} comparison(s); seeds agree = seeds whose "
+                "difference has the sign of the mean."
+            )
+        if "test_accuracy_mark" in part.columns and part["test_accuracy_mean"].notna().sum() > 1:
+            best = part.loc[part["test_accuracy_mark"] == "best", "method"].tolist()
+            tied = part.loc[part["test_accuracy_mark"] == "tied", "method"].tolist()
+            if best:
+                lines.append(
+                    f"{head}**Bold**: significantly best (leader vs runner-up, paired test, α = {ALPHA}): {best[0]}."
+                )
+            elif tied:
+                lines.append(
+                    f"{head}No method is significantly best in test accuracy; {TIED} marks the tied leaders "
+                    f"(none significantly below the leader, α = {ALPHA}): {', '.join(tied)}."
+                )
+        mdd = part["mdd"].dropna() if "mdd" in part.columns else []
+        if len(mdd):
+            row = part.loc[mdd.index[0]]
+            lines.append(
+                f"{head}Minimum detectable difference in test accuracy ({POWER:.0%} power, α = {ALPHA}, paired, "
+                f"two-sided): {row['mdd']:.3f} with {int(row['mdd_n'])} test examples × {int(row['mdd_seeds'])} "
+                f"seed(s) (discordance {row['mdd_discordance']:.1%}); smaller true differences are likely missed: "
+                "add seeds or test examples to resolve them."
+            )
+    notes = footnote_numbers(summary)
+    for position, number in notes.items():
+        row = summary.iloc[position]
+        bad = int(row["runs"]) - int(row["runs_ok"])
+        total = int(row["runs"])
+        lines.append(f"[{number}] {row['method']}: {bad} of {total} run(s) not ok; first error: {row['first_error']}")
+    return lines
+
+
+def summary_markdown(summary: Any, *, notes: bool = False) -> str:
+    """The Markdown table; with `notes`, the lines that explain it (intervals, tests, power, failures) below."""
+    table = display_frame(summary, latex=False).to_markdown(index=False)
+    if not notes:
+        return table
+    return table + "\n\n" + "\n".join(f"- {line}" for line in table_notes(summary))
 
 
 def summary_latex(summary: Any) -> str:
