@@ -50,15 +50,43 @@ def _mean_band(frame: Any, x: str, y: str) -> Any:
     return pd.DataFrame(rows)
 
 
+def missing_methods(summary: Any) -> list[str]:
+    """`qlora (2 failed)` for each method without a finished run: a figure must not drop it silently."""
+    from peftlab.reporting.frame import NOT_OK
+
+    out = []
+    for _, row in summary.iterrows():
+        if row.get("runs_ok", 1):
+            continue
+        counts = [
+            f"{int(row[f'runs_{s}'])} {s}"
+            for s in NOT_OK
+            if row.get(f"runs_{s}", 0) and row[f"runs_{s}"] == row[f"runs_{s}"]
+        ]
+        out.append(f"{row['method']} ({', '.join(counts) or 'no run'})")
+    return out
+
+
+def note_missing(ax: Any, summary: Any) -> None:
+    """Name the methods that have no finished run above the axes (empty when every method finished)."""
+    missing = missing_methods(summary)
+    if missing:
+        ax.set_title("no finished run: " + "; ".join(missing), fontsize=7, loc="left", color="0.3")
+
+
 def _accuracy_points(ax: Any, data: Any, x: str, styles: dict) -> None:
     """One marker per method at (x, mean test accuracy) with its 95% interval, where one exists.
 
-    With few seeds a t-interval can run past 0 or 1; accuracy cannot, so bars and axis are clipped
-    there (the tables keep the unclipped half-width).
+    The interval is the two-level bootstrap of peftlab/stats.py (inside [0, 1] by construction);
+    summaries without it (older callers) fall back to the half-width, clipped to [0, 1].
     """
     for _, row in data.iterrows():
         half, mean = row["test_accuracy_ci95"], row["test_accuracy_mean"]
-        yerr = None if math.isnan(half) else [[min(half, mean)], [min(half, 1.0 - mean)]]
+        low, high = row.get("test_accuracy_low", math.nan), row.get("test_accuracy_high", math.nan)
+        if low == low and high == high:
+            yerr = [[max(mean - low, 0.0)], [max(high - mean, 0.0)]]
+        else:
+            yerr = None if math.isnan(half) else [[min(half, mean)], [min(half, 1.0 - mean)]]
         ax.errorbar(
             row[x],
             mean,
@@ -81,7 +109,8 @@ def accuracy_vs_trainable_params(runs: Any, summary: Any, styles: dict, out: Pat
     _accuracy_points(ax, data, "trainable_params", styles)
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters (count, log scale)")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("test accuracy (95% interval)")
+    note_missing(ax, summary)
     _legend(fig, ax)
     return style.save(fig, out, "accuracy_vs_trainable_params")
 
@@ -108,7 +137,8 @@ def accuracy_vs_memory(runs: Any, summary: Any, styles: dict, out: Path) -> list
     if max(xs) / max(min(data["peak_memory_mb"]), 1e-9) > 20:
         ax.set_xscale("log")
     ax.set_xlabel(_mem_label(summary))
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("test accuracy (95% interval)")
+    note_missing(ax, summary)
     _legend(fig, ax)
     return style.save(fig, out, "accuracy_vs_memory")
 
@@ -138,7 +168,49 @@ def throughput(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
     sns.stripplot(data=data, y="label", x="train_tokens_per_s", order=order, color="0.15", size=3, jitter=0.15, ax=ax)
     ax.set_xlabel("training throughput (tokens/s, mean; dots: seeds)")
     ax.set_ylabel("")
+    note_missing(ax, summary)
     return style.save(fig, out, "throughput")
+
+
+def paired_differences(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    """Forest plot: each method's test accuracy minus the reference's, paired 95% interval, Holm p at the right."""
+    if "vs_ref_diff" not in summary.columns:
+        raise Skipped("no paired statistics in the summary")
+    data = summary.dropna(subset=["vs_ref_diff", "vs_ref_low", "vs_ref_high"])
+    if data.empty:
+        raise Skipped("no method to compare with the reference (one method, or no finished runs)")
+    multi = "experiment" in data.columns and data["experiment"].nunique() > 1
+    names = [f"{e}: {m}" if multi else str(m) for e, m in zip(data["experiment"], data["method"], strict=True)]
+    fig, ax = style.figure(height=0.32 * len(data) + 1.1)
+    ys = list(range(len(data)))[::-1]
+    for y, (_, row) in zip(ys, data.iterrows(), strict=True):
+        color = styles.get(row["method"], {}).get("color", "0.2")
+        ax.errorbar(
+            row["vs_ref_diff"],
+            y,
+            xerr=[[row["vs_ref_diff"] - row["vs_ref_low"]], [row["vs_ref_high"] - row["vs_ref_diff"]]],
+            fmt="o",
+            color=color,
+            capsize=2,
+            zorder=3,
+        )
+        p = row["vs_ref_p_holm"]
+        text = "p<0.001" if p < 0.001 else f"p={p:.3f}"
+        agree = row.get("vs_ref_seeds_agree")
+        text += f", {agree} seeds" if isinstance(agree, str) else ""
+        ax.annotate(text, (1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=6.5, color="0.3")
+    ax.axvline(0.0, color="0.5", linestyle="--", linewidth=0.8, zorder=1)
+    mdd = summary["mdd"].dropna() if "mdd" in summary.columns else []
+    if len(mdd) and not multi:
+        ax.axvspan(-float(mdd.iloc[0]), float(mdd.iloc[0]), color="0.9", zorder=0, label="± min. detectable diff.")
+    ax.set_yticks(ys, names)
+    ax.set_ylim(-0.7, len(data) - 0.3)
+    refs = [r for r in dict.fromkeys(data["reference"]) if isinstance(r, str)]
+    tests = [t for t in dict.fromkeys(data["vs_ref_test"]) if isinstance(t, str)]
+    ax.set_xlabel(f"Δ test accuracy vs {', '.join(refs)} (95% interval)\n{'; '.join(tests)}; p Holm-adjusted")
+    note_missing(ax, summary)
+    _legend(fig, ax)
+    return style.save(fig, out, "paired_differences")
 
 
 def training_curves(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
@@ -413,6 +485,7 @@ FIGURES: dict[str, Callable[[Any, Any, dict, Path], list[Path]]] = {
     "accuracy_vs_trainable_params": accuracy_vs_trainable_params,
     "accuracy_vs_memory": accuracy_vs_memory,
     "throughput": throughput,
+    "paired_differences": paired_differences,
     "training_curves": training_curves,
     "accuracy_vs_rank": accuracy_vs_rank,
     "learning_vs_forgetting": learning_vs_forgetting,
