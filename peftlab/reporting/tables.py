@@ -399,16 +399,92 @@ def macro_values(summary: Any, records: list[dict[str, Any]]) -> dict[str, str]:
                     put(f"{name}{col.macro}", _latex_number(col.fmt(float(row[col.key]))), raw=True)
                 if col.ci and _finite(row.get(col.ci)):
                     put(f"{name}{col.macro}CI", _latex_number(col.fmt(float(row[col.ci])).lstrip("+")), raw=True)
+            if _finite(row.get("test_accuracy_low")) and _finite(row.get("test_accuracy_high")):
+                put(f"{name}AccLow", _fixed(3)(float(row["test_accuracy_low"])), raw=True)
+                put(f"{name}AccHigh", _fixed(3)(float(row["test_accuracy_high"])), raw=True)
+            if _finite(row.get("vs_ref_diff")):
+                for suffix, key in (("Diff", "vs_ref_diff"), ("DiffLow", "vs_ref_low"), ("DiffHigh", "vs_ref_high")):
+                    put(f"{name}{suffix}", _latex_number(f"{float(row[key]):+.3f}"), raw=True)
+                put(f"{name}DiffP", _p_text(row["vs_ref_p_holm"]).replace("<", "$<$"), raw=True)
+                if isinstance(row.get("vs_ref_seeds_agree"), str):
+                    put(f"{name}DiffSeedsAgree", row["vs_ref_seeds_agree"])
+            if not row.get("runs_ok") and isinstance(row.get("first_error"), str):
+                put(f"{name}Error", row["first_error"])
         lr_keys = {label: f"{prefix}{camel(label)}LR" for label in part["method"]}
         lr_text = [rf"\texttt{{{escape(label)}}} {macros[key]}" for label, key in lr_keys.items() if key in macros]
         put("LearningRates", ", ".join(lr_text) if lr_text else None, raw=True)
         for col in cols:
             mask = best_mask(part, col)
+            tied = [m == "tied" for m in marks(part, col)]
             winners = [m for m, b in zip(part["method"], mask, strict=True) if b]
+            if not winners and any(tied):  # no significant leader: the tied leaders, leader first
+                order = part[tied].sort_values(col.key, ascending=col.better == "min")
+                winners, mask = list(order["method"]), [m in set(order["method"]) for m in part["method"]]
             if winners:
                 put(f"Best{col.macro}Method", ", ".join(winners))
-                put(f"Best{col.macro}", _latex_number(col.fmt(float(part[col.key][mask].iloc[0]))), raw=True)
+                values = part[col.key][mask]
+                top = values.max() if col.better == "max" else values.min()
+                put(f"Best{col.macro}", _latex_number(col.fmt(float(top))), raw=True)
+        for name, text in stats_macros(part).items():
+            put(name, text, raw=True)
     return macros
+
+
+def stats_macros(part: Any) -> dict[str, str]:
+    """Sentences and facts of the statistics, for the paper: best-or-tied, reference, power, failures.
+
+    The sentence follows the table's rule: a method is called the most accurate only where its
+    paired test against the runner-up is significant; otherwise the tied leaders are named.
+    """
+    from peftlab.stats import ALPHA
+
+    out: dict[str, str] = {}
+    if "test_accuracy_mark" not in part.columns:
+        return out
+    ranked = part.dropna(subset=["test_accuracy_mean"]).sort_values("test_accuracy_mean", ascending=False)
+    acc = {m: _fixed(3)(float(v)) for m, v in zip(ranked["method"], ranked["test_accuracy_mean"], strict=True)}
+    best = ranked.loc[ranked["test_accuracy_mark"] == "best", "method"].tolist()
+    tied = ranked.loc[ranked["test_accuracy_mark"] == "tied", "method"].tolist()
+    tt = lambda m: rf"\texttt{{{escape(m)}}}"  # noqa: E731
+    if best and len(ranked) > 1:
+        runner = ranked["method"].iloc[1]
+        out["BestAccSentence"] = (
+            f"The most accurate variant is {tt(best[0])} (test accuracy {acc[best[0]]}), significantly ahead of "
+            f"the runner-up {tt(runner)} ({acc[runner]}; paired test, $\\alpha={ALPHA}$)"
+        )
+    elif best:
+        out["BestAccSentence"] = f"Only {tt(best[0])} finished (test accuracy {acc[best[0]]})"
+    elif tied:
+        names = ", ".join(f"{tt(m)} ({acc[m]})" for m in tied)
+        out["BestAccSentence"] = (
+            f"No variant is significantly the most accurate: {names} are tied "
+            f"(none is significantly below the leader in a paired test, $\\alpha={ALPHA}$)"
+        )
+    refs = [r for r in dict.fromkeys(part.get("reference", [])) if isinstance(r, str)]
+    if refs:
+        out["Reference"] = tt(refs[0])
+    tests = [t for t in dict.fromkeys(part.get("vs_ref_test", [])) if isinstance(t, str)]
+    if tests:
+        out["DiffTest"] = escape("; ".join(tests))
+    kinds = [k for k in dict.fromkeys(part.get("test_accuracy_interval", [])) if isinstance(k, str)]
+    if kinds:
+        out["IntervalMethod"] = escape("; ".join(kinds))
+    mdd = part["mdd"].dropna() if "mdd" in part.columns else []
+    if len(mdd):
+        row = part.loc[mdd.index[0]]
+        out["MDD"] = _fixed(3)(float(row["mdd"]))
+        out["MDDExamples"] = _latex_number(_thousands(float(row["mdd_n"])))
+        out["MDDSeeds"] = str(int(row["mdd_seeds"]))
+    notes = footnote_numbers(part)
+    if notes:
+        rows = [part.iloc[i] for i in notes]
+        out["TableNotes"] = "; ".join(
+            rf"$^{{{n}}}$\,{tt(r['method'])}: {escape(str(r['first_error']))}" for n, r in zip(notes.values(), rows, strict=True)
+        )
+    failed = [m for m, ok in zip(part["method"], part["runs_ok"], strict=True) if not ok]
+    if failed:
+        out["MethodsWithoutRun"] = ", ".join(tt(m) for m in failed)
+    return out
 
 
 def _hardware(first: Callable[[str], Any]) -> str | None:
@@ -435,7 +511,8 @@ def _latex_number(text: str) -> str:
 def macros_tex(summary: Any, records: list[dict[str, Any]]) -> str:
     lines = [
         "% Generated by `python -m peftlab.report` from run records: do not edit, re-run the report.",
-        "% Numbers use the same formatter as summary.tex; ± values are 95% t-interval half-widths over seeds.",
+        "% Numbers use the same formatter as summary.tex. AccCI: the larger half of the two-level bootstrap interval",
+        "% (AccLow/AccHigh its ends); other ± values are 95% t-interval half-widths over seeds (peftlab/stats.py).",
     ]
     lines += [newcommand(name, value) for name, value in macro_values(summary, records).items()]
     return "\n".join(lines) + "\n"
