@@ -63,7 +63,8 @@ class Interval:
 
 
 BOOTSTRAP = "two-level bootstrap (seeds, then test examples)"
-T_FALLBACK = "t-interval over seeds (no example count in the records)"
+T_FALLBACK = "t-interval over seeds, clipped to [0, 1] (no example count in the records)"
+NO_INTERVAL = "none (one seed, no example count in the records)"
 
 
 def method_interval(
@@ -80,6 +81,8 @@ def method_interval(
     mean = float(acc.mean())
     if any(c is None or not c or c <= 0 for c in counts):
         low, high = _t_interval(acc, level)
+        if math.isnan(low):  # one seed and no example count: no interval can be honest
+            return Interval(mean, math.nan, math.nan, NO_INTERVAL, len(acc), 0)
         return Interval(mean, max(0.0, low), min(1.0, high), T_FALLBACK, len(acc), 0)
     sizes = np.asarray(counts, dtype=np.int64)
     rng = _rng("interval", key)

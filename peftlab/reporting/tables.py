@@ -252,7 +252,7 @@ def _not_ok(row: Any, note: int | None, *, latex: bool) -> str:
 
 def table_notes(summary: Any) -> list[str]:
     """Lines printed under the Markdown table: how intervals and tests were made, marks, power, failures."""
-    from peftlab.stats import ALPHA, POWER
+    from peftlab.stats import ALPHA, PAIRED, POWER
 
     lines: list[str] = []
     experiments = list(dict.fromkeys(summary["experiment"])) if "experiment" in summary.columns else [None]
@@ -285,10 +285,13 @@ def table_notes(summary: Any) -> list[str]:
         mdd = part["mdd"].dropna() if "mdd" in part.columns else []
         if len(mdd):
             row = part.loc[mdd.index[0]]
+            paired = "vs_ref_test" in part.columns and (part["vs_ref_test"] == PAIRED).any()
+            assumed = "" if paired else ", assumed from independent errors: no paired predictions"
             lines.append(
                 f"{head}Minimum detectable difference in test accuracy ({POWER:.0%} power, α = {ALPHA}, paired, "
                 f"two-sided): {row['mdd']:.3f} with {int(row['mdd_n'])} test examples × {int(row['mdd_seeds'])} "
-                f"seed(s) (discordance {row['mdd_discordance']:.1%}); smaller true differences are likely missed: "
+                f"seed(s) (discordance {row['mdd_discordance']:.1%}{assumed}); smaller true differences are likely "
+                "missed: "
                 "add seeds or test examples to resolve them."
             )
     notes = footnote_numbers(summary)
@@ -479,7 +482,8 @@ def stats_macros(part: Any) -> dict[str, str]:
     if notes:
         rows = [part.iloc[i] for i in notes]
         out["TableNotes"] = "; ".join(
-            rf"$^{{{n}}}$\,{tt(r['method'])}: {escape(str(r['first_error']))}" for n, r in zip(notes.values(), rows, strict=True)
+            rf"$^{{{n}}}$\,{tt(r['method'])}: {escape(str(r['first_error']))}"
+            for n, r in zip(notes.values(), rows, strict=True)
         )
     failed = [m for m, ok in zip(part["method"], part["runs_ok"], strict=True) if not ok]
     if failed:
