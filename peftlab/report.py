@@ -99,7 +99,9 @@ def write_report(
     macros_path = out_dir / "macros.tex"
     macros_path.write_text(macros_tex(summary, records))
     written += [csv_path, md_path, tex_path, macros_path, runs_path]
-    written += _rank_tables(runs[runs["trial.number"].isna()] if "trial.number" in runs.columns else runs, out_dir)
+    written += _rank_tables(
+        runs[runs["trial.number"].isna()] if "trial.number" in runs.columns else runs, out_dir, summary
+    )
 
     from peftlab.reporting.figures import write_figures
 
@@ -107,11 +109,11 @@ def write_report(
     return written
 
 
-def _rank_tables(runs: Any, out_dir: Path) -> list[Path]:
+def _rank_tables(runs: Any, out_dir: Path, summary: Any = None) -> list[Path]:
     """rank_sweep.csv / .md: the table behind the accuracy-vs-rank figure, when the records hold a rank sweep."""
     from peftlab.reporting.tables import rank_markdown, rank_sweep
 
-    sweep = rank_sweep(runs)
+    sweep = rank_sweep(runs, summary)
     paths = [out_dir / "rank_sweep.csv", out_dir / "rank_sweep.md"]
     if sweep.empty:
         for stale in paths:  # a table of older records would mislead
@@ -119,7 +121,10 @@ def _rank_tables(runs: Any, out_dir: Path) -> list[Path]:
         return []
     sweep.to_csv(paths[0], index=False, float_format="%.6g")
     paths[1].write_text(
-        "### Test accuracy by LoRA rank (mean ± 95% t-interval over seeds; best rank per line in **bold**)\n\n"
+        "### Test accuracy by LoRA rank (mean [95% interval, two-level bootstrap]; Δ: difference vs the summary's "
+        "reference, by its test, p Holm-adjusted)\n\n"
+        f"Best rank per line in **bold** only where its interval clears every other rank's; {TIED}: tied leaders "
+        "(intervals overlap the best's).\n\n"
         f"{rank_markdown(sweep)}\n\n"
         + "\n".join(
             f"- `{line}`: target modules {targets or 'default'}"

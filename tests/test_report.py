@@ -333,7 +333,10 @@ def test_rank_sweep_table_has_one_cell_per_rank_with_its_seed_mean(full_report):
         assert row["test_accuracy_mean"] == pytest.approx(expected[row["rank"]])
     md = (out / "rank_sweep.md").read_text()
     best = sweep.loc[sweep["test_accuracy_mean"].idxmax()]
-    assert f"| {int(best['rank'])} | **{best['test_accuracy_mean']:.3f}**" in md
+    row = f"| {int(best['rank'])} | "
+    assert row + f"**{best['test_accuracy_mean']:.3f}** [" in md or row + f"{best['test_accuracy_mean']:.3f}† [" in md
+    assert (sweep["test_accuracy_low"] <= sweep["test_accuracy_mean"]).all()  # the bootstrap interval of each cell
+    assert "; Δ " in md  # each rank's paired difference against the reference
 
 
 def test_learning_front_keeps_the_runs_no_other_run_beats_on_both_counts():

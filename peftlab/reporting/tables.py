@@ -525,42 +525,80 @@ def macros_tex(summary: Any, records: list[dict[str, Any]]) -> str:
 # ---------------------------------------------------------------- rank sweeps
 
 
-def rank_sweep(runs: Any) -> Any:
-    """Long table of a rank ablation: one row per (line, rank), test accuracy mean and 95% interval over seeds.
+def rank_sweep(runs: Any, summary: Any = None) -> Any:
+    """Long table of a rank ablation: one row per (line, rank), test accuracy mean and 95% interval.
 
     A line is a method variant without its rank (`lora-q[r=4]` → `lora-q`), the same grouping as
-    the accuracy-vs-rank figure. Empty when no line varies its rank.
+    the accuracy-vs-rank figure. Empty when no line varies its rank. With the `summary`, each cell
+    carries that variant's two-level bootstrap interval and its paired difference against the
+    experiment's reference (set `report.reference: lora-q[r=8]` to read a sweep against r = 8);
+    without it, the t-interval over seeds.
     """
     import pandas as pd
 
     from peftlab.reporting.frame import ci95
 
     ok = runs[(runs["status"] == "ok")].dropna(subset=["rank", "test_accuracy"])
+    by_label = summary.set_index("method") if summary is not None and "test_accuracy_low" in summary else None
     rows = []
     for (line, targets), group in ok.groupby(["rank_line", "targets"], sort=False):
         if group["rank"].nunique() < 2:
             continue
         for rank, cell in group.groupby("rank"):
             values = cell["test_accuracy"].tolist()
-            rows.append(
-                {
-                    "line": line,
-                    "targets": targets,
-                    "rank": int(rank),
-                    "seeds": len(values),
-                    "test_accuracy_mean": sum(values) / len(values),
-                    "test_accuracy_ci95": ci95(values),
-                    "trainable_params": float(cell["trainable_params"].mean()),
-                }
-            )
+            label = str(cell["label"].iloc[0])
+            row = {
+                "line": line,
+                "targets": targets,
+                "rank": int(rank),
+                "label": label,
+                "seeds": len(values),
+                "test_accuracy_mean": sum(values) / len(values),
+                "test_accuracy_ci95": ci95(values),
+                "trainable_params": float(cell["trainable_params"].mean()),
+            }
+            if by_label is not None and label in by_label.index:
+                stat = by_label.loc[[label]].iloc[0]
+                for key in ("test_accuracy_low", "test_accuracy_high", "test_accuracy_ci95", "reference",
+                            "vs_ref_diff", "vs_ref_low", "vs_ref_high", "vs_ref_p_holm"):  # fmt: skip
+                    row[key] = stat.get(key)
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
+def rank_best(sweep: Any) -> dict[tuple[str, int], str]:
+    """(line, rank) → "best" / "tied": best only where its interval clears every other rank's of the line.
+
+    The cells of a rank table have no paired test between them (the summary's Δ column pairs each with
+    the reference), so "best" uses the conservative rule that non-overlapping 95% intervals differ;
+    overlapping leaders are marked tied.
+    """
+    marks: dict[tuple[str, int], str] = {}
+    low = "test_accuracy_low" if "test_accuracy_low" in sweep.columns else None
+    for line, part in sweep.groupby("line", sort=False):
+        part = part.sort_values("test_accuracy_mean", ascending=False)
+        top = part.iloc[0]
+        if low is not None and _finite(top[low]):
+            lows, highs = part[low], part["test_accuracy_high"]
+        else:
+            lows = part["test_accuracy_mean"] - part["test_accuracy_ci95"]
+            highs = part["test_accuracy_mean"] + part["test_accuracy_ci95"]
+        top_low = lows.iloc[0]
+        others = highs.iloc[1:]
+        if len(others) and _finite(top_low) and others.notna().all() and (top_low > others).all():
+            marks[(line, int(top["rank"]))] = "best"
+            continue
+        for (_, row), high in zip(part.iterrows(), highs, strict=True):
+            if row is top or not _finite(top_low) or not _finite(high) or high >= top_low:
+                marks[(line, int(row["rank"]))] = "tied"
+    return marks
+
+
 def rank_markdown(sweep: Any) -> str:
-    """Ranks down, lines across: `mean ± ci` per cell, the best cell of each line in bold."""
+    """Ranks down, lines across: `mean [low, high]` per cell (+ Δ vs the reference); best bold, tied †."""
     lines = list(dict.fromkeys(sweep["line"]))
     ranks = sorted(set(sweep["rank"]))
-    best = {line: sweep[sweep["line"] == line]["test_accuracy_mean"].max() for line in lines}
+    marks = rank_best(sweep)
     header = "| rank | " + " | ".join(lines) + " |"
     rule = "|---:|" + "|".join(":---" for _ in lines) + "|"
     body = []
@@ -572,9 +610,19 @@ def rank_markdown(sweep: Any) -> str:
                 cells.append("—")
                 continue
             row = match.iloc[0]
+            mark = marks.get((line, int(rank)))
             mean = _fixed(3)(row["test_accuracy_mean"])
-            mean = f"**{mean}**" if row["test_accuracy_mean"] == best[line] else mean
-            ci = row["test_accuracy_ci95"]
-            cells.append(f"{mean} ± {_fixed(3)(ci)}" if _finite(ci) else mean)
+            mean = f"**{mean}**" if mark == "best" else mean + (TIED if mark == "tied" else "")
+            low, high = row.get("test_accuracy_low"), row.get("test_accuracy_high")
+            if _finite(low) and _finite(high):
+                text = f"{mean} [{low:.3f}, {high:.3f}]"
+            else:
+                ci = row["test_accuracy_ci95"]
+                text = f"{mean} ± {_fixed(3)(ci)}" if _finite(ci) else mean
+            if _finite(row.get("vs_ref_diff")):
+                text += f"; Δ {row['vs_ref_diff']:+.3f} (p {_p_text(row['vs_ref_p_holm'])})"
+            elif row.get("reference") == row.get("label"):
+                text += " (reference)"
+            cells.append(text)
         body.append(f"| {rank} | " + " | ".join(cells) + " |")
     return "\n".join([header, rule, *body])
