@@ -38,15 +38,31 @@ def _legend(fig: Any, ax: Any, ncols: int = 3) -> None:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(ncols, len(labels)), frameon=False)
 
 
-def _mean_band(frame: Any, x: str, y: str) -> Any:
-    """Mean and 95% t-interval half-width of `y` at each `x` (over seeds)."""
-    rows = []
-    for xv, group in frame.groupby(x, sort=True):
-        values = group[y].dropna().tolist()
-        if values:
-            rows.append({x: xv, "mean": sum(values) / len(values), "half": ci95(values), "n": len(values)})
+def _mean_band(frame: Any, x: str, y: str, n: str | None = None) -> Any:
+    """Mean and 95% band (`low`, `high`) of `y` at each `x` over seeds.
+
+    For an accuracy with its example count in column `n`: the two-level bootstrap of
+    peftlab/stats.py (honest at one seed, inside [0, 1]); otherwise the t-interval over seeds.
+    """
     import pandas as pd
 
+    from peftlab.stats import method_interval
+
+    rows = []
+    for xv, group in frame.groupby(x, sort=True):
+        group = group.dropna(subset=[y])
+        values = group[y].tolist()
+        if not values:
+            continue
+        mean = sum(values) / len(values)
+        counts = group[n].tolist() if n and n in group.columns else []
+        if counts and all(c == c and c > 0 for c in counts):
+            interval = method_interval(values, [int(c) for c in counts], key=f"{y}/{xv}")
+            low, high = interval.low, interval.high
+        else:
+            half = ci95(values)
+            low, high = mean - half, mean + half
+        rows.append({x: xv, "mean": mean, "low": low, "high": high, "n": len(values)})
     return pd.DataFrame(rows)
 
 
@@ -217,20 +233,26 @@ def training_curves(runs: Any, summary: Any, styles: dict, out: Path) -> list[Pa
     import pandas as pd
 
     points = [
-        {"label": run["label"], "seed": run["seed"], "step": p.get("step"), "val_accuracy": p.get("val_accuracy")}
+        {
+            "label": run["label"],
+            "seed": run["seed"],
+            "step": p.get("step"),
+            "val_accuracy": p.get("val_accuracy"),
+            "val_n": run.get("val_n"),
+        }
         for _, run in _ok(runs).iterrows()
         for p in (run["curve"] if isinstance(run["curve"], list) else [])
     ]
-    curves = pd.DataFrame(points).dropna() if points else pd.DataFrame()
+    curves = pd.DataFrame(points).dropna(subset=["step", "val_accuracy"]) if points else pd.DataFrame()
     if curves.empty:
         raise Skipped("no validation curve in these records")
     fig, ax = style.figure()
     for label in [m for m in summary["method"] if m in set(curves["label"])]:
-        band = _mean_band(curves[curves["label"] == label], "step", "val_accuracy")
+        band = _mean_band(curves[curves["label"] == label], "step", "val_accuracy", n="val_n")
         color, marker = styles[label]["color"], styles[label]["marker"]
         ax.plot(band["step"], band["mean"], color=color, marker=marker, markersize=3, label=label)
-        half = band["half"].fillna(0.0)
-        ax.fill_between(band["step"], band["mean"] - half, band["mean"] + half, color=color, alpha=0.18, lw=0)
+        low, high = band["low"].fillna(band["mean"]), band["high"].fillna(band["mean"])
+        ax.fill_between(band["step"], low, high, color=color, alpha=0.18, lw=0)
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("validation accuracy")
     low, high = ax.get_ylim()  # bands over few seeds can run past what an accuracy can be
@@ -252,21 +274,22 @@ def _rank_lines(runs: Any, y: str) -> dict[tuple[str, str, str], Any]:
 def _draw_rank_lines(ax: Any, lines: dict[tuple[str, str, str], Any], y: str, include: tuple[float, ...] = ()) -> None:
     """Mean ± 95% band of `y` against rank, each seed's run as a faint point, log2 axis.
 
-    With two or three seeds a t-interval is many times wider than the spread of the runs (t = 12.7
-    for two), and would squash the lines flat; the y axis therefore spans the runs themselves and
-    the bands run off it where they must. The seed points show what the interval is made of.
+    Accuracy bands are the two-level bootstrap (seeds, then test examples); other quantities keep the
+    t-interval over seeds, which with two or three seeds is many times wider than the spread of the
+    runs (t = 12.7 for two), so the y axis spans the runs themselves and bands run off it where they
+    must. The seed points show what the interval is made of.
     """
     line_styles = style.method_styles([f"{m}|{line}|{t}" for m, line, t in lines])
     several_targets = len({t for _, _, t in lines}) > 1
     ranks: set[float] = set()
     values = list(include)  # reference lines the axis must show (zero, full fine-tuning's mean)
     for (method, line, targets), group in lines.items():
-        band = _mean_band(group, "rank", y)
+        band = _mean_band(group, "rank", y, n="test_n" if y == "test_accuracy" else None)
         look = line_styles[f"{method}|{line}|{targets}"]
         label = f"{line} ({targets})" if several_targets and targets else line
         ax.plot(band["rank"], band["mean"], color=look["color"], marker=look["marker"], label=label)
-        half = band["half"].fillna(0.0)
-        ax.fill_between(band["rank"], band["mean"] - half, band["mean"] + half, color=look["color"], alpha=0.18, lw=0)
+        low, high = band["low"].fillna(band["mean"]), band["high"].fillna(band["mean"])
+        ax.fill_between(band["rank"], low, high, color=look["color"], alpha=0.18, lw=0)
         ax.scatter(group["rank"], group[y], color=look["color"], marker=look["marker"], s=14, alpha=0.4, lw=0)
         ranks |= set(band["rank"])
         values += group[y].astype(float).tolist()

@@ -86,6 +86,11 @@ def tidy_runs(frame: Any) -> Any:
     )
     for source, name in {**METRIC_COLUMNS, **COST_COLUMNS}.items():
         tidy[name] = pd.to_numeric(col(source), errors="coerce")
+    # example counts behind each accuracy: the two-level bootstrap of the figures' bands needs them
+    tidy["test_n"] = pd.to_numeric(col("metrics.test.n"), errors="coerce").fillna(
+        pd.to_numeric(col("data.sizes.test"), errors="coerce")
+    )
+    tidy["val_n"] = pd.to_numeric(col("data.sizes.validation"), errors="coerce")
     tidy["lr"] = pd.to_numeric(col("hyperparameters.lr"), errors="coerce")
     tidy["rank"] = pd.to_numeric(col("hyperparameters.r"), errors="coerce")
     targets = col("hyperparameters.resolved_target_modules")
