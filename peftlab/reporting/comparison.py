@@ -167,6 +167,8 @@ def add_statistics(summary: Any, frame: Any, outcomes: dict[str, Any], reference
                     done.append((row, result))
         for (row, result), adjusted in zip(done, stats.holm([c.p for _, c in done]), strict=True):
             agree = f"{result.same_sign}/{len(result.seed_diffs)}" if result.seed_diffs else None
+            if result.seed_diffs and not any(result.seed_diffs):
+                agree = "all equal"  # no seed differs: no sign to agree on
             summary.loc[row, ["vs_ref_diff", "vs_ref_low", "vs_ref_high", "vs_ref_p", "vs_ref_p_holm"]] = [
                 result.diff, result.low, result.high, result.p, adjusted,
             ]  # fmt: skip

@@ -257,6 +257,7 @@ def training_curves(runs: Any, summary: Any, styles: dict, out: Path) -> list[Pa
     ax.set_ylabel("validation accuracy")
     low, high = ax.get_ylim()  # bands over few seeds can run past what an accuracy can be
     ax.set_ylim(max(low, 0.0), min(high, 1.02))
+    note_missing(ax, summary)
     _legend(fig, ax)
     return style.save(fig, out, "training_curves")
 
