@@ -272,7 +272,8 @@ def table_notes(summary: Any) -> list[str]:
             )
         if "test_accuracy_mark" in part.columns and part["test_accuracy_mean"].notna().sum() > 1:
             best = part.loc[part["test_accuracy_mark"] == "best", "method"].tolist()
-            tied = part.loc[part["test_accuracy_mark"] == "tied", "method"].tolist()
+            ranked = part.sort_values("test_accuracy_mean", ascending=False)
+            tied = ranked.loc[ranked["test_accuracy_mark"] == "tied", "method"].tolist()  # leader first
             if best:
                 lines.append(
                     f"{head}**Bold**: significantly best (leader vs runner-up, paired test, α = {ALPHA}): {best[0]}."
