@@ -94,6 +94,7 @@ class Run:
     test: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] | None = None
     eval_s: float = 0.0
+    kept: dict[str, Any] = field(default_factory=dict)  # the latest per-example outcomes of each split
 
     @property
     def cfg(self) -> Any:
@@ -102,7 +103,9 @@ class Run:
     def evaluate(self, split: str, model: Any = None) -> dict[str, Any]:
         """The task's evaluation of `model` (default: the model being trained) on a tokenised split."""
         on = model if model is not None else self.forward_model
-        return self.ws.task.evaluate(on, self.ws.splits[split], self.eval_ctx)
+        scores = self.ws.task.evaluate(on, self.ws.splits[split], self.eval_ctx)
+        self.kept[split] = scores.pop("examples", None)  # for the predictions file beside the record
+        return scores
 
 
 # ---------------------------------------------------------------- the phases
@@ -247,6 +250,9 @@ def evaluate(run: Run) -> None:
         run.validation.pop("samples", None)
     if samples is not None:
         run.record["samples"] = {"test": samples}
+    from peftlab.predictions import write_predictions  # per-example outcomes beside the record, for paired stats
+
+    run.record["predictions"] = write_predictions(run.ws.results_dir, run.spec.run_id, run.kept)
 
 
 def probes_after(run: Run) -> None:
@@ -325,6 +331,7 @@ def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
             "params": spec.params,
             "seed": spec.seed,
             "experiment_file": str(exp.source_path) if exp.source_path else None,
+            "report": {"reference": exp.report.reference},  # the report's paired reference
         },
         "config_hash": spec.config_hash,
         "data": {

@@ -146,3 +146,10 @@ def test_dry_run_prints_plan_without_importing_torch(yaml_file):
     assert result.returncode == 0, result.stderr
     assert "6 runs" in result.stdout
     assert result.stdout.count("seed=") == 6 and "lora" in result.stdout and "lr=5e-05" in result.stdout
+
+
+def test_report_reference_must_name_a_method(yaml_file):
+    assert load_experiment(yaml_file(BASE + "report:\n  reference: lora\n")).report.reference == "lora"
+    assert load_experiment(yaml_file(BASE)).report.reference is None  # default: full, else the first
+    msg = error_of(yaml_file(BASE + "report:\n  reference: lorra\n"))
+    assert "report.reference: got 'lorra', not a method label; allowed: full, lora" in msg

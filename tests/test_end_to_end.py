@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from peftlab.predictions import read_predictions
+
 METHODS = "  - method: full\n    lr: 1.0e-3\n  - method: lora\n    lr: 1.0e-2\n  - method: prompt_tuning\n"
 
 
@@ -33,6 +37,17 @@ def test_experiment_writes_records_summary_and_figures_then_skips(experiment_fil
         assert rec["speed"]["train_tokens_per_s"] > 0 and rec["memory"]["peak_mb"] > 0
         assert rec["speed"]["warmup_steps_excluded"] == 3 and rec["speed"]["timed_steps"] == 1
     assert {json.loads(f.read_text())["method"] for f in records} == {"full", "lora", "prompt_tuning"}
+    ids = set()
+    for file in records:  # per-example predictions beside each record, paired on the same example ids
+        rec = json.loads(file.read_text())
+        read = read_predictions(results / "runs", rec)  # checks the record's sha256
+        assert rec["predictions"]["splits"] == {"validation": 48, "test": 48} and set(read) == {"validation", "test"}
+        test = read["test"]
+        assert test.correct.mean() == pytest.approx(rec["metrics"]["test"]["accuracy"])
+        assert test.gold == [i % 2 for i in range(48)]  # the fixture's alternating labels, in split order
+        ids.add(tuple(test.ids))
+    assert len(ids) == 1 and len(set(next(iter(ids)))) == 48  # the same 48 distinct ids in every method and seed
+    assert "paired two-level bootstrap" in (results / "summary.md").read_text()
     summary = (results / "summary.csv").read_text()
     assert summary.splitlines()[0].startswith("method,") and len(summary.strip().splitlines()) == 4
     assert "test acc" in (results / "summary.md").read_text()

@@ -19,7 +19,7 @@ import pytest
 from peftlab.report import main as report_main
 from peftlab.report import write_experiment_report, write_report
 from peftlab.reporting.latex import camel, escape
-from peftlab.results import load_records, write_record
+from peftlab.results import load_records, records_frame, write_record
 
 # label -> (method, test accuracy, trainable params, peak MB, tokens/s, saved MB, hyperparameters)
 METHODS = {
@@ -209,15 +209,19 @@ def test_best_values_are_marked_in_the_right_direction(full_report):
     rows = {line.split("&")[0].strip(): line for line in tex.splitlines() if line.startswith(r"\texttt")}
     full, prompt = rows[r"\texttt{full}"], rows[r"\texttt{prompt\_tuning}"]
     cells = lambda row: [c.strip() for c in row.rstrip("\\ ").split("&")]  # noqa: E731
-    assert cells(full)[2].startswith(r"\textbf{")  # highest accuracy
-    assert cells(prompt)[4].startswith(r"\textbf{")  # fewest trainable parameters (min)
-    assert cells(prompt)[6].startswith(r"\textbf{")  # fastest
-    assert not cells(full)[4].startswith(r"\textbf{")  # 100% trainable is not best
     header = next(line for line in tex.splitlines() if line.startswith("Method"))
+    acc, share, speed = (cells(header).index(name) for name in ("Acc.", r"Train.\ \%", "Tok/s"))
+    # highest accuracy: bold if significantly ahead of the runner-up, else marked tied for best
+    assert cells(full)[acc].startswith(r"\textbf{") or r"$^\dagger$" in cells(full)[acc]
+    assert not cells(prompt)[acc].startswith(r"\textbf{") and r"\dagger" not in cells(prompt)[acc]
+    assert cells(prompt)[share].startswith(r"\textbf{")  # fewest trainable parameters (min)
+    assert cells(prompt)[speed].startswith(r"\textbf{")  # fastest
+    assert not cells(full)[share].startswith(r"\textbf{")  # 100% trainable is not best
     forget = [i for i, c in enumerate(cells(header)) if c.startswith("Forg.")]
     gain = cells(header).index("Gain")
     assert forget and cells(prompt)[forget[0]].startswith(r"\textbf{")  # forgets least: min is best
-    assert cells(full)[gain].startswith(r"\textbf{") and not cells(full)[forget[0]].startswith(r"\textbf{")
+    leads = lambda cell: cell.startswith(r"\textbf{") or r"\dagger" in cell  # noqa: E731  (best, or tied for it)
+    assert leads(cells(full)[gain]) and not leads(cells(full)[forget[0]])
 
 
 def test_latex_table_is_escaped_and_booktabs(full_report):
@@ -253,7 +257,7 @@ def test_macros_hold_the_same_numbers_as_the_csv(full_report):
         assert number(macros[prefix + "TrainPct"]) == pytest.approx(row["trainable_pct"], rel=0.01)
     assert compared >= 9 * len(checks)
     best = summary.loc[summary["test_accuracy_mean"].idxmax()]
-    assert macros["bertclsBestAccMethod"] == escape(best["method"])
+    assert macros["bertclsBestAccMethod"].split(", ")[0] == escape(best["method"])  # the leader first (+ tied)
     assert macros["bertclsVersionScikitLearn"] == "1.9.1" and macros["bertclsDeviceName"] == "AMD EPYC"
     assert all(re.fullmatch(r"[A-Za-z]+", name) for name in macros)
 
@@ -270,7 +274,7 @@ def test_missing_data_skips_figures_without_error(tmp_path, capsys):
     assert "skipped accuracy_vs_rank: no rank sweep" in said and "skipped learning_vs_forgetting" in said
     summary = pd.read_csv(results / "summary.csv")
     assert not any(c.startswith("forgetting_") for c in summary.columns)
-    assert r"\Delta" not in (results / "summary.tex").read_text()
+    assert "Forg." not in (results / "summary.tex").read_text()
 
 
 def test_cli_pools_experiments_into_out(tmp_path, capsys):
@@ -329,7 +333,10 @@ def test_rank_sweep_table_has_one_cell_per_rank_with_its_seed_mean(full_report):
         assert row["test_accuracy_mean"] == pytest.approx(expected[row["rank"]])
     md = (out / "rank_sweep.md").read_text()
     best = sweep.loc[sweep["test_accuracy_mean"].idxmax()]
-    assert f"| {int(best['rank'])} | **{best['test_accuracy_mean']:.3f}**" in md
+    row = f"| {int(best['rank'])} | "
+    assert row + f"**{best['test_accuracy_mean']:.3f}** [" in md or row + f"{best['test_accuracy_mean']:.3f}† [" in md
+    assert (sweep["test_accuracy_low"] <= sweep["test_accuracy_mean"]).all()  # the bootstrap interval of each cell
+    assert "; Δ " in md  # each rank's paired difference against the reference
 
 
 def test_learning_front_keeps_the_runs_no_other_run_beats_on_both_counts():
@@ -357,3 +364,116 @@ def test_a_row_that_trains_nothing_wins_no_cost_column(tmp_path):
     for col in ("trainable %", "saved MB"):
         assert not zero[header.index(col)].startswith("**"), col
         assert prompt[header.index(col)].startswith("**"), col  # the cheapest method that trains
+
+
+# ---------------------------------------------------------------- statistics (issue 12)
+
+
+def records_with_predictions(results_dir: Path, accs: dict[str, float], seeds=(0, 1, 2), n: int = 600) -> Path:
+    """Synthetic records whose per-example predictions share a difficulty (as real methods' errors do)."""
+    import numpy as np
+
+    from peftlab.predictions import example_ids, write_predictions
+
+    ids = example_ids((f"text {i}", i % 2) for i in range(n))
+    gold = [i % 2 for i in range(n)]
+    rng = np.random.default_rng(0)
+    hardness = rng.random(n)
+    for label, acc in accs.items():
+        method, _, trainable, peak, tps, saved, hyper = METHODS.get(label, METHODS["lora"])
+        for seed in seeds:
+            rec = synthetic_record(
+                results_dir.name, label, method, seed, acc, trainable, peak, tps, saved, hyper, forgetting=False
+            )
+            correct = (hardness + rng.normal(0, 0.05, n)) < acc
+            rec["metrics"]["test"].update({"accuracy": float(correct.mean()), "n": n})
+            prediction = [g if c else 1 - g for g, c in zip(gold, correct, strict=True)]
+            block = {"id": ids, "gold": gold, "prediction": prediction, "correct": correct.tolist()}
+            rec["predictions"] = write_predictions(results_dir, rec["run_id"], {"test": block})
+            write_record(results_dir, rec)
+    return results_dir
+
+
+def _md_rows(md: str) -> tuple[list[str], dict[str, list[str]]]:
+    lines = md.splitlines()
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("| method")) :]
+    table = table[: next((i for i, line in enumerate(table) if not line.startswith("|")), len(table))]
+    header = [c.strip() for c in table[0].strip("|").split("|")]
+    rows = {r.strip("|").split("|")[0].strip(): [c.strip() for c in r.strip("|").split("|")] for r in table[2:]}
+    return header, rows
+
+
+def test_a_method_whose_runs_all_failed_is_a_row_with_its_error_footnote(tmp_path):
+    from peftlab.reporting.figures import missing_methods
+    from peftlab.reporting.frame import summarise
+
+    results = records_with_predictions(tmp_path / "bert_cls", {"full": 0.86, "lora": 0.84})
+    for seed in (0, 1):
+        rec = synthetic_record(
+            "bert_cls", "qlora", "qlora", seed, 0.8, 74_498, 900.0, 660.0, 0.29, {}, forgetting=False
+        )
+        rec.update(status="failed", error="ImportError: bitsandbytes needs a CUDA GPU\nsecond line", metrics={})
+        write_record(results, rec)
+    write_report([results], tmp_path / "out")
+    md = (tmp_path / "out" / "summary.md").read_text()
+    header, rows = _md_rows(md)
+    qlora = rows["qlora"]
+    assert qlora[header.index("runs ok/planned")] == "0/3"
+    assert qlora[header.index("not ok")] == "2 failed, 1 not run [1]"
+    assert "- [1] qlora: 2 of 2 run(s) not ok; first error: ImportError: bitsandbytes needs a CUDA GPU" in md
+    assert "second line" not in md
+    tex = (tmp_path / "out" / "summary.tex").read_text()
+    assert r"\texttt{qlora} & 0/3 & 2 failed, 1 not run$^{1}$" in tex
+    assert (
+        r"\newcommand{\bertclsTableNotes}{$^{1}$\,\texttt{qlora}: ImportError"
+        in (tmp_path / "out" / "macros.tex").read_text()
+    )
+    summary = summarise(records_frame(load_records([results])))
+    assert missing_methods(summary) == ["qlora (2 failed)"]  # named above the method figures
+
+
+def test_bold_only_when_the_leader_is_significantly_ahead_of_the_runner_up(tmp_path):
+    tied = records_with_predictions(tmp_path / "tied", {"full": 0.850, "lora": 0.848, "prompt_tuning": 0.70})
+    write_report([tied], tmp_path / "out_tied")
+    md = (tmp_path / "out_tied" / "summary.md").read_text()
+    header, rows = _md_rows(md)
+    acc = header.index("test acc (95% CI)")
+    assert not any(r[acc].startswith("**") for r in rows.values())
+    assert "†" in rows["full"][acc] and "†" in rows["lora"][acc] and "†" not in rows["prompt_tuning"][acc]
+    assert "No method is significantly best in test accuracy" in md
+    macros = (tmp_path / "out_tied" / "macros.tex").read_text()
+    assert "No variant is significantly the most accurate" in macros
+
+    clear = records_with_predictions(tmp_path / "clear", {"full": 0.90, "lora": 0.80, "prompt_tuning": 0.70})
+    write_report([clear], tmp_path / "out_clear")
+    md = (tmp_path / "out_clear" / "summary.md").read_text()
+    header, rows = _md_rows(md)
+    assert rows["full"][acc].startswith("**") and not rows["lora"][acc].startswith("**")
+    assert "paired two-level bootstrap" in md and "Minimum detectable difference" in md
+    assert rows["lora"][header.index("seeds agree")] == "3/3"
+    assert "significantly ahead of the runner-up \\texttt{lora}" in (tmp_path / "out_clear" / "macros.tex").read_text()
+    assert (tmp_path / "out_clear" / "figures" / "paired_differences.png").stat().st_size > 5000
+
+
+def test_reference_comes_from_the_records_or_the_cli_and_an_unknown_one_is_a_one_line_error(tmp_path, capsys):
+    results = records_with_predictions(tmp_path / "bert_cls", {"full": 0.86, "lora": 0.84}, seeds=(0,))
+    assert report_main([str(results), "--reference", "lora"]) == 0
+    header, _ = _md_rows((results / "summary.md").read_text())
+    assert "Δ acc vs lora (95% CI)" in header
+    capsys.readouterr()
+    (results / "summary.md").unlink()
+    assert report_main([str(results), "--reference", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: report reference 'nope' is not a method") and len(err.splitlines()) == 1
+    assert not (results / "summary.md").exists()  # nothing half-written
+
+
+def test_records_without_predictions_or_with_altered_ones_fall_back_labelled(tmp_path, capsys):
+    old = make_records(tmp_path / "old", sweep=False, forgetting=False, seeds=(0, 1))
+    write_report([old], tmp_path / "out_old")
+    assert "unpaired two-level bootstrap (no predictions)" in (tmp_path / "out_old" / "summary.md").read_text()
+    results = records_with_predictions(tmp_path / "bert_cls", {"full": 0.86, "lora": 0.84}, seeds=(0,))
+    next((results / "runs").glob("lora*.predictions.jsonl.gz")).write_bytes(b"not gzip")
+    write_report([results], tmp_path / "out")
+    assert "sha256 differs" in capsys.readouterr().out
+    assert "unpaired two-level bootstrap (no predictions)" in (tmp_path / "out" / "summary.md").read_text()

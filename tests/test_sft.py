@@ -221,3 +221,19 @@ def test_a_gguf_builtin_without_gguf_installed_is_a_one_line_error(monkeypatch, 
     with pytest.raises(ModelSourceError, match="is missing; reinstall"):
         models.ensure_converted("smollm2-135m", models.BUILTIN_MODELS["smollm2-135m"], tmp_path / "absent.gguf")
     assert not list((tmp_path).glob("models/*"))
+
+
+def test_sft_predictions_keep_the_generated_answers_with_ids_shared_by_every_method(sft_results):
+    from peftlab.predictions import read_predictions
+
+    records = [json.loads(f.read_text()) for f in (sft_results / "runs").glob("*.json")]
+    tests = {}
+    for rec in records:
+        read = read_predictions(sft_results / "runs", rec)
+        assert set(read) == {"validation", "test"} and len(read["validation"].ids) == 8
+        test = read["test"]
+        assert test.gold[: len(rec["samples"]["test"])] == [s["expected"] for s in rec["samples"]["test"]]
+        assert test.prediction[0] == rec["samples"]["test"][0]["generated"]  # the generated answer itself
+        assert test.correct.mean() == pytest.approx(rec["metrics"]["test"]["accuracy"])
+        tests[rec["method"]] = list(test.ids)
+    assert len({tuple(ids) for ids in tests.values()}) == 1 and len(set(tests["lora"])) == 12

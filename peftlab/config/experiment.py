@@ -106,6 +106,16 @@ class SaveConfig:
 
 
 @dataclass
+class ReportConfig:
+    """How the report compares methods (issue 12): `reference` is the method label every other is paired against.
+
+    None: `full` when the experiment has it, else the first method. Read by the report from the records.
+    """
+
+    reference: str | None = None
+
+
+@dataclass
 class MethodEntry:
     """One line of the comparison: a registered method, its learning rate and hyperparameters.
 
@@ -144,6 +154,7 @@ class Experiment:
     seeds: list[int] = field(default_factory=lambda: [0])
     output_dir: str = "results"
     save: SaveConfig = field(default_factory=SaveConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)  # how the report compares methods
     search: SearchConfig | None = None  # when the file has a `search:` block
     forgetting: list[ProbeEntry] = field(default_factory=list)  # one per `forgetting:` item
     source_path: Path | None = None  # where it was loaded from; not part of the YAML
@@ -272,7 +283,12 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     if raw.get("search") is not None:
         search = parse_search(raw["search"], origin, methods, shell.train)
     forgetting = parse_probes(raw.get("forgetting"), origin, shell.task)
+    reference = shell.report.reference  # issue 12: a method label, or a grid point of one (`lora[r=8]`)
+    if reference is not None and reference not in labels and reference.split("[")[0] not in labels:
+        allowed = ", ".join(labels) + " (or a grid point such as label[r=8])"
+        fail(origin, "report.reference", f"got {shell.report.reference!r}, not a method label; allowed: {allowed}")
     fields = dataclasses.asdict(shell) | {"data": shell.data, "train": shell.train, "save": shell.save}
+    fields["report"] = shell.report  # issue 12
     return Experiment(methods=methods, search=search, forgetting=forgetting, **fields)
 
 
@@ -289,6 +305,7 @@ class _ExperimentShell:
     seeds: list[int] = field(default_factory=lambda: [0])
     output_dir: str = "results"
     save: SaveConfig = field(default_factory=SaveConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)  # issue 12
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:

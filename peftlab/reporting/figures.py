@@ -38,27 +38,71 @@ def _legend(fig: Any, ax: Any, ncols: int = 3) -> None:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(ncols, len(labels)), frameon=False)
 
 
-def _mean_band(frame: Any, x: str, y: str) -> Any:
-    """Mean and 95% t-interval half-width of `y` at each `x` (over seeds)."""
-    rows = []
-    for xv, group in frame.groupby(x, sort=True):
-        values = group[y].dropna().tolist()
-        if values:
-            rows.append({x: xv, "mean": sum(values) / len(values), "half": ci95(values), "n": len(values)})
+def _mean_band(frame: Any, x: str, y: str, n: str | None = None) -> Any:
+    """Mean and 95% band (`low`, `high`) of `y` at each `x` over seeds.
+
+    For an accuracy with its example count in column `n`: the two-level bootstrap of
+    peftlab/stats.py (honest at one seed, inside [0, 1]); otherwise the t-interval over seeds.
+    """
     import pandas as pd
 
+    from peftlab.stats import method_interval
+
+    rows = []
+    for xv, group in frame.groupby(x, sort=True):
+        group = group.dropna(subset=[y])
+        values = group[y].tolist()
+        if not values:
+            continue
+        mean = sum(values) / len(values)
+        counts = group[n].tolist() if n and n in group.columns else []
+        if counts and all(c == c and c > 0 for c in counts):
+            interval = method_interval(values, [int(c) for c in counts], key=f"{y}/{xv}")
+            low, high = interval.low, interval.high
+        else:
+            half = ci95(values)
+            low, high = mean - half, mean + half
+        rows.append({x: xv, "mean": mean, "low": low, "high": high, "n": len(values)})
     return pd.DataFrame(rows)
+
+
+def missing_methods(summary: Any) -> list[str]:
+    """`qlora (2 failed)` for each method without a finished run: a figure must not drop it silently."""
+    from peftlab.reporting.frame import NOT_OK
+
+    out = []
+    for _, row in summary.iterrows():
+        if row.get("runs_ok", 1):
+            continue
+        counts = [
+            f"{int(row[f'runs_{s}'])} {s}"
+            for s in NOT_OK
+            if row.get(f"runs_{s}", 0) and row[f"runs_{s}"] == row[f"runs_{s}"]
+        ]
+        out.append(f"{row['method']} ({', '.join(counts) or 'no run'})")
+    return out
+
+
+def note_missing(ax: Any, summary: Any) -> None:
+    """Name the methods that have no finished run above the axes (empty when every method finished)."""
+    missing = missing_methods(summary)
+    if missing:
+        ax.set_title("no finished run: " + "; ".join(missing), fontsize=7, loc="left", color="0.3")
 
 
 def _accuracy_points(ax: Any, data: Any, x: str, styles: dict) -> None:
     """One marker per method at (x, mean test accuracy) with its 95% interval, where one exists.
 
-    With few seeds a t-interval can run past 0 or 1; accuracy cannot, so bars and axis are clipped
-    there (the tables keep the unclipped half-width).
+    The interval is the two-level bootstrap of peftlab/stats.py (inside [0, 1] by construction);
+    summaries without it (older callers) fall back to the half-width, clipped to [0, 1].
     """
     for _, row in data.iterrows():
         half, mean = row["test_accuracy_ci95"], row["test_accuracy_mean"]
-        yerr = None if math.isnan(half) else [[min(half, mean)], [min(half, 1.0 - mean)]]
+        low, high = row.get("test_accuracy_low", math.nan), row.get("test_accuracy_high", math.nan)
+        if low == low and high == high:
+            yerr = [[max(mean - low, 0.0)], [max(high - mean, 0.0)]]
+        else:
+            yerr = None if math.isnan(half) else [[min(half, mean)], [min(half, 1.0 - mean)]]
         ax.errorbar(
             row[x],
             mean,
@@ -81,7 +125,8 @@ def accuracy_vs_trainable_params(runs: Any, summary: Any, styles: dict, out: Pat
     _accuracy_points(ax, data, "trainable_params", styles)
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters (count, log scale)")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("test accuracy (95% interval)")
+    note_missing(ax, summary)
     _legend(fig, ax)
     return style.save(fig, out, "accuracy_vs_trainable_params")
 
@@ -108,7 +153,8 @@ def accuracy_vs_memory(runs: Any, summary: Any, styles: dict, out: Path) -> list
     if max(xs) / max(min(data["peak_memory_mb"]), 1e-9) > 20:
         ax.set_xscale("log")
     ax.set_xlabel(_mem_label(summary))
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("test accuracy (95% interval)")
+    note_missing(ax, summary)
     _legend(fig, ax)
     return style.save(fig, out, "accuracy_vs_memory")
 
@@ -138,31 +184,80 @@ def throughput(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
     sns.stripplot(data=data, y="label", x="train_tokens_per_s", order=order, color="0.15", size=3, jitter=0.15, ax=ax)
     ax.set_xlabel("training throughput (tokens/s, mean; dots: seeds)")
     ax.set_ylabel("")
+    note_missing(ax, summary)
     return style.save(fig, out, "throughput")
+
+
+def paired_differences(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    """Forest plot: each method's test accuracy minus the reference's, paired 95% interval, Holm p at the right."""
+    if "vs_ref_diff" not in summary.columns:
+        raise Skipped("no paired statistics in the summary")
+    data = summary.dropna(subset=["vs_ref_diff", "vs_ref_low", "vs_ref_high"])
+    if data.empty:
+        raise Skipped("no method to compare with the reference (one method, or no finished runs)")
+    multi = "experiment" in data.columns and data["experiment"].nunique() > 1
+    names = [f"{e}: {m}" if multi else str(m) for e, m in zip(data["experiment"], data["method"], strict=True)]
+    fig, ax = style.figure(height=0.32 * len(data) + 1.1)
+    ys = list(range(len(data)))[::-1]
+    for y, (_, row) in zip(ys, data.iterrows(), strict=True):
+        color = styles.get(row["method"], {}).get("color", "0.2")
+        ax.errorbar(
+            row["vs_ref_diff"],
+            y,
+            xerr=[[row["vs_ref_diff"] - row["vs_ref_low"]], [row["vs_ref_high"] - row["vs_ref_diff"]]],
+            fmt="o",
+            color=color,
+            capsize=2,
+            zorder=3,
+        )
+        p = row["vs_ref_p_holm"]
+        text = "p<0.001" if p < 0.001 else f"p={p:.3f}"
+        agree = row.get("vs_ref_seeds_agree")
+        text += f", {agree} seeds" if isinstance(agree, str) else ""
+        ax.annotate(text, (1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=6.5, color="0.3")
+    ax.axvline(0.0, color="0.5", linestyle="--", linewidth=0.8, zorder=1)
+    mdd = summary["mdd"].dropna() if "mdd" in summary.columns else []
+    if len(mdd) and not multi:
+        ax.axvspan(-float(mdd.iloc[0]), float(mdd.iloc[0]), color="0.9", zorder=0, label="± min. detectable diff.")
+    ax.set_yticks(ys, names)
+    ax.set_ylim(-0.7, len(data) - 0.3)
+    refs = [r for r in dict.fromkeys(data["reference"]) if isinstance(r, str)]
+    tests = [t for t in dict.fromkeys(data["vs_ref_test"]) if isinstance(t, str)]
+    ax.set_xlabel(f"Δ test accuracy vs {', '.join(refs)} (95% interval)\n{'; '.join(tests)}; p Holm-adjusted")
+    note_missing(ax, summary)
+    _legend(fig, ax)
+    return style.save(fig, out, "paired_differences")
 
 
 def training_curves(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
     import pandas as pd
 
     points = [
-        {"label": run["label"], "seed": run["seed"], "step": p.get("step"), "val_accuracy": p.get("val_accuracy")}
+        {
+            "label": run["label"],
+            "seed": run["seed"],
+            "step": p.get("step"),
+            "val_accuracy": p.get("val_accuracy"),
+            "val_n": run.get("val_n"),
+        }
         for _, run in _ok(runs).iterrows()
         for p in (run["curve"] if isinstance(run["curve"], list) else [])
     ]
-    curves = pd.DataFrame(points).dropna() if points else pd.DataFrame()
+    curves = pd.DataFrame(points).dropna(subset=["step", "val_accuracy"]) if points else pd.DataFrame()
     if curves.empty:
         raise Skipped("no validation curve in these records")
     fig, ax = style.figure()
     for label in [m for m in summary["method"] if m in set(curves["label"])]:
-        band = _mean_band(curves[curves["label"] == label], "step", "val_accuracy")
+        band = _mean_band(curves[curves["label"] == label], "step", "val_accuracy", n="val_n")
         color, marker = styles[label]["color"], styles[label]["marker"]
         ax.plot(band["step"], band["mean"], color=color, marker=marker, markersize=3, label=label)
-        half = band["half"].fillna(0.0)
-        ax.fill_between(band["step"], band["mean"] - half, band["mean"] + half, color=color, alpha=0.18, lw=0)
+        low, high = band["low"].fillna(band["mean"]), band["high"].fillna(band["mean"])
+        ax.fill_between(band["step"], low, high, color=color, alpha=0.18, lw=0)
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("validation accuracy")
     low, high = ax.get_ylim()  # bands over few seeds can run past what an accuracy can be
     ax.set_ylim(max(low, 0.0), min(high, 1.02))
+    note_missing(ax, summary)
     _legend(fig, ax)
     return style.save(fig, out, "training_curves")
 
@@ -180,21 +275,22 @@ def _rank_lines(runs: Any, y: str) -> dict[tuple[str, str, str], Any]:
 def _draw_rank_lines(ax: Any, lines: dict[tuple[str, str, str], Any], y: str, include: tuple[float, ...] = ()) -> None:
     """Mean ± 95% band of `y` against rank, each seed's run as a faint point, log2 axis.
 
-    With two or three seeds a t-interval is many times wider than the spread of the runs (t = 12.7
-    for two), and would squash the lines flat; the y axis therefore spans the runs themselves and
-    the bands run off it where they must. The seed points show what the interval is made of.
+    Accuracy bands are the two-level bootstrap (seeds, then test examples); other quantities keep the
+    t-interval over seeds, which with two or three seeds is many times wider than the spread of the
+    runs (t = 12.7 for two), so the y axis spans the runs themselves and bands run off it where they
+    must. The seed points show what the interval is made of.
     """
     line_styles = style.method_styles([f"{m}|{line}|{t}" for m, line, t in lines])
     several_targets = len({t for _, _, t in lines}) > 1
     ranks: set[float] = set()
     values = list(include)  # reference lines the axis must show (zero, full fine-tuning's mean)
     for (method, line, targets), group in lines.items():
-        band = _mean_band(group, "rank", y)
+        band = _mean_band(group, "rank", y, n="test_n" if y == "test_accuracy" else None)
         look = line_styles[f"{method}|{line}|{targets}"]
         label = f"{line} ({targets})" if several_targets and targets else line
         ax.plot(band["rank"], band["mean"], color=look["color"], marker=look["marker"], label=label)
-        half = band["half"].fillna(0.0)
-        ax.fill_between(band["rank"], band["mean"] - half, band["mean"] + half, color=look["color"], alpha=0.18, lw=0)
+        low, high = band["low"].fillna(band["mean"]), band["high"].fillna(band["mean"])
+        ax.fill_between(band["rank"], low, high, color=look["color"], alpha=0.18, lw=0)
         ax.scatter(group["rank"], group[y], color=look["color"], marker=look["marker"], s=14, alpha=0.4, lw=0)
         ranks |= set(band["rank"])
         values += group[y].astype(float).tolist()
@@ -438,6 +534,7 @@ FIGURES: dict[str, Callable[[Any, Any, dict, Path], list[Path]]] = {
     "accuracy_vs_trainable_params": accuracy_vs_trainable_params,
     "accuracy_vs_memory": accuracy_vs_memory,
     "throughput": throughput,
+    "paired_differences": paired_differences,
     "training_curves": training_curves,
     "accuracy_vs_rank": accuracy_vs_rank,
     "learning_vs_forgetting": learning_vs_forgetting,

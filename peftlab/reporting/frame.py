@@ -86,6 +86,11 @@ def tidy_runs(frame: Any) -> Any:
     )
     for source, name in {**METRIC_COLUMNS, **COST_COLUMNS}.items():
         tidy[name] = pd.to_numeric(col(source), errors="coerce")
+    # example counts behind each accuracy: the two-level bootstrap of the figures' bands needs them
+    tidy["test_n"] = pd.to_numeric(col("metrics.test.n"), errors="coerce").fillna(
+        pd.to_numeric(col("data.sizes.test"), errors="coerce")
+    )
+    tidy["val_n"] = pd.to_numeric(col("data.sizes.validation"), errors="coerce")
     tidy["lr"] = pd.to_numeric(col("hyperparameters.lr"), errors="coerce")
     tidy["rank"] = pd.to_numeric(col("hyperparameters.r"), errors="coerce")
     targets = col("hyperparameters.resolved_target_modules")
@@ -130,13 +135,22 @@ def device_types(frame: Any) -> Any:
     return ran.where(ran.notna(), planned).fillna("").astype(str)
 
 
-def summarise(frame: Any) -> Any:
-    """One row per (experiment, method variant, device type): mean and 95% interval over seeds, costs averaged.
+NOT_OK = ("failed", "diverged", "oom", "killed", "pruned")  # counted per row, never dropped silently
 
-    Only `ok` runs count towards numbers; `runs` keeps the failed ones visible so a missing seed shows.
+
+def summarise(frame: Any, outcomes: dict[str, Any] | None = None, reference: str | None = None) -> Any:
+    """One row per (experiment, method variant, device type): metrics with intervals, paired comparisons, costs.
+
+    Only `ok` runs count towards numbers; every other status is counted in its own column and the
+    first line of a failure is kept (`first_error`), so a method whose runs all failed is a row.
     A variant run on several device types gets one row per type, its label suffixed ` (cuda)`.
+    Test accuracy gets the two-level bootstrap interval and the paired comparison against the
+    reference (peftlab/reporting/comparison.py); `outcomes` maps run ids to their per-example
+    test outcomes (None: records without predictions, compared unpaired and labelled so).
     """
     import pandas as pd
+
+    from peftlab.reporting.comparison import add_statistics
 
     ok = frame[frame["status"] == "ok"]
     experiments = (
@@ -145,6 +159,9 @@ def summarise(frame: Any) -> Any:
     devices = device_types(frame)
     keys = sorted(dict.fromkeys(zip(experiments, frame["label"], devices, strict=True)), key=_row_order)
     pooled = {(e, lab) for e, lab, _ in keys if sum(1 for k in keys if k[:2] == (e, lab)) > 1}
+    seeds_planned = {
+        e: frame.loc[experiments == e, "seed"].nunique() if "seed" in frame.columns else 1 for e in set(experiments)
+    }
     probes = forgetting_probes(frame)
     rows = []
     for experiment, label, device in keys:
@@ -156,7 +173,12 @@ def summarise(frame: Any) -> Any:
             "base_method": all_runs["method"].iloc[0],
             "runs_ok": len(group),
             "runs": len(all_runs),
+            "runs_planned": max(len(all_runs), int(seeds_planned[experiment])),
         }
+        statuses = all_runs["status"].tolist()
+        for status in NOT_OK:
+            row[f"runs_{status}"] = statuses.count(status)
+        row["first_error"] = _first_error(all_runs)
         for column, name in METRIC_COLUMNS.items():
             values = pd.to_numeric(group[column], errors="coerce").dropna().tolist() if column in group else []
             row[f"{name}_mean"] = sum(values) / len(values) if values else float("nan")
@@ -172,7 +194,19 @@ def summarise(frame: Any) -> Any:
         row["device_type"] = device
         row["experiment"] = experiment
         rows.append(row)
-    return pd.DataFrame(rows)
+    return add_statistics(pd.DataFrame(rows), frame, outcomes or {}, reference)
+
+
+def _first_error(runs: Any) -> str | None:
+    """First line of the first non-ok run's error (what a footnote under the table quotes)."""
+    if "error" not in runs.columns:
+        return None
+    bad = runs[(runs["status"] != "ok") & runs["error"].notna()]
+    for error in bad["error"]:
+        text = str(error).strip()
+        if text:
+            return text.splitlines()[0]
+    return None
 
 
 def load_frame(results_dirs: Iterable[Any], run_ids: set[str] | None = None) -> tuple[list[dict], Any]:

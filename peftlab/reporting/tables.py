@@ -92,12 +92,29 @@ def _finite(v: Any) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
-def best_mask(summary: Any, col: Column) -> list[bool]:
-    """Which rows hold the best value, as displayed (ties after rounding are all best).
+def _mark_column(col: Column) -> str:
+    return col.key.removesuffix("_mean") + "_mark"
 
+
+def marks(summary: Any, col: Column) -> list[str | None]:
+    """ "best" / "tied" / None per row for a metric with a significance test (peftlab/stats.py), else None."""
+    column = _mark_column(col)
+    if col.ci is None or column not in summary.columns:
+        return [None] * len(summary)
+    return [m if m in ("best", "tied") else None for m in summary[column]]
+
+
+def best_mask(summary: Any, col: Column) -> list[bool]:
+    """Which rows are marked best.
+
+    A metric (a column with an interval) is best only where the statistics found its leader
+    significantly ahead of the runner-up (`<metric>_mark`); costs are measured, not sampled, so
+    the best displayed value wins (ties after rounding are all best).
     A zero-shot row has 0 trainable parameters and saves 0 MB; marking that "best" would praise a
     method for not training, so cost columns are contested only by rows that train something.
     """
+    if col.ci is not None and _mark_column(col) in summary.columns:
+        return [m == "best" for m in marks(summary, col)]
     shown = [col.fmt(v) if _finite(v) else None for v in summary[col.key]]
     if col.cost and "trainable_params" in summary.columns:
         shown = [s if _finite(n) and n > 0 else None for s, n in zip(shown, summary["trainable_params"], strict=True)]
@@ -108,15 +125,27 @@ def best_mask(summary: Any, col: Column) -> list[bool]:
     return [s is not None and s == best for s in shown]
 
 
-def _cell(value: Any, half: Any, col: Column, *, latex: bool, best: bool) -> str:
+TIED = "†"  # tied for best: not significantly different from the leader
+
+
+def _cell(
+    value: Any, half: Any, col: Column, *, latex: bool, best: bool, tied: bool = False, bounds: Any = None
+) -> str:
+    """`mean [low, high]` when the interval is asymmetric (bootstrap), else `mean ± half`; bold = best."""
     if not _finite(value):
         return "--" if latex else "—"
     text = col.fmt(float(value))
+    low, high = bounds if bounds is not None else (None, None)
     if latex:
         text = text.replace("+", "$+$").replace("-", "$-$") if col.fmt is _signed else text.replace(",", "{,}")
         main = rf"\textbf{{{text}}}" if best else text
+        main += r"$^\dagger$" if tied else ""
+        if _finite(low) and _finite(high):
+            return main + rf"\,{{\scriptsize[{col.fmt(float(low))}, {col.fmt(float(high))}]}}"
         return main + (rf"\,{{\scriptsize$\pm${col.fmt(float(half)).lstrip('+')}}}" if _finite(half) else "")
-    main = f"**{text}**" if best else text
+    main = (f"**{text}**" if best else text) + (TIED if tied else "")
+    if _finite(low) and _finite(high):
+        return main + f" [{col.fmt(float(low))}, {col.fmt(float(high))}]"
     return main + (f" ± {col.fmt(float(half)).lstrip('+')}" if _finite(half) else "")
 
 
@@ -133,13 +162,29 @@ def display_frame(summary: Any, *, latex: bool) -> Any:
     if _multi(summary):
         out["Experiment" if latex else "experiment"] = [escape(e) if latex else str(e) for e in summary["experiment"]]
     out["Method" if latex else "method"] = [rf"\texttt{{{escape(m)}}}" if latex else str(m) for m in summary["method"]]
-    out["Seeds" if latex else "seeds"] = [f"{a}/{b}" for a, b in zip(summary["runs_ok"], summary["runs"], strict=True)]
+    planned = summary["runs_planned"] if "runs_planned" in summary.columns else summary["runs"]
+    out["Runs" if latex else "runs ok/planned"] = [f"{a}/{b}" for a, b in zip(summary["runs_ok"], planned, strict=True)]
+    notes = footnote_numbers(summary)
+    out["Not ok" if latex else "not ok"] = [
+        _not_ok(row, notes.get(i), latex=latex) for i, (_, row) in enumerate(summary.iterrows())
+    ]
     for col in cols:
         mask = best_mask(summary, col)
+        tied = [m == "tied" for m in marks(summary, col)]
         halves = summary[col.ci] if col.ci and col.ci in summary.columns else [None] * len(summary)
+        base = col.key.removesuffix("_mean")
+        bounds = (
+            list(zip(summary[f"{base}_low"], summary[f"{base}_high"], strict=True))
+            if f"{base}_low" in summary.columns
+            else [None] * len(summary)
+        )
         out[col.latex if latex else col.header] = [
-            _cell(v, h, col, latex=latex, best=b) for v, h, b in zip(summary[col.key], halves, mask, strict=True)
+            _cell(v, h, col, latex=latex, best=b, tied=t, bounds=lh)
+            for v, h, b, t, lh in zip(summary[col.key], halves, mask, tied, bounds, strict=True)
         ]
+        compared = "vs_ref_diff" in summary.columns and summary["vs_ref_diff"].notna().any()
+        if col.key == "test_accuracy_mean" and compared:
+            out.update(_reference_columns(summary, latex=latex))
     if not latex:
         if "trainable_params" in summary.columns:
             out["trainable params"] = [_thousands(v) if _finite(v) else "—" for v in summary["trainable_params"]]
@@ -148,8 +193,123 @@ def display_frame(summary: Any, *, latex: bool) -> Any:
     return pd.DataFrame(out)
 
 
-def summary_markdown(summary: Any) -> str:
-    return display_frame(summary, latex=False).to_markdown(index=False)
+def _reference_columns(summary: Any, *, latex: bool) -> dict[str, list[str]]:
+    """Δ accuracy vs the reference with its paired interval, the Holm-adjusted p, and the seeds that agree."""
+    refs = [r for r in dict.fromkeys(summary["reference"]) if isinstance(r, str)]
+    name = refs[0] if len(refs) == 1 else "reference"
+    diff, p, agree = [], [], []
+    for _, row in summary.iterrows():
+        if row["method"] == row["reference"]:
+            diff.append("(reference)")
+            p.append("")
+            agree.append("")
+            continue
+        if not _finite(row["vs_ref_diff"]):
+            diff.append("--" if latex else "—")
+            p.append("")
+            agree.append("")
+            continue
+        text = f"{row['vs_ref_diff']:+.3f} [{row['vs_ref_low']:+.3f}, {row['vs_ref_high']:+.3f}]"
+        diff.append(_latex_number(text) if latex else text)
+        p.append(_p_text(row["vs_ref_p_holm"]))
+        agree.append(str(row["vs_ref_seeds_agree"]) if isinstance(row["vs_ref_seeds_agree"], str) else "")
+    if latex:
+        return {rf"$\Delta$ vs \texttt{{{escape(name)}}}": diff, r"$p_{\mathrm{Holm}}$": p, "Agree": agree}
+    return {f"Δ acc vs {name} (95% CI)": diff, "p (Holm)": p, "seeds agree": agree}
+
+
+def _p_text(p: Any) -> str:
+    if not _finite(p):
+        return ""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def footnote_numbers(summary: Any) -> dict[int, int]:
+    """Row position → footnote number, for rows with an error to quote."""
+    numbers: dict[int, int] = {}
+    if "first_error" not in summary.columns:
+        return numbers
+    for i, error in enumerate(summary["first_error"]):
+        if isinstance(error, str) and error:
+            numbers[i] = len(numbers) + 1
+    return numbers
+
+
+def _not_ok(row: Any, note: int | None, *, latex: bool) -> str:
+    """`2 failed, 1 oom` (+ footnote mark) or empty: no run may leave a row silently."""
+    from peftlab.reporting.frame import NOT_OK
+
+    parts = [f"{int(row[f'runs_{s}'])} {s}" for s in NOT_OK if _finite(row.get(f"runs_{s}")) and row[f"runs_{s}"]]
+    planned = row.get("runs_planned")
+    missing = int(planned) - int(row["runs"]) if _finite(planned) else 0
+    if missing > 0:
+        parts.append(f"{missing} not run")
+    text = ", ".join(parts)
+    if note is not None and text:
+        text += f"$^{{{note}}}$" if latex else f" [{note}]"
+    return text
+
+
+def table_notes(summary: Any) -> list[str]:
+    """Lines printed under the Markdown table: how intervals and tests were made, marks, power, failures."""
+    from peftlab.stats import ALPHA, PAIRED, POWER
+
+    lines: list[str] = []
+    experiments = list(dict.fromkeys(summary["experiment"])) if "experiment" in summary.columns else [None]
+    for experiment in experiments:
+        part = summary if experiment is None else summary[summary["experiment"] == experiment]
+        head = f"{experiment}: " if len(experiments) > 1 else ""
+        kinds = [k for k in dict.fromkeys(part.get("test_accuracy_interval", [])) if isinstance(k, str)]
+        if kinds:
+            lines.append(f"{head}Test accuracy: mean over seeds [95% interval: {'; '.join(kinds)}].")
+        if "vs_ref_test" in part.columns and part["vs_ref_diff"].notna().any():
+            tests = [k for k in dict.fromkeys(part["vs_ref_test"]) if isinstance(k, str)]
+            count = int(part["vs_ref_p"].notna().sum())
+            lines.append(
+                f"{head}Δ = method − `{part['reference'].iloc[0]}` in test accuracy, 95% interval and p-value by "
+                f"{'; '.join(tests)}; p Holm-adjusted over {count} comparison(s); seeds agree = seeds whose "
+                "difference has the sign of the mean."
+            )
+        if "test_accuracy_mark" in part.columns and part["test_accuracy_mean"].notna().sum() > 1:
+            best = part.loc[part["test_accuracy_mark"] == "best", "method"].tolist()
+            ranked = part.sort_values("test_accuracy_mean", ascending=False)
+            tied = ranked.loc[ranked["test_accuracy_mark"] == "tied", "method"].tolist()  # leader first
+            if best:
+                lines.append(
+                    f"{head}**Bold**: significantly best (leader vs runner-up, paired test, α = {ALPHA}): {best[0]}."
+                )
+            elif tied:
+                lines.append(
+                    f"{head}No method is significantly best in test accuracy; {TIED} marks the tied leaders "
+                    f"(none significantly below the leader, α = {ALPHA}): {', '.join(tied)}."
+                )
+        mdd = part["mdd"].dropna() if "mdd" in part.columns else []
+        if len(mdd):
+            row = part.loc[mdd.index[0]]
+            paired = "vs_ref_test" in part.columns and (part["vs_ref_test"] == PAIRED).any()
+            assumed = "" if paired else ", assumed from independent errors: no paired predictions"
+            lines.append(
+                f"{head}Minimum detectable difference in test accuracy ({POWER:.0%} power, α = {ALPHA}, paired, "
+                f"two-sided): {row['mdd']:.3f} with {int(row['mdd_n'])} test examples × {int(row['mdd_seeds'])} "
+                f"seed(s) (discordance {row['mdd_discordance']:.1%}{assumed}); smaller true differences are likely "
+                "missed: "
+                "add seeds or test examples to resolve them."
+            )
+    notes = footnote_numbers(summary)
+    for position, number in notes.items():
+        row = summary.iloc[position]
+        bad = int(row["runs"]) - int(row["runs_ok"])
+        total = int(row["runs"])
+        lines.append(f"[{number}] {row['method']}: {bad} of {total} run(s) not ok; first error: {row['first_error']}")
+    return lines
+
+
+def summary_markdown(summary: Any, *, notes: bool = False) -> str:
+    """The Markdown table; with `notes`, the lines that explain it (intervals, tests, power, failures) below."""
+    table = display_frame(summary, latex=False).to_markdown(index=False)
+    if not notes:
+        return table
+    return table + "\n\n" + "\n".join(f"- {line}" for line in table_notes(summary))
 
 
 def summary_latex(summary: Any) -> str:
@@ -245,16 +405,93 @@ def macro_values(summary: Any, records: list[dict[str, Any]]) -> dict[str, str]:
                     put(f"{name}{col.macro}", _latex_number(col.fmt(float(row[col.key]))), raw=True)
                 if col.ci and _finite(row.get(col.ci)):
                     put(f"{name}{col.macro}CI", _latex_number(col.fmt(float(row[col.ci])).lstrip("+")), raw=True)
+            if _finite(row.get("test_accuracy_low")) and _finite(row.get("test_accuracy_high")):
+                put(f"{name}AccLow", _fixed(3)(float(row["test_accuracy_low"])), raw=True)
+                put(f"{name}AccHigh", _fixed(3)(float(row["test_accuracy_high"])), raw=True)
+            if _finite(row.get("vs_ref_diff")):
+                for suffix, key in (("Diff", "vs_ref_diff"), ("DiffLow", "vs_ref_low"), ("DiffHigh", "vs_ref_high")):
+                    put(f"{name}{suffix}", _latex_number(f"{float(row[key]):+.3f}"), raw=True)
+                put(f"{name}DiffP", _p_text(row["vs_ref_p_holm"]).replace("<", "$<$"), raw=True)
+                if isinstance(row.get("vs_ref_seeds_agree"), str):
+                    put(f"{name}DiffSeedsAgree", row["vs_ref_seeds_agree"])
+            if not row.get("runs_ok") and isinstance(row.get("first_error"), str):
+                put(f"{name}Error", row["first_error"])
         lr_keys = {label: f"{prefix}{camel(label)}LR" for label in part["method"]}
         lr_text = [rf"\texttt{{{escape(label)}}} {macros[key]}" for label, key in lr_keys.items() if key in macros]
         put("LearningRates", ", ".join(lr_text) if lr_text else None, raw=True)
         for col in cols:
             mask = best_mask(part, col)
+            tied = [m == "tied" for m in marks(part, col)]
             winners = [m for m, b in zip(part["method"], mask, strict=True) if b]
+            if not winners and any(tied):  # no significant leader: the tied leaders, leader first
+                order = part[tied].sort_values(col.key, ascending=col.better == "min")
+                winners, mask = list(order["method"]), [m in set(order["method"]) for m in part["method"]]
             if winners:
                 put(f"Best{col.macro}Method", ", ".join(winners))
-                put(f"Best{col.macro}", _latex_number(col.fmt(float(part[col.key][mask].iloc[0]))), raw=True)
+                values = part[col.key][mask]
+                top = values.max() if col.better == "max" else values.min()
+                put(f"Best{col.macro}", _latex_number(col.fmt(float(top))), raw=True)
+        for name, text in stats_macros(part).items():
+            put(name, text, raw=True)
     return macros
+
+
+def stats_macros(part: Any) -> dict[str, str]:
+    """Sentences and facts of the statistics, for the paper: best-or-tied, reference, power, failures.
+
+    The sentence follows the table's rule: a method is called the most accurate only where its
+    paired test against the runner-up is significant; otherwise the tied leaders are named.
+    """
+    from peftlab.stats import ALPHA
+
+    out: dict[str, str] = {}
+    if "test_accuracy_mark" not in part.columns:
+        return out
+    ranked = part.dropna(subset=["test_accuracy_mean"]).sort_values("test_accuracy_mean", ascending=False)
+    acc = {m: _fixed(3)(float(v)) for m, v in zip(ranked["method"], ranked["test_accuracy_mean"], strict=True)}
+    best = ranked.loc[ranked["test_accuracy_mark"] == "best", "method"].tolist()
+    tied = ranked.loc[ranked["test_accuracy_mark"] == "tied", "method"].tolist()
+    tt = lambda m: rf"\texttt{{{escape(m)}}}"  # noqa: E731
+    if best and len(ranked) > 1:
+        runner = ranked["method"].iloc[1]
+        out["BestAccSentence"] = (
+            f"The most accurate variant is {tt(best[0])} (test accuracy {acc[best[0]]}), significantly ahead of "
+            f"the runner-up {tt(runner)} ({acc[runner]}; paired test, $\\alpha={ALPHA}$)"
+        )
+    elif best:
+        out["BestAccSentence"] = f"Only {tt(best[0])} finished (test accuracy {acc[best[0]]})"
+    elif tied:
+        names = ", ".join(f"{tt(m)} ({acc[m]})" for m in tied)
+        out["BestAccSentence"] = (
+            f"No variant is significantly the most accurate: {names} are tied "
+            f"(none is significantly below the leader in a paired test, $\\alpha={ALPHA}$)"
+        )
+    refs = [r for r in dict.fromkeys(part.get("reference", [])) if isinstance(r, str)]
+    if refs:
+        out["Reference"] = tt(refs[0])
+    tests = [t for t in dict.fromkeys(part.get("vs_ref_test", [])) if isinstance(t, str)]
+    if tests:
+        out["DiffTest"] = escape("; ".join(tests))
+    kinds = [k for k in dict.fromkeys(part.get("test_accuracy_interval", [])) if isinstance(k, str)]
+    if kinds:
+        out["IntervalMethod"] = escape("; ".join(kinds))
+    mdd = part["mdd"].dropna() if "mdd" in part.columns else []
+    if len(mdd):
+        row = part.loc[mdd.index[0]]
+        out["MDD"] = _fixed(3)(float(row["mdd"]))
+        out["MDDExamples"] = _latex_number(_thousands(float(row["mdd_n"])))
+        out["MDDSeeds"] = str(int(row["mdd_seeds"]))
+    notes = footnote_numbers(part)
+    if notes:
+        rows = [part.iloc[i] for i in notes]
+        out["TableNotes"] = "; ".join(
+            rf"$^{{{n}}}$\,{tt(r['method'])}: {escape(str(r['first_error']))}"
+            for n, r in zip(notes.values(), rows, strict=True)
+        )
+    failed = [m for m, ok in zip(part["method"], part["runs_ok"], strict=True) if not ok]
+    if failed:
+        out["MethodsWithoutRun"] = ", ".join(tt(m) for m in failed)
+    return out
 
 
 def _hardware(first: Callable[[str], Any]) -> str | None:
@@ -281,7 +518,8 @@ def _latex_number(text: str) -> str:
 def macros_tex(summary: Any, records: list[dict[str, Any]]) -> str:
     lines = [
         "% Generated by `python -m peftlab.report` from run records: do not edit, re-run the report.",
-        "% Numbers use the same formatter as summary.tex; ± values are 95% t-interval half-widths over seeds.",
+        "% Numbers use the same formatter as summary.tex. AccCI: the larger half of the two-level bootstrap interval",
+        "% (AccLow/AccHigh its ends); other ± values are 95% t-interval half-widths over seeds (peftlab/stats.py).",
     ]
     lines += [newcommand(name, value) for name, value in macro_values(summary, records).items()]
     return "\n".join(lines) + "\n"
@@ -290,42 +528,80 @@ def macros_tex(summary: Any, records: list[dict[str, Any]]) -> str:
 # ---------------------------------------------------------------- rank sweeps
 
 
-def rank_sweep(runs: Any) -> Any:
-    """Long table of a rank ablation: one row per (line, rank), test accuracy mean and 95% interval over seeds.
+def rank_sweep(runs: Any, summary: Any = None) -> Any:
+    """Long table of a rank ablation: one row per (line, rank), test accuracy mean and 95% interval.
 
     A line is a method variant without its rank (`lora-q[r=4]` → `lora-q`), the same grouping as
-    the accuracy-vs-rank figure. Empty when no line varies its rank.
+    the accuracy-vs-rank figure. Empty when no line varies its rank. With the `summary`, each cell
+    carries that variant's two-level bootstrap interval and its paired difference against the
+    experiment's reference (set `report.reference: lora-q[r=8]` to read a sweep against r = 8);
+    without it, the t-interval over seeds.
     """
     import pandas as pd
 
     from peftlab.reporting.frame import ci95
 
     ok = runs[(runs["status"] == "ok")].dropna(subset=["rank", "test_accuracy"])
+    by_label = summary.set_index("method") if summary is not None and "test_accuracy_low" in summary else None
     rows = []
     for (line, targets), group in ok.groupby(["rank_line", "targets"], sort=False):
         if group["rank"].nunique() < 2:
             continue
         for rank, cell in group.groupby("rank"):
             values = cell["test_accuracy"].tolist()
-            rows.append(
-                {
-                    "line": line,
-                    "targets": targets,
-                    "rank": int(rank),
-                    "seeds": len(values),
-                    "test_accuracy_mean": sum(values) / len(values),
-                    "test_accuracy_ci95": ci95(values),
-                    "trainable_params": float(cell["trainable_params"].mean()),
-                }
-            )
+            label = str(cell["label"].iloc[0])
+            row = {
+                "line": line,
+                "targets": targets,
+                "rank": int(rank),
+                "label": label,
+                "seeds": len(values),
+                "test_accuracy_mean": sum(values) / len(values),
+                "test_accuracy_ci95": ci95(values),
+                "trainable_params": float(cell["trainable_params"].mean()),
+            }
+            if by_label is not None and label in by_label.index:
+                stat = by_label.loc[[label]].iloc[0]
+                for key in ("test_accuracy_low", "test_accuracy_high", "test_accuracy_ci95", "reference",
+                            "vs_ref_diff", "vs_ref_low", "vs_ref_high", "vs_ref_p_holm"):  # fmt: skip
+                    row[key] = stat.get(key)
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
+def rank_best(sweep: Any) -> dict[tuple[str, int], str]:
+    """(line, rank) → "best" / "tied": best only where its interval clears every other rank's of the line.
+
+    The cells of a rank table have no paired test between them (the summary's Δ column pairs each with
+    the reference), so "best" uses the conservative rule that non-overlapping 95% intervals differ;
+    overlapping leaders are marked tied.
+    """
+    marks: dict[tuple[str, int], str] = {}
+    low = "test_accuracy_low" if "test_accuracy_low" in sweep.columns else None
+    for line, part in sweep.groupby("line", sort=False):
+        part = part.sort_values("test_accuracy_mean", ascending=False)
+        top = part.iloc[0]
+        if low is not None and _finite(top[low]):
+            lows, highs = part[low], part["test_accuracy_high"]
+        else:
+            lows = part["test_accuracy_mean"] - part["test_accuracy_ci95"]
+            highs = part["test_accuracy_mean"] + part["test_accuracy_ci95"]
+        top_low = lows.iloc[0]
+        others = highs.iloc[1:]
+        if len(others) and _finite(top_low) and others.notna().all() and (top_low > others).all():
+            marks[(line, int(top["rank"]))] = "best"
+            continue
+        for (_, row), high in zip(part.iterrows(), highs, strict=True):
+            if row is top or not _finite(top_low) or not _finite(high) or high >= top_low:
+                marks[(line, int(row["rank"]))] = "tied"
+    return marks
+
+
 def rank_markdown(sweep: Any) -> str:
-    """Ranks down, lines across: `mean ± ci` per cell, the best cell of each line in bold."""
+    """Ranks down, lines across: `mean [low, high]` per cell (+ Δ vs the reference); best bold, tied †."""
     lines = list(dict.fromkeys(sweep["line"]))
     ranks = sorted(set(sweep["rank"]))
-    best = {line: sweep[sweep["line"] == line]["test_accuracy_mean"].max() for line in lines}
+    marks = rank_best(sweep)
     header = "| rank | " + " | ".join(lines) + " |"
     rule = "|---:|" + "|".join(":---" for _ in lines) + "|"
     body = []
@@ -337,9 +613,19 @@ def rank_markdown(sweep: Any) -> str:
                 cells.append("—")
                 continue
             row = match.iloc[0]
+            mark = marks.get((line, int(rank)))
             mean = _fixed(3)(row["test_accuracy_mean"])
-            mean = f"**{mean}**" if row["test_accuracy_mean"] == best[line] else mean
-            ci = row["test_accuracy_ci95"]
-            cells.append(f"{mean} ± {_fixed(3)(ci)}" if _finite(ci) else mean)
+            mean = f"**{mean}**" if mark == "best" else mean + (TIED if mark == "tied" else "")
+            low, high = row.get("test_accuracy_low"), row.get("test_accuracy_high")
+            if _finite(low) and _finite(high):
+                text = f"{mean} [{low:.3f}, {high:.3f}]"
+            else:
+                ci = row["test_accuracy_ci95"]
+                text = f"{mean} ± {_fixed(3)(ci)}" if _finite(ci) else mean
+            if _finite(row.get("vs_ref_diff")):
+                text += f"; Δ {row['vs_ref_diff']:+.3f} (p {_p_text(row['vs_ref_p_holm'])})"
+            elif row.get("reference") == row.get("label"):
+                text += " (reference)"
+            cells.append(text)
         body.append(f"| {rank} | " + " | ".join(cells) + " |")
     return "\n".join([header, rule, *body])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ __all__ = ["TokenizedSplit", "collate", "evaluate_split", "tokenize_split", "tra
 class TokenizedSplit:
     input_ids: list[list[int]]
     labels: np.ndarray
+    ids: list[str] = field(default_factory=list)  # stable example ids (text + label), for paired statistics
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -27,8 +28,13 @@ class TokenizedSplit:
 
 
 def tokenize_split(texts: list[str], labels: Any, tokenizer: Any, max_length: int) -> TokenizedSplit:
-    encoded = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
-    return TokenizedSplit(input_ids=encoded["input_ids"], labels=np.asarray(labels, dtype=np.int64))
+    from peftlab.predictions import example_ids
+
+    texts = list(texts)
+    labels = np.asarray(labels, dtype=np.int64)
+    encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=False)
+    ids = example_ids(zip(texts, labels.tolist(), strict=True))
+    return TokenizedSplit(input_ids=encoded["input_ids"], labels=labels, ids=ids)
 
 
 def collate(split: TokenizedSplit, indices: np.ndarray, pad_id: int, padding_side: str = "right") -> dict[str, Any]:
@@ -51,11 +57,16 @@ def evaluate_split(
     pad_id: int,
     autocast: Any,
     padding_side: str = "right",
-) -> dict[str, float]:
-    """Accuracy, macro-F1 and mean loss; examples sorted by length so batches carry almost no padding."""
+) -> dict[str, Any]:
+    """Accuracy, macro-F1 and mean loss; examples sorted by length so batches carry almost no padding.
+
+    `examples` holds the per-example outcomes (id, gold, prediction, correct) in split order; the
+    runner moves them into the run's predictions file (peftlab/predictions.py).
+    """
     import torch
 
     from peftlab.metrics import classification_scores
+    from peftlab.predictions import outcomes
 
     was_training = model.training
     model.eval()
@@ -82,6 +93,8 @@ def evaluate_split(
     scores["samples_per_s"] = len(split) / elapsed if elapsed > 0 else None
     scores["tokens_per_s"] = tokens / elapsed if elapsed > 0 else None
     scores["n"] = len(split)
+    ids = split.ids or [f"row{i}" for i in range(len(split))]  # a split built without ids: row positions
+    scores["examples"] = outcomes(ids, split.labels, predictions, predictions == split.labels)
     return scores
 
 

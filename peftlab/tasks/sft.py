@@ -34,6 +34,7 @@ class SftSplit:
     references: list[str]  # the answers as text, for exact match
     label_ids: np.ndarray  # label id per row, or -1 when answers are not labels
     prompts: list[str] = field(default_factory=list)  # last user turn, for the stored samples
+    ids: list[str] = field(default_factory=list)  # stable example ids (conversation + answer), for paired statistics
     # tokens generated per answer: the longest TRAIN answer + 1 (set by `prepare_data`), so that
     # evaluation never reads the lengths of the answers it is scored against
     max_new_tokens: int | None = None
@@ -97,8 +98,11 @@ def tokenize_conversations(
             prompt = _cut_middle(prompt, max_length - len(completion), head, tail)
         ids_out.append(list(prompt) + list(completion))
         prompt_lengths.append(len(prompt))
+    from peftlab.predictions import example_ids
+
     labels = np.full(len(conversations), -1, dtype=np.int64) if label_ids is None else np.asarray(label_ids)
     return SftSplit(
+        ids=example_ids(conversations),
         input_ids=ids_out,
         prompt_lengths=prompt_lengths,
         references=[a for _, a in conversations],
@@ -212,10 +216,15 @@ def _unwrap(model: Any) -> Any:
 def evaluate_split(
     model: Any, split: SftSplit, ctx: Any, label_names: tuple[str, ...], max_new_tokens: int | None
 ) -> dict[str, Any]:
-    """Loss/perplexity of the reference answers, then greedy answers scored against them."""
+    """Loss/perplexity of the reference answers, then greedy answers scored against them.
+
+    `examples` holds the per-example outcomes (id, reference, generated answer, exact match) in
+    split order; the runner moves them into the run's predictions file (peftlab/predictions.py).
+    """
     import torch
 
     from peftlab.metrics import load_metric
+    from peftlab.predictions import outcomes
 
     was_training = model.training
     model.eval()
@@ -275,6 +284,9 @@ def evaluate_split(
                 {"prompt": split.prompts[i], "expected": split.references[i], "generated": generated[i]}
                 for i in range(min(SAMPLES_KEPT, len(split)))
             ],
+            "examples": outcomes(
+                split.ids or [f"row{i}" for i in range(len(split))], split.references, generated, exact
+            ),
         }
     )
     return scores
