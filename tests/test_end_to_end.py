@@ -44,7 +44,7 @@ def test_experiment_writes_records_summary_and_figures_then_skips(experiment_fil
         assert rec["predictions"]["splits"] == {"validation": 48, "test": 48} and set(read) == {"validation", "test"}
         test = read["test"]
         assert test.correct.mean() == pytest.approx(rec["metrics"]["test"]["accuracy"])
-        assert test.gold == [i % 2 for i in range(48)]  # the fixture's alternating labels, in split order
+        assert sorted(test.gold) == sorted(i % 2 for i in range(48))  # the fixture's labels (split shuffled by hash)
         ids.add(tuple(test.ids))
     assert len(ids) == 1 and len(set(next(iter(ids)))) == 48  # the same 48 distinct ids in every method and seed
     assert "paired two-level bootstrap" in (results / "summary.md").read_text()
