@@ -87,13 +87,9 @@ DOC_PAGES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "doc
 
 @pytest.mark.parametrize("page", DOC_PAGES)
 def test_relative_links_point_at_files_that_exist(page: str) -> None:
-    # statistics.md and architecture.md are written on other branches of the same issue
-    pending = {"docs/statistics.md", "docs/architecture.md"}
     path = ROOT / page
     for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", path.read_text()):
         if "://" in target:
             continue
         resolved = (path.parent / target).resolve()
-        if str(resolved.relative_to(ROOT)) in pending:
-            continue
         assert resolved.exists(), f"{page} links to {target}, which does not exist"
