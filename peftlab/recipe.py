@@ -1,4 +1,4 @@
-"""One run as a recipe: build → probes before → train → evaluate → probes after → measure → save.
+"""One run as a recipe: setup → start_from → build → probes before → train → evaluate → probes after → measure → save.
 
 Each phase is a short function over `Run`, the run in progress, and the recipe is the list of
 phases read top to bottom (torchtune-style). The training loop itself stays in train.py; the
@@ -86,6 +86,7 @@ class Run:
     meter: Any = None  # measure.MemoryMeter
     probes: Any = None  # probes.RunProbes, when the experiment has a `forgetting:` list
     source: Any = None  # models.ModelSource the run starts from
+    checkpoint: Path | None = None  # the `init_from:` stage's folder, when the run starts from one
     eval_ctx: Any = None  # tasks.EvalContext
     load_kwargs: dict[str, Any] = field(default_factory=dict)
     model: Any = None
@@ -112,9 +113,8 @@ class Run:
 
 
 def setup(run: Run) -> None:
-    """Method, device, seed, memory meter, probes; the model source (a stage-A model, when there is one)."""
+    """Method, device, memory meter, evaluation context."""
     import torch
-    from transformers import set_seed
 
     from peftlab.environment import device_info, resolve_device
     from peftlab.measure import MemoryMeter
@@ -130,9 +130,6 @@ def setup(run: Run) -> None:
     run.device = resolve_device(cfg.device)
     run.record["env"]["device"] = device_info(run.device)
     run.meter = MemoryMeter(run.device)
-    run.probes = ws.forgetting.for_run(run.spec.seed, run.device, quiet=run.quiet) if ws.forgetting else None
-    run.source = run.probes.model_source(ws.model_source) if run.probes else ws.model_source  # may train stage A
-    set_seed(run.spec.seed)
     run.eval_ctx = EvalContext(
         batch_size=cfg.eval_batch_size,
         device=run.device,
@@ -143,6 +140,26 @@ def setup(run: Run) -> None:
         label_names=tuple(ws.data.label_names),
         max_new_tokens=ws.experiment.data.max_new_tokens,
     )
+
+
+def start_from(run: Run) -> None:
+    """The model source: the experiment's model, or the `init_from:` stage's (trained by the first run that needs it).
+
+    The run's own seed is set after the stage, so a run that trained stage A computes exactly
+    what a run that read it from the cache computes.
+    """
+    from transformers import set_seed
+
+    from peftlab.stages import stage_summary
+
+    ws = run.ws
+    run.source = ws.model_source
+    if ws.stage is not None:
+        started = time.perf_counter()
+        run.source, run.checkpoint = ws.stage.start(ws.model_source, run.spec.seed, run.device, quiet=run.quiet)
+        run.record["time"]["init_from_s"] = time.perf_counter() - started
+        run.record["init_from"] = stage_summary(run.checkpoint)
+    set_seed(run.spec.seed)
 
 
 def build(run: Run) -> None:
@@ -183,7 +200,9 @@ def build(run: Run) -> None:
 
 def probes_before(run: Run) -> None:
     """The base model's scores (adapter disabled), before any step: what "forgotten" is measured against."""
-    if run.probes is not None:
+    ws = run.ws
+    if ws.forgetting is not None:
+        run.probes = ws.forgetting.for_run(run.spec.seed, run.device, quiet=run.quiet, checkpoint=run.checkpoint)
         run.probes.before(run.model, run.load_kwargs, lambda base: run.evaluate("test", base))
 
 
@@ -305,7 +324,7 @@ def save(run: Run) -> None:
     run.record["size"] = _save_outputs(run.model, run.ws, run.spec, run.method, run.record)
 
 
-PHASES = (setup, build, probes_before, train, evaluate, probes_after, measure, save)
+PHASES = (setup, start_from, build, probes_before, train, evaluate, probes_after, measure, save)
 
 
 # ---------------------------------------------------------------- the record and the phases' helpers

@@ -4,6 +4,7 @@ model even for prompt/prefix tuning, probes are deterministic, and a harsher fin
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -31,12 +32,23 @@ def topic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_label_splits(tmp_path_factory.mktemp("topic_data"), sizes, sentence, seed=1)
 
 
+def _stage_settings(topic: Path, indent: str) -> str:
+    keys = {"source": topic, "max_length": 32, "steps": 6, "lr": "1.0e-3", "batch_size": 8}
+    return "".join(f"{indent}{k}: {v}\n" for k, v in keys.items())
+
+
 def _probes(topic: Path, previous: bool = True) -> str:
+    """The old spelling: the stage's settings on the previous_task entry."""
     text = f"forgetting:\n  - probe: linear_probe\n    source: {topic}\n    max_length: 32\n"
     if previous:
-        text += f"  - probe: previous_task\n    source: {topic}\n    max_length: 32\n    steps: 6\n    lr: 1.0e-3\n"
-        text += "    batch_size: 8\n"
+        text += "  - probe: previous_task\n" + _stage_settings(topic, "    ")
     return text
+
+
+def _staged(topic: Path, probes: str = "  - probe: linear_probe\n    source: {topic}\n    max_length: 32\n") -> str:
+    """The new spelling: an `init_from:` stage, and measure-only probes (`probes` may name previous_task)."""
+    text = "init_from:\n" + _stage_settings(topic, "  ")
+    return text + ("forgetting:\n" + probes.format(topic=topic) if probes else "")
 
 
 # ---------------------------------------------------------------- config
@@ -72,14 +84,60 @@ def test_run_ids_change_only_when_the_experiment_has_probes(experiment_file, top
     assert plain == again != probed
 
 
+def test_old_and_new_spelling_of_the_stage_give_the_same_experiment_and_run_ids(experiment_file, topic_dataset):
+    from peftlab.config import computed_config
+    from peftlab.plan import make_plan
+
+    old = load_experiment(experiment_file(extra=_probes(topic_dataset)))
+    both = "  - probe: linear_probe\n    source: {topic}\n    max_length: 32\n  - probe: previous_task\n"
+    new = load_experiment(experiment_file(extra=_staged(topic_dataset, both)))
+    assert old.init_from == new.init_from and old.init_from.steps == 6
+    assert [(p.probe, p.params) for p in old.forgetting] == [(p.probe, p.params) for p in new.forgetting]
+    assert new.forgetting[1].params is new.init_from  # previous_task measures the stage's own task A
+    assert computed_config(old) == computed_config(new)
+    assert [s.run_id for s in make_plan(old)] == [s.run_id for s in make_plan(new)]
+    # a stage nobody measures still changes what the runs compute, so it names them too
+    unmeasured = make_plan(load_experiment(experiment_file(extra=_staged(topic_dataset, ""))))
+    plain = make_plan(load_experiment(experiment_file()))
+    assert unmeasured[0].run_id != plain[0].run_id
+    overridden = load_experiment(experiment_file(extra=_staged(topic_dataset, both)), ["init_from.steps=9"])
+    assert overridden.init_from.steps == 9 and make_plan(overridden)[0].run_id != make_plan(new)[0].run_id
+
+
+def test_previous_task_without_a_stage_is_a_one_line_error_exit_2(experiment_file, topic_dataset, capsys):
+    from peftlab.run import main
+
+    path = experiment_file(extra="forgetting:\n  - probe: previous_task\n")
+    with pytest.raises(ConfigError, match=r"forgetting\[0\]\.probe: previous_task measures task A of an init_from"):
+        load_experiment(path)
+    assert main([str(path), "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "init_from" in err and "Traceback" not in err
+
+    both = experiment_file(extra=_staged(topic_dataset, "  - probe: previous_task\n    steps: 3\n"))
+    with pytest.raises(ConfigError, match=r"forgetting\[0\]: previous_task's stage settings are given here and under"):
+        load_experiment(both)
+    with pytest.raises(ConfigError, match=r"init_from\.stpes: unknown key.*did you mean 'steps'"):
+        load_experiment(experiment_file(extra="init_from:\n  stpes: 3\n"))
+    with pytest.raises(ConfigError, match=r"init_from\.lr: got 0.0, must be positive"):
+        load_experiment(experiment_file(extra="init_from:\n  lr: 0.0\n"))
+
+
+def test_a_stage_needs_a_classification_experiment(tiny_llama, tmp_path):
+    path = tmp_path / "sft.yaml"
+    path.write_text(f"name: s\nmodel: {tiny_llama}\ntask: sft\ninit_from:\n  steps: 3\nmethods: [lora]\n")
+    with pytest.raises(ConfigError, match=r"init_from: the stage fine-tunes a sequence classifier.*task is 'sft'"):
+        load_experiment(path)
+
+
 # ---------------------------------------------------------------- end to end, in process
 
 
-def _run(experiment_file, topic: Path, methods: str, *, steps: int, previous: bool = True) -> list[dict]:
+def _run(experiment_file, topic: Path, methods: str, *, steps: int, extra: str | None = None) -> list[dict]:
     from peftlab.plan import make_plan
     from peftlab.runner import execute_run, prepare_workspace
 
-    experiment = load_experiment(experiment_file(methods, steps=steps, extra=_probes(topic, previous)))
+    experiment = load_experiment(experiment_file(methods, steps=steps, extra=extra or _probes(topic)))
     ws = prepare_workspace(experiment)
     return [execute_run(ws, spec, quiet=True) for spec in make_plan(experiment)]
 
@@ -100,6 +158,27 @@ def test_a_run_whose_weights_do_not_move_forgets_exactly_zero(experiment_file, t
     stage_a = record["forgetting"]["previous_task"]["stage_a"]
     assert Path(stage_a["checkpoint"]).is_dir() and stage_a["steps"] == 6
     assert record["time"]["forgetting_s"] > 0
+
+
+def test_the_stage_is_trained_once_and_handed_on_to_every_run(experiment_file, topic_dataset, monkeypatch):
+    from peftlab.stages import InitFromStage
+
+    trained = []
+    train_task_a = InitFromStage._train_task_a
+    monkeypatch.setattr(InitFromStage, "_train_task_a", lambda *a: trained.append(1) or train_task_a(*a))
+    methods = "  - method: full\n    lr: 1.0e-30\n  - method: lora\n    lr: 1.0e-2\n"
+    stage = _staged(topic_dataset, "  - probe: previous_task\n").replace("  steps: 6\n", "  steps: 6\n  seed: 0\n")
+    records = _run(experiment_file, topic_dataset, methods, steps=1, extra=stage)
+    assert [r["status"] for r in records] == ["ok", "ok"], [r.get("traceback") for r in records]
+    assert len(trained) == 1  # the first run trained stage A; the second read it from the cache
+    (summary,) = {json.dumps(r["init_from"], sort_keys=True) for r in records}
+    assert json.loads(summary) == records[0]["forgetting"]["previous_task"]["stage_a"]
+    for record in records:
+        # the run's base model (adapter disabled) is the stage's model: through task A's kept head it
+        # scores what stage A scored on task A's test split when it was trained
+        assert record["forgetting"]["previous_task"]["before"] == record["init_from"]["accuracy"]
+        assert record["time"]["init_from_s"] > 0
+    assert records[0]["forgetting"]["previous_task"]["delta"] == 0.0  # full at lr 1e-30 moves nothing
 
 
 def test_full_finetuning_at_a_high_learning_rate_forgets_more(tiny_bert, tiny_dataset, topic_dataset):
@@ -176,23 +255,22 @@ def test_before_is_the_base_model_even_for_prompt_and_prefix_tuning(tiny_bert, t
 
 
 def test_probes_are_deterministic_for_a_seed(tiny_bert, topic_dataset, tmp_path):
-    from peftlab.config import TrainConfig
-    from peftlab.forgetting import PreviousTaskParams, PreviousTaskProbe
+    from peftlab.config import InitFromConfig, TrainConfig
     from peftlab.models import resolve_model_source
+    from peftlab.stages import InitFromStage
 
     first = _linear_probe(tiny_bert, topic_dataset).measure(_classifier(tiny_bert), _run_context())
     second = _linear_probe(tiny_bert, topic_dataset).measure(_classifier(tiny_bert), _run_context())
     assert first == second and 0.5 < first["accuracy"] <= 1.0
 
     tokenizer = probe_tokenizer(tiny_bert)
-    params = PreviousTaskParams(source=str(topic_dataset), max_length=32, steps=4, lr=1e-3, batch_size=8, test_limit=40)
-    probe = PreviousTaskProbe(params, tokenizer, None)
+    params = InitFromConfig(source=str(topic_dataset), max_length=32, steps=4, lr=1e-3, batch_size=8, test_limit=40)
     source = resolve_model_source(str(tiny_bert))
-    cfg = TrainConfig()
-    folders = [probe.checkpoint(source, _run_context(seed=3), cfg, tmp_path / name) for name in ("a", "b")]
+    stages = [InitFromStage(params, tokenizer, None, TrainConfig(), tmp_path / name) for name in ("a", "b")]
+    folders = [stage.checkpoint(source, _run_context(seed=3)) for stage in stages]
     for name in ("model.safetensors", "task_a_head.safetensors"):
         assert (folders[0] / name).read_bytes() == (folders[1] / name).read_bytes()
-    assert probe.checkpoint(source, _run_context(seed=3), cfg, tmp_path / "a") == folders[0]  # built once, reused
+    assert stages[0].checkpoint(source, _run_context(seed=3)) == folders[0]  # built once, reused
 
 
 # ---------------------------------------------------------------- lm_loss on a tiny causal LM

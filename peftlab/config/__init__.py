@@ -6,6 +6,7 @@ error cost a second. An import contract in pyproject.toml (`lint-imports`) keeps
 
   experiment.py  the top-level file: model, task, data, train, save, methods, seeds
   search.py      the `search:` block (sampler, objectives, space, pruner)
+  stages.py      the `init_from:` stage (task A, trained first; its model is where every run starts)
   probes.py      the `forgetting:` list (probe params and which tasks each fits)
   overrides.py   command-line `key=value` overrides
   schema.py      the small validator that turns YAML into these dataclasses with one-line errors
@@ -33,6 +34,7 @@ from peftlab.config.probes import (
     probe_names,
 )
 from peftlab.config.search import OBJECTIVES, PRUNERS, SAMPLERS, SearchConfig, parse_search
+from peftlab.config.stages import InitFromConfig, parse_init_from
 
 __all__ = [
     "OBJECTIVES",
@@ -41,6 +43,7 @@ __all__ = [
     "SAMPLERS",
     "DataConfig",
     "Experiment",
+    "InitFromConfig",
     "LMLossParams",
     "LinearProbeParams",
     "MethodEntry",
@@ -54,6 +57,7 @@ __all__ = [
     "computed_config",
     "load_experiment",
     "parse_experiment",
+    "parse_init_from",
     "parse_probes",
     "parse_search",
     "probe_names",

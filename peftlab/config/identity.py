@@ -21,7 +21,10 @@ def computed_config(experiment: Experiment) -> dict[str, Any]:
     """The part of an experiment that changes what a run computes (not its name or output folder).
 
     Forgetting probes are part of it only when there are any, so adding the feature left the ids
-    of existing runs unchanged; `previous_task` changes the model a run starts from. The device
+    of existing runs unchanged. The `init_from:` stage changes the model a run starts from; when
+    `previous_task` measures it, the stage's settings are already that probe's params, so they
+    are named there only, exactly as the old spelling (settings on the probe) named them, and
+    both spellings give the same ids. A stage nobody measures is named under `init_from`. The device
     is the resolved type (`cpu`/`cuda`), never `auto`: CPU and GPU runs are different results.
     """
     from peftlab.environment import device_type
@@ -37,4 +40,7 @@ def computed_config(experiment: Experiment) -> dict[str, Any]:
     }
     if experiment.forgetting:
         config["forgetting"] = [p.as_dict() for p in experiment.forgetting]
+    measured = any(p.probe == "previous_task" for p in experiment.forgetting)
+    if experiment.init_from is not None and not measured:
+        config["init_from"] = dataclasses.asdict(experiment.init_from)
     return config

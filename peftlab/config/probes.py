@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from peftlab.config.schema import build, check, closest, fail
+from peftlab.config.stages import InitFromConfig
 
 
 @dataclass
@@ -52,25 +53,9 @@ class LinearProbeParams:
         check(self.C > 0, "C", f"got {self.C}, must be positive")
 
 
-@dataclass
-class PreviousTaskParams:
-    """Task A, fully fine-tuned for `steps` before the method under test trains on the experiment's task."""
-
-    source: str = "builtin:bbc_news"
-    text_column: str = "text"
-    label_column: str = "label"
-    max_length: int = 128
-    steps: int = 60
-    lr: float = 1e-4
-    batch_size: int = 16
-    test_limit: int = 300
-    seed: int | None = None  # stage-A seed; null: the run's own seed (one stage-A model per seed)
-
-    def __post_init__(self) -> None:
-        check(self.max_length >= 8, "max_length", f"got {self.max_length}, must be at least 8")
-        for key in ("steps", "batch_size", "test_limit"):
-            check(getattr(self, key) >= 1, key, f"got {getattr(self, key)}, must be at least 1")
-        check(self.lr > 0, "lr", f"got {self.lr}, must be positive")
+# `previous_task` measures the init_from stage's task A, so its params are the stage's settings
+# (config/stages.py); the old name stays for code written against it
+PreviousTaskParams = InitFromConfig
 
 
 @dataclass(frozen=True)
@@ -87,7 +72,7 @@ PROBE_KINDS: dict[str, ProbeKind] = {
     for kind in (
         ProbeKind("lm_loss", LMLossParams, ("sft",)),
         ProbeKind("linear_probe", LinearProbeParams, ("classification",)),
-        ProbeKind("previous_task", PreviousTaskParams, ("classification",)),
+        ProbeKind("previous_task", InitFromConfig, ("classification",)),
     )
 }
 
@@ -107,8 +92,13 @@ def probe_names() -> list[str]:
     return sorted(PROBE_KINDS)
 
 
-def parse_probes(raw: Any, origin: str, task: str) -> list[ProbeEntry]:
-    """The `forgetting:` list, validated: known probe names, their keys, and a probe that fits the task."""
+def parse_probes(raw: Any, origin: str, task: str, stage: InitFromConfig | None = None) -> list[ProbeEntry]:
+    """The `forgetting:` list, validated: known probe names, their keys, and a probe that fits the task.
+
+    `previous_task` measures the experiment's `init_from:` stage (`stage`), and takes its settings
+    as params; without a stage it is a one-line error. (The old spelling, stage settings on the
+    probe's entry, was already turned into `stage` by config/stages.py.)
+    """
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -138,7 +128,17 @@ def parse_probes(raw: Any, origin: str, task: str) -> list[ProbeEntry]:
                 f"probe {name!r} measures {' or '.join(cls.tasks)} models, this experiment's task is {task!r}; "
                 f"probes for {task}: {', '.join(fitting) or '(none)'}",
             )
-        params = build(cls.params, {k: v for k, v in item.items() if k != "probe"}, origin, path)
+        if name == "previous_task":
+            if stage is None:
+                fail(
+                    origin,
+                    f"{path}.probe",
+                    "previous_task measures task A of an init_from: stage and this experiment has none; "
+                    "add one, e.g. init_from: {source: builtin:bbc_news, steps: 30}",
+                )
+            params = stage
+        else:
+            params = build(cls.params, {k: v for k, v in item.items() if k != "probe"}, origin, path)
         if any(e.probe == name for e in entries):
             fail(origin, path, f"probe {name!r} is listed twice; records keep one result per probe")
         entries.append(ProbeEntry(name, params))

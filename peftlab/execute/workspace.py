@@ -1,8 +1,9 @@
 """What every run of an experiment shares, prepared once in the experiment process.
 
-The model source is resolved, the tokenizer loaded, the data read and tokenised, metrics and probe
-data loaded here, before any run: user mistakes surface in a second, and each forked run inherits
-all of it for free. This process never computes with torch (see isolation.py for why).
+The model source is resolved, the tokenizer loaded, the data read and tokenised, metrics, the
+`init_from:` stage's task-A data and the probe data loaded here, before any run: user mistakes
+surface in a second, and each forked run inherits all of it for free. This process never
+computes with torch (see isolation.py for why).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Workspace:
     results_dir: Path
     task: Any = None  # tasks.Task; from experiment.task when not given
     forgetting: Any = None  # probes.ProbeSuite: the experiment's probes, data loaded once
+    stage: Any = None  # stages.InitFromStage: the `init_from:` stage every run starts from, data loaded once
 
     def __post_init__(self) -> None:
         if self.task is None:
@@ -60,14 +62,18 @@ def prepare_workspace(experiment: Experiment) -> Workspace:
 
     for name in ("accuracy", "f1"):  # loaded once here, inherited by every forked run
         load_metric(name)
+    stage = None
+    if experiment.init_from is not None:
+        from peftlab.stages import InitFromStage
+
+        stage = InitFromStage.for_experiment(experiment, tokenizer)
     forgetting = None
     if experiment.forgetting:
         from peftlab.probes import ProbeSuite
 
         forgetting = ProbeSuite(experiment, tokenizer)
-    return Workspace(
-        experiment, source, tokenizer, data, splits, experiment.results_dir(), task=task, forgetting=forgetting
-    )
+    results_dir = experiment.results_dir()
+    return Workspace(experiment, source, tokenizer, data, splits, results_dir, task, forgetting, stage)
 
 
 def _uses_hub(experiment: Experiment) -> bool:

@@ -1,32 +1,22 @@
 """`previous_task`: sequential fine-tuning, task A's accuracy after training on the experiment's task B.
 
-This probe also trains stage A and hands its model on as the run's model source (see
-`ProbeSuite.model_source`), so it changes the treatment, not only the measurement.
+Measure-only: the experiment's `init_from:` stage (peftlab/stages.py) trains task A and hands its
+model on as every run's source; this probe scores task A through the head that stage kept, on
+the run's backbone, before (adapter disabled) and after training on B. Its params are the
+stage's settings (the same task A). The stage's checkpoint format is defined here (`HEAD_FILE`,
+`META_FILE`), next to the one reader that swaps the kept head in.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
-import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from peftlab.config.probes import PreviousTaskParams
-from peftlab.models import file_lock
-from peftlab.probes.base import (
-    Probe,
-    RunContext,
-    classification_splits,
-    device_type,
-    digest,
-    eval_mode,
-    predict,
-    register,
-)
+from peftlab.config.stages import InitFromConfig
+from peftlab.probes.base import Probe, RunContext, classification_splits, eval_mode, predict, register
 
 HEAD_FILE = "task_a_head.safetensors"
 
@@ -35,90 +25,25 @@ META_FILE = "task_a.json"
 
 @register
 class PreviousTaskProbe(Probe):
-    """Sequential fine-tuning: task A (full FT, cached) → the method under test on the experiment's task B.
+    """Task-A test accuracy through the init_from stage's kept head on the run's backbone; before − after.
 
-    The stage-A model becomes the run's model source, so every method (QLoRA included, which
-    quantises it on load) starts from the same task-A checkpoint; its backbone is saved like
-    any HF encoder and task A's head beside it. The score is task-A test accuracy through that
-    kept head on the run's backbone: before (adapter disabled) and after training on B.
-    Sequence-classification models only (the head is the `classifier`/`score` module).
+    Sequence-classification models only (the head is the `classifier`/`score` module). The data is
+    loaded exactly as the stage loads it (same limits, same fingerprint), for the test split.
     """
 
     name = "previous_task"
     summary = "task-A accuracy through task A's kept head after sequential fine-tuning on B; delta = before − after"
-    params_type = PreviousTaskParams
+    params_type = InitFromConfig
     tasks = ("classification",)
     score = "accuracy"
     better = "max"
 
     def load(self, tokenizer: Any, base_dir: Path | None) -> None:
-        p: PreviousTaskParams = self.params
+        p: InitFromConfig = self.params
         self.data, self.splits = classification_splits(
             p, tokenizer, base_dir, {"train": None, "validation": None, "test": p.test_limit}
         )
         self.fingerprint = self.data.fingerprint
-        self.tokenizer = tokenizer
-
-    def checkpoint(self, base: Any, run: RunContext, train_cfg: Any, cache_dir: Path) -> Path:
-        """The stage-A folder for this base model and seed: built once, by whichever run needs it first."""
-        seed = self.params.seed if self.params.seed is not None else run.seed
-        key = {**self.config(), "model": base.location, "seed": seed, "device": device_type(run.device)}
-        key["precision"] = train_cfg.precision
-        folder = cache_dir / f"previous_task-{digest(key)}"
-        with file_lock(folder.with_name(folder.name + ".lock")):
-            if not (folder / META_FILE).is_file():
-                tmp = folder.with_name(folder.name + ".partial")
-                shutil.rmtree(tmp, ignore_errors=True)
-                tmp.mkdir(parents=True)
-                meta = self._train_task_a(base, run, train_cfg, seed, tmp)
-                (tmp / META_FILE).write_text(json.dumps({**meta, "key": key}, indent=2) + "\n")
-                shutil.rmtree(folder, ignore_errors=True)
-                tmp.rename(folder)
-        return folder
-
-    def _train_task_a(self, base: Any, run: RunContext, train_cfg: Any, seed: int, out: Path) -> dict[str, Any]:
-        from safetensors.torch import save_file
-        from transformers import set_seed
-
-        from peftlab.models import head_modules, load_classifier
-        from peftlab.tasks.classification import collate, train_batches
-        from peftlab.train import step_bar, train
-
-        p: PreviousTaskParams = self.params
-        started = time.perf_counter()
-        set_seed(seed)
-        model = load_classifier(base, self.data.label_names, pad_token_id=run.pad_id).to(run.device)
-        for param in model.parameters():
-            param.requires_grad_(True)
-        cfg = dataclasses.replace(
-            train_cfg, steps=p.steps, batch_size=p.batch_size, grad_accum=1, gradient_checkpointing=False, compile=False
-        )
-        split = self.splits["train"]
-        batches = train_batches(split, p.batch_size, p.steps, seed, cfg.length_grouping)
-        run.say(f"previous_task: training stage A once ({p.steps} steps on {p.source}); later runs reuse it")
-        with step_bar(p.steps, "stage A", run.quiet) as bar:
-            outcome = train(
-                model, batches, cfg, p.lr, run.device, collate=lambda idx: collate(split, idx, run.pad_id), progress=bar
-            )
-        heads = head_modules(model)
-        if not heads:
-            raise RuntimeError("previous_task: the model has no classifier/score head to keep for task A")
-        with eval_mode(model):
-            accuracy = self._accuracy(model, run)
-        getattr(model, model.base_model_prefix).save_pretrained(out, safe_serialization=True)
-        state = {
-            f"{h}.{k}": v.detach().contiguous().cpu() for h in heads for k, v in getattr(model, h).state_dict().items()
-        }
-        save_file(state, str(out / HEAD_FILE))
-        self.tokenizer.save_pretrained(out)
-        return {
-            "label_names": list(self.data.label_names),
-            "heads": list(heads),
-            "accuracy": accuracy,
-            "steps": p.steps,
-            "final_train_loss": outcome.final_train_loss,
-            "build_s": time.perf_counter() - started,
-        }
 
     def _accuracy(self, model: Any, run: RunContext) -> float:
         split = self.splits["test"]
@@ -126,7 +51,7 @@ class PreviousTaskProbe(Probe):
 
     def measure(self, model: Any, run: RunContext) -> dict[str, Any]:
         if run.checkpoint is None:
-            raise RuntimeError("previous_task: the run has no stage-A checkpoint")
+            raise RuntimeError("previous_task: the run has no init_from stage checkpoint to measure")
         with eval_mode(model), task_a_heads(model, run.checkpoint, run.device):
             return {"accuracy": self._accuracy(model, run), "test": len(self.splits["test"])}
 

@@ -18,7 +18,8 @@ zero-shot score (an instruction-tuned LM answers before any training).
 
 Heavy work is done once: probe data is loaded and tokenised in the experiment's parent process
 (which never computes with torch), "before" values depend only on the base model and are cached
-under `results/<experiment>/.forgetting/` (file-locked), and so is `previous_task`'s stage-A model.
+under `results/<experiment>/.forgetting/` (file-locked). Probes only measure: the model a run starts
+from, `init_from:`'s stage-A model when there is one, is the stage's business (peftlab/stages.py).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any, Literal
 
 from peftlab.models import file_lock
 from peftlab.probes.base import PROBES, RunContext, base_model_view, device_type, digest
-from peftlab.probes.previous_task import META_FILE, PreviousTaskProbe
+from peftlab.probes.previous_task import META_FILE
 
 # The target-task score that "learning" is measured in, per experiment task: (score key, better).
 LEARNING_METRIC: dict[str, tuple[str, Literal["max", "min"]]] = {
@@ -55,13 +56,14 @@ class ProbeSuite:
         self.tokenizer = tokenizer
         dirs = experiment.search_dirs()
         self.probes = [
-            PROBES[e.probe](e.params, tokenizer, _base_dir(e.params.source, dirs)) for e in experiment.forgetting
+            PROBES[e.probe](e.params, tokenizer, source_base_dir(e.params.source, dirs)) for e in experiment.forgetting
         ]
         self.cache_dir = experiment.results_dir() / ".forgetting"
         self.learning_metric = LEARNING_METRIC.get(experiment.task)
         self.learning_baseline = LEARNING_BASELINE.get(experiment.task, "base_model")
 
-    def for_run(self, seed: int, device: str, *, quiet: bool = False) -> RunProbes:
+    def for_run(self, seed: int, device: str, *, quiet: bool = False, checkpoint: Path | None = None) -> RunProbes:
+        """The run's measurer; `checkpoint` is the init_from stage's folder the run started from, if any."""
         from peftlab.train import autocast_factory
 
         run = RunContext(
@@ -70,13 +72,14 @@ class ProbeSuite:
             pad_id=int(self.tokenizer.pad_token_id),
             padding_side=getattr(self.tokenizer, "padding_side", "right"),
             seed=seed,
+            checkpoint=checkpoint,
             quiet=quiet,
         )
         return RunProbes(self, run)
 
 
 class RunProbes:
-    """One run's forgetting and learning measurements: `model_source`, then `before`, then `after`."""
+    """One run's forgetting and learning measurements: `before`, then `after`."""
 
     def __init__(self, suite: ProbeSuite, run: RunContext) -> None:
         self.suite, self.run = suite, run
@@ -84,19 +87,6 @@ class RunProbes:
         self.learning: dict[str, Any] = {}
         self.base_key: dict[str, Any] = {}
         self.seconds = 0.0
-
-    def model_source(self, base: Any) -> Any:
-        """The run's model source: previous_task's stage-A model when that probe is on, else `base`."""
-        from peftlab.models import ModelSource
-
-        for probe in self.suite.probes:
-            if isinstance(probe, PreviousTaskProbe):
-                started = time.perf_counter()
-                folder = probe.checkpoint(base, self.run, self.suite.experiment.train, self.suite.cache_dir)
-                self.seconds += time.perf_counter() - started
-                self.run.checkpoint = folder
-                return ModelSource(f"{base.spec} → previous_task stage A", "local", str(folder))
-        return base
 
     def before(self, model: Any, load_kwargs: dict[str, Any], evaluate_target: Callable[[Any], dict]) -> None:
         """Probe scores and the target-task score of the base model (adapter disabled), before any step.
@@ -182,7 +172,7 @@ def _scores(scores: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _base_dir(source: str, search_dirs: list[Path]) -> Path | None:
+def source_base_dir(source: str, search_dirs: list[Path]) -> Path | None:
     """The folder a relative probe source is found in, like the experiment's own data source."""
     if source.startswith("builtin:"):
         return None
