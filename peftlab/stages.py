@@ -84,10 +84,9 @@ class InitFromStage:
         return folder
 
     def _train_task_a(self, base: Any, run: RunContext, seed: int, out: Path) -> dict[str, Any]:
-        from safetensors.torch import save_file
         from transformers import set_seed
 
-        from peftlab.models import head_modules, load_classifier
+        from peftlab.models import load_classifier
         from peftlab.tasks.classification import collate, train_batches
         from peftlab.train import step_bar, train
 
@@ -112,18 +111,10 @@ class InitFromStage:
             outcome = train(
                 model, batches, cfg, p.lr, run.device, collate=lambda idx: collate(split, idx, run.pad_id), progress=bar
             )
-        heads = head_modules(model)
-        if not heads:
-            raise RuntimeError("init_from: the model has no classifier/score head to keep for task A")
         with eval_mode(model):
             test = self.splits["test"]
             accuracy = float((predict(model, test, 64, run) == test.labels).mean())
-        getattr(model, model.base_model_prefix).save_pretrained(out, safe_serialization=True)
-        state = {
-            f"{h}.{k}": v.detach().contiguous().cpu() for h in heads for k, v in getattr(model, h).state_dict().items()
-        }
-        save_file(state, str(out / HEAD_FILE))
-        self.tokenizer.save_pretrained(out)
+        heads = self._save(model, out)
         return {
             "label_names": list(self.data.label_names),
             "heads": list(heads),
@@ -132,6 +123,23 @@ class InitFromStage:
             "final_train_loss": outcome.final_train_loss,
             "build_s": time.perf_counter() - started,
         }
+
+    def _save(self, model: Any, out: Path) -> tuple[str, ...]:
+        """The backbone as an HF folder (what runs load), task A's head(s) beside it, and the tokenizer."""
+        from safetensors.torch import save_file
+
+        from peftlab.models import head_modules
+
+        heads = head_modules(model)
+        if not heads:
+            raise RuntimeError("init_from: the model has no classifier/score head to keep for task A")
+        getattr(model, model.base_model_prefix).save_pretrained(out, safe_serialization=True)
+        state = {
+            f"{h}.{k}": v.detach().contiguous().cpu() for h in heads for k, v in getattr(model, h).state_dict().items()
+        }
+        save_file(state, str(out / HEAD_FILE))
+        self.tokenizer.save_pretrained(out)
+        return tuple(heads)
 
 
 def stage_summary(folder: Path) -> dict[str, Any]:

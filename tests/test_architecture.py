@@ -80,13 +80,14 @@ def test_the_run_path_reads_in_short_functions():
     """One run is a list of phases, not one long function; the loop itself (train.py) is the exception."""
     package = ROOT / "peftlab"
     paths = [package / "recipe.py", package / "run.py", *(package / "execute").glob("*.py")]
-    paths += [*(package / "planners").glob("*.py")]
+    paths += [*(package / "planners").glob("*.py"), package / "stages.py"]
     long = sorted(f"{name} ({n} lines)" for n, name in _functions(paths) if n > 45)
     assert not long, f"functions longer than 45 lines in the run path: {', '.join(long)}"
     from peftlab.recipe import PHASES
 
     assert [p.__name__ for p in PHASES] == [
         "setup",
+        "start_from",  # the model source: the experiment's model, or the init_from stage's (issue 15)
         "build",
         "probes_before",
         "train",

@@ -31,7 +31,7 @@ class RunContext:
     pad_id: int
     padding_side: str
     seed: int
-    checkpoint: Path | None = None  # previous_task's stage-A folder, when there is one
+    checkpoint: Path | None = None  # the init_from stage's folder the run started from, when there is one
     quiet: bool = False  # no progress bars or status lines (the run's own bar is off too)
 
     def say(self, message: str) -> None:
