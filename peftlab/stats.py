@@ -94,6 +94,59 @@ def method_interval(
     return Interval(mean, float(low), float(high), BOOTSTRAP, len(acc), int(sizes.min()))
 
 
+F1_BOOTSTRAP = "two-level bootstrap (seeds, then test examples) of the confusion counts"
+
+
+def macro_f1_interval(
+    runs: Sequence[tuple[Sequence[int], Sequence[int]]],
+    num_labels: int,
+    *,
+    key: str = "",
+    draws: int = DRAWS,
+    level: float = LEVEL,
+) -> Interval:
+    """Two-level bootstrap interval of the mean over seeds of macro-F1, from each seed's (gold, prediction) ids.
+
+    Macro-F1 is no mean of per-example outcomes, so the t-interval over seeds was the only interval
+    it had (±1.38 for a score in [0, 1] at two seeds). Resampling a seed's n test examples is a
+    Multinomial(n, cells) draw of its confusion counts (gold × prediction, with one extra column
+    for "no class", e.g. an unparsed answer), from which macro-F1 over all `num_labels` classes is
+    computed as the table computes it; the outer level resamples seeds. Inside [0, 1] by construction.
+    """
+    k = int(num_labels)
+    cells = []
+    for gold, prediction in runs:
+        g = np.asarray(gold, dtype=np.int64)
+        p = np.asarray(prediction, dtype=np.int64)
+        p = np.where((p >= 0) & (p < k), p, k)
+        cells.append(np.bincount(g * (k + 1) + p, minlength=k * (k + 1)).astype(float))
+    if not cells or k < 1:
+        return Interval(math.nan, math.nan, math.nan, "no finished run", 0, 0)
+    observed = [float(_macro_f1(c.reshape(k, k + 1))) for c in cells]
+    rng = _rng("f1", key)
+    pick = rng.integers(0, len(cells), size=(draws, len(cells)))
+    boot = np.empty(pick.shape)
+    for s, counts in enumerate(cells):
+        where = pick == s
+        if where.any():
+            n = int(counts.sum())
+            drawn = rng.multinomial(n, counts / n, size=int(where.sum())).reshape(-1, k, k + 1)
+            boot[where] = _macro_f1(drawn)
+    tail = (1 - level) / 2
+    low, high = np.quantile(boot.mean(axis=1), [tail, 1 - tail])
+    n_min = int(min(c.sum() for c in cells))
+    return Interval(float(np.mean(observed)), float(low), float(high), F1_BOOTSTRAP, len(cells), n_min)
+
+
+def _macro_f1(counts: np.ndarray) -> np.ndarray:
+    """Macro-F1 over every class from confusion counts (..., k gold, k + 1 predicted); 0 for a class never seen."""
+    classes = counts[..., :, :-1]
+    tp = np.einsum("...ii->...i", classes)
+    denominator = counts.sum(axis=-1) + classes.sum(axis=-2)
+    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp, dtype=float), where=denominator > 0)
+    return f1.mean(axis=-1)
+
+
 def _t_interval(values: np.ndarray, level: float) -> tuple[float, float]:
     from scipy import stats
 
@@ -113,6 +166,8 @@ class SeedOutcomes:
     seed: int
     ids: np.ndarray
     correct: np.ndarray
+    gold: np.ndarray | None = None  # label ids, where the task's answers are labels (classification)
+    prediction: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -133,3 +133,23 @@ def test_predictions_round_trip_with_fingerprint_and_stable_ids(tmp_path):
     (tmp_path / "runs" / entry["file"]).write_bytes(b"changed")
     with pytest.raises(PredictionsError, match="sha256"):
         read_predictions(tmp_path / "runs", {"predictions": entry})
+
+
+def test_macro_f1_interval_stays_in_range_at_one_seed_and_matches_sklearn():
+    """Macro-F1 gets a bootstrap interval from its confusion counts (it used to be ±1.38 at two seeds)."""
+    import numpy as np
+    from sklearn.metrics import f1_score
+
+    from peftlab import stats
+
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 3, size=300)
+    pred = np.where(rng.random(300) < 0.7, gold, rng.integers(0, 3, size=300))
+    pred[:5] = -1  # an unparsed answer counts as no class
+    one = stats.macro_f1_interval([(gold, pred)], 3, key="one")
+    expected = f1_score(gold, pred, labels=[0, 1, 2], average="macro", zero_division=0)
+    assert one.mean == pytest.approx(expected)
+    assert 0.0 <= one.low < one.mean < one.high <= 1.0 and one.seeds == 1
+    # a degenerate run (one class predicted everywhere) still gets an interval inside [0, 1]
+    flat = stats.macro_f1_interval([(gold, np.zeros_like(gold)), (gold, pred)], 3, key="two")
+    assert 0.0 <= flat.low <= flat.high <= 1.0

@@ -53,8 +53,29 @@ def load_outcomes(results_dirs: Iterable[Path], records: list[dict[str, Any]], l
             log(f"warning: {err}; compared unpaired")
             continue
         if test is not None:
-            out[str(record["run_id"])] = stats.SeedOutcomes(int(record.get("seed") or 0), test.ids, test.correct)
+            gold, prediction = _label_ids(test.gold), _label_ids(test.prediction)
+            out[str(record["run_id"])] = stats.SeedOutcomes(
+                int(record.get("seed") or 0), test.ids, test.correct, gold, prediction
+            )
     return out
+
+
+def _label_ids(values: Any) -> Any:
+    """An int array when every value is a label id (classification), else None (sft answers are text)."""
+    values = list(values)
+    if not values or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
+        return None
+    return np.asarray(values, dtype=np.int64)
+
+
+def _f1_interval(summary: Any, row: Any, r: Any, group: Any, key: str) -> None:
+    """Macro-F1's bootstrap interval from the predictions, when every ok run has label-id predictions."""
+    labels = _column(group, "data.num_labels").dropna()
+    if not r.complete or labels.empty or any(o.gold is None or o.prediction is None for o in r.outcomes):
+        return
+    interval = stats.macro_f1_interval([(o.gold, o.prediction) for o in r.outcomes], int(labels.max()), key=key)
+    summary.loc[row, ["test_f1_macro_low", "test_f1_macro_high"]] = [interval.low, interval.high]
+    summary.loc[row, "test_f1_macro_ci95"] = interval.half
 
 
 def choose_reference(labels: list[str], wanted: str | None) -> str:
@@ -138,7 +159,8 @@ def add_statistics(summary: Any, frame: Any, outcomes: dict[str, Any], reference
     if summary.empty:
         return summary
     summary = summary.copy()
-    for name in ("test_accuracy_low", "test_accuracy_high", "vs_ref_diff", "vs_ref_low", "vs_ref_high", "vs_ref_p",
+    for name in ("test_accuracy_low", "test_accuracy_high", "test_f1_macro_low", "test_f1_macro_high",
+                 "vs_ref_diff", "vs_ref_low", "vs_ref_high", "vs_ref_p",
                  "vs_ref_p_holm", "mdd", "mdd_n", "mdd_seeds", "mdd_discordance"):  # fmt: skip
         summary[name] = math.nan
     for name in ("test_accuracy_interval", "reference", "vs_ref_test", "vs_ref_seeds_agree", "test_accuracy_mark"):
@@ -157,6 +179,7 @@ def add_statistics(summary: Any, frame: Any, outcomes: dict[str, Any], reference
                 summary.loc[row, ["test_accuracy_low", "test_accuracy_high"]] = [interval.low, interval.high]
                 summary.loc[row, "test_accuracy_ci95"] = interval.half
                 summary.loc[row, "test_accuracy_interval"] = interval.kind
+            _f1_interval(summary, row, r, in_exp[in_exp["label"] == label], key=f"{experiment}/{label}")
         ref = choose_reference(labels, _reference_for(frame, experiment, reference, labels))
         summary.loc[rows, "reference"] = ref
         done: list[tuple[Any, stats.Comparison]] = []
