@@ -16,12 +16,12 @@ median over repetitions is compared. Throughput counts real (non-padding) tokens
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import statistics
 import tempfile
 import time
 from typing import Any
+
+from interleave import run_interleaved  # benchmarks/interleave.py (scripts run from this folder)
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -209,20 +209,8 @@ def main() -> None:
         f"loop overhead: {args.model} + LoRA r=8, batch {args.batch}, {args.steps} steps "
         f"({args.warmup} warm-up excluded), {args.reps} interleaved repetitions, {name}"
     )
-    results: dict[str, list[float]] = {k: [] for k in VARIANTS}
-    for fn in VARIANTS.values():  # untimed round: kernels, allocator and caches warm for every variant
-        with contextlib.redirect_stderr(open(os.devnull, "w")), contextlib.redirect_stdout(open(os.devnull, "w")):
-            fn({**ctx, "steps": args.warmup + 2, "batches": ctx["batches"][: args.warmup + 2]}, 0)
-    for rep in range(args.reps):
-        for label, fn in VARIANTS.items():
-            with contextlib.redirect_stderr(open(os.devnull, "w")), contextlib.redirect_stdout(open(os.devnull, "w")):
-                results[label].append(fn(ctx, rep))
-            print(f"  rep {rep + 1}: {label:<38} {results[label][-1]:>10,.0f} real tokens/s", flush=True)
-    med = {k: statistics.median(v) for k, v in results.items()}
+    med = run_interleaved(VARIANTS, ctx, args.reps, args.warmup)
     a = med["(a) peftlab loop"]
-    print("\n| variant | median real tokens/s | (a) / variant |\n|---|---:|---:|")
-    for label, value in med.items():
-        print(f"| {label} | {value:,.0f} | {a / value:.2f} |")
     print(
         f"\n(a)/(b) = {a / med['(b) hand-written PyTorch']:.3f} (target ≥ 0.97); "
         f"(a)/(c) = {a / med['(c) HF Trainer, max_length padding']:.2f} (target ≥ 1.2)"

@@ -20,12 +20,12 @@ Needs trl: `pip install -e '.[trl]'`.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import statistics
 import tempfile
 import time
 from typing import Any
+
+from interleave import run_interleaved  # benchmarks/interleave.py (scripts run from this folder)
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -180,22 +180,8 @@ def main() -> None:
         f"sft overhead: {args.model} + LoRA r=8, batch {args.batch}, max_length {args.max_length}, {args.steps} steps "
         f"({args.warmup} warm-up excluded), {args.reps} interleaved repetitions, {name}"
     )
-    results: dict[str, list[float]] = {k: [] for k in VARIANTS}
-    quiet = {"steps": args.warmup + 2, "batches": ctx["batches"][: args.warmup + 2]}
-    for fn in VARIANTS.values():  # untimed round: kernels, allocator and caches warm for both
-        with contextlib.redirect_stderr(open(os.devnull, "w")), contextlib.redirect_stdout(open(os.devnull, "w")):
-            fn({**ctx, **quiet}, 0)
-    for rep in range(args.reps):
-        for label, fn in VARIANTS.items():
-            with contextlib.redirect_stderr(open(os.devnull, "w")), contextlib.redirect_stdout(open(os.devnull, "w")):
-                results[label].append(fn(ctx, rep))
-            print(f"  rep {rep + 1}: {label:<24} {results[label][-1]:>10,.0f} real tokens/s", flush=True)
-    med = {k: statistics.median(v) for k, v in results.items()}
-    a, b = med["(a) peftlab sft loop"], med["(b) trl SFTTrainer"]
-    print("\n| variant | median real tokens/s | (a) / variant |\n|---|---:|---:|")
-    for label, value in med.items():
-        print(f"| {label} | {value:,.0f} | {a / value:.2f} |")
-    print(f"\n(a)/(b) = {a / b:.2f} (target ≥ 1.2 on CPU)")
+    med = run_interleaved(VARIANTS, ctx, args.reps, args.warmup)
+    print(f"\n(a)/(b) = {med['(a) peftlab sft loop'] / med['(b) trl SFTTrainer']:.2f} (target ≥ 1.2 on CPU)")
 
 
 if __name__ == "__main__":

@@ -219,28 +219,20 @@ def _reference_for(frame: Any, experiment: Any, wanted: str | None, labels: list
 
 
 def _seed_marks(summary: Any, rows: Any, labels: list[str], in_exp: Any) -> None:
-    for name, source in METRIC_SOURCES.items():
-        if f"{name}_mean" not in summary.columns:
-            continue
-        values = {label: {} for label in labels}
-        if source in in_exp.columns:
-            for label, seed, value in zip(in_exp["label"], in_exp["seed"], _column(in_exp, source), strict=True):
-                if value == value and str(label) in values:
-                    values[str(label)][int(seed) if seed == seed else 0] = float(value)
-        points = {label: float(np.mean(list(v.values()))) for label, v in values.items() if v}
-        marks = stats.best_marks(points, _seed_test(values))
-        summary.loc[rows, f"{name}_mark"] = [marks.mark(label) for label in labels]
+    """Best/tied marks of the seed-level metrics (macro-F1, gain: max; forgetting: min) by a paired t-test."""
+    marked = [(name, source, True) for name, source in METRIC_SOURCES.items() if f"{name}_mean" in summary.columns]
     for column in [c for c in summary.columns if c.startswith("forgetting_") and c.endswith("_mean")]:
         probe = column.removeprefix("forgetting_").removesuffix("_mean")
-        source = f"forgetting.{probe}.delta"
-        values = {label: {} for label in labels}
+        marked.append((f"forgetting_{probe}", f"forgetting.{probe}.delta", False))
+    for name, source, maximise in marked:
+        values: dict[str, dict[int, float]] = {label: {} for label in labels}
         if source in in_exp.columns:
             for label, seed, value in zip(in_exp["label"], in_exp["seed"], _column(in_exp, source), strict=True):
                 if value == value and str(label) in values:
                     values[str(label)][int(seed) if seed == seed else 0] = float(value)
         points = {label: float(np.mean(list(v.values()))) for label, v in values.items() if v}
-        marks = stats.best_marks(points, _seed_test(values), maximise=False)
-        summary.loc[rows, f"forgetting_{probe}_mark"] = [marks.mark(label) for label in labels]
+        marks = stats.best_marks(points, _seed_test(values), maximise=maximise)
+        summary.loc[rows, f"{name}_mark"] = [marks.mark(label) for label in labels]
 
 
 def _power(summary: Any, rows: Any, runs: dict[str, _Runs], ref: str, comparisons: list[stats.Comparison]) -> None:

@@ -1,0 +1,40 @@
+"""Interleaved repetitions of benchmark variants: the measuring part every benchmark shares.
+
+A noisy machine (other jobs, thermal limits) slows whatever runs at that moment, so variants are
+run a b c a b c ... and compared by their median, after one untimed round that warms kernels,
+the allocator and caches for every variant. Each variant returns real (non-padding) tokens/s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+from collections.abc import Callable, Mapping
+from typing import Any
+
+Variant = Callable[[dict[str, Any], int], float]
+
+
+def _silenced(fn: Variant, ctx: dict[str, Any], rep: int) -> float:
+    with contextlib.redirect_stderr(open(os.devnull, "w")), contextlib.redirect_stdout(open(os.devnull, "w")):
+        return fn(ctx, rep)
+
+
+def run_interleaved(variants: Mapping[str, Variant], ctx: dict[str, Any], reps: int, warmup: int) -> dict[str, float]:
+    """Median real tokens/s of each variant over `reps` interleaved repetitions; prints each and a ratio table."""
+    short = {**ctx, "steps": warmup + 2, "batches": ctx["batches"][: warmup + 2]}
+    for fn in variants.values():
+        _silenced(fn, short, 0)
+    results: dict[str, list[float]] = {k: [] for k in variants}
+    width = max(len(k) for k in variants)
+    for rep in range(reps):
+        for label, fn in variants.items():
+            results[label].append(_silenced(fn, ctx, rep))
+            print(f"  rep {rep + 1}: {label:<{width}} {results[label][-1]:>10,.0f} real tokens/s", flush=True)
+    med = {k: statistics.median(v) for k, v in results.items()}
+    first = next(iter(med.values()))
+    print(f"\n| variant | median real tokens/s | {next(iter(med))[:3]} / variant |\n|---|---:|---:|")
+    for label, value in med.items():
+        print(f"| {label} | {value:,.0f} | {first / value:.2f} |")
+    return med
