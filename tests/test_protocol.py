@@ -62,7 +62,7 @@ def run_cli(*args: str) -> str:
 
 
 def test_tuned_protocol_tunes_at_first_seed_then_runs_the_choice_at_every_seed(experiment_file):
-    path = experiment_file(seeds="[3, 5]", extra=PROTOCOL)
+    path = experiment_file(seeds="[3, 5]", extra=PROTOCOL + "    space:\n      lora:\n        r: [2, 4]\n")
     results = load_experiment(path).results_dir()
     out = run_cli(str(path), "-q")
     runs = records(results)
@@ -76,15 +76,31 @@ def test_tuned_protocol_tunes_at_first_seed_then_runs_the_choice_at_every_seed(e
     assert lr in {r["hyperparameters"]["lr"] for r in trials if r["metrics"]["validation"]["accuracy"] == best}
     for record in final:
         block = record["protocol"]
-        assert block["tuned"] and block["chosen"] == {"lr": lr} and block["trials"] == 2 and block["seed"] == 3
+        assert block["tuned"] and block["trials"] == 2 and block["seed"] == 3
+        assert block["chosen"] == {"lr": lr, "r": record["hyperparameters"]["r"]}  # the declared space too
         assert block["value"] == best and block["objective"] == "val_accuracy"
         assert record["metrics"]["test"]["accuracy"] is not None
     summary = (results / "summary.md").read_text()
     assert "tuned on validation (val_accuracy) at seed 3 with 2 TPE trials" in summary
-    assert f"lora lr={lr:.3g}" in summary and "lora[t" not in summary  # final rows only, not the trials
+    assert f"lora lr={lr:.3g}, r=" in summary and "lora[t" not in summary  # final rows only, not the trials
     assert "lora: chose lr=" in out and "2 of 2 runs" not in out
 
     before = {p.name: p.stat().st_mtime_ns for p in (results / "runs").glob("*.json")}
     again = run_cli(str(path), "-q", "--no-report")
     assert "2 of 2 runs already finished" in again
     assert {p.name: p.stat().st_mtime_ns for p in (results / "runs").glob("*.json")} == before  # nothing re-ran
+
+
+def test_protocol_dry_run_shows_both_phases_without_torch_or_optuna(experiment_file):
+    methods = "  - method: lora\n    lr: 1.0e-2\n  - zero_shot\n"
+    path = experiment_file(methods, seeds="[0, 1]", extra=PROTOCOL)
+    code = (
+        "import sys\nfrom peftlab.run import main\n"
+        f"assert main([{str(path)!r}, '--dry-run']) == 0\n"
+        "assert 'torch' not in sys.modules and 'optuna' not in sys.modules\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "phase 1: per method, 2 TPE trials" in result.stdout and "lr float log-uniform [0.001, 0.1]" in result.stdout
+    assert "zero_shot (zero_shot): not trained, runs as written" in result.stdout
+    assert "phase 2: each method's best trial × seeds [0, 1] (4 runs)" in result.stdout
