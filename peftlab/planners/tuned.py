@@ -108,7 +108,7 @@ class TunedProtocol:
             f"model {exp.model} | data {exp.data.source} | {exp.train.steps} steps × "
             f"batch {exp.train.batch_size} × accum {exp.train.grad_accum} | seeds {exp.seeds}",
             f"phase 1: per method, {proto.trials} TPE trials (sampler seed {proto.seed}) at seed {exp.seeds[0]}, "
-            f"scored on {OBJECTIVE} (validation); studies in {storage_url(study_experiment(exp, self.entries[0]))}"
+            f"scored on {OBJECTIVE} (validation); studies in {self._storage()}"
             if self.searches
             else "phase 1: nothing to tune",
         ]
@@ -124,6 +124,9 @@ class TunedProtocol:
             "evaluated on test; the tables show these runs only"
         )
         return lines
+
+    def _storage(self) -> str:
+        return storage_url(next(iter(self.searches.values())).experiment)
 
     def start(self) -> list[str]:
         self.started = time.perf_counter()
