@@ -144,6 +144,10 @@ def _only(experiment: Any, args: argparse.Namespace) -> list[str] | None:
 
 
 def _planner(experiment: Any, only: list[str] | None, force: bool) -> Any:
+    if experiment.protocol is not None:
+        from peftlab.planners.tuned import TunedProtocol
+
+        return TunedProtocol(experiment, only, force)
     if experiment.search is not None:
         from peftlab.planners.optuna_search import OptunaSearch
 
@@ -156,6 +160,11 @@ def _planner(experiment: Any, only: list[str] | None, force: bool) -> Any:
 def _what(experiment: Any, planner: Any) -> str:
     if experiment.search is not None:
         return f"search of {experiment.search.trials} trials"
+    if experiment.protocol is not None:
+        return (
+            f"tuned protocol: {experiment.protocol.trials} trials per method at seed {experiment.seeds[0]}, "
+            f"then {len(planner.entries) * len(experiment.seeds)} runs"
+        )
     return f"{len(planner.plan)} runs"
 
 

@@ -17,6 +17,7 @@ import yaml
 
 from peftlab.config.overrides import apply_override
 from peftlab.config.probes import ProbeEntry, parse_probes
+from peftlab.config.protocol import ProtocolConfig, parse_protocol
 from peftlab.config.schema import build, check, closest, coerce, fail
 from peftlab.config.search import SearchConfig, parse_search
 from peftlab.config.stages import InitFromConfig, parse_init_from
@@ -157,6 +158,7 @@ class Experiment:
     save: SaveConfig = field(default_factory=SaveConfig)
     report: ReportConfig = field(default_factory=ReportConfig)  # how the report compares methods
     search: SearchConfig | None = None  # when the file has a `search:` block
+    protocol: ProtocolConfig | None = None  # `protocol: tuned`: each method's lr tuned on validation first
     init_from: InitFromConfig | None = None  # a stage trained first (task A); every run starts from its model
     forgetting: list[ProbeEntry] = field(default_factory=list)  # one per `forgetting:` item
     source_path: Path | None = None  # where it was loaded from; not part of the YAML
@@ -185,6 +187,7 @@ class Experiment:
             "save": dataclasses.asdict(self.save),
             "methods": [m.as_dict() for m in self.methods],
             "search": self.search.as_dict() if self.search is not None else None,
+            "protocol": self.protocol.as_dict() if self.protocol is not None else None,
             "init_from": dataclasses.asdict(self.init_from) if self.init_from is not None else None,
             "forgetting": [p.as_dict() for p in self.forgetting],
         }
@@ -275,7 +278,7 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     for label in labels:
         if labels.count(label) > 1:
             fail(origin, "methods", f"label {label!r} is used twice; give each entry its own 'label'")
-    rest = {k: v for k, v in raw.items() if k not in ("methods", "search", "init_from", "forgetting")}
+    rest = {k: v for k, v in raw.items() if k not in ("methods", "search", "protocol", "init_from", "forgetting")}
     shell = build(_ExperimentShell, rest, origin, "")
     name = shell.name
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
@@ -285,6 +288,9 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     search = None
     if raw.get("search") is not None:
         search = parse_search(raw["search"], origin, methods, shell.train)
+    protocol = parse_protocol(raw.get("protocol"), origin, methods)
+    if protocol is not None and search is not None:
+        fail(origin, "protocol", "a search: block chooses hyperparameters itself; use protocol or search, not both")
     init_from = parse_init_from(raw.get("init_from"), raw.get("forgetting"), origin, shell.task)
     forgetting = parse_probes(raw.get("forgetting"), origin, shell.task, init_from)
     reference = shell.report.reference  # issue 12: a method label, or a grid point of one (`lora[r=8]`)
@@ -293,7 +299,9 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
         fail(origin, "report.reference", f"got {shell.report.reference!r}, not a method label; allowed: {allowed}")
     fields = dataclasses.asdict(shell) | {"data": shell.data, "train": shell.train, "save": shell.save}
     fields["report"] = shell.report  # issue 12
-    return Experiment(methods=methods, search=search, init_from=init_from, forgetting=forgetting, **fields)
+    return Experiment(
+        methods=methods, search=search, protocol=protocol, init_from=init_from, forgetting=forgetting, **fields
+    )
 
 
 @dataclass
