@@ -37,4 +37,11 @@ def run_interleaved(variants: Mapping[str, Variant], ctx: dict[str, Any], reps: 
     print(f"\n| variant | median real tokens/s | {next(iter(med))[:3]} / variant |\n|---|---:|---:|")
     for label, value in med.items():
         print(f"| {label} | {value:,.0f} | {first / value:.2f} |")
+    # under a load that changes between repetitions, the ratio within one repetition is steadier
+    # than the ratio of medians: print its median too
+    head = next(iter(results.values()))
+    for label, values in list(results.items())[1:]:
+        ratios = [a / b for a, b in zip(head, values, strict=True)]
+        shown = ", ".join(f"{r:.2f}" for r in ratios)
+        print(f"per-repetition ratio vs {label}: {shown} (median {statistics.median(ratios):.2f})")
     return med
