@@ -7,6 +7,7 @@ the allocator and caches for every variant. Each variant returns real (non-paddi
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import statistics
@@ -14,6 +15,20 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 Variant = Callable[[dict[str, Any], int], float]
+
+
+def benchmark_parser(doc: str, *, model: str, steps: int, warmup: int, batch: int) -> argparse.ArgumentParser:
+    """The options every benchmark takes (model, data, steps, warm-up, repetitions, batch, length, device)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--model", default=model)
+    parser.add_argument("--data", default="builtin:rotten_tomatoes")
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--warmup", type=int, default=warmup)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=batch)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--device", default="auto")
+    return parser
 
 
 def _silenced(fn: Variant, ctx: dict[str, Any], rep: int) -> float:

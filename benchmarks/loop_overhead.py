@@ -15,13 +15,12 @@ median over repetitions is compared. Throughput counts real (non-padding) tokens
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
 from typing import Any
 
-from interleave import run_interleaved  # benchmarks/interleave.py (scripts run from this folder)
+from interleave import benchmark_parser, run_interleaved  # benchmarks/interleave.py (scripts run from this folder)
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -162,16 +161,7 @@ VARIANTS = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="builtin:minilm-l6")
-    parser.add_argument("--data", default="builtin:rotten_tomatoes")
-    parser.add_argument("--steps", type=int, default=24)
-    parser.add_argument("--warmup", type=int, default=4)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
+    args = benchmark_parser(__doc__, model="builtin:minilm-l6", steps=24, warmup=4, batch=16).parse_args()
 
     import torch
 

@@ -19,13 +19,12 @@ Needs trl: `pip install -e '.[trl]'`.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
 from typing import Any
 
-from interleave import run_interleaved  # benchmarks/interleave.py (scripts run from this folder)
+from interleave import benchmark_parser, run_interleaved  # benchmarks/interleave.py (scripts run from this folder)
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -132,16 +131,7 @@ VARIANTS = {"(a) peftlab sft loop": run_peftlab, "(b) trl SFTTrainer": run_trl}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="builtin:smollm2-135m")
-    parser.add_argument("--data", default="builtin:rotten_tomatoes")
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--max-length", type=int, default=64)
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args()
+    args = benchmark_parser(__doc__, model="builtin:smollm2-135m", steps=12, warmup=2, batch=4).parse_args()
 
     import torch
 
