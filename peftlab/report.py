@@ -68,9 +68,10 @@ def write_report(
         )
         frame = frame[frame["trial.number"].isna()].reset_index(drop=True)
     _warn_mixed_configs(frame, log)
-    from peftlab.reporting.comparison import load_outcomes
+    from peftlab.reporting.comparison import load_outcomes, rank_line_differences
 
-    summary = summarise(frame, load_outcomes(results_dirs, records, log), reference)
+    outcomes = load_outcomes(results_dirs, records, log)
+    summary = summarise(frame, outcomes, reference)
     experiments = list(dict.fromkeys(str(e) for e in summary["experiment"]))
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -104,7 +105,10 @@ def write_report(
     macros_path.write_text(macros_tex(summary, records))
     written += [csv_path, md_path, tex_path, macros_path, runs_path]
     written += _rank_tables(
-        runs[runs["trial.number"].isna()] if "trial.number" in runs.columns else runs, out_dir, summary
+        runs[runs["trial.number"].isna()] if "trial.number" in runs.columns else runs,
+        out_dir,
+        summary,
+        line_differences=lambda sweep: rank_line_differences(frame, outcomes, sweep, _summary_reference(summary)),
     )
 
     from peftlab.reporting.figures import write_figures
@@ -135,11 +139,24 @@ def protocol_note(records: list[dict[str, Any]]) -> str:
     )
 
 
-def _rank_tables(runs: Any, out_dir: Path, summary: Any = None) -> list[Path]:
-    """rank_sweep.csv / .md: the table behind the accuracy-vs-rank figure, when the records hold a rank sweep."""
+def _summary_reference(summary: Any) -> str | None:
+    values = summary["reference"].dropna() if "reference" in summary.columns else []
+    return str(values.iloc[0]) if len(values) else None
+
+
+def _rank_tables(
+    runs: Any, out_dir: Path, summary: Any = None, line_differences: Callable[[Any], Any] | None = None
+) -> list[Path]:
+    """rank_sweep.csv / .md: the table behind the accuracy-vs-rank figure, when the records hold a rank sweep.
+
+    `line_differences` adds each cell's paired difference against its own line's reference rank
+    (reporting/comparison.py::rank_line_differences), the question a rank table asks.
+    """
     from peftlab.reporting.tables import rank_markdown, rank_sweep
 
     sweep = rank_sweep(runs, summary)
+    if line_differences is not None and not sweep.empty:
+        sweep = line_differences(sweep)
     paths = [out_dir / "rank_sweep.csv", out_dir / "rank_sweep.md"]
     if sweep.empty:
         for stale in paths:  # a table of older records would mislead
@@ -147,8 +164,9 @@ def _rank_tables(runs: Any, out_dir: Path, summary: Any = None) -> list[Path]:
         return []
     sweep.to_csv(paths[0], index=False, float_format="%.6g")
     paths[1].write_text(
-        "### Test accuracy by LoRA rank (mean [95% interval, two-level bootstrap]; Δ: difference vs the summary's "
-        "reference, by its test, p Holm-adjusted)\n\n"
+        "### Test accuracy by LoRA rank (mean [95% interval, two-level bootstrap]; Δ: paired difference vs "
+        + _delta_meaning(sweep)
+        + ")\n\n"
         f"Best rank per line in **bold** only where its interval clears every other rank's; {TIED}: tied leaders "
         "(intervals overlap the best's).\n\n"
         f"{rank_markdown(sweep)}\n\n"
@@ -159,6 +177,16 @@ def _rank_tables(runs: Any, out_dir: Path, summary: Any = None) -> list[Path]:
         + "\n"
     )
     return paths
+
+
+def _delta_meaning(sweep: Any) -> str:
+    if "line_ref_rank" in sweep.columns and sweep["line_ref_rank"].notna().any():
+        ranks = sorted({int(r) for r in sweep["line_ref_rank"].dropna()})
+        return (
+            f"the same line at r = {'/'.join(map(str, ranks))} [95% paired two-level bootstrap interval], "
+            "p Holm-adjusted over the line's ranks"
+        )
+    return "the summary's reference, by its test, p Holm-adjusted"
 
 
 def _warn_mixed_configs(frame: Any, log: Callable[[str], None]) -> None:

@@ -369,7 +369,9 @@ def test_a_row_that_trains_nothing_wins_no_cost_column(tmp_path):
 # ---------------------------------------------------------------- statistics (issue 12)
 
 
-def records_with_predictions(results_dir: Path, accs: dict[str, float], seeds=(0, 1, 2), n: int = 600) -> Path:
+def records_with_predictions(
+    results_dir: Path, accs: dict[str, float], seeds=(0, 1, 2), n: int = 600, hypers: dict[str, dict] | None = None
+) -> Path:
     """Synthetic records whose per-example predictions share a difficulty (as real methods' errors do)."""
     import numpy as np
 
@@ -381,6 +383,7 @@ def records_with_predictions(results_dir: Path, accs: dict[str, float], seeds=(0
     hardness = rng.random(n)
     for label, acc in accs.items():
         method, _, trainable, peak, tps, saved, hyper = METHODS.get(label, METHODS["lora"])
+        hyper = (hypers or {}).get(label, hyper)
         for seed in seeds:
             rec = synthetic_record(
                 results_dir.name, label, method, seed, acc, trainable, peak, tps, saved, hyper, forgetting=False
@@ -477,3 +480,21 @@ def test_records_without_predictions_or_with_altered_ones_fall_back_labelled(tmp
     write_report([results], tmp_path / "out")
     assert "sha256 differs" in capsys.readouterr().out
     assert "unpaired two-level bootstrap (no predictions)" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_a_rank_table_pairs_each_rank_with_its_own_lines_reference_rank(tmp_path):
+    """Δ in a rank table answers "does this rank differ from r = 8 of the same line?", not "from lora-qv[r=8]?"."""
+    accs = {"lora-q[r=1]": 0.70, "lora-q[r=8]": 0.70, "lora-qv[r=1]": 0.72, "lora-qv[r=8]": 0.85}
+    hypers = {label: {"r": int(label[-2]), "alpha": 2.0 * int(label[-2])} for label in accs}
+    results = records_with_predictions(tmp_path / "rank", accs, hypers=hypers)
+    write_report([results], tmp_path / "out", reference="lora-qv[r=8]")
+    sweep = pd.read_csv(tmp_path / "out" / "rank_sweep.csv").set_index("label")
+    assert (sweep["line_ref_rank"] == 8).all()
+    # lora-q[r=1] equals lora-q[r=8] in accuracy; against lora-qv[r=8] it would be -0.15
+    assert abs(sweep.loc["lora-q[r=1]", "vs_line_diff"]) < 0.03
+    assert sweep.loc["lora-q[r=1]", "vs_line_p_holm"] > 0.05
+    assert sweep.loc["lora-qv[r=1]", "vs_line_diff"] == pytest.approx(-0.13, abs=0.03)
+    assert sweep.loc["lora-qv[r=1]", "vs_line_p_holm"] < 0.01
+    assert sweep.loc["lora-qv[r=1]", "vs_line_seeds_agree"] == "3/3"
+    md = (tmp_path / "out" / "rank_sweep.md").read_text()
+    assert "the same line at r = 8" in md and md.count("(line reference)") == 2

@@ -255,3 +255,47 @@ def _power(summary: Any, rows: Any, runs: dict[str, _Runs], ref: str, comparison
     seed_sd = math.sqrt(float(np.median(spreads))) if spreads else 0.0
     mdd = stats.minimum_detectable_difference(n, seeds, discordance, seed_sd)
     summary.loc[rows, ["mdd", "mdd_n", "mdd_seeds", "mdd_discordance"]] = [mdd, n, seeds, discordance]
+
+
+def rank_line_differences(frame: Any, outcomes: dict[str, Any], sweep: Any, reference: str | None) -> Any:
+    """Each cell of a rank table against the SAME line's reference rank: paired Δ, interval, Holm p per line.
+
+    The summary pairs every variant with one reference (`lora-qv[r=8]`), so a `lora-q` cell's Δ
+    mixes the rank with the target set. "Which ranks differ from r = 8?" is asked within a line:
+    the reference rank is the rank of `report.reference` when it names a swept variant, else 8
+    when every line has it, else each line's lowest rank. Holm runs over the ranks of a line (the
+    family the question is about). Adds `line_ref_rank`, `vs_line_diff/low/high/p_holm`,
+    `vs_line_seeds_agree` to a copy of `sweep`.
+    """
+    sweep = sweep.copy()
+    for name in ("line_ref_rank", "vs_line_diff", "vs_line_low", "vs_line_high", "vs_line_p_holm"):
+        sweep[name] = math.nan
+    sweep["vs_line_seeds_agree"] = None
+    if sweep.empty:
+        return sweep
+    ranks_by_line = {line: set(part["rank"]) for line, part in sweep.groupby("line", sort=False)}
+    ref_rank = None
+    if reference is not None and reference in set(sweep["label"]):
+        ref_rank = int(sweep.loc[sweep["label"] == reference, "rank"].iloc[0])
+    elif all(8 in ranks for ranks in ranks_by_line.values()):
+        ref_rank = 8
+    ok = frame[frame["status"] == "ok"]
+    for line, part in sweep.groupby("line", sort=False):
+        base_rank = ref_rank if ref_rank in ranks_by_line[line] else min(ranks_by_line[line])
+        base_label = str(part.loc[part["rank"] == base_rank, "label"].iloc[0])
+        sweep.loc[part.index, "line_ref_rank"] = base_rank
+        base = _Runs(ok[ok["label"] == base_label], outcomes)
+        done = []
+        for index, label in zip(part.index, part["label"], strict=True):
+            if label == base_label:
+                continue
+            result = compare(str(label), _Runs(ok[ok["label"] == label], outcomes), base_label, base)
+            if result is not None:
+                done.append((index, result))
+        for (index, result), adjusted in zip(done, stats.holm([c.p for _, c in done]), strict=True):
+            sweep.loc[index, ["vs_line_diff", "vs_line_low", "vs_line_high", "vs_line_p_holm"]] = [
+                result.diff, result.low, result.high, adjusted,
+            ]  # fmt: skip
+            if result.seed_diffs:
+                sweep.loc[index, "vs_line_seeds_agree"] = f"{result.same_sign}/{len(result.seed_diffs)}"
+    return sweep

@@ -622,7 +622,15 @@ def rank_markdown(sweep: Any) -> str:
             else:
                 ci = row["test_accuracy_ci95"]
                 text = f"{mean} ± {_fixed(3)(ci)}" if _finite(ci) else mean
-            if _finite(row.get("vs_ref_diff")):
+            if "line_ref_rank" in row and _finite(row.get("line_ref_rank")):  # Δ within the line
+                if _finite(row.get("vs_line_diff")):
+                    text += (
+                        f"; Δ {row['vs_line_diff']:+.3f} [{row['vs_line_low']:+.3f}, {row['vs_line_high']:+.3f}]"
+                        f" p {_p_text(row['vs_line_p_holm'])}"
+                    )
+                elif int(row["line_ref_rank"]) == int(rank):
+                    text += " (line reference)"
+            elif _finite(row.get("vs_ref_diff")):
                 text += f"; Δ {row['vs_ref_diff']:+.3f} (p {_p_text(row['vs_ref_p_holm'])})"
             elif row.get("reference") == row.get("label"):
                 text += " (reference)"
