@@ -419,6 +419,7 @@ def macro_values(summary: Any, records: list[dict[str, Any]]) -> dict[str, str]:
         lr_keys = {label: f"{prefix}{camel(label)}LR" for label in part["method"]}
         lr_text = [rf"\texttt{{{escape(label)}}} {macros[key]}" for label, key in lr_keys.items() if key in macros]
         put("LearningRates", ", ".join(lr_text) if lr_text else None, raw=True)
+        put("LRProtocol", _lr_protocol(ok), raw=True)
         for col in cols:
             mask = best_mask(part, col)
             tied = [m == "tied" for m in marks(part, col)]
@@ -492,6 +493,25 @@ def stats_macros(part: Any) -> dict[str, str]:
     if failed:
         out["MethodsWithoutRun"] = ", ".join(tt(m) for m in failed)
     return out
+
+
+def _lr_protocol(ok: list[dict[str, Any]]) -> str:
+    """How the learning rates were chosen, for the paper: by hand per method, or tuned on validation.
+
+    A sentence the paper cannot get wrong: it comes from the records' `protocol` block (written by
+    the tuned planner, peftlab/planners/tuned.py), not from the YAML the paper's author remembers.
+    """
+    tuned = [r for r in ok if r.get("protocol.tuned")]
+    if not tuned:
+        return "Each method keeps its own, hand-picked learning rate (no tuning protocol)."
+    trials = "/".join(str(t) for t in sorted({int(r["protocol.trials"]) for r in tuned if r.get("protocol.trials")}))
+    seed, objective = _mode(r.get("protocol.seed") for r in tuned), _mode(r.get("protocol.objective") for r in tuned)
+    share = "" if len(tuned) == len(ok) else f" ({len(tuned)} of {len(ok)} runs)"
+    return (
+        f"Each method's learning rate (and any declared search space) was tuned on validation "
+        f"({escape(str(objective))}) with {trials} TPE trials at seed {seed}{share}; the chosen configuration was then "
+        "run at every seed and evaluated once on test."
+    )
 
 
 def _hardware(first: Callable[[str], Any]) -> str | None:
