@@ -108,7 +108,9 @@ def write_report(
         runs[runs["trial.number"].isna()] if "trial.number" in runs.columns else runs,
         out_dir,
         summary,
-        line_differences=lambda sweep: rank_line_differences(frame, outcomes, sweep, _summary_reference(summary)),
+        line_differences=lambda sweep: rank_line_differences(
+            frame, outcomes, sweep, _asked_reference(frame, reference)
+        ),
     )
 
     from peftlab.reporting.figures import write_figures
@@ -139,8 +141,16 @@ def protocol_note(records: list[dict[str, Any]]) -> str:
     )
 
 
-def _summary_reference(summary: Any) -> str | None:
-    values = summary["reference"].dropna() if "reference" in summary.columns else []
+def _asked_reference(frame: Any, reference: str | None) -> str | None:
+    """The reference the user named (CLI, else the YAML's `report.reference`), never the default first method.
+
+    A rank table's default is r = 8 of each line; the summary's fallback (the first method, often
+    r = 1 of the first line) is no reason to move it.
+    """
+    if reference is not None:
+        return reference
+    column = "config.report.reference"
+    values = frame[column].dropna() if column in frame.columns else []
     return str(values.iloc[0]) if len(values) else None
 
 
