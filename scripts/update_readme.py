@@ -17,6 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # block name -> (generated file under the repository, page that shows it)
 BLOCKS: dict[str, tuple[str, str]] = {
     "bert_cls-summary": ("results/bert_cls/summary.md", "README.md"),
+    "bert_cls_tuned-summary": (
+        "results/bert_cls_tuned/summary.md",
+        "docs/findings/2026-11-23-tuned-protocol.md",
+    ),
     "smollm_sft-summary": ("results/smollm_sft/summary.md", "docs/findings/2026-11-23-smollm-sft.md"),
     "forgetting-summary": ("results/forgetting/summary.md", "docs/findings/2026-11-23-forgetting.md"),
     "forgetting_smollm-summary": ("results/forgetting_smollm/summary.md", "docs/findings/2026-11-23-forgetting.md"),
