@@ -29,6 +29,10 @@ BLOCKS: dict[str, tuple[str, str]] = {
         "results/rank_ablation_rslora/rank_sweep.md",
         "docs/findings/2026-11-23-rank-ablation.md",
     ),
+    "rank_ablation_rslora-vs-qv": (
+        "results/rank_ablation_rslora/vs_lora_qv.md",
+        "docs/findings/2026-11-23-rank-ablation.md",
+    ),
 }
 
 
