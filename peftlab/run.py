@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="with a search: block, run this many worker processes on the one study (default 1)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--launcher",
+        choices=("slurm", "local"),
+        help="submit the runs as a submitit job array of --join workers (`launcher:` block: tasks, partition, "
+        "time, ...): slurm through sbatch, local as processes on this machine; then watch it",
+    )
+    parser.add_argument("--no-wait", action="store_true", help="with --launcher: submit, print the job id and exit")
     return parser
 
 
@@ -75,6 +82,14 @@ def _main(args: argparse.Namespace) -> int:
         print("\n".join(planner.describe()))
         return 0
 
+    if args.launcher is not None:  # issue 13: a job array of --join workers; this process only watches
+        if args.methods or args.force or args.in_process:
+            raise ConfigError(f"{args.experiment}: --launcher: --methods, --force, --in-process do not reach workers")
+        from peftlab.execute.launcher import launch
+
+        code = launch(experiment, planner, args.launcher, args.overrides, wait=not args.no_wait)
+        return code if args.no_wait or code == 130 else _close(experiment, planner, args, code)
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # runs fork; tokenizers' pool must not exist yet
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from peftlab.execute import can_fork, hold_results_lock, prepare_workspace
@@ -89,6 +104,12 @@ def _main(args: argparse.Namespace) -> int:
     for note in planner.start():
         print(f"peftlab: {note}", flush=True)
     code = max(_executor(workspace, args).run(planner), planner.finish())
+    return _close(experiment, planner, args, code)
+
+
+def _close(experiment: Any, planner: Any, args: argparse.Namespace, code: int) -> int:
+    """The report, then one closing line naming what did not finish."""
+    results_dir = experiment.results_dir()
     if not args.no_report:
         from peftlab.report import write_experiment_report
 
