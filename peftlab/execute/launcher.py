@@ -10,7 +10,6 @@ loads the model: it can run on a login node.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import sys
@@ -31,8 +30,12 @@ POLL_S = {"slurm": 10.0, "local": 1.0}
 
 def check_launcher(kind: str) -> None:
     """A missing submitit or sbatch: one line naming the setting, before anything is written."""
-    if importlib.util.find_spec("submitit") is None:
-        raise UserError(f"--launcher {kind}: needs the submitit package; install it with pip install 'peftlab[slurm]'")
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        raise UserError(
+            f"--launcher {kind}: needs the submitit package; install it with pip install 'peftlab[slurm]'"
+        ) from None
     if kind == "slurm":
         for tool in ("sbatch", "srun", "sacct"):
             if shutil.which(tool) is None:
