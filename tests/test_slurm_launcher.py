@@ -7,12 +7,9 @@ SLURM is tests/test_slurm_smoke.py.
 from __future__ import annotations
 
 import os
-import pickle
-import signal
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -109,55 +106,53 @@ def _fake_python(tmp_path: Path) -> Path:
     return script
 
 
-def _wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
+HANDSHAKE = """
+import os, pickle, signal, sys, threading, time
+from pathlib import Path
+from peftlab.execute import join_worker
+from peftlab.execute.join_worker import JoinWorker
+
+join_worker.STOP_GRACE_S = 5.0
+log = Path(os.environ["LOG"])
+worker = JoinWorker(sys.argv[1], ["train.steps=2"], sys.argv[2], sys.argv[3])
+
+def handler(signum, frame):  # what submitit does on USR2: checkpoint, dump, requeue, exit
+    fresh = worker.checkpoint().function
+    print("FRESH", pickle.loads(pickle.dumps(fresh)) == fresh, fresh is not worker, fresh._process is None,
+          (fresh.experiment, fresh.overrides, fresh.cwd) == (worker.experiment, worker.overrides, worker.cwd))
+    sys.exit(3)
+
+def warn():  # SLURM: USR2 to every process of the step, then (here) the handler's own signal
+    while not (log.is_file() and "started" in log.read_text()):
         time.sleep(0.05)
-
-
-def test_checkpoint_stops_the_worker_like_ctrl_c_and_resubmits_a_fresh_one(tmp_path, monkeypatch):
-    """The timeout/preemption path: SLURM's USR2 reaches every process of the step, but the worker
-    ignores it; submitit's handler calls `checkpoint`, which interrupts the worker (it hands its run
-    back to the queue) and resubmits a fresh worker for the same experiment."""
-    import threading
-
-    from submitit.helpers import DelayedSubmission
-
-    from peftlab.execute.join_worker import JoinWorker, WorkerFailedError
-
-    log = tmp_path / "worker.log"
-    monkeypatch.setenv("LOG", str(log))
-    worker = JoinWorker(str(tmp_path / "exp.yaml"), ["train.steps=2"], str(tmp_path), str(_fake_python(tmp_path)))
-    outcome: dict[str, BaseException] = {}
-
-    def call() -> None:
-        try:
-            worker()
-        except BaseException as err:
-            outcome["error"] = err
-
-    thread = threading.Thread(target=call)
-    thread.start()
-    _wait_for(lambda: log.is_file() and "started" in log.read_text())
-    assert log.read_text().split()[1:] == [
-        "-m",
-        "peftlab.run",
-        str(tmp_path / "exp.yaml"),
-        "train.steps=2",
-        "--join",
-        "--quiet",
-    ]
-    os.kill(worker._process.pid, signal.SIGUSR2)  # what SLURM sends the whole step before the limit
+    os.kill(worker._process.pid, signal.SIGUSR2)
     time.sleep(0.3)
-    assert worker._process.poll() is None, "the worker must survive USR2; only submitit's process acts on it"
+    print("ALIVE", worker._process.poll() is None, flush=True)
+    os.kill(os.getpid(), signal.SIGUSR1)
 
-    resubmission = worker.checkpoint()
-    thread.join(timeout=20)
-    assert log.read_text().splitlines()[-1] == "interrupted"
-    assert isinstance(outcome.get("error"), WorkerFailedError)  # this task's worker ended: code 130
-    assert isinstance(resubmission, DelayedSubmission)
-    fresh = resubmission.function
-    assert isinstance(fresh, JoinWorker) and fresh is not worker and fresh._process is None
-    assert (fresh.experiment, fresh.overrides, fresh.cwd) == (worker.experiment, worker.overrides, worker.cwd)
-    assert pickle.loads(pickle.dumps(fresh)) == fresh
+signal.signal(signal.SIGUSR1, handler)
+threading.Thread(target=warn, daemon=True).start()
+worker()
+"""
+
+
+def test_checkpoint_stops_the_worker_like_ctrl_c_and_resubmits_a_fresh_one(tmp_path):
+    """The timeout/preemption path as submitit drives it: SLURM's USR2 reaches every process of
+    the step, but the worker ignores it; submitit's handler, in the task's main thread while it
+    waits for the worker, calls `checkpoint`, which interrupts the worker (it hands its run back
+    to the queue) and returns a fresh worker to resubmit. A subprocess with a timeout, because a
+    handler that waits on the worker the main thread is waiting on can deadlock."""
+    log = tmp_path / "worker.log"
+    experiment = str(tmp_path / "exp.yaml")
+    result = subprocess.run(
+        [sys.executable, "-c", HANDSHAKE, experiment, str(tmp_path), str(_fake_python(tmp_path))],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LOG": str(log)},
+        timeout=30,
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.split() == ["ALIVE", "True", "FRESH", "True", "True", "True", "True"], result.stdout
+    lines = log.read_text().splitlines()
+    assert lines[0].split()[1:] == ["-m", "peftlab.run", experiment, "train.steps=2", "--join", "--quiet"]
+    assert lines[-1] == "interrupted"

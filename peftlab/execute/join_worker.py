@@ -15,6 +15,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from submitit.helpers import Checkpointable, DelayedSubmission
 # How long a stopped worker gets to hand its run back before it is killed; SLURM's warning comes
 # `signal_delay_s` (90 s by submitit's default) before the end, so this fits well inside it.
 STOP_GRACE_S = 30.0
+POLL_S = 0.5
 
 
 class WorkerFailedError(RuntimeError):
@@ -52,7 +54,10 @@ class JoinWorker(Checkpointable):
 
     def __call__(self) -> int:
         self._process = subprocess.Popen(self.command(), cwd=self.cwd, preexec_fn=_ignore_usr2)
-        code = self._process.wait()
+        # poll, never a blocking wait(): submitit's signal handler runs `checkpoint` in this thread,
+        # and its own wait() on the process would deadlock on the lock a blocking wait() holds
+        while (code := self._process.poll()) is None:
+            time.sleep(POLL_S)
         self._process = None
         if code != 0:
             raise WorkerFailedError(f"{' '.join(self.command())} exited with code {code}")
