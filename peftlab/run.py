@@ -43,8 +43,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--workers",
         type=int,
+        default=None,
+        help="run this many worker processes at once (grid, search or tuned protocol; default 1, "
+        "or every --devices slot); on CPU they split the cores",
+    )
+    parser.add_argument(
+        "--devices",
+        help="CUDA GPUs for the workers, e.g. 0,1,2,3: each worker sees only its own (CUDA_VISIBLE_DEVICES)",
+    )
+    parser.add_argument(
+        "--runs-per-device",
+        type=int,
         default=1,
-        help="with a search: block, run this many worker processes on the one study (default 1)",
+        metavar="K",
+        help="with --devices: K workers share each GPU (small models; default 1)",
+    )
+    parser.add_argument(
+        "--join",
+        action="store_true",
+        help="join the experiment's shared queue (queue.storage: PostgreSQL or a journal file) from this "
+        "host and take runs until none are left; start it on as many hosts as you like",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
@@ -75,9 +93,8 @@ def _main(args: argparse.Namespace) -> int:
 
     experiment = load_experiment(args.experiment, args.overrides)
     only = _only(experiment, args)
-    if args.workers < 1 or (args.workers > 1 and experiment.search is None):
-        raise ConfigError(f"{args.experiment}: --workers: needs a search: block and a count of at least 1")
-    planner = _planner(experiment, only, args.force)
+    args.workers = _workers(args)
+    planner = _planner(experiment, only, args.force, args.join)
     if args.dry_run:
         print("\n".join(planner.describe()))
         return 0
@@ -92,18 +109,15 @@ def _main(args: argparse.Namespace) -> int:
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # runs fork; tokenizers' pool must not exist yet
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from peftlab.execute import can_fork, hold_results_lock, prepare_workspace
+    if args.join:
+        return _join(experiment, planner, args)
+    from peftlab.execute import can_fork, hold_results_lock
 
     results_dir = experiment.results_dir()
     if args.workers > 1 and not can_fork():
         raise ConfigError(f"{args.experiment}: --workers needs fork (Linux)")
     lock = hold_results_lock(results_dir)  # noqa: F841 - held until the process ends
-    print(f"peftlab: experiment {experiment.name} — {_what(experiment, planner)}; loading model source and data…")
-    workspace = prepare_workspace(experiment)
-    _say_workspace(workspace)
-    for note in planner.start():
-        print(f"peftlab: {note}", flush=True)
-    code = max(_executor(workspace, args).run(planner), planner.finish())
+    code = _work(experiment, planner, args)
     return _close(experiment, planner, args, code)
 
 
@@ -164,15 +178,60 @@ def _only(experiment: Any, args: argparse.Namespace) -> list[str] | None:
     return only
 
 
-def _planner(experiment: Any, only: list[str] | None, force: bool) -> Any:
+def _workers(args: argparse.Namespace) -> int:
+    """--workers, --devices and --runs-per-device as one pool size (devices checked: nothing is written yet)."""
+    from peftlab.execute.devices import parse_devices, plan_workers
+
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"{args.experiment}: --workers: got {args.workers}, must be at least 1")
+    args.device_list = parse_devices(args.devices) if args.devices else None
+    if args.join and args.force:
+        raise ConfigError(f"{args.experiment}: --force: a queue makes each run once; re-run without --join to force")
+    return plan_workers(args.device_list, args.runs_per_device, args.workers)
+
+
+def _work(experiment: Any, planner: Any, args: argparse.Namespace) -> int:
+    """Load what every run shares, start the planner, run it to the end; the planner's outcome and the runs'."""
+    from peftlab.execute import prepare_workspace
+
+    print(f"peftlab: experiment {experiment.name} — {_what(experiment, planner)}; loading model source and data…")
+    workspace = prepare_workspace(experiment)
+    _say_workspace(workspace)
+    for note in planner.start():
+        print(f"peftlab: {note}", flush=True)
+    return max(_executor(workspace, args).run(planner), planner.finish())
+
+
+def _join(experiment: Any, planner: Any, args: argparse.Namespace) -> int:
+    """`--join`: take runs from the shared queue until none are left; no lock of the whole folder, no report.
+
+    Other hosts' workers write to the same results folder, so the folder is shared (a plain run
+    cannot start while joiners work on this host), and the report is for whoever runs
+    `peftlab report` (or the plain command) once every joiner is done.
+    """
+    from peftlab.execute import hold_results_lock
+    from peftlab.planners.queue import check_reachable
+
+    check_reachable(experiment)  # an unreachable database: one line, exit 2, nothing written
+    lock = hold_results_lock(experiment.results_dir(), shared=True)  # noqa: F841 - held until the process ends
+    code = _work(experiment, planner, args)
+    print(f"peftlab: joined {experiment.name}: nothing left to take; exit {code}", flush=True)
+    return code
+
+
+def _planner(experiment: Any, only: list[str] | None, force: bool, joining: bool = False) -> Any:
     if experiment.protocol is not None:
         from peftlab.planners.tuned import TunedProtocol
 
-        return TunedProtocol(experiment, only, force)
+        return TunedProtocol(experiment, only, force, joining=joining)
     if experiment.search is not None:
         from peftlab.planners.optuna_search import OptunaSearch
 
-        return OptunaSearch(experiment)
+        return OptunaSearch(experiment, joining=joining)
+    if joining:
+        from peftlab.planners.queue import RunQueue
+
+        return RunQueue(experiment, only)
     from peftlab.planners.grid import GridPlanner
 
     return GridPlanner(experiment, only, force)
@@ -203,8 +262,15 @@ def _executor(workspace: Any, args: argparse.Namespace) -> Any:
     from peftlab.execute import SerialExecutor, WorkerPoolExecutor, can_fork
 
     isolate = can_fork() and not args.in_process
-    if args.workers > 1:
-        return WorkerPoolExecutor(workspace, args.workers, isolate=isolate, quiet=args.quiet)
+    if args.workers > 1 or args.device_list is not None:
+        return WorkerPoolExecutor(
+            workspace,
+            args.workers,
+            isolate=isolate,
+            quiet=args.quiet,
+            devices=args.device_list,
+            runs_per_device=args.runs_per_device,
+        )
     return SerialExecutor(workspace, isolate=isolate, quiet=args.quiet)
 
 
