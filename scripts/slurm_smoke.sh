@@ -62,6 +62,12 @@ for spec in planned.values():
 print(f"slurm_smoke: {len(planned)} planned runs, {len(records)} records, each made exactly once, all ok")
 EOF
 
+# slurmctld hands job records to slurmdbd asynchronously: wait until sacct shows every task ended
+for _ in $(seq 60); do
+    states=$(sacct -j "$JOB" -X -n -o State 2>/dev/null | tr -d ' ')
+    [[ -n $states ]] && ! grep -qE 'PENDING|RUNNING|REQUEUED|COMPLETING' <<<"$states" && break
+    sleep 0.5
+done
 echo "slurm_smoke: sacct -j $JOB"
 sacct -j "$JOB" --format=JobID%14,JobName%22,Partition,AllocCPUS,State,ExitCode,Elapsed,NodeList
 echo "slurm_smoke: results in $WORK/results"

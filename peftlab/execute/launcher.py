@@ -80,7 +80,8 @@ def launch(experiment: Experiment, planner: Planner, kind: str, overrides: list[
     folder.mkdir(parents=True, exist_ok=True)
     executor = make_executor(kind, cfg, folder, experiment.name)
     source = str(experiment.source_path or "")
-    workers = [JoinWorker(source, list(overrides), os.getcwd(), sys.executable) for _ in range(cfg.tasks)]
+    threads = max(1, (os.cpu_count() or 1) // cfg.parallelism()) if kind == "local" else None  # slurm: per task
+    workers = [JoinWorker(source, list(overrides), os.getcwd(), sys.executable, threads) for _ in range(cfg.tasks)]
     jobs = executor.submit_array(workers)
     _say_submitted(kind, jobs, folder)
     if not wait:
