@@ -156,3 +156,19 @@ def test_checkpoint_stops_the_worker_like_ctrl_c_and_resubmits_a_fresh_one(tmp_p
     lines = log.read_text().splitlines()
     assert lines[0].split()[1:] == ["-m", "peftlab.run", experiment, "train.steps=2", "--join", "--quiet"]
     assert lines[-1] == "interrupted"
+
+
+def test_each_worker_gets_its_share_of_the_cores_as_omp_threads(monkeypatch):
+    """Workers sharing a node must not each start a thread per core (they spin against each other)."""
+    from peftlab.execute.join_worker import JoinWorker
+
+    for name in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"):
+        monkeypatch.delenv(name, raising=False)
+    assert "OMP_NUM_THREADS" not in JoinWorker("e.yaml", [], "/").env()  # nothing known: torch's default
+    assert JoinWorker("e.yaml", [], "/", threads=3).env()["OMP_NUM_THREADS"] == "3"  # --launcher local's share
+    monkeypatch.setenv("SLURM_CPUS_ON_NODE", "1")  # SLURM allotted one CPU (no --cpus-per-task)
+    assert JoinWorker("e.yaml", [], "/").env()["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "4")
+    assert JoinWorker("e.yaml", [], "/").env()["OMP_NUM_THREADS"] == "4"
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user's own setting wins
+    assert JoinWorker("e.yaml", [], "/").env()["OMP_NUM_THREADS"] == "2"

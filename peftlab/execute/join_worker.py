@@ -48,7 +48,7 @@ class JoinWorker(Checkpointable):
     overrides: list[str]
     cwd: str
     python: str = sys.executable
-    threads: int | None = None  # this worker's share of the cores; None: SLURM's --cpus-per-task, else torch's default
+    threads: int | None = None  # this worker's share of the cores; None: what SLURM allotted the task
     _process: Any = field(default=None, repr=False, compare=False)
 
     def command(self) -> list[str]:
@@ -61,7 +61,7 @@ class JoinWorker(Checkpointable):
         against each other (measured: 2 workers on 2 cores, a tiny run 86 s instead of seconds).
         """
         env = dict(os.environ)
-        threads = self.threads or int(env.get("SLURM_CPUS_PER_TASK") or 0)
+        threads = self.threads or int(env.get("SLURM_CPUS_PER_TASK") or env.get("SLURM_CPUS_ON_NODE") or 0)
         if threads and "OMP_NUM_THREADS" not in env:
             env["OMP_NUM_THREADS"] = str(threads)
         return env
