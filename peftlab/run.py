@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run every run in this process instead of a forked child per run (memory peaks are then less separable)",
     )
+    _add_scaling_options(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def _add_scaling_options(parser: argparse.ArgumentParser) -> None:
+    """Where the runs happen: worker processes on this host, its GPUs, or a shared queue across hosts."""
     parser.add_argument(
         "--workers",
         type=int,
@@ -64,7 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="join the experiment's shared queue (queue.storage: PostgreSQL or a journal file) from this "
         "host and take runs until none are left; start it on as many hosts as you like",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     parser.add_argument(
         "--launcher",
         choices=("slurm", "local"),
@@ -72,7 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
         "time, ...): slurm through sbatch, local as processes on this machine; then watch it",
     )
     parser.add_argument("--no-wait", action="store_true", help="with --launcher: submit, print the job id and exit")
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

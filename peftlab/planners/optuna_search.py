@@ -474,6 +474,16 @@ def trial_block(experiment: Experiment, static: dict[str, Any], record: dict[str
     }
 
 
+def _ask(study: Any) -> Any:
+    """`study.ask()`; peftlab runs the heartbeat itself (planners/heartbeat.py), so Optuna's warning
+    that heartbeats are meant for `optimize()` says nothing here."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+        return study.ask()
+
+
 class TrialReporter:
     """A trial's intermediate validation scores → the study → should it stop? Runs in the planner's process."""
 
@@ -558,7 +568,7 @@ class OptunaSearch:
                 recover_stale(self.experiment, study, queue=self.queue)
                 time.sleep(0.5)
                 continue
-            trial = study.ask()
+            trial = _ask(study)
             trial.set_user_attr("worker", worker_identity())
             ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
             busy = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for t in ahead)

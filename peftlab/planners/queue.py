@@ -231,10 +231,12 @@ class RunQueue:
     def finish(self) -> int:
         took = fmt_duration(time.perf_counter() - self.started)
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items())) or "nothing"
-        left = self._counts() if self.study is not None else {}
-        if self.study is not None:
-            close_storage(self.study._storage)
-            self.study = None
+        self._open()  # a worker pool's parent has not opened it: the count is the queue's, not this process's
+        left = self._counts()
+        mine = [t for t in self.study.get_trials(deepcopy=False) if _run_id(t) in self.index]
+        failed = any(t.user_attrs.get("status") == "failed" for t in mine)
+        close_storage(self.study._storage)
+        self.study = None
         runs = self.experiment.results_dir() / "runs"
         done = left.get("COMPLETE", 0)
         print(
@@ -242,6 +244,8 @@ class RunQueue:
             f"{done} of {len(self.plan)} planned runs done; records in {runs}",
             flush=True,
         )
+        if not self.statuses:  # a worker pool's parent: its workers' outcome is the queue's
+            return 1 if failed else 0
         return 1 if self.statuses.get("failed") else 0
 
     def run_ids(self) -> set[str]:
