@@ -47,7 +47,7 @@ def test_a_grid_through_the_local_executor_gives_every_record_exactly_once(exper
         [sys.executable, "-m", "peftlab.run", str(path), "--launcher", "local", "--no-report"], tmp_path, timeout=240
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert re.search(r"submitted local job \d+: 2 task\(s\)", result.stdout), result.stdout
+    assert re.search(r"submitted local jobs \d+, \d+: 2 task\(s\)", result.stdout), result.stdout
     assert "6/6 records, 0/2 task(s) not ended" in result.stdout, result.stdout
 
     results = tmp_path / "results" / "tiny"

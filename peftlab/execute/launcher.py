@@ -100,12 +100,16 @@ def _array_id(jobs: list[Any]) -> str:
 
 
 def _say_submitted(kind: str, jobs: list[Any], folder: Path) -> None:
+    if kind == "local":  # one local job per task, each named by its controller's pid
+        ids = ", ".join(str(job.job_id) for job in jobs)
+        print(f"peftlab: submitted local jobs {ids}: {len(jobs)} task(s), each a --join worker", flush=True)
+        print(f"peftlab: logs in {folder}/<job id>/ (one .out/.err per task)", flush=True)
+        return
     array = _array_id(jobs)
-    print(f"peftlab: submitted {kind} job {array}: {len(jobs)} task(s), each a --join worker", flush=True)
-    print(f"peftlab: logs in {folder / array}*/ (one .out/.err per task)", flush=True)
-    if kind == "slurm":
-        print(f"peftlab: sbatch script {jobs[0].paths.submission_file}", flush=True)
-        print(f"peftlab: watch with: squeue -j {array}   |   sacct -j {array}", flush=True)
+    print(f"peftlab: submitted slurm job {array}: {len(jobs)} task(s), each a --join worker", flush=True)
+    print(f"peftlab: logs in {folder / array}_*/ (one .out/.err per task)", flush=True)
+    print(f"peftlab: sbatch script {jobs[0].paths.submission_file}", flush=True)
+    print(f"peftlab: watch with: squeue -j {array}   |   sacct -j {array}", flush=True)
 
 
 def count_records(experiment: Experiment, planner: Planner) -> tuple[int, int]:
