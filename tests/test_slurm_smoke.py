@@ -43,8 +43,21 @@ def bring_up_slurm() -> str | None:
 SIX_RUNS = "  - method: lora\n    lr: 1.0e-2\n    grid: {r: [2, 4, 8]}\n"
 
 
-def test_a_grid_through_a_real_slurm_gives_every_record_exactly_once(experiment_file, tmp_path):
+def slurm_is_up() -> bool:
+    conf = Path(os.environ.get("PEFTLAB_SLURM_DIR", "/tmp/peftlab-slurm")) / "slurm.conf"
+    if shutil.which("scontrol") is None or not conf.is_file():
+        return False
+    ping = subprocess.run(
+        ["scontrol", "ping"], capture_output=True, text=True, env={**os.environ, "SLURM_CONF": str(conf)}
+    )
+    return "UP" in ping.stdout
+
+
+def test_a_grid_through_a_real_slurm_gives_every_record_exactly_once(experiment_file, tmp_path, request):
     os.environ["PATH"] = f"{os.environ.get('PATH', '')}:/usr/sbin"  # daemons live in sbin
+    if not slurm_is_up():  # started here: stopped again afterwards
+        stop = [str(ROOT / "scripts" / "slurm_local.sh"), "--stop"]
+        request.addfinalizer(lambda: subprocess.run(stop, capture_output=True, timeout=60))
     reason = bring_up_slurm()
     if reason is not None:
         pytest.skip(reason)
