@@ -6,8 +6,8 @@ closing summary. Variants alternate (1, 2, 1, 2, ...) so a change in the machine
 both; the speed-up is printed per repetition and as their median. With CUDA, the same grid runs
 with 1, 2 and 4 workers sharing GPU 0 (`--devices 0 --runs-per-device K`).
 
-    python benchmarks/parallel_scaling.py                      # builtin tiny BERT, 8 runs, 2 reps
-    python benchmarks/parallel_scaling.py --steps 40 --reps 3
+    python benchmarks/parallel_scaling.py                      # builtin MiniLM-L6, 8 runs of 10 steps
+    python benchmarks/parallel_scaling.py --steps 40 --reps 3   # steadier on a busy machine
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def compare(args, device: str, variants: dict[str, list[str]]) -> dict[str, list
 
 
 def main() -> None:
-    parser = benchmark_parser(__doc__, model="builtin:tiny-bert", steps=20, warmup=0, batch=16)
-    parser.set_defaults(reps=2)
+    parser = benchmark_parser(__doc__, model="builtin:minilm-l6", steps=10, warmup=0, batch=16)
+    parser.set_defaults(reps=1)
     args = parser.parse_args()
     print(f"# {GRID_RUNS}-run grid ({args.model}, {args.steps} steps × batch {args.batch}), CPU workers")
     compare(args, "cpu", {"1 worker": [], "2 workers": ["--workers", "2"]})

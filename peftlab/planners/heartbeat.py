@@ -3,7 +3,7 @@
 A pid can be checked only on its own host, so workers that join one experiment from many hosts
 prove they are alive by beating instead. On an RDB storage (PostgreSQL, SQLite) that is Optuna's
 own heartbeat (`RDBStorage(heartbeat_interval=, grace_period=)`, a row per trial refreshed by
-`HeartbeatThread`, and `optuna.storages.fail_stale_trials`, which fails a silent trial exactly
+`record_heartbeat`, and `optuna.storages.fail_stale_trials`, which fails a silent trial exactly
 once, however many workers notice it, and calls the storage's stale-trial callback). A journal
 file has no heartbeat table, so the beat is a `heartbeat` user attribute (wall-clock seconds:
 the hosts' clocks must agree to well within the grace period, as NTP keeps them) and the
@@ -100,28 +100,32 @@ def _rdb_beats(storage: Any) -> bool:
 
 
 class Heartbeat:
-    """Beats for one trial while its run is in flight; `stop` when the run's record is told."""
+    """Beats for one trial while its run is in flight; `stop` when the run's record is told.
+
+    On RDB the beat is Optuna's `record_heartbeat` (the row `fail_stale_trials` reads); on a
+    journal, a `heartbeat` user attribute. The thread is a daemon: a worker that ends for any
+    reason must not be kept alive by a forgotten beat (Optuna's own HeartbeatThread is not one).
+    """
 
     def __init__(self, study: Any, trial_id: int, queue: QueueConfig) -> None:
         self.storage, self.trial_id, self.interval = study._storage, trial_id, queue.heartbeat_interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._optuna: Any = None
 
     def start(self) -> Heartbeat:
-        if _rdb_beats(self.storage):
-            from optuna.storages._heartbeat import HeartbeatThread
-
-            self._optuna = HeartbeatThread(self.trial_id, self.storage)
-            self._optuna.start()
-        else:
-            self._beat()  # the first beat before the run starts: a trial without one is never stale
-            self._thread = threading.Thread(target=self._loop, name="peftlab-heartbeat", daemon=True)
-            self._thread.start()
+        """Beat once now, then every interval: call it the moment the trial is taken, so a worker
+        killed right after (its trial RUNNING, its run named) has a beat that can fall silent;
+        a trial that never beat is never taken for stale."""
+        self._beat()
+        self._thread = threading.Thread(target=self._loop, name="peftlab-heartbeat", daemon=True)
+        self._thread.start()
         return self
 
     def _beat(self) -> None:
-        self.storage.set_trial_user_attr(self.trial_id, "heartbeat", time.time())
+        if _rdb_beats(self.storage):
+            self.storage.record_heartbeat(self.trial_id)
+        else:
+            self.storage.set_trial_user_attr(self.trial_id, "heartbeat", time.time())
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -131,11 +135,8 @@ class Heartbeat:
                 return
 
     def stop(self) -> None:
-        if self._optuna is not None:
-            self._optuna.join()
-            self._optuna = None
+        self._stop.set()
         if self._thread is not None:
-            self._stop.set()
             self._thread.join()
             self._thread = None
 

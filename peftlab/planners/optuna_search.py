@@ -308,6 +308,15 @@ def tell_from_record(experiment: Experiment, study: Any, number: int, record: di
     return state
 
 
+def step_aside(experiment: Experiment, record: dict[str, Any]) -> None:
+    """A run whose trial was taken over while it ran (a heartbeat late past the grace period on a
+    loaded host): its record stays, marked, and out of the report; the retry is the trial."""
+    from peftlab.results import write_record
+
+    record["trial"] = {**record["trial"], "state": "FAIL", "taken_over": True}
+    write_record(experiment.results_dir(), record)
+
+
 # ---------------------------------------------------------------- stale trials
 
 
@@ -474,6 +483,16 @@ def trial_block(experiment: Experiment, static: dict[str, Any], record: dict[str
     }
 
 
+def _hand_back(study: Any, trial: Any) -> None:
+    """Another worker asked first and the target is met: fail this trial, its grid point queued again."""
+    from optuna.trial import TrialState
+
+    fixed = queued_params(study, trial)
+    if fixed:
+        study.enqueue_trial(fixed, user_attrs={k: v for k, v in trial.user_attrs.items() if k != "worker"})
+    study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+
+
 def _ask(study: Any) -> Any:
     """`study.ask()`; peftlab runs the heartbeat itself (planners/heartbeat.py), so Optuna's warning
     that heartbeats are meant for `optimize()` says nothing here."""
@@ -495,7 +514,12 @@ class TrialReporter:
     def __call__(self, step: int, scores: dict[str, float]) -> bool:
         if len(self.experiment.search.objectives) > 1 or self.metric not in scores:
             return False  # optuna prunes single-objective studies only
-        self.trial.report(float(scores[self.metric]), step)
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            self.trial.report(float(scores[self.metric]), step)
+        except UpdateFinishedTrialError:  # taken over by another worker (a late heartbeat): its retry runs
+            return True
         return self.prune and step < self.experiment.train.steps and self.trial.should_prune()
 
 
@@ -569,18 +593,18 @@ class OptunaSearch:
                 time.sleep(0.5)
                 continue
             trial = _ask(study)
+            beat = Heartbeat(study, trial._trial_id, self.queue).start() if self.queue is not None else None
             trial.set_user_attr("worker", worker_identity())
             ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
             busy = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for t in ahead)
             if busy >= target:  # another worker asked first: hand this one back
-                fixed = queued_params(study, trial)
-                if fixed:
-                    study.enqueue_trial(fixed, user_attrs={k: v for k, v in trial.user_attrs.items() if k != "worker"})
-                study.tell(trial, state=TrialState.FAIL)
+                if beat is not None:
+                    beat.stop()
+                _hand_back(study, trial)
                 continue
-            return self._assign(trial, (busy + 1, target))  # failed trials (killed, handed back) do not count
+            return self._assign(trial, (busy + 1, target), beat)  # failed trials (killed, handed back) do not count
 
-    def _assign(self, trial: Any, position: tuple[int, int]) -> Assignment:
+    def _assign(self, trial: Any, position: tuple[int, int], beat: Heartbeat | None = None) -> Assignment:
         try:
             spec = trial_spec(self.experiment, trial)
             trial.set_user_attr("run_id", spec.run_id)
@@ -589,8 +613,8 @@ class OptunaSearch:
             requeue(self.study, trial)
             raise
         self._trials[spec.run_id] = trial
-        if self.queue is not None:
-            self._beats[spec.run_id] = Heartbeat(self.study, trial._trial_id, self.queue).start()
+        if beat is not None:
+            self._beats[spec.run_id] = beat
 
         def on_record(record: dict[str, Any], experiment: Experiment = self.experiment) -> None:
             record["trial"] = trial_block(experiment, static, record)
@@ -601,6 +625,9 @@ class OptunaSearch:
         self._stop_beat(assignment.spec.run_id)
         trial = self._trials.pop(assignment.spec.run_id)
         state = tell_from_record(self.experiment, self.study, trial.number, record)
+        if state == "FAIL" and (record.get("trial") or {}).get("state") not in (None, "FAIL"):
+            step_aside(self.experiment, record)
+            return f"  → trial {trial.number} was taken over meanwhile (its heartbeat came late): its retry counts"
         return f"  → trial {trial.number} {state}"
 
     def abandon(self, assignment: Assignment) -> None:
@@ -627,4 +654,8 @@ class OptunaSearch:
 
         name = study_name(self.experiment)
         records = load_records([self.experiment.results_dir()])
-        return {r["run_id"] for r in records if (r.get("trial") or {}).get("study") == name}
+        return {
+            r["run_id"]
+            for r in records
+            if (r.get("trial") or {}).get("study") == name and not r["trial"].get("taken_over")
+        }

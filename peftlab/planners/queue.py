@@ -95,6 +95,7 @@ class RunQueue:
         self.statuses: dict[str, int] = {}
         self.started = time.perf_counter()
         self._held: dict[str, tuple[Any, Heartbeat]] = {}  # run_id -> (its trial, its heartbeat)
+        self._beat: Any = None  # the heartbeat of the trial just popped
 
     def describe(self) -> list[str]:
         exp = self.experiment
@@ -162,6 +163,7 @@ class RunQueue:
         except UpdateFinishedTrialError:
             return False
         if popped:
+            self._beat = Heartbeat(study, trial._trial_id, self.experiment.queue).start()  # at once: see Heartbeat
             study._storage.set_trial_user_attr(trial._trial_id, "worker", worker_identity())
         return popped
 
@@ -172,7 +174,7 @@ class RunQueue:
         from peftlab.results import finished_record
 
         run_id = _run_id(trial)
-        beat = Heartbeat(study, trial._trial_id, self.experiment.queue).start()
+        beat = self._beat
         others = [t for t in study.get_trials(deepcopy=False) if _run_id(t) == run_id and t.number != trial.number]
         ahead = [
             t
