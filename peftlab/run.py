@@ -40,14 +40,44 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run every run in this process instead of a forked child per run (memory peaks are then less separable)",
     )
+    _add_scaling_options(parser)
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def _add_scaling_options(parser: argparse.ArgumentParser) -> None:
+    """Where the runs happen: worker processes on this host, its GPUs, or a shared queue across hosts."""
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="with a search: block, run this many worker processes on the one study (default 1)",
+        default=None,
+        help="run this many worker processes at once (grid, search or tuned protocol; default 1, "
+        "or every --devices slot); on CPU they split the cores",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
-    return parser
+    parser.add_argument(
+        "--devices",
+        help="CUDA GPUs for the workers, e.g. 0,1,2,3: each worker sees only its own (CUDA_VISIBLE_DEVICES)",
+    )
+    parser.add_argument(
+        "--runs-per-device",
+        type=int,
+        default=1,
+        metavar="K",
+        help="with --devices: K workers share each GPU (small models; default 1)",
+    )
+    parser.add_argument(
+        "--join",
+        action="store_true",
+        help="join the experiment's shared queue (queue.storage: PostgreSQL or a journal file) from this "
+        "host and take runs until none are left; start it on as many hosts as you like",
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=("slurm", "local"),
+        help="submit the runs as a submitit job array of --join workers (`launcher:` block: tasks, partition, "
+        "time, ...): slurm through sbatch, local as processes on this machine; then watch it",
+    )
+    parser.add_argument("--no-wait", action="store_true", help="with --launcher: submit, print the job id and exit")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,27 +98,37 @@ def _main(args: argparse.Namespace) -> int:
 
     experiment = load_experiment(args.experiment, args.overrides)
     only = _only(experiment, args)
-    if args.workers < 1 or (args.workers > 1 and experiment.search is None):
-        raise ConfigError(f"{args.experiment}: --workers: needs a search: block and a count of at least 1")
-    planner = _planner(experiment, only, args.force)
+    args.workers = _workers(args)
+    planner = _planner(experiment, only, args.force, args.join)
     if args.dry_run:
         print("\n".join(planner.describe()))
         return 0
 
+    if args.launcher is not None:  # issue 13: a job array of --join workers; this process only watches
+        if args.methods or args.force or args.in_process:
+            raise ConfigError(f"{args.experiment}: --launcher: --methods, --force, --in-process do not reach workers")
+        from peftlab.execute.launcher import launch
+
+        code = launch(experiment, planner, args.launcher, args.overrides, wait=not args.no_wait)
+        return code if args.no_wait or code == 130 else _close(experiment, planner, args, code)
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # runs fork; tokenizers' pool must not exist yet
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from peftlab.execute import can_fork, hold_results_lock, prepare_workspace
+    if args.join:
+        return _join(experiment, planner, args)
+    from peftlab.execute import can_fork, hold_results_lock
 
     results_dir = experiment.results_dir()
     if args.workers > 1 and not can_fork():
         raise ConfigError(f"{args.experiment}: --workers needs fork (Linux)")
     lock = hold_results_lock(results_dir)  # noqa: F841 - held until the process ends
-    print(f"peftlab: experiment {experiment.name} — {_what(experiment, planner)}; loading model source and data…")
-    workspace = prepare_workspace(experiment)
-    _say_workspace(workspace)
-    for note in planner.start():
-        print(f"peftlab: {note}", flush=True)
-    code = max(_executor(workspace, args).run(planner), planner.finish())
+    code = _work(experiment, planner, args)
+    return _close(experiment, planner, args, code)
+
+
+def _close(experiment: Any, planner: Any, args: argparse.Namespace, code: int) -> int:
+    """The report, then one closing line naming what did not finish."""
+    results_dir = experiment.results_dir()
     if not args.no_report:
         from peftlab.report import write_experiment_report
 
@@ -143,15 +183,60 @@ def _only(experiment: Any, args: argparse.Namespace) -> list[str] | None:
     return only
 
 
-def _planner(experiment: Any, only: list[str] | None, force: bool) -> Any:
+def _workers(args: argparse.Namespace) -> int:
+    """--workers, --devices and --runs-per-device as one pool size (devices checked: nothing is written yet)."""
+    from peftlab.execute.devices import parse_devices, plan_workers
+
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"{args.experiment}: --workers: got {args.workers}, must be at least 1")
+    args.device_list = parse_devices(args.devices) if args.devices else None
+    if args.join and args.force:
+        raise ConfigError(f"{args.experiment}: --force: a queue makes each run once; re-run without --join to force")
+    return plan_workers(args.device_list, args.runs_per_device, args.workers)
+
+
+def _work(experiment: Any, planner: Any, args: argparse.Namespace) -> int:
+    """Load what every run shares, start the planner, run it to the end; the planner's outcome and the runs'."""
+    from peftlab.execute import prepare_workspace
+
+    print(f"peftlab: experiment {experiment.name} — {_what(experiment, planner)}; loading model source and data…")
+    workspace = prepare_workspace(experiment)
+    _say_workspace(workspace)
+    for note in planner.start():
+        print(f"peftlab: {note}", flush=True)
+    return max(_executor(workspace, args).run(planner), planner.finish())
+
+
+def _join(experiment: Any, planner: Any, args: argparse.Namespace) -> int:
+    """`--join`: take runs from the shared queue until none are left; no lock of the whole folder, no report.
+
+    Other hosts' workers write to the same results folder, so the folder is shared (a plain run
+    cannot start while joiners work on this host), and the report is for whoever runs
+    `peftlab report` (or the plain command) once every joiner is done.
+    """
+    from peftlab.execute import hold_results_lock
+    from peftlab.planners.queue import check_reachable
+
+    check_reachable(experiment)  # an unreachable database: one line, exit 2, nothing written
+    lock = hold_results_lock(experiment.results_dir(), shared=True)  # noqa: F841 - held until the process ends
+    code = _work(experiment, planner, args)
+    print(f"peftlab: joined {experiment.name}: nothing left to take; exit {code}", flush=True)
+    return code
+
+
+def _planner(experiment: Any, only: list[str] | None, force: bool, joining: bool = False) -> Any:
     if experiment.protocol is not None:
         from peftlab.planners.tuned import TunedProtocol
 
-        return TunedProtocol(experiment, only, force)
+        return TunedProtocol(experiment, only, force, joining=joining)
     if experiment.search is not None:
         from peftlab.planners.optuna_search import OptunaSearch
 
-        return OptunaSearch(experiment)
+        return OptunaSearch(experiment, joining=joining)
+    if joining:
+        from peftlab.planners.queue import RunQueue
+
+        return RunQueue(experiment, only)
     from peftlab.planners.grid import GridPlanner
 
     return GridPlanner(experiment, only, force)
@@ -182,8 +267,15 @@ def _executor(workspace: Any, args: argparse.Namespace) -> Any:
     from peftlab.execute import SerialExecutor, WorkerPoolExecutor, can_fork
 
     isolate = can_fork() and not args.in_process
-    if args.workers > 1:
-        return WorkerPoolExecutor(workspace, args.workers, isolate=isolate, quiet=args.quiet)
+    if args.workers > 1 or args.device_list is not None:
+        return WorkerPoolExecutor(
+            workspace,
+            args.workers,
+            isolate=isolate,
+            quiet=args.quiet,
+            devices=args.device_list,
+            runs_per_device=args.runs_per_device,
+        )
     return SerialExecutor(workspace, isolate=isolate, quiet=args.quiet)
 
 

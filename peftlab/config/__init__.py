@@ -7,6 +7,7 @@ error cost a second. An import contract in pyproject.toml (`lint-imports`) keeps
   experiment.py  the top-level file: model, task, data, train, save, methods, seeds
   search.py      the `search:` block (sampler, objectives, space, pruner)
   protocol.py    the `protocol:` switch (`tuned`: one small lr study per method before the comparison)
+  queue.py       the `queue:` block (shared storage and heartbeats for `--join`) and URL password redaction
   stages.py      the `init_from:` stage (task A, trained first; its model is where every run starts)
   probes.py      the `forgetting:` list (probe params and which tasks each fits)
   overrides.py   command-line `key=value` overrides

@@ -15,9 +15,11 @@ from typing import Any, Literal, get_type_hints
 
 import yaml
 
+from peftlab.config.launcher import LauncherConfig, parse_launcher
 from peftlab.config.overrides import apply_override
 from peftlab.config.probes import ProbeEntry, parse_probes
 from peftlab.config.protocol import ProtocolConfig, parse_protocol
+from peftlab.config.queue import QueueConfig, parse_queue
 from peftlab.config.schema import build, check, closest, coerce, fail
 from peftlab.config.search import SearchConfig, parse_search
 from peftlab.config.stages import InitFromConfig, parse_init_from
@@ -161,6 +163,8 @@ class Experiment:
     protocol: ProtocolConfig | None = None  # `protocol: tuned`: each method's lr tuned on validation first
     init_from: InitFromConfig | None = None  # a stage trained first (task A); every run starts from its model
     forgetting: list[ProbeEntry] = field(default_factory=list)  # one per `forgetting:` item
+    queue: QueueConfig = field(default_factory=QueueConfig)  # issue 13: workers joining from many hosts
+    launcher: LauncherConfig | None = None  # `launcher:`: what --launcher slurm|local asks for; not in the identity
     source_path: Path | None = None  # where it was loaded from; not part of the YAML
 
     def results_dir(self) -> Path:
@@ -190,6 +194,7 @@ class Experiment:
             "protocol": self.protocol.as_dict() if self.protocol is not None else None,
             "init_from": dataclasses.asdict(self.init_from) if self.init_from is not None else None,
             "forgetting": [p.as_dict() for p in self.forgetting],
+            "queue": self.queue.as_dict(),
         }
 
 
@@ -278,7 +283,8 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     for label in labels:
         if labels.count(label) > 1:
             fail(origin, "methods", f"label {label!r} is used twice; give each entry its own 'label'")
-    rest = {k: v for k, v in raw.items() if k not in ("methods", "search", "protocol", "init_from", "forgetting")}
+    parts = ("methods", "search", "protocol", "init_from", "forgetting", "queue", "launcher")
+    rest = {k: v for k, v in raw.items() if k not in parts}
     shell = build(_ExperimentShell, rest, origin, "")
     name = shell.name
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
@@ -299,8 +305,16 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
         fail(origin, "report.reference", f"got {shell.report.reference!r}, not a method label; allowed: {allowed}")
     fields = dataclasses.asdict(shell) | {"data": shell.data, "train": shell.train, "save": shell.save}
     fields["report"] = shell.report  # issue 12
+    fields["queue"] = parse_queue(raw.get("queue"), origin)  # issue 13
+    launcher = parse_launcher(raw.get("launcher"), origin)
     return Experiment(
-        methods=methods, search=search, protocol=protocol, init_from=init_from, forgetting=forgetting, **fields
+        methods=methods,
+        search=search,
+        protocol=protocol,
+        init_from=init_from,
+        forgetting=forgetting,
+        launcher=launcher,
+        **fields,
     )
 
 

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, get_type_hints
 
+from peftlab.config.queue import redact
 from peftlab.config.schema import closest, coerce, fail
 from peftlab.methods.targets import TARGET_SET_HELP, is_target_set
 
@@ -53,6 +54,7 @@ class SearchConfig:
 
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
+        out["storage"] = redact(self.storage) if self.storage is not None else None  # never a password on disk
         out["objectives"] = [{name: direction} for name, direction in self.objectives]
         return out
 
@@ -79,7 +81,8 @@ def parse_search(raw: Any, origin: str, methods: list[MethodEntry], train: Train
     cfg.study_name = coerce(raw.get("study_name"), str | None, origin, "search.study_name")
     cfg.storage = coerce(raw.get("storage"), str | None, origin, "search.storage")
     if cfg.storage is not None and cfg.storage != "journal" and "://" not in cfg.storage:
-        fail(origin, "search.storage", f"got {cfg.storage!r}, expected journal or a URL like sqlite:////abs/study.db")
+        shown = redact(cfg.storage)
+        fail(origin, "search.storage", f"got {shown!r}, expected journal or a URL like sqlite:////abs/study.db")
     cfg.objectives = _parse_objectives(raw.get("objectives"), origin)
     cfg.pruner = _parse_pruner(raw.get("pruner", "none"), origin, train)
     if cfg.pruner["type"] != "none" and (len(cfg.objectives) > 1 or not cfg.objectives[0][0].startswith("val_")):

@@ -13,6 +13,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from peftlab.execute.devices import pin_worker
 from peftlab.execute.isolation import Interrupts, can_fork, die_with_parent, run_isolated
 from peftlab.planners.base import fmt_duration
 
@@ -68,20 +69,34 @@ class SerialExecutor:
 
 
 class WorkerPoolExecutor:
-    """`workers` forked worker processes on one planner (a search's study), each with its share of the cores.
+    """`workers` forked worker processes on one planner (a grid, a study, a queue), each with its share.
 
     N workers × all cores of OpenMP threads on a small CPU spin against each other (measured:
     2 workers on 2 cores, 3.5-6 s per step instead of ~0.6 s), so unless `train.threads` is set
-    each run uses cores / workers threads.
+    each run uses cores / workers threads. With `devices` each worker sees only its GPU
+    (devices.py: `CUDA_VISIBLE_DEVICES`, `runs_per_device` workers to a GPU).
     """
 
-    def __init__(self, ws: Workspace, workers: int, *, isolate: bool, quiet: bool) -> None:
+    def __init__(
+        self,
+        ws: Workspace,
+        workers: int,
+        *,
+        isolate: bool,
+        quiet: bool,
+        devices: list[str] | None = None,
+        runs_per_device: int = 1,
+    ) -> None:
         self.ws, self.workers, self.isolate, self.quiet = ws, workers, isolate, quiet
+        self.devices, self.runs_per_device = devices, runs_per_device
 
     def run(self, planner: Planner) -> int:
         if not can_fork():
             raise RuntimeError("a worker pool needs fork (Linux)")
         threads = max(1, (os.cpu_count() or 1) // self.workers)
+        share = getattr(planner, "share", None)
+        if share is not None:  # a plan known up front: one shared cursor, so each run goes to one worker
+            share()
         sys.stdout.flush()
         sys.stderr.flush()
         parent, pids = os.getpid(), []
@@ -107,9 +122,9 @@ class WorkerPoolExecutor:
         status = 1
         try:
             die_with_parent(parent)
-            worker = SerialExecutor(
-                self.ws, isolate=self.isolate, quiet=self.quiet, threads=threads, tag=f"[w{index}] "
-            )
+            device = pin_worker(self.devices, self.runs_per_device, index)
+            tag = f"[w{index}{f' gpu{device}' if device is not None else ''}] "
+            worker = SerialExecutor(self.ws, isolate=self.isolate, quiet=self.quiet, threads=threads, tag=tag)
             worker_planner = planner.for_worker(index)
             status = max(worker.run(worker_planner), getattr(worker_planner, "code", 0))
         except KeyboardInterrupt:

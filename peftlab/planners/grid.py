@@ -85,8 +85,33 @@ def make_plan(experiment: Experiment, only: list[str] | None = None) -> list[Run
 # ---------------------------------------------------------------- the planner
 
 
+class SharedCursor:
+    """The next plan position, shared by forked workers: each position is handed out once.
+
+    Shared memory made before the fork (`multiprocessing.Value`, with its own lock), so a pool of
+    workers on one host needs no storage: worker k pops the next position, skips it if its record
+    is finished, and marks what it ran so the pool's parent can count the outcome.
+    """
+
+    def __init__(self, size: int) -> None:
+        import multiprocessing
+
+        self.position = multiprocessing.Value("i", 0)
+        self.ran = multiprocessing.Array("b", max(size, 1))
+
+    def pop(self) -> int:
+        with self.position.get_lock():
+            index = self.position.value
+            self.position.value += 1
+        return index
+
+
 class GridPlanner:
-    """The plan as a planner: every run not finished yet (or every run, with `force`), in plan order."""
+    """The plan as a planner: every run not finished yet (or every run, with `force`), in plan order.
+
+    Serial by default; after `share()` (before a worker pool forks) every worker's planner takes
+    the next plan position from one `SharedCursor`, so each run is made by exactly one worker.
+    """
 
     def __init__(self, experiment: Experiment, only: list[str] | None = None, force: bool = False) -> None:
         self.experiment, self.force = experiment, force
@@ -94,6 +119,7 @@ class GridPlanner:
         self.todo: list[tuple[int, RunSpec]] = []
         self.statuses: dict[str, int] = {}
         self.started = 0.0
+        self.cursor: SharedCursor | None = None
 
     def describe(self) -> list[str]:
         from peftlab.results import finished_record
@@ -122,14 +148,32 @@ class GridPlanner:
             return [f"{skipped} of {len(self.plan)} runs already finished, skipping them (--force re-runs)"]
         return []
 
+    def share(self) -> None:
+        """Before a worker pool forks: from now on runs are handed out through one shared cursor."""
+        self.cursor = SharedCursor(len(self.plan))
+
     def for_worker(self, index: int) -> GridPlanner:
         return self
 
     def next(self) -> Assignment | None:
+        if self.cursor is not None:
+            return self._next_shared()
         if not self.todo:
             return None
         index, spec = self.todo.pop(0)
         return Assignment(spec, (index, len(self.plan)), remaining=len(self.todo))
+
+    def _next_shared(self) -> Assignment | None:
+        from peftlab.results import finished_record
+
+        assert self.cursor is not None
+        results_dir = self.experiment.results_dir()
+        while (index := self.cursor.pop()) < len(self.plan):
+            spec = self.plan[index]
+            if self.force or finished_record(results_dir, spec.run_id) is None:
+                self.cursor.ran[index] = 1
+                return Assignment(spec, (index + 1, len(self.plan)))
+        return None
 
     def tell(self, assignment: Assignment, record: dict[str, Any]) -> str:
         self.statuses[record["status"]] = self.statuses.get(record["status"], 0) + 1
@@ -139,12 +183,27 @@ class GridPlanner:
         """Nothing to undo: an unfinished run has no finished record, so the next session makes it."""
 
     def finish(self) -> int:
+        if self.cursor is not None and not self.statuses:  # a pool's parent: count what its workers ran
+            self.statuses = self._shared_statuses()
         total = sum(self.statuses.values())
         counts = ", ".join(f"{n} {s}" for s, n in sorted(self.statuses.items())) or "nothing to run"
         took = fmt_duration(time.perf_counter() - self.started)
         runs = self.experiment.results_dir() / "runs"
         print(f"peftlab: {total} runs in {took} ({counts}); records in {runs}", flush=True)
         return 1 if self.statuses.get("failed") else 0
+
+    def _shared_statuses(self) -> dict[str, int]:
+        from peftlab.results import read_record, record_path
+
+        assert self.cursor is not None
+        statuses: dict[str, int] = {}
+        results_dir = self.experiment.results_dir()
+        for index, spec in enumerate(self.plan):
+            path = record_path(results_dir, spec.run_id)
+            if self.cursor.ran[index] and path.is_file():
+                status = read_record(path).get("status", "failed")
+                statuses[status] = statuses.get(status, 0) + 1
+        return statuses
 
     def run_ids(self) -> set[str]:
         return {s.run_id for s in self.plan}

@@ -17,22 +17,33 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import socket
 import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from peftlab.config import computed_config
+from peftlab.config.queue import redact
 from peftlab.config.search import OBJECTIVES
 from peftlab.planners.base import Assignment, RunSpec
 from peftlab.planners.grid import apply_choices
+from peftlab.planners.heartbeat import (
+    Heartbeat,
+    fail_silent,
+    rdb_heartbeat_kwargs,
+    silent_trials,
+    take_over,
+    worker_alive,
+    worker_identity,
+)
+
+_worker_alive = worker_alive  # the old private name
 
 if TYPE_CHECKING:
     import optuna
 
     from peftlab.config import Experiment
+    from peftlab.config.queue import QueueConfig
 
 STATE_OF_STATUS = {"ok": "COMPLETE", "pruned": "PRUNED"}  # any other status: FAIL
 
@@ -64,7 +75,8 @@ def study_name(experiment: Experiment) -> str:
 
 
 def storage_url(experiment: Experiment) -> str:
-    storage = experiment.search.storage
+    """The study's storage: `search.storage`, else `queue.storage` (workers joining from many hosts), else SQLite."""
+    storage = experiment.search.storage or experiment.queue.storage
     if storage is None:
         return f"sqlite:///{experiment.results_dir() / 'study.db'}"  # + an absolute path: four slashes
     if storage == "journal":
@@ -81,7 +93,7 @@ def describe(experiment: Experiment) -> list[str]:
         + (" → Pareto front" if len(cfg.objectives) > 1 else ""),
         f"  pruner {cfg.pruner['type']}{f' ({pruner})' if pruner else ''} on validation every "
         f"{experiment.train.eval_every} steps | training seed {experiment.seeds[0]}",
-        f"  study {study_name(experiment)} in {storage_url(experiment)}",
+        f"  study {study_name(experiment)} in {redact(storage_url(experiment))}",
     ]
     for entry in experiment.methods:
         lines.append(f"  {entry.label} ({entry.method}):")
@@ -102,8 +114,12 @@ def _describe_dimension(dim: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- optuna: storage, study, trials
 
 
-def open_storage(url: str) -> Any:
-    """One storage object per process: connections are never shared across a fork."""
+def open_storage(url: str, queue: QueueConfig | None = None) -> Any:
+    """One storage object per process: connections are never shared across a fork.
+
+    With `queue` (a worker that joined from any host), an RDB storage beats for the trials it
+    holds and retries the ones whose worker fell silent (planners/heartbeat.py).
+    """
     import optuna
 
     if url.startswith("journal:"):
@@ -115,14 +131,46 @@ def open_storage(url: str) -> Any:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         # several workers write to one file: wait for the lock rather than fail at once
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+        beats = rdb_heartbeat_kwargs(queue) if queue is not None else {}
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}, **beats)
+    url = _with_driver(url)
+    if "://" in url and queue is not None:
+        engine: dict[str, Any] = {"pool_pre_ping": True}
+        if url.startswith("postgresql"):
+            engine["connect_args"] = {"connect_timeout": 10}  # an unreachable host fails in seconds
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine, **rdb_heartbeat_kwargs(queue))
     return optuna.storages.get_storage(url)
+
+
+def _with_driver(url: str) -> str:
+    """postgresql:// means SQLAlchemy's psycopg2; where only psycopg (3) is installed, use that one."""
+    import importlib.util
+
+    psycopg3_only = importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None
+    if url.startswith("postgresql://") and psycopg3_only:
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
 
 
 def close_storage(storage: Any) -> None:
     engine = getattr(getattr(storage, "_backend", storage), "engine", None)
     if engine is not None:
         engine.dispose()
+
+
+def claim_once(storage: Any, key: str) -> bool:
+    """True for exactly one caller per `key` and storage, however many hosts ask at once.
+
+    Creating a study is atomic in every Optuna storage (a unique name), so an empty marker study
+    named `key` is a claim that needs no lock of its own.
+    """
+    import optuna
+
+    try:
+        storage.create_new_study(directions=[optuna.study.StudyDirection.MINIMIZE], study_name=key)
+    except optuna.exceptions.DuplicatedStudyError:
+        return False
+    return True
 
 
 def make_sampler(experiment: Experiment, salt: int = 0) -> Any:
@@ -260,34 +308,16 @@ def tell_from_record(experiment: Experiment, study: Any, number: int, record: di
     return state
 
 
+def step_aside(experiment: Experiment, record: dict[str, Any]) -> None:
+    """A run whose trial was taken over while it ran (a heartbeat late past the grace period on a
+    loaded host): its record stays, marked, and out of the report; the retry is the trial."""
+    from peftlab.results import write_record
+
+    record["trial"] = {**record["trial"], "state": "FAIL", "taken_over": True}
+    write_record(experiment.results_dir(), record)
+
+
 # ---------------------------------------------------------------- stale trials
-
-
-def _process_start(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def worker_identity() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid())}
-
-
-def _worker_alive(worker: dict[str, Any] | None) -> bool:
-    """Alive unless provably dead: another host's worker cannot be checked (use RDB heartbeats there)."""
-    if not worker or worker.get("host") != socket.gethostname():
-        return worker is not None
-    pid = int(worker["pid"])
-    if worker.get("start") is not None and Path("/proc").is_dir():
-        return _process_start(pid) == worker["start"]  # the same pid, not a reused one
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def queued_params(study: Any, trial: Any) -> dict[str, Any]:
@@ -309,35 +339,64 @@ def requeue(study: Any, trial: Any) -> None:
     study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
 
 
-def recover_stale(experiment: Experiment, study: Any, startup: bool = False) -> list[str]:
+def recover_stale(
+    experiment: Experiment, study: Any, startup: bool = False, queue: QueueConfig | None = None
+) -> list[str]:
     """RUNNING trials whose worker is dead: finish them from their record, or fail and re-queue them.
 
-    At `startup` the caller holds the results lock and has no workers yet, so a RUNNING trial that
-    never got its worker stamp (killed right after ask) is stale too; later it may be a live one's.
+    Dead means: a worker on this host whose process is gone, or (with `queue`, workers joining
+    from many hosts) one whose heartbeat fell silent for the grace period. At `startup` the caller
+    holds the results lock and has no workers yet, so a RUNNING trial that never got its worker
+    stamp (killed right after ask) is stale too; later it may be a live one's.
     """
     from optuna.trial import TrialState
-
-    from peftlab.results import read_record, record_path
 
     notes = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get("worker")
         if (worker is None and not startup) or (worker is not None and _worker_alive(worker)):
             continue
-        run_id = trial.user_attrs.get("run_id")
-        path = record_path(experiment.results_dir(), run_id) if run_id else None
-        record = None
-        if path is not None and path.is_file():
-            try:
-                record = read_record(path)
-            except (OSError, json.JSONDecodeError):
-                record = None
+        record = _record_of(experiment, trial)
         if record is not None:
             state = tell_from_record(experiment, study, trial.number, record)
             notes.append(f"trial {trial.number}: its worker died after the run; finished from its record ({state})")
-        else:
+        elif startup:
             requeue(study, trial)
             notes.append(f"trial {trial.number}: its worker died mid-run; failed it and queued its params again")
+        elif take_over(study, trial):  # other workers may notice it at the same moment: one retries it
+            notes.append(f"trial {trial.number}: its worker died mid-run; failed it and queued its params again")
+    if queue is not None:
+        notes += _recover_silent(experiment, study, queue)
+    return notes
+
+
+def _record_of(experiment: Experiment, trial: Any) -> dict[str, Any] | None:
+    """The record a trial's run left, if a whole one exists."""
+    from peftlab.results import read_record, record_path
+
+    run_id = trial.user_attrs.get("run_id")
+    path = record_path(experiment.results_dir(), run_id) if run_id else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        return read_record(path)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _recover_silent(experiment: Experiment, study: Any, queue: QueueConfig) -> list[str]:
+    """Trials whose worker (on any host) stopped beating: from their record if one exists, else retried."""
+    notes = []
+    for trial in silent_trials(study, queue):
+        record = _record_of(experiment, trial)
+        if record is not None:
+            state = tell_from_record(experiment, study, trial.number, record)
+            notes.append(
+                f"trial {trial.number}: its worker fell silent after the run; finished from its record ({state})"
+            )
+    for trial in fail_silent(study, queue):
+        host = (trial.user_attrs.get("worker") or {}).get("host", "?")
+        notes.append(f"trial {trial.number}: its worker on {host} fell silent; failed it and queued its params again")
     return notes
 
 
@@ -393,7 +452,7 @@ def summarise(experiment: Experiment, url: str) -> int:
         experiment.results_dir() / "search.json",
         {
             "study": study.study_name,
-            "storage": url,
+            "storage": redact(url),  # a database password never reaches a file
             "counts": counts,
             "best": best,
             "search": experiment.search.as_dict(),
@@ -424,6 +483,26 @@ def trial_block(experiment: Experiment, static: dict[str, Any], record: dict[str
     }
 
 
+def _hand_back(study: Any, trial: Any) -> None:
+    """Another worker asked first and the target is met: fail this trial, its grid point queued again."""
+    from optuna.trial import TrialState
+
+    fixed = queued_params(study, trial)
+    if fixed:
+        study.enqueue_trial(fixed, user_attrs={k: v for k, v in trial.user_attrs.items() if k != "worker"})
+    study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def _ask(study: Any) -> Any:
+    """`study.ask()`; peftlab runs the heartbeat itself (planners/heartbeat.py), so Optuna's warning
+    that heartbeats are meant for `optimize()` says nothing here."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+        return study.ask()
+
+
 class TrialReporter:
     """A trial's intermediate validation scores → the study → should it stop? Runs in the planner's process."""
 
@@ -435,7 +514,12 @@ class TrialReporter:
     def __call__(self, step: int, scores: dict[str, float]) -> bool:
         if len(self.experiment.search.objectives) > 1 or self.metric not in scores:
             return False  # optuna prunes single-objective studies only
-        self.trial.report(float(scores[self.metric]), step)
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        try:
+            self.trial.report(float(scores[self.metric]), step)
+        except UpdateFinishedTrialError:  # taken over by another worker (a late heartbeat): its retry runs
+            return True
         return self.prune and step < self.experiment.train.steps and self.trial.should_prune()
 
 
@@ -445,14 +529,18 @@ class OptunaSearch:
     `start` (in the experiment process, under the results lock, before any worker exists)
     recovers what a killed session left and queues a grid; each worker's `next` asks a trial
     until the study holds `trials` finished ones; `tell` finishes the trial from its record.
+    With `joining` (`--join`: workers on many hosts, no results lock), each trial in flight
+    beats (planners/heartbeat.py) and a trial whose worker fell silent is retried.
     """
 
-    def __init__(self, experiment: Experiment, worker: int = 0) -> None:
-        self.experiment, self.worker = experiment, worker
+    def __init__(self, experiment: Experiment, worker: int = 0, joining: bool = False) -> None:
+        self.experiment, self.worker, self.joining = experiment, worker, joining
         self.url = storage_url(experiment)
+        self.queue = experiment.queue if joining else None
         self.study: Any = None
         self.code = 0
         self._trials: dict[str, Any] = {}  # run_id -> the asked trial
+        self._beats: dict[str, Heartbeat] = {}  # run_id -> its heartbeat (joining only)
 
     def describe(self) -> list[str]:
         exp = self.experiment
@@ -464,22 +552,25 @@ class OptunaSearch:
         ]
 
     def start(self) -> list[str]:
-        storage = open_storage(self.url)
+        storage = open_storage(self.url, self.queue)
         study = load_study(self.experiment, storage)
-        enqueue_grid(self.experiment, study)
-        notes = recover_stale(self.experiment, study, startup=True)
+        if not self.joining or claim_once(storage, f"{study.study_name}:grid-enqueued"):
+            enqueue_grid(self.experiment, study)  # joiners starting at once: only the first queues the grid
+        notes = recover_stale(self.experiment, study, startup=not self.joining, queue=self.queue)
         counts = _fmt_counts(_counts(study))
-        notes.append(f"study {study.study_name} ({self.url}): {counts}; target {self.experiment.search.trials}")
+        notes.append(f"study {study.study_name} ({redact(self.url)}): {counts}; target {self.experiment.search.trials}")
         close_storage(storage)  # connections are never shared across the workers' fork
         return notes
 
     def for_worker(self, index: int) -> OptunaSearch:
-        return OptunaSearch(self.experiment, index)
+        return OptunaSearch(self.experiment, index, self.joining)
 
     def _open(self) -> Any:
         if self.study is None:
-            storage = open_storage(self.url)
+            storage = open_storage(self.url, self.queue)
             salt = self.worker * 7919 + len(load_study(self.experiment, storage).trials)
+            if self.joining:  # workers on other hosts have the same index: their draws must differ too
+                salt += int(_hash(worker_identity())[:6], 16)
             self.study = load_study(self.experiment, storage, salt=salt)
         return self.study
 
@@ -498,22 +589,22 @@ class OptunaSearch:
                 self.code = 1
                 return None
             if done + counts.get("RUNNING", 0) >= target:  # the rest are in flight elsewhere
-                recover_stale(self.experiment, study)
+                recover_stale(self.experiment, study, queue=self.queue)
                 time.sleep(0.5)
                 continue
-            trial = study.ask()
+            trial = _ask(study)
+            beat = Heartbeat(study, trial._trial_id, self.queue).start() if self.queue is not None else None
             trial.set_user_attr("worker", worker_identity())
             ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
             busy = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for t in ahead)
             if busy >= target:  # another worker asked first: hand this one back
-                fixed = queued_params(study, trial)
-                if fixed:
-                    study.enqueue_trial(fixed, user_attrs={k: v for k, v in trial.user_attrs.items() if k != "worker"})
-                study.tell(trial, state=TrialState.FAIL)
+                if beat is not None:
+                    beat.stop()
+                _hand_back(study, trial)
                 continue
-            return self._assign(trial, (busy + 1, target))  # failed trials (killed, handed back) do not count
+            return self._assign(trial, (busy + 1, target), beat)  # failed trials (killed, handed back) do not count
 
-    def _assign(self, trial: Any, position: tuple[int, int]) -> Assignment:
+    def _assign(self, trial: Any, position: tuple[int, int], beat: Heartbeat | None = None) -> Assignment:
         try:
             spec = trial_spec(self.experiment, trial)
             trial.set_user_attr("run_id", spec.run_id)
@@ -522,6 +613,8 @@ class OptunaSearch:
             requeue(self.study, trial)
             raise
         self._trials[spec.run_id] = trial
+        if beat is not None:
+            self._beats[spec.run_id] = beat
 
         def on_record(record: dict[str, Any], experiment: Experiment = self.experiment) -> None:
             record["trial"] = trial_block(experiment, static, record)
@@ -529,15 +622,25 @@ class OptunaSearch:
         return Assignment(spec, position, report=TrialReporter(self.experiment, trial), on_record=on_record)
 
     def tell(self, assignment: Assignment, record: dict[str, Any]) -> str:
+        self._stop_beat(assignment.spec.run_id)
         trial = self._trials.pop(assignment.spec.run_id)
         state = tell_from_record(self.experiment, self.study, trial.number, record)
+        if state == "FAIL" and (record.get("trial") or {}).get("state") not in (None, "FAIL"):
+            step_aside(self.experiment, record)
+            return f"  → trial {trial.number} was taken over meanwhile (its heartbeat came late): its retry counts"
         return f"  → trial {trial.number} {state}"
 
     def abandon(self, assignment: Assignment) -> None:
         """Ctrl-C: the trial is not lost, the next session runs it first."""
+        self._stop_beat(assignment.spec.run_id)
         trial = self._trials.pop(assignment.spec.run_id, None)
         if trial is not None:
             requeue(self.study, trial)
+
+    def _stop_beat(self, run_id: str) -> None:
+        beat = self._beats.pop(run_id, None)
+        if beat is not None:
+            beat.stop()
 
     def finish(self) -> int:
         if self.study is not None:
@@ -551,4 +654,8 @@ class OptunaSearch:
 
         name = study_name(self.experiment)
         records = load_records([self.experiment.results_dir()])
-        return {r["run_id"] for r in records if (r.get("trial") or {}).get("study") == name}
+        return {
+            r["run_id"]
+            for r in records
+            if (r.get("trial") or {}).get("study") == name and not r["trial"].get("taken_over")
+        }

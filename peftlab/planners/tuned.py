@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from peftlab.planners.base import Assignment
-from peftlab.planners.grid import GridPlanner
+from peftlab.planners.grid import GridPlanner, SharedCursor
 from peftlab.planners.optuna_search import (
     OptunaSearch,
     _describe_dimension,
@@ -89,14 +89,17 @@ class TunedProtocol:
     The planner protocol is in peftlab/planners/base.py; runs are serial (one study at a time).
     """
 
-    def __init__(self, experiment: Experiment, only: list[str] | None = None, force: bool = False) -> None:
-        self.experiment, self.force = experiment, force
+    def __init__(
+        self, experiment: Experiment, only: list[str] | None = None, force: bool = False, joining: bool = False
+    ) -> None:
+        self.experiment, self.force, self.only, self.joining = experiment, force, only, joining
         self.entries = [e for e in experiment.methods if not only or e.label in only or e.method in only]
         tuned = [e for e in self.entries if e.label in experiment.protocol.searches]
-        self.searches = {e.label: OptunaSearch(study_experiment(experiment, e)) for e in tuned}
+        self.searches = {e.label: OptunaSearch(study_experiment(experiment, e), joining=joining) for e in tuned}
         self.pending = list(self.searches)
         self.blocks: dict[str, dict[str, Any]] = {}  # label -> the final runs' `protocol` block
-        self.grid: GridPlanner | None = None
+        self.grid: Any = None  # GridPlanner, or with `joining` a RunQueue
+        self.cursor: SharedCursor | None = None  # phase 2 across a worker pool (share())
         self.owner: dict[str, Any] = {}  # run_id -> the planner that handed it out
         self.code = 0
         self.started = 0.0
@@ -132,7 +135,16 @@ class TunedProtocol:
         self.started = time.perf_counter()
         return [note for search in self.searches.values() for note in search.start()]
 
+    def share(self) -> None:
+        """Before a worker pool forks: phase 2's runs go through one shared cursor (phase 1 through the studies)."""
+        if self.joining:
+            return  # joiners' phase 2 is a shared queue already
+        hand_written = dataclasses.replace(self.experiment, protocol=None)
+        self.cursor = SharedCursor(len(GridPlanner(hand_written, self.only).plan))
+
     def for_worker(self, index: int) -> TunedProtocol:
+        """In a forked worker: its own storage connection per study (a sampler salted by the worker)."""
+        self.searches = {label: search.for_worker(index) for label, search in self.searches.items()}
         return self
 
     def next(self) -> Assignment | None:
@@ -174,7 +186,13 @@ class TunedProtocol:
             if e.label in self.blocks or e.label not in self.searches
         ]
         final = dataclasses.replace(self.experiment, methods=entries, protocol=None)
-        return GridPlanner(final, force=self.force)
+        if self.joining:
+            from peftlab.planners.queue import RunQueue
+
+            return RunQueue(final)
+        grid = GridPlanner(final, force=self.force)
+        grid.cursor = self.cursor  # the same plan in every worker (the studies agree), so positions agree
+        return grid
 
     def tell(self, assignment: Assignment, record: dict[str, Any]) -> str:
         return self.owner.pop(assignment.spec.run_id).tell(assignment, record)
@@ -189,8 +207,19 @@ class TunedProtocol:
             if search.study is not None:
                 close_storage(search.study._storage)
                 search.study = None
+        if self.grid is None and (self.cursor is not None or self.joining):
+            self._settle()  # a worker pool's parent: its workers ran both phases
         code = self.grid.finish() if self.grid is not None else 1
         return max(code, self.code)
+
+    def _settle(self) -> None:
+        """After a worker pool: read each study's choice and name the final grid, so finish and run_ids see it."""
+        for label in self.pending:
+            self._choose(label)
+        self.pending = []
+        if self.blocks or any(e.label not in self.searches for e in self.entries):
+            self.grid = self._final_grid()
+            self.grid.started = self.started
 
     def run_ids(self) -> set[str]:
         """The final runs only: the tuning trials stay on disk (with their `trial` block) but out of the tables."""
