@@ -75,6 +75,9 @@ def _main(args: argparse.Namespace) -> int:
         print("\n".join(planner.describe()))
         return 0
 
+    from peftlab.distributed import check_launch  # under a launcher: every rank runs the plan, rank 0 writes
+
+    launch = check_launch(experiment, args.experiment, args.workers)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # runs fork; tokenizers' pool must not exist yet
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     from peftlab.execute import can_fork, hold_results_lock, prepare_workspace
@@ -82,14 +85,14 @@ def _main(args: argparse.Namespace) -> int:
     results_dir = experiment.results_dir()
     if args.workers > 1 and not can_fork():
         raise ConfigError(f"{args.experiment}: --workers needs fork (Linux)")
-    lock = hold_results_lock(results_dir)  # noqa: F841 - held until the process ends
+    lock = hold_results_lock(results_dir) if launch.writes else None  # noqa: F841 - held until the process ends
     print(f"peftlab: experiment {experiment.name} — {_what(experiment, planner)}; loading model source and data…")
     workspace = prepare_workspace(experiment)
     _say_workspace(workspace)
     for note in planner.start():
         print(f"peftlab: {note}", flush=True)
-    code = max(_executor(workspace, args).run(planner), planner.finish())
-    if not args.no_report:
+    code = max(_executor(workspace, args, launch.launched).run(planner), planner.finish())
+    if not args.no_report and launch.writes:
         from peftlab.report import write_experiment_report
 
         for path in write_experiment_report(results_dir, run_ids=planner.run_ids()):
@@ -178,10 +181,11 @@ def _say_workspace(workspace: Any) -> None:
     )
 
 
-def _executor(workspace: Any, args: argparse.Namespace) -> Any:
+def _executor(workspace: Any, args: argparse.Namespace, launched: bool = False) -> Any:
+    """Runs forked one by one, or a worker pool; in-process under a distributed launch (its collectives)."""
     from peftlab.execute import SerialExecutor, WorkerPoolExecutor, can_fork
 
-    isolate = can_fork() and not args.in_process
+    isolate = can_fork() and not args.in_process and not launched
     if args.workers > 1:
         return WorkerPoolExecutor(workspace, args.workers, isolate=isolate, quiet=args.quiet)
     return SerialExecutor(workspace, isolate=isolate, quiet=args.quiet)

@@ -27,6 +27,7 @@ from peftlab.methods import get_method, method_names
 TaskName = Literal["classification", "sft"]
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Distributed = Literal["ddp", "fsdp"]
 
 
 @dataclass
@@ -78,6 +79,8 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     compile: bool = False
     threads: int | None = None
+    # one run on many processes (docs/distributed.md): null = one process; ddp | fsdp under a launcher
+    distributed: Distributed | None = None
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "grad_accum", "eval_batch_size", "eval_every"):
@@ -297,11 +300,32 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     if reference is not None and reference not in labels and reference.split("[")[0] not in labels:
         allowed = ", ".join(labels) + " (or a grid point such as label[r=8])"
         fail(origin, "report.reference", f"got {shell.report.reference!r}, not a method label; allowed: {allowed}")
+    _check_distributed(origin, shell.train, methods, search, protocol, init_from)
     fields = dataclasses.asdict(shell) | {"data": shell.data, "train": shell.train, "save": shell.save}
     fields["report"] = shell.report  # issue 12
     return Experiment(
         methods=methods, search=search, protocol=protocol, init_from=init_from, forgetting=forgetting, **fields
     )
+
+
+def _check_distributed(origin: str, train: TrainConfig, methods: list[MethodEntry], *plans: Any) -> None:
+    """`train.distributed` (docs/distributed.md): a grid of runs, each on every process of the launch.
+
+    A search's or tuned protocol's study and an `init_from:` stage are driven by one process; FSDP
+    shards what trains, so it excludes quantised bases (4-bit storage is not sharded here) and
+    per-step hooks that read whole gradients (AdaLoRA's rank allocation).
+    """
+    if train.distributed is None:
+        return
+    search, protocol, init_from = plans
+    for name, block in (("search", search), ("protocol", protocol), ("init_from", init_from)):
+        if block is not None:
+            fail(origin, "train.distributed", f"not with a {name}: block; use it on a grid of runs")
+    if train.distributed == "fsdp":
+        for i, entry in enumerate(methods):
+            method = get_method(entry.method)
+            if not method.full_model and (method.load_kwargs is not None or method.on_step is not None):
+                fail(origin, f"methods[{i}]", f"method {entry.method!r} cannot be sharded by fsdp; use ddp")
 
 
 @dataclass

@@ -1,0 +1,240 @@
+"""One run on many processes (`train.distributed: ddp | fsdp`), launched by `accelerate launch` or torchrun.
+
+Why accelerate, and why thinly: accelerate reads whichever launcher started the processes
+(torchrun, `accelerate launch`, MPI/SLURM variables), initialises the process group with the
+backend that fits (NCCL on GPUs, gloo on CPU), and turns an FSDP plugin (wrap policy, sharding,
+full state dict) into torch's FSDP2 `fully_shard` calls. Nothing else of it is used: not its
+data loader, autocast, backward or optimizer wrapper. The one training loop (train.py) stays
+the loop of every single-process run, and knows about ranks in three lines only: each rank
+takes its slice of every global batch, the step's loss, tokens and samples are summed over the
+ranks, and the model it is handed is wrapped here.
+
+Semantics: `train.batch_size` is the GLOBAL batch. The index batches are drawn exactly as for
+one process (same seed, same order, same step budget); rank r of W collates rows
+[r·b, (r+1)·b) of each, b = batch_size / W. DDP averages the ranks' gradients, so for a loss
+that is a mean over examples W processes at b compute what one process computes at W·b (a
+token-mean loss is averaged per rank, the approximation the loop already makes for
+gradient accumulation).
+
+A launched experiment: every rank runs the same plan, in the same order, in its own process
+(no fork per run: a run's collectives belong to the launcher's processes). Each run's phases
+run in lockstep on every rank, evaluation included: under FSDP every forward is collective, and
+under DDP a rank-0-only evaluation would leave the other ranks blocked in the next step's
+all-reduce, near the process group's timeout for a long evaluation, for no gain in wall time.
+Only rank 0 takes the results lock, prints, and writes records, predictions, adapters and the
+report; the record stores the world size and every rank's peak memory.
+
+This module imports torch only inside the functions that need it: `launch_from_env` and
+`check_launch` run before a run is planned.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from peftlab.errors import ConfigError
+
+LAUNCH_HINT = (
+    "accelerate launch --num_processes 2 -m peftlab.run EXP.yaml "
+    "(or torchrun --nproc-per-node 2 -m peftlab.run EXP.yaml)"
+)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Where this process sits in a launch, read off the launcher's environment variables."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def launched(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def writes(self) -> bool:
+        """Only rank 0 writes: records, predictions, adapters, the report, the lock, progress lines."""
+        return self.rank == 0
+
+
+def launch_from_env(environ: Mapping[str, str] | None = None) -> Launch:
+    """RANK / WORLD_SIZE / LOCAL_RANK as torchrun and `accelerate launch` set them (1 process when unset)."""
+    env = os.environ if environ is None else environ
+    try:
+        return Launch(
+            rank=int(env.get("RANK", "0")),
+            world_size=int(env.get("WORLD_SIZE", "1")),
+            local_rank=int(env.get("LOCAL_RANK", "0")),
+        )
+    except ValueError:
+        raise ConfigError(f"RANK, WORLD_SIZE and LOCAL_RANK must be integers; start with {LAUNCH_HINT}") from None
+
+
+def check_launch(experiment: Any, origin: str, workers: int = 1) -> Launch:
+    """The launch fits the experiment, or a one-line error before anything is written.
+
+    `train.distributed` in one process is a forgotten launcher; a launch without it would make
+    every rank run (and write) every run on its own.
+    """
+    launch, mode = launch_from_env(), experiment.train.distributed
+    if mode is not None and not launch.launched:
+        raise ConfigError(f"{origin}: train.distributed: {mode} needs several processes; launch with {LAUNCH_HINT}")
+    if launch.launched and mode is None:
+        raise ConfigError(
+            f"{origin}: train.distributed: launched on {launch.world_size} processes but unset; "
+            "set train.distributed=ddp (or fsdp) to make each run one job over all of them"
+        )
+    if launch.launched and experiment.train.batch_size % launch.world_size:
+        raise ConfigError(
+            f"{origin}: train.batch_size: {experiment.train.batch_size} is the global batch and must split evenly "
+            f"over the {launch.world_size} processes"
+        )
+    if launch.launched and workers > 1:
+        raise ConfigError(f"{origin}: --workers: not with train.distributed (every run already uses every process)")
+    if launch.launched and not launch.writes:  # the other ranks' progress would repeat rank 0's
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+    return launch
+
+
+class Ranks:
+    """The live process group of a distributed run: slicing, step reduction, wrapping, gathering.
+
+    One per run; the process group itself (accelerate's state) is made once per process and kept.
+    """
+
+    def __init__(self, mode: str, launch: Launch, device: str) -> None:
+        from accelerate import PartialState
+
+        self.mode, self.launch, self.device = mode, launch, device
+        PartialState(cpu=not device.startswith("cuda"), timeout=_timeout())  # the process group, once
+        self.rank, self.world_size = launch.rank, launch.world_size
+
+    @property
+    def writes(self) -> bool:
+        return self.rank == 0
+
+    def describe(self, global_batch: int) -> dict[str, Any]:
+        """The record's `distributed` block."""
+        import torch.distributed as dist
+
+        return {
+            "mode": self.mode,
+            "world_size": self.world_size,
+            "backend": str(dist.get_backend()),
+            "global_batch_size": global_batch,
+            "per_rank_batch_size": global_batch // self.world_size,
+        }
+
+    # ---------------------------------------------------------------- the loop's lines
+
+    def shard(self, indices: Any) -> Any:
+        """This rank's contiguous slice of a global batch of example indices."""
+        size = len(indices)
+        if size % self.world_size:
+            raise ValueError(f"a batch of {size} rows cannot be split evenly over {self.world_size} processes")
+        per = size // self.world_size
+        return indices[self.rank * per : (self.rank + 1) * per]
+
+    def reduce_step(self, loss: float, tokens: int, samples: int) -> tuple[float, int, int]:
+        """The step's loss averaged over the ranks, its tokens and samples summed: the global step's figures."""
+        import torch
+        import torch.distributed as dist
+
+        figures = torch.tensor([loss, tokens, samples], dtype=torch.float64, device=self._collective_device())
+        dist.all_reduce(figures)
+        total_loss, total_tokens, total_samples = figures.tolist()
+        return total_loss / self.world_size, int(total_tokens), int(total_samples)
+
+    # ---------------------------------------------------------------- the run's lines
+
+    def barrier(self) -> None:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+    def gather(self, obj: Any) -> list[Any]:
+        """Every rank's `obj`, in rank order, on every rank."""
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world_size
+        dist.all_gather_object(out, obj)
+        return out
+
+    def wrap(self, model: Any, full_model: bool) -> Any:
+        """DDP (unused-parameter search for adapters) or FSDP2 (peft's wrap policy for adapters) around `model`."""
+        if self.mode == "fsdp":
+            return self._fsdp(model, full_model)
+        from torch.nn.parallel import DistributedDataParallel
+
+        cuda = self.device.startswith("cuda")
+        # adapter methods may leave trainable tensors out of a step's graph (prompt encoders,
+        # AdaLoRA's masked ranks); a full fine-tune uses every weight and skips the graph walk
+        return DistributedDataParallel(
+            model, device_ids=[self.launch.local_rank] if cuda else None, find_unused_parameters=not full_model
+        )
+
+    def _fsdp(self, model: Any, full_model: bool) -> Any:
+        from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
+        from accelerate.utils import FullyShardedDataParallelPlugin, fsdp2_prepare_model
+
+        if full_model:
+            policy: Any = "transformer_based_wrap"  # one shard group per decoder/encoder layer (_no_split_modules)
+        else:
+            from peft.utils.other import fsdp_auto_wrap_policy
+
+            policy = fsdp_auto_wrap_policy(model)  # adapters and the layers that hold them, as peft's examples
+        plugin = FullyShardedDataParallelPlugin(
+            fsdp_version=2, auto_wrap_policy=policy, reshard_after_forward=True, state_dict_type="FULL_STATE_DICT"
+        )
+        AcceleratorState._reset_state()  # each run's plugin (its wrap policy) is its own; the process group stays
+        accelerator = Accelerator(cpu=not self.device.startswith("cuda"), fsdp_plugin=plugin)
+        # accelerate's `prepare` wants the optimizer too; the loop builds it after wrapping, on the sharded tensors
+        return fsdp2_prepare_model(accelerator, model)
+
+    def unwrap(self, model: Any) -> Any:
+        """The model itself: DDP's `.module`; an FSDP2 model is its own module (sharded in place)."""
+        return getattr(model, "module", model) if self.mode == "ddp" else model
+
+    def full_state_dict(self, model: Any) -> dict[str, Any] | None:
+        """Under FSDP the whole (unsharded, CPU) state dict on rank 0, None elsewhere; collective. DDP: None."""
+        if self.mode != "fsdp":
+            return None
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        state = get_model_state_dict(model, options=options)
+        return state if self.writes else None
+
+    def _collective_device(self) -> str:
+        return self.device if self.device.startswith("cuda") else "cpu"
+
+
+def _timeout() -> Any:
+    """Two hours: one rank may load, tokenise or save far longer than another before the next collective."""
+    from datetime import timedelta
+
+    return timedelta(hours=2)
+
+
+def start(mode: str, device: str) -> Ranks:
+    """The run's process group (made on the first run of the process), its device set to this rank's GPU."""
+    launch = launch_from_env()
+    if not launch.launched:
+        raise ConfigError(f"train.distributed: {mode} needs several processes; launch with {LAUNCH_HINT}")
+    return Ranks(mode, launch, rank_device(device, launch))
+
+
+def rank_device(requested: str, launch: Launch) -> str:
+    """A rank's device: its own GPU (`cuda:LOCAL_RANK`) when CUDA is used, else what was asked."""
+    if requested.startswith("cuda"):
+        import torch
+
+        torch.cuda.set_device(launch.local_rank)
+        return f"cuda:{launch.local_rank}"
+    return requested
