@@ -179,23 +179,14 @@ class Ranks:
         )
 
     def _fsdp(self, model: Any, full_model: bool) -> Any:
-        from accelerate import Accelerator
-        from accelerate.state import AcceleratorState
-        from accelerate.utils import FullyShardedDataParallelPlugin, fsdp2_prepare_model
+        """FSDP2 in place: one shard group per module the policy names (innermost first), then the whole model."""
+        from torch.distributed.fsdp import fully_shard
 
-        if full_model:
-            policy: Any = "transformer_based_wrap"  # one shard group per decoder/encoder layer (_no_split_modules)
-        else:
-            from peft.utils.other import fsdp_auto_wrap_policy
-
-            policy = fsdp_auto_wrap_policy(model)  # adapters and the layers that hold them, as peft's examples
-        plugin = FullyShardedDataParallelPlugin(
-            fsdp_version=2, auto_wrap_policy=policy, reshard_after_forward=True, state_dict_type="FULL_STATE_DICT"
-        )
-        AcceleratorState._reset_state()  # each run's plugin (its wrap policy) is its own; the process group stays
-        accelerator = Accelerator(cpu=not self.device.startswith("cuda"), fsdp_plugin=plugin)
-        # accelerate's `prepare` wants the optimizer too; the loop builds it after wrapping, on the sharded tensors
-        return fsdp2_prepare_model(accelerator, model)
+        policy = _shard_policy(model, full_model)
+        for module in reversed(list(model.modules())):  # reversed pre-order: children before their parents
+            if module is not model and policy(module):
+                fully_shard(module, reshard_after_forward=True)
+        return fully_shard(model, reshard_after_forward=True)
 
     def unwrap(self, model: Any) -> Any:
         """The model itself: DDP's `.module`; an FSDP2 model is its own module (sharded in place)."""
@@ -213,6 +204,25 @@ class Ranks:
 
     def _collective_device(self) -> str:
         return self.device if self.device.startswith("cuda") else "cpu"
+
+
+def _shard_policy(model: Any, full_model: bool) -> Any:
+    """Which modules get their own shard group.
+
+    Adapters: peft's `fsdp_auto_wrap_policy` (the one its FSDP examples use): every leaf with a
+    trainable weight (the adapters, a trained head) and every transformer layer, so no group
+    mixes trained and frozen tensors. It is an FSDP1 policy; asked one module at a time
+    (`recurse=False`) it answers for that module, as accelerate does when it applies such
+    policies through FSDP2. A full fine-tune: the model's own transformer layers
+    (`_no_split_modules`), as accelerate's `transformer_based_wrap`.
+    """
+    if not full_model:
+        from peft.utils.other import fsdp_auto_wrap_policy
+
+        fsdp1 = fsdp_auto_wrap_policy(model)
+        return lambda module: bool(fsdp1(module=module, recurse=False, nonwrapped_numel=0))
+    layers = set(getattr(model, "_no_split_modules", None) or ())
+    return lambda module: type(module).__name__ in layers
 
 
 def _timeout() -> Any:
