@@ -132,6 +132,19 @@ class Ranks:
 
     # ---------------------------------------------------------------- the loop's lines
 
+    def micro_batch(self, indices: Any, model: Any, last: bool) -> Any:
+        """This rank's rows of a global micro-batch; its backward exchanges gradients only when `last`.
+
+        Under gradient accumulation only the last micro-batch's backward all-reduces (DDP's
+        `no_sync`, FSDP2's `set_requires_gradient_sync`), else every micro-batch would pay one.
+        """
+        model = getattr(model, "_orig_mod", model)  # under train.compile
+        if self.mode == "ddp":
+            model.require_backward_grad_sync = last  # what DDP.no_sync() toggles, without a with-block in the loop
+        else:
+            model.set_requires_gradient_sync(last)
+        return self.shard(indices)
+
     def shard(self, indices: Any) -> Any:
         """This rank's contiguous slice of a global batch of example indices."""
         size = len(indices)

@@ -179,8 +179,8 @@ class MemoryMeter:
 def per_rank_memory(ranks: list[dict[str, Any]]) -> dict[str, Any]:
     """A distributed run's memory entry: rank 0's figures, `peak_mb` the largest rank's, every rank's kept.
 
-    The largest rank decides whether a run fits the devices, so it is the headline; FSDP's ranks
-    differ little, DDP's not at all but for rank 0's evaluation buffers.
+    The largest rank decides whether a run fits the devices, so it is the headline; ranks differ
+    by their rows' lengths, FSDP's also by their shards' sizes, and rank 0 by what it writes.
     """
     peaks = [r.get("peak_mb") for r in ranks]
     known = [p for p in peaks if p is not None]

@@ -138,9 +138,11 @@ def train(
     for step in range(1, cfg.steps + 1):
         started = time.perf_counter()
         step_loss, step_tokens, step_samples = 0.0, 0, 0
-        for _ in range(cfg.grad_accum):
+        for micro_step in range(1, cfg.grad_accum + 1):
             indices = next(micro)
-            host_batch = collate(indices if ranks is None else ranks.shard(indices))  # distributed: this rank's rows
+            if ranks is not None:  # distributed: this rank's rows; gradients cross ranks on the last micro-batch only
+                indices = ranks.micro_batch(indices, model, last=micro_step == cfg.grad_accum)
+            host_batch = collate(indices)
             step_tokens += int(host_batch["attention_mask"].sum())  # counted on the host: no device sync
             step_samples += host_batch["input_ids"].shape[0]
             batch = {k: v.to(device, non_blocking=True) for k, v in host_batch.items()}

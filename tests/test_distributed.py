@@ -24,12 +24,12 @@ METHODS = "  - method: lora\n    lr: 1.0e-2\n    dropout: 0.0\n  - method: full\
 
 # Two processes at batch 4 compute what one process at batch 8 computes up to float summation
 # order (gloo's all-reduce and the division by 2 vs one batched mean; each rank pads only its own
-# rows): measured 3e-8 (lora) and 6e-8 (full) on losses near 0.69 over 4 steps. Adam's
-# normalised updates can grow such differences over a run, and other CPUs and thread counts sum
-# in other orders, hence 1e-5: 100× the measured, still far below any change of what a step
-# trains on (one example swapped moves the mean loss by its loss difference / 8). Each rank's
-# share is checked apart: ranks that each trained on the whole global batch would give the same
-# curve, so the record's samples per step must be 8.
+# rows): measured at most 6e-8 (ddp and fsdp, lora and full) on losses near 0.69 over 4 steps of
+# 2 accumulated micro-batches. Adam's normalised updates can grow such differences over a run,
+# and other CPUs and thread counts sum in other orders, hence 1e-5: 100× the measured, still far
+# below any change of what a step trains on (one example swapped moves the mean loss by its loss
+# difference / 8). Each rank's share is checked apart: ranks that each trained on the whole
+# global batch would give the same curve, so the record's samples per step must be 2 × 8.
 LOSS_TOLERANCE = 1e-5
 
 
@@ -47,8 +47,8 @@ def _experiment(folder: Path, model: Path, data: Path, batch: int, extra: str = 
     path = folder / "exp.yaml"
     path.write_text(
         f"name: ddp\nmodel: {model}\ndata:\n  source: {data}\n  max_length: 32\n  validation_limit: 8\n"
-        f"  test_limit: 8\ntrain:\n  steps: 4\n  batch_size: {batch}\n  eval_every: 1\n  eval_batch_size: 8\n"
-        f"  threads: 1\n  timing_warmup_steps: 0\n{extra}save:\n  adapters: false\n"
+        f"  test_limit: 8\ntrain:\n  steps: 4\n  batch_size: {batch}\n  grad_accum: 2\n  eval_every: 1\n"
+        f"  eval_batch_size: 8\n  threads: 1\n  timing_warmup_steps: 0\n{extra}save:\n  adapters: false\n"
         f"seeds: [0]\noutput_dir: {folder / 'results'}\nmethods:\n{METHODS}"
     )
     return path
@@ -120,7 +120,7 @@ def test_the_launch_is_recorded_once_by_rank_0(single_and_launched, mode):
         assert record["distributed"]["world_size"] == 2
         assert record["distributed"]["per_rank_batch_size"] == 4
         assert record["distributed"]["backend"] == "gloo"
-        assert record["distributed"]["samples_per_step"] == [8]  # each rank took its 4 rows of the global 8
+        assert record["distributed"]["samples_per_step"] == [16]  # 2 micro-batches of 8, each rank took 4 rows of each
         ranks = record["memory"]["per_rank"]
         assert len(ranks) == 2 and all(r["peak_mb"] for r in ranks)
         assert record["memory"]["peak_mb"] == max(r["peak_mb"] for r in ranks)

@@ -300,7 +300,8 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     if reference is not None and reference not in labels and reference.split("[")[0] not in labels:
         allowed = ", ".join(labels) + " (or a grid point such as label[r=8])"
         fail(origin, "report.reference", f"got {shell.report.reference!r}, not a method label; allowed: {allowed}")
-    _check_distributed(origin, shell.train, methods, search, protocol, init_from)
+    blocks = {"search": search, "protocol": protocol, "init_from": init_from, "forgetting": forgetting}
+    _check_distributed(origin, shell.train, methods, blocks)
     fields = dataclasses.asdict(shell) | {"data": shell.data, "train": shell.train, "save": shell.save}
     fields["report"] = shell.report  # issue 12
     return Experiment(
@@ -308,18 +309,17 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     )
 
 
-def _check_distributed(origin: str, train: TrainConfig, methods: list[MethodEntry], *plans: Any) -> None:
+def _check_distributed(origin: str, train: TrainConfig, methods: list[MethodEntry], blocks: dict[str, Any]) -> None:
     """`train.distributed` (docs/distributed.md): a grid of runs, each on every process of the launch.
 
-    A search's or tuned protocol's study and an `init_from:` stage are driven by one process; FSDP
-    shards what trains, so it excludes quantised bases (4-bit storage is not sharded here) and
-    per-step hooks that read whole gradients (AdaLoRA's rank allocation).
+    A study (search, tuned protocol), an `init_from:` stage and forgetting probes (and their
+    caches) are driven by one process. FSDP shards what trains, so it excludes quantised bases
+    (4-bit storage is not sharded here) and per-step hooks that read whole gradients (AdaLoRA).
     """
     if train.distributed is None:
         return
-    search, protocol, init_from = plans
-    for name, block in (("search", search), ("protocol", protocol), ("init_from", init_from)):
-        if block is not None:
+    for name, block in blocks.items():
+        if block:
             fail(origin, "train.distributed", f"not with a {name}: block; use it on a grid of runs")
     if train.distributed == "fsdp":
         for i, entry in enumerate(methods):
