@@ -185,8 +185,8 @@ class Ranks:
         from torch.nn.parallel import DistributedDataParallel
 
         cuda = self.device.startswith("cuda")
-        # adapter methods may leave trainable tensors out of a step's graph (prompt encoders,
-        # AdaLoRA's masked ranks); a full fine-tune uses every weight and skips the graph walk
+        # an adapter method may hold trainable tensors that a step's graph does not reach; a full
+        # fine-tune uses every weight and skips DDP's walk of the graph
         return DistributedDataParallel(
             model, device_ids=[self.launch.local_rank] if cuda else None, find_unused_parameters=not full_model
         )

@@ -195,7 +195,8 @@ def build(run: Run) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     model = method.prepare(model, run.params, ctx)
-    if not run.load_kwargs.get("device_map"):
+    sharded_later = run.ranks is not None and run.ranks.mode == "fsdp" and method.trains  # each rank moves its shard
+    if not run.load_kwargs.get("device_map") and not sharded_later:
         model.to(run.device)
     record["params"] = count_parameters(model)
     record["model"]["model_type"] = model.config.model_type if hasattr(model, "config") else None

@@ -163,6 +163,9 @@ def test_the_config_checks_what_a_launch_can_run(experiment_file):
     search = "search:\n  trials: 2\n"
     with pytest.raises(ConfigError, match=r"train\.distributed: not with a search: block"):
         load_experiment(experiment_file(extra=search), ["train.distributed=ddp"])
+    probes = "forgetting:\n  - probe: linear_probe\n"
+    with pytest.raises(ConfigError, match=r"train\.distributed: not with a forgetting: block"):
+        load_experiment(experiment_file(extra=probes), ["train.distributed=ddp"])
 
 
 def test_run_ids_are_unchanged_while_unset(experiment_file):
