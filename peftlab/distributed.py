@@ -1,13 +1,16 @@
 """One run on many processes (`train.distributed: ddp | fsdp`), launched by `accelerate launch` or torchrun.
 
 Why accelerate, and why thinly: accelerate reads whichever launcher started the processes
-(torchrun, `accelerate launch`, MPI/SLURM variables), initialises the process group with the
-backend that fits (NCCL on GPUs, gloo on CPU), and turns an FSDP plugin (wrap policy, sharding,
-full state dict) into torch's FSDP2 `fully_shard` calls. Nothing else of it is used: not its
-data loader, autocast, backward or optimizer wrapper. The one training loop (train.py) stays
-the loop of every single-process run, and knows about ranks in three lines only: each rank
-takes its slice of every global batch, the step's loss, tokens and samples are summed over the
-ranks, and the model it is handed is wrapped here.
+(torchrun, `accelerate launch`, MPI/SLURM variables) and initialises the process group with the
+backend that fits (NCCL on GPUs, gloo on CPU): `PartialState`, nothing more. The wrapping is
+torch's own API: `DistributedDataParallel`, and FSDP2's `fully_shard` with peft's wrap policy,
+because accelerate's FSDP path is for GPUs only (on CPU its state keeps no FSDP plugin, so
+that path could not even be tested on CPU) and wants to own the optimizer
+(`prepare(model, optimizer)`), while the loop builds its optimizer itself after wrapping. Not
+used either: accelerate's data loader, autocast and backward. The one training loop (train.py)
+stays the loop of every single-process run and knows about ranks in three lines: each rank
+takes its slice of every global batch (and exchanges gradients on a step's last micro-batch
+only), and the step's loss, tokens and samples are reduced over the ranks.
 
 Semantics: `train.batch_size` is the GLOBAL batch. The index batches are drawn exactly as for
 one process (same seed, same order, same step budget); rank r of W collates rows
@@ -39,7 +42,7 @@ from typing import Any
 from peftlab.errors import ConfigError
 
 LAUNCH_HINT = (
-    "accelerate launch --num_processes 2 -m peftlab.run EXP.yaml "
+    "accelerate launch --multi_gpu --num_processes 2 -m peftlab.run EXP.yaml "
     "(or torchrun --nproc-per-node 2 -m peftlab.run EXP.yaml)"
 )
 

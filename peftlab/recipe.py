@@ -230,7 +230,7 @@ def train(run: Run) -> None:
     ws, cfg, spec = run.ws, run.cfg, run.spec
     split, padding_side = ws.splits["train"], run.eval_ctx.padding_side
     index, total = run.position
-    bar = step_bar(cfg.steps, f"[{index}/{total}] {spec.label} s{spec.seed}", run.quiet)
+    bar = step_bar(cfg.steps, f"[{index}/{total}] {spec.label} s{spec.seed}", run.quiet or not _writes(ws))
     run.meter.baseline()
     run.meter.start()
     try:
@@ -440,12 +440,13 @@ def _save_outputs(
     adapter (with a trained head, if any), a full fine-tune's whole model. `state`: the whole
     state dict to save in place of the model's own (FSDP's gathered one).
     """
-    extra = {"state_dict": state} if state is not None else {}
     import shutil
     import tempfile
 
     from peftlab.measure import MB, saved_size_bytes
     from peftlab.results import publish_dir
+
+    extra = {"state_dict": state} if state is not None else {}
 
     if not method.trains:
         return {"saved_bytes": 0, "saved_mb": 0.0, "what": "nothing (the base model as loaded)"}

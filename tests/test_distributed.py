@@ -137,7 +137,7 @@ def test_distributed_in_one_process_is_a_one_line_error(experiment_file, monkeyp
     assert run_main([str(path), "-q"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "train.distributed" in err and "accelerate launch --num_processes 2 -m peftlab.run" in err
+    assert "train.distributed" in err and "accelerate launch --multi_gpu --num_processes 2 -m peftlab.run" in err
     assert "torchrun --nproc-per-node 2" in err
     assert not (path.parent / "results").exists()  # nothing written
 
