@@ -78,10 +78,14 @@ def _adalora_surplus(model: Any) -> int:
 # ------------------------------------------------------------------ saved size
 
 
-def saved_size_bytes(model: Any) -> int:
-    """Bytes on disk as saved with safetensors: the adapter for peft models, the whole model otherwise."""
+def saved_size_bytes(model: Any, state_dict: dict[str, Any] | None = None) -> int:
+    """Bytes on disk as saved with safetensors: the adapter for peft models, the whole model otherwise.
+
+    `state_dict`: what to save in place of the model's own tensors (an FSDP model's gathered whole).
+    """
+    extra = {"state_dict": state_dict} if state_dict is not None else {}
     with tempfile.TemporaryDirectory(prefix="peftlab-size-") as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True, **extra)
         return sum(p.stat().st_size for p in Path(tmp).rglob("*.safetensors"))
 
 
@@ -170,6 +174,23 @@ class MemoryMeter:
                 else "peak RSS of the run's process since it started (reset unavailable)"
             )
         return out
+
+
+def per_rank_memory(ranks: list[dict[str, Any]]) -> dict[str, Any]:
+    """A distributed run's memory entry: rank 0's figures, `peak_mb` the largest rank's, every rank's kept.
+
+    The largest rank decides whether a run fits the devices, so it is the headline; ranks differ
+    by their rows' lengths, FSDP's also by their shards' sizes, and rank 0 by what it writes.
+    """
+    peaks = [r.get("peak_mb") for r in ranks]
+    known = [p for p in peaks if p is not None]
+    return {
+        **ranks[0],
+        "peak_mb": max(known) if known else None,
+        "peak_mb_rank0": peaks[0],
+        "per_rank": ranks,
+        "measure": f"{ranks[0].get('measure')}; peak_mb: the largest of the {len(ranks)} ranks",
+    }
 
 
 # ------------------------------------------------------------------ speed

@@ -65,7 +65,9 @@ def execute_run(
     record["time"]["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     if on_record is not None:
         on_record(record)
-    write_record(ws.results_dir, record)
+    if _writes(ws):
+        write_record(ws.results_dir, record)
+    _stop_launch_on_failure(ws, record)
     return record
 
 
@@ -91,6 +93,8 @@ class Run:
     load_kwargs: dict[str, Any] = field(default_factory=dict)
     model: Any = None
     forward_model: Any = None  # the model, compiled when train.compile
+    ranks: Any = None  # distributed.Ranks under train.distributed (docs/distributed.md)
+    train_model: Any = None  # what the loop trains under train.distributed: DDP's wrapper, FSDP's sharded model
     outcome: Any = None  # train.TrainOutcome
     test: dict[str, Any] = field(default_factory=dict)
     validation: dict[str, Any] | None = None
@@ -128,6 +132,13 @@ def setup(run: Run) -> None:
     if cfg.threads or run.threads:
         torch.set_num_threads(cfg.threads or run.threads)
     run.device = resolve_device(cfg.device)
+    if cfg.distributed:  # one run over every process of the launch; every rank has planned before any writes
+        from peftlab.distributed import start
+
+        run.ranks = start(cfg.distributed, run.device)
+        run.device = run.ranks.device
+        run.ranks.barrier()
+        run.record["distributed"] = run.ranks.describe(cfg.batch_size)
     run.record["env"]["device"] = device_info(run.device)
     run.meter = MemoryMeter(run.device)
     run.eval_ctx = EvalContext(
@@ -184,7 +195,8 @@ def build(run: Run) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     model = method.prepare(model, run.params, ctx)
-    if not run.load_kwargs.get("device_map"):
+    sharded_later = run.ranks is not None and run.ranks.mode == "fsdp" and method.trains  # each rank moves its shard
+    if not run.load_kwargs.get("device_map") and not sharded_later:
         model.to(run.device)
     record["params"] = count_parameters(model)
     record["model"]["model_type"] = model.config.model_type if hasattr(model, "config") else None
@@ -196,6 +208,9 @@ def build(run: Run) -> None:
     record["time"]["build_s"] = time.perf_counter() - started
     run.model = model
     run.forward_model = torch.compile(model) if cfg.compile else model
+    if run.ranks is not None and method.trains:  # DDP wraps the model; FSDP shards it in place
+        wrapped = run.ranks.wrap(model, method.full_model)
+        run.train_model = torch.compile(wrapped) if cfg.compile else wrapped
 
 
 def probes_before(run: Run) -> None:
@@ -215,7 +230,7 @@ def train(run: Run) -> None:
     ws, cfg, spec = run.ws, run.cfg, run.spec
     split, padding_side = ws.splits["train"], run.eval_ctx.padding_side
     index, total = run.position
-    bar = step_bar(cfg.steps, f"[{index}/{total}] {spec.label} s{spec.seed}", run.quiet)
+    bar = step_bar(cfg.steps, f"[{index}/{total}] {spec.label} s{spec.seed}", run.quiet or not _writes(ws))
     run.meter.baseline()
     run.meter.start()
     try:
@@ -223,16 +238,17 @@ def train(run: Run) -> None:
             run.outcome = TrainOutcome()
             return
         run.outcome = train_loop(
-            run.forward_model,
+            run.train_model or run.forward_model,
             train_batches(split, cfg.batch_size, cfg.steps * cfg.grad_accum, spec.seed, cfg.length_grouping),
             cfg,
             spec.lr,
             run.device,
             collate=lambda idx: ws.task.collate(split, idx, ws.pad_id, padding_side),
             evaluate=lambda: run.evaluate("validation"),
-            on_step=run.method.on_step,
+            on_step=_on_step(run),
             progress=bar,
             report=run.report,
+            ranks=run.ranks,
         )
         run.meter.stop("train")
     except Pruned as err:  # keep what was measured before the pruner stopped it
@@ -271,7 +287,8 @@ def evaluate(run: Run) -> None:
         run.record["samples"] = {"test": samples}
     from peftlab.predictions import write_predictions  # per-example outcomes beside the record, for paired stats
 
-    run.record["predictions"] = write_predictions(run.ws.results_dir, run.spec.run_id, run.kept)
+    if _writes(run.ws):
+        run.record["predictions"] = write_predictions(run.ws.results_dir, run.spec.run_id, run.kept)
 
 
 def probes_after(run: Run) -> None:
@@ -308,6 +325,11 @@ def measure(run: Run) -> None:
         "padding_fraction": None,
     }
     record["memory"] = run.meter.record()
+    if run.ranks is not None:  # every rank's peaks, gathered (collective)
+        from peftlab.measure import per_rank_memory
+
+        record["memory"] = per_rank_memory(run.ranks.gather(record["memory"]))
+        record["distributed"]["samples_per_step"] = sorted(set(outcome.step_samples))  # the global batch
     record["time"].update(
         {
             "train_s": outcome.train_time_s,
@@ -321,7 +343,11 @@ def measure(run: Run) -> None:
 
 def save(run: Run) -> None:
     """What `save:` asks for, atomically; the record's `size` is the saved safetensors' size either way."""
-    run.record["size"] = _save_outputs(run.model, run.ws, run.spec, run.method, run.record)
+    state = run.ranks.full_state_dict(run.model) if run.ranks is not None and run.method.trains else None
+    if _writes(run.ws):  # FSDP's whole state dict was gathered on every rank above; rank 0 saves it
+        run.record["size"] = _save_outputs(run.model, run.ws, run.spec, run.method, run.record, state)
+    else:  # another rank's record is never written; its summary line goes nowhere
+        run.record["size"] = {"saved_bytes": 0, "saved_mb": 0.0, "what": "saved by rank 0"}
 
 
 PHASES = (setup, start_from, build, probes_before, train, evaluate, probes_after, measure, save)
@@ -375,17 +401,44 @@ def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
     }
 
 
+def _writes(ws: Workspace) -> bool:
+    """Whether this process writes files: always, except on the ranks other than 0 of a distributed launch."""
+    from peftlab.distributed import launch_from_env
+
+    return ws.experiment.train.distributed is None or launch_from_env().writes
+
+
+def _stop_launch_on_failure(ws: Workspace, record: dict[str, Any]) -> None:
+    """A run that failed on one rank leaves the others waiting in a collective: end this process, and the
+    launcher (torchrun, accelerate) ends them all. A re-run retries the run; a divergence is seen by every
+    rank alike (the loss is all-reduced) and is a result, not a failure."""
+    if ws.experiment.train.distributed is not None and record["status"] in ("failed", "oom"):
+        from peftlab.distributed import launch_from_env
+
+        where = f"on rank {launch_from_env().rank}"
+        raise SystemExit(f"peftlab: run {record['run_id']} {record['status']} {where}: {record['error']}")
+
+
+def _on_step(run: Run) -> Any:
+    """The method's per-step hook, handed the model itself rather than the loop's DDP wrapper."""
+    hook = run.method.on_step
+    return hook if hook is None or run.train_model is None else (lambda _, step: hook(run.model, step))
+
+
 def _is_oom(err: BaseException) -> bool:
     import torch
 
     return isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(err).lower()
 
 
-def _save_outputs(model: Any, ws: Workspace, spec: RunSpec, method: Any, record: dict[str, Any]) -> dict[str, Any]:
+def _save_outputs(
+    model: Any, ws: Workspace, spec: RunSpec, method: Any, record: dict[str, Any], state: dict | None = None
+) -> dict[str, Any]:
     """Save what the experiment's `save:` asks for (atomically) and return the record's `size` entry.
 
     The size is that of the saved safetensors whether or not they are kept: an adapter method's
-    adapter (with a trained head, if any), a full fine-tune's whole model.
+    adapter (with a trained head, if any), a full fine-tune's whole model. `state`: the whole
+    state dict to save in place of the model's own (FSDP's gathered one).
     """
     import shutil
     import tempfile
@@ -393,20 +446,22 @@ def _save_outputs(model: Any, ws: Workspace, spec: RunSpec, method: Any, record:
     from peftlab.measure import MB, saved_size_bytes
     from peftlab.results import publish_dir
 
+    extra = {"state_dict": state} if state is not None else {}
+
     if not method.trains:
         return {"saved_bytes": 0, "saved_mb": 0.0, "what": "nothing (the base model as loaded)"}
     what = "full model" if method.full_model else "adapter (incl. trained head)"
     save = ws.experiment.save
     keep = save.full_models if method.full_model else save.adapters
     if not keep:
-        size = saved_size_bytes(model)
+        size = saved_size_bytes(model, **extra)
         return {"saved_bytes": size, "saved_mb": size / MB, "what": what}
     folder = ws.results_dir / save.dir
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / spec.run_id
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.run_id}.", suffix=".tmp", dir=folder))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
+        model.save_pretrained(tmp, safe_serialization=True, **extra)
         if method.full_model:
             ws.tokenizer.save_pretrained(tmp)
         size = sum(p.stat().st_size for p in tmp.rglob("*.safetensors"))
@@ -451,7 +506,8 @@ def _inference_latency(run: Run) -> dict[str, Any]:
         return 1000 * float(np.median(times)) if times else float("nan")
 
     out: dict[str, Any] = {"latency_ms_bs1": measure(model), "latency_ms_bs1_merged": None}
-    merged = _merged_copy(model, full_model)
+    sharded = run.ranks is not None and run.ranks.mode == "fsdp"  # a sharded model is not copied whole
+    merged = None if sharded else _merged_copy(model, full_model)
     if merged is not None:
         out["latency_ms_bs1_merged"] = measure(merged)
         del merged

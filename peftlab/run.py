@@ -112,6 +112,10 @@ def _main(args: argparse.Namespace) -> int:
         code = launch(experiment, planner, args.launcher, args.overrides, wait=not args.no_wait)
         return code if args.no_wait or code == 130 else _close(experiment, planner, args, code)
 
+    from peftlab.distributed import check_launch  # under a launch every rank runs the plan; rank 0 writes
+
+    launch = check_launch(experiment, args.experiment, args.workers)
+    args.launched = launch.launched
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # runs fork; tokenizers' pool must not exist yet
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if args.join:
@@ -121,9 +125,9 @@ def _main(args: argparse.Namespace) -> int:
     results_dir = experiment.results_dir()
     if args.workers > 1 and not can_fork():
         raise ConfigError(f"{args.experiment}: --workers needs fork (Linux)")
-    lock = hold_results_lock(results_dir)  # noqa: F841 - held until the process ends
+    lock = hold_results_lock(results_dir) if launch.writes else None  # noqa: F841 - held until the process ends
     code = _work(experiment, planner, args)
-    return _close(experiment, planner, args, code)
+    return _close(experiment, planner, args, code) if launch.writes else code
 
 
 def _close(experiment: Any, planner: Any, args: argparse.Namespace, code: int) -> int:
@@ -264,9 +268,10 @@ def _say_workspace(workspace: Any) -> None:
 
 
 def _executor(workspace: Any, args: argparse.Namespace) -> Any:
+    """Runs forked one by one, or a worker pool; in-process under a distributed launch (its collectives)."""
     from peftlab.execute import SerialExecutor, WorkerPoolExecutor, can_fork
 
-    isolate = can_fork() and not args.in_process
+    isolate = can_fork() and not args.in_process and not getattr(args, "launched", False)
     if args.workers > 1 or args.device_list is not None:
         return WorkerPoolExecutor(
             workspace,

@@ -109,11 +109,14 @@ def train(
     on_step: Callable[[Any, int], None] | None = None,
     progress: Any = None,
     report: Callable[[int, dict[str, float]], bool] | None = None,
+    ranks: Any = None,
 ) -> TrainOutcome:
     """Run `cfg.steps` optimiser steps over `batches` (steps × grad_accum micro-batches).
 
     `report(step, validation_scores) -> stop` sees every intermediate evaluation: a search uses
     it to hand scores to its pruner, and a True answer ends the run as `Pruned`.
+    `ranks` (distributed.Ranks, under `train.distributed`): `batches` are the global batches; this
+    process trains on its slice of each, and the step's figures are the whole launch's.
     """
     import torch
     from transformers import get_scheduler
@@ -135,8 +138,11 @@ def train(
     for step in range(1, cfg.steps + 1):
         started = time.perf_counter()
         step_loss, step_tokens, step_samples = 0.0, 0, 0
-        for _ in range(cfg.grad_accum):
-            host_batch = collate(next(micro))
+        for micro_step in range(1, cfg.grad_accum + 1):
+            indices = next(micro)
+            if ranks is not None:  # distributed: this rank's rows; gradients cross ranks on the last micro-batch only
+                indices = ranks.micro_batch(indices, model, last=micro_step == cfg.grad_accum)
+            host_batch = collate(indices)
             step_tokens += int(host_batch["attention_mask"].sum())  # counted on the host: no device sync
             step_samples += host_batch["input_ids"].shape[0]
             batch = {k: v.to(device, non_blocking=True) for k, v in host_batch.items()}
@@ -161,6 +167,8 @@ def train(
             on_step(model, step)
         optimizer.zero_grad(set_to_none=True)
         step_loss = float(step_loss)  # syncs the device, so the step time below is honest
+        if ranks is not None:  # distributed: the global step's mean loss, tokens and samples
+            step_loss, step_tokens, step_samples = ranks.reduce_step(step_loss, step_tokens, step_samples)
         if cuda:
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - started

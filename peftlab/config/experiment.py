@@ -29,6 +29,7 @@ from peftlab.methods import get_method, method_names
 TaskName = Literal["classification", "sft"]
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Distributed = Literal["ddp", "fsdp"]
 
 
 @dataclass
@@ -80,6 +81,8 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     compile: bool = False
     threads: int | None = None
+    # one run on many processes (docs/distributed.md): null = one process; ddp | fsdp under a launcher
+    distributed: Distributed | None = None
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "grad_accum", "eval_batch_size", "eval_every"):
@@ -303,6 +306,8 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     if reference is not None and reference not in labels and reference.split("[")[0] not in labels:
         allowed = ", ".join(labels) + " (or a grid point such as label[r=8])"
         fail(origin, "report.reference", f"got {shell.report.reference!r}, not a method label; allowed: {allowed}")
+    blocks = {"search": search, "protocol": protocol, "init_from": init_from, "forgetting": forgetting}
+    _check_distributed(origin, shell.train, methods, blocks)
     fields = dataclasses.asdict(shell) | {"data": shell.data, "train": shell.train, "save": shell.save}
     fields["report"] = shell.report  # issue 12
     fields["queue"] = parse_queue(raw.get("queue"), origin)  # issue 13
@@ -316,6 +321,25 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
         launcher=launcher,
         **fields,
     )
+
+
+def _check_distributed(origin: str, train: TrainConfig, methods: list[MethodEntry], blocks: dict[str, Any]) -> None:
+    """`train.distributed` (docs/distributed.md): a grid of runs, each on every process of the launch.
+
+    A study (search, tuned protocol), an `init_from:` stage and forgetting probes (and their
+    caches) are driven by one process. FSDP shards what trains, so it excludes quantised bases
+    (4-bit storage is not sharded here) and per-step hooks that read whole gradients (AdaLoRA).
+    """
+    if train.distributed is None:
+        return
+    for name, block in blocks.items():
+        if block:
+            fail(origin, "train.distributed", f"not with a {name}: block; use it on a grid of runs")
+    if train.distributed == "fsdp":
+        for i, entry in enumerate(methods):
+            method = get_method(entry.method)
+            if not method.full_model and (method.load_kwargs is not None or method.on_step is not None):
+                fail(origin, f"methods[{i}]", f"method {entry.method!r} cannot be sharded by fsdp; use ddp")
 
 
 @dataclass

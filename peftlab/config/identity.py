@@ -29,6 +29,9 @@ def computed_config(experiment: Experiment) -> dict[str, Any]:
     """
     from peftlab.environment import device_type
 
+    train = {**dataclasses.asdict(experiment.train), "device": device_type(experiment.train.device)}
+    if train["distributed"] is None:  # added later: left out while unset, so old run ids stay valid
+        del train["distributed"]
     data = {
         k: v for k, v in dataclasses.asdict(experiment.data).items() if not (k in _OPTIONAL_DATA_KEYS and v is None)
     }
@@ -36,7 +39,7 @@ def computed_config(experiment: Experiment) -> dict[str, Any]:
         "model": experiment.model,
         "task": experiment.task,
         "data": data,
-        "train": {**dataclasses.asdict(experiment.train), "device": device_type(experiment.train.device)},
+        "train": train,
     }
     if experiment.forgetting:
         config["forgetting"] = [p.as_dict() for p in experiment.forgetting]
