@@ -91,8 +91,10 @@ def test_answers_are_normalised_and_parsed_as_labels():
 
 def prepare(name: str, folder, steps: int = 2, batches: list | None = None):
     """The causal LM as the recipe prepares it: load, `prepare`, and a method's calibration pass over `batches`."""
+    from tests.test_methods import TEST_PARAMS
+
     method = get_method(name)
-    params = method.params()
+    params = method.params(**TEST_PARAMS.get(name, {}))
     source = resolve_model_source(str(folder))
     tokenizer = load_tokenizer(source)
     keep = TASK.unquantized_modules(source, None)

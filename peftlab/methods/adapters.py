@@ -50,3 +50,20 @@ def wrap(model: Any, config: Any) -> Any:
     from peft import get_peft_model
 
     return get_peft_model(model, config)
+
+
+def targets_check_linear_only(method: str, why: str) -> Any:
+    """`check_model` for a method peft cannot apply to transformers' Conv1D (GPT-2's layers): resolve, then refuse.
+
+    peft raises inside the run (LoHa, LoKr: "not supported") or, worse, builds an adapter whose
+    shapes do not fit (OLoRA ignores `fan_in_fan_out`); a config error before any run says so.
+    """
+    from peftlab.methods.fit import Unfit
+    from peftlab.methods.targets import resolve_for_method
+
+    def check(params: Mapping[str, Any], model: Any) -> None:
+        if resolve_for_method(method, params, model).fan_in_fan_out:
+            kind = getattr(getattr(model, "config", None), "model_type", "this model")
+            raise Unfit("method", f"{method} {why} ({kind}'s target layers are Conv1D); use lora or ia3 here")
+
+    return check

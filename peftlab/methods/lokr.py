@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from peftlab.methods.adapters import adapter_config, wrap
+from peftlab.methods.adapters import adapter_config, targets_check_linear_only, wrap
 from peftlab.methods.registry import Method, ModelContext, register
-from peftlab.methods.targets import targets_check
 
 
 @dataclass
@@ -51,7 +50,7 @@ register(
         params=LokrParams,
         default_lr=1e-3,
         prepare=_prepare,
-        check_model=targets_check("lokr"),
+        check_model=targets_check_linear_only("lokr", "has no peft layer for transformers' Conv1D"),
         search_space={
             "r": {"type": "categorical", "choices": [2, 4, 8, 16, 32]},
             "lr": {"type": "float", "low": 1e-4, "high": 5e-3, "log": True},

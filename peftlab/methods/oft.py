@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from peftlab.methods.adapters import adapter_config, wrap
+from peftlab.methods.adapters import adapter_config, targets_check_linear_only, wrap
 from peftlab.methods.fit import Unfit
 from peftlab.methods.registry import Method, ModelContext, register
 from peftlab.methods.targets import resolve_for_method
@@ -49,10 +49,14 @@ def _prepare(model: Any, params: OftParams, ctx: ModelContext) -> Any:
     return wrap(model, config)
 
 
+_linear_only = targets_check_linear_only("oft", "has no peft layer for transformers' Conv1D")
+
+
 def _check(params: Mapping[str, Any], model: Any) -> None:
     """Targets resolve, and each target's input width is a multiple of the block size (peft's own rule)."""
     from peftlab.methods.targets import _matches, inspect_model
 
+    _linear_only(params, model)
     resolved = resolve_for_method("oft", params, model)
     layout = inspect_model(model)
     block = params["block_size"]

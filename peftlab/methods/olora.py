@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from peftlab.methods.adapters import targets_check_linear_only
 from peftlab.methods.base_moving import remember_initial_adapter, save_as_plain_lora
 from peftlab.methods.lora import LoraParams, lora_config
 from peftlab.methods.registry import Method, ModelContext, register
-from peftlab.methods.targets import targets_check
 
 
 @dataclass
@@ -35,7 +35,9 @@ register(
         params=OloraParams,
         default_lr=5e-4,
         prepare=_prepare,
-        check_model=targets_check("olora"),
+        check_model=targets_check_linear_only(
+            "olora", "initialises from W as if it were (out, in), which Conv1D stores transposed (peft 0.21)"
+        ),
         save_adapter=save_as_plain_lora,
         search_space={
             "r": {"type": "categorical", "choices": [4, 8, 16, 32]},
