@@ -74,7 +74,10 @@ def _build(params: Mapping[str, Any], model: Any, ctx_task_type: str | None, hea
         spec = {"target_modules": kwargs.get("target_modules")}
         if "feedforward_modules" in fields:
             spec["feedforward_modules"] = kwargs.get("feedforward_modules")
-        resolved = resolve_for_method(kind, spec, model)
+        try:
+            resolved = resolve_for_method(kind, spec, model)
+        except Unfit as err:  # the key sits under `kwargs:` in this entry
+            raise Unfit(f"kwargs.{err.key}", str(err)) from None
         kwargs["target_modules"] = resolved.target_modules
         if resolved.feedforward_modules is not None:
             kwargs["feedforward_modules"] = resolved.feedforward_modules
