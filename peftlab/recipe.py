@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -198,6 +199,8 @@ def build(run: Run) -> None:
     sharded_later = run.ranks is not None and run.ranks.mode == "fsdp" and method.trains  # each rank moves its shard
     if not run.load_kwargs.get("device_map") and not sharded_later:
         model.to(run.device)
+    if method.calibrate is not None:  # data-aware initialisation (EVA, LoRA-GA), before anything is counted
+        record["time"]["calibrate_s"] = _calibrate(run, model, ctx)
     record["params"] = count_parameters(model)
     record["model"]["model_type"] = model.config.model_type if hasattr(model, "config") else None
     record["model"]["dtype"] = str(next(model.parameters()).dtype)
@@ -211,6 +214,40 @@ def build(run: Run) -> None:
     if run.ranks is not None and method.trains:  # DDP wraps the model; FSDP shards it in place
         wrapped = run.ranks.wrap(model, method.full_model)
         run.train_model = torch.compile(wrapped) if cfg.compile else wrapped
+
+
+class _DeviceBatches(Sequence[dict[str, Any]]):
+    """The run's training batches, collated and moved to the device only when read (a calibration reads a few)."""
+
+    def __init__(self, indices: list[Any], collate: Any, device: str) -> None:
+        self.indices, self.collate, self.device = indices, collate, device
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return {k: v.to(self.device) for k, v in self.collate(self.indices[i]).items()}
+
+
+def _calibrate(run: Run, model: Any, ctx: Any) -> float:
+    """The method's calibration pass over the batches training starts with (same seed, same order); seconds taken."""
+    from peftlab.tasks.batching import train_batches
+
+    ws, cfg, spec = run.ws, run.cfg, run.spec
+    split, padding_side = ws.splits["train"], run.eval_ctx.padding_side
+    started = time.perf_counter()
+    indices = train_batches(split, cfg.batch_size, cfg.steps * cfg.grad_accum, spec.seed, cfg.length_grouping)
+    batches = _DeviceBatches(indices, lambda idx: ws.task.collate(split, idx, ws.pad_id, padding_side), run.device)
+    run.method.calibrate(model, batches, run.params, ctx)
+    return time.perf_counter() - started
+
+
+def _method_optimizer(run: Run) -> Any:
+    """The method's own optimiser builder (the registry's `make_optimizer` hook), as the loop calls it; else None."""
+    make = run.method.make_optimizer
+    return None if make is None else (lambda model, lr, weight_decay: make(model, run.params, lr, weight_decay))
 
 
 def probes_before(run: Run) -> None:
@@ -246,6 +283,7 @@ def train(run: Run) -> None:
             collate=lambda idx: ws.task.collate(split, idx, ws.pad_id, padding_side),
             evaluate=lambda: run.evaluate("validation"),
             on_step=_on_step(run),
+            optimizer_factory=_method_optimizer(run),
             progress=bar,
             report=run.report,
             ranks=run.ranks,
@@ -461,7 +499,10 @@ def _save_outputs(
     target = folder / spec.run_id
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.run_id}.", suffix=".tmp", dir=folder))
     try:
-        model.save_pretrained(tmp, safe_serialization=True, **extra)
+        if method.save_adapter is not None:  # an initialisation that moved the base saves a plain LoRA
+            method.save_adapter(model, tmp)
+        else:
+            model.save_pretrained(tmp, safe_serialization=True, **extra)
         if method.full_model:
             ws.tokenizer.save_pretrained(tmp)
         size = sum(p.stat().st_size for p in tmp.rglob("*.safetensors"))

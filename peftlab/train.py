@@ -110,6 +110,7 @@ def train(
     progress: Any = None,
     report: Callable[[int, dict[str, float]], bool] | None = None,
     ranks: Any = None,
+    optimizer_factory: Callable[[Any, float, float], Any] | None = None,
 ) -> TrainOutcome:
     """Run `cfg.steps` optimiser steps over `batches` (steps × grad_accum micro-batches).
 
@@ -117,12 +118,16 @@ def train(
     it to hand scores to its pruner, and a True answer ends the run as `Pruned`.
     `ranks` (distributed.Ranks, under `train.distributed`): `batches` are the global batches; this
     process trains on its slice of each, and the step's figures are the whole launch's.
+    `optimizer_factory(model, lr, weight_decay)` replaces AdamW for a method with its own optimiser.
     """
     import torch
     from transformers import get_scheduler
 
     prefer_shape_agnostic_attention(device)
-    optimizer = make_optimizer(model, lr, cfg.weight_decay, device)
+    if optimizer_factory is not None:  # a method's own optimiser (LoRA+, LoRA-FA: the registry's hook)
+        optimizer = optimizer_factory(model, lr, cfg.weight_decay)
+    else:
+        optimizer = make_optimizer(model, lr, cfg.weight_decay, device)
     scheduler = get_scheduler(
         cfg.scheduler, optimizer, num_warmup_steps=int(cfg.warmup_ratio * cfg.steps), num_training_steps=cfg.steps
     )

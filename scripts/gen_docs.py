@@ -31,7 +31,11 @@ when the experiment lists no range for a key (see [search.md](search.md)).
 
 Adding a method is one module under `peftlab/methods/` that calls `register(Method(...))` with its
 params dataclass, summary, default learning rate and a `prepare(model, params, ctx)` function;
-then run `python scripts/gen_docs.py`.
+then run `python scripts/gen_docs.py`. Optional hooks: `calibrate` (a data-aware initialisation
+over the run's first training batches, after `prepare`), `make_optimizer` (a method that builds
+its own optimiser), `save_adapter`, `check_model` (a one-line config error before any run),
+`on_step` and `load_kwargs`; `tasks` lists the tasks it runs. A peft method without a module runs
+through `method: peft` with `config:` (its peft config class) and `kwargs:` (that class's fields).
 """
 
 
@@ -85,6 +89,14 @@ def method_section(method: Any) -> str:
         notes.append("changes how the base model is loaded (quantisation)")
     if method.on_step is not None:
         notes.append("has a schedule of its own, called after every optimiser step")
+    if method.calibrate is not None:
+        notes.append("data-aware: a calibration pass over the run's first training batches before training")
+    if method.make_optimizer is not None:
+        notes.append("builds its own optimiser")
+    if method.save_adapter is not None:
+        notes.append("its initialisation moves the base weights: saved as a plain LoRA on the original base")
+    if tuple(method.tasks) != ("classification", "sft"):
+        notes.append(f"tasks: {', '.join(method.tasks)} only")
     lines = [
         f"## `{method.name}`",
         "",

@@ -23,8 +23,22 @@ DECODERS = ("gpt2", "llama", "phi3")
 # where they exist); the rest is marked slow
 FAST = {("gpt2", "lora"), ("phi3", "lora"), ("phi3", "ia3"), ("distilbert", "lora"), ("roberta", "ia3")}
 FAST |= {("bert", "adalora"), ("llama", "dora"), ("gpt2", "ia3"), ("distilbert", "prefix_tuning")}
+# the methods registered before the method zoo run on every architecture; each later one (PiSSA,
+# EVA, VeRA, ...) on GPT-2's sft cell only: its Conv1D layers and fused c_attn are where adapters
+# break (the classification cell adapts the same layers), and BERT (tests/test_methods.py), Llama
+# (tests/test_sft.py) and MiniLM (experiments/methods_zoo.yaml) cover the rest, which keeps the
+# matrix within CI's time
+MATRIX_METHODS = {"full", "lora", "dora", "rslora", "qlora", "adalora", "ia3", "prompt_tuning", "prefix_tuning"}
+MATRIX_METHODS |= {"zero_shot"}
+# (EVA's incremental SVD over GPT-2 classification's 2-row batches of short texts here does not
+# converge: the run fails with EVA's NotConverged, which names the fix, larger batches or lower tau)
+ZOO_CELLS = {("gpt2", "sft")}
 # (arch, method, task) -> what the one-line config error says
 EXPECTED_CONFIG_ERRORS = {("distilbert", "prefix_tuning", "classification"): "does not accept; use prompt_tuning"}
+# peft 0.21 has no Conv1D layer for these (and OLoRA's initialisation ignores Conv1D's transposed layout)
+for _method in ("loha", "lokr", "oft", "miss"):
+    EXPECTED_CONFIG_ERRORS[("gpt2", _method, "sft")] = rf"methods\.{_method}\.method: {_method} has no peft layer"
+EXPECTED_CONFIG_ERRORS[("gpt2", "olora", "sft")] = r"methods\.olora\.method: olora initialises from W"
 
 
 def _encoder_config(arch: str, vocab_size: int):
@@ -87,12 +101,16 @@ def _cells() -> list:
     for arch in (*ENCODERS, *DECODERS):
         for task in ("classification",) if arch in ENCODERS else ("classification", "sft"):
             for method in sorted(REGISTRY):
+                if method not in MATRIX_METHODS and (arch, task) not in ZOO_CELLS:
+                    continue
                 marks = () if (arch, method) in FAST else (pytest.mark.slow,)
                 out.append(pytest.param(arch, task, method, marks=marks, id=f"{arch}-{task}-{method}"))
     return out
 
 
 def _experiment(folder: Path, model: Path, data: Path, task: str, method: str) -> Path:
+    from tests.test_methods import yaml_params
+
     lr = "1.0e-3" if method == "full" else "1.0e-2"
     path = folder / "exp.yaml"
     path.write_text(
@@ -100,6 +118,7 @@ def _experiment(folder: Path, model: Path, data: Path, task: str, method: str) -
         "  train_limit: 16\n  validation_limit: 4\n  test_limit: 4\n"
         "train:\n  steps: 2\n  batch_size: 2\n  eval_every: 2\n  eval_batch_size: 4\n  warmup_ratio: 0.0\n"
         f"seeds: [0]\noutput_dir: {folder / 'results'}\nmethods:\n  - method: {method}\n    lr: {lr}\n"
+        + yaml_params(method)
     )
     return path
 

@@ -26,16 +26,44 @@ INTENDED = {
     "ia3": r"ia3_|classifier",
     "prompt_tuning": r"prompt_encoder|classifier",
     "prefix_tuning": r"prompt_encoder|classifier",
+    "pissa": r"lora_|classifier",
+    "olora": r"lora_|classifier",
+    "eva": r"lora_|classifier",
+    "lora_ga": r"lora_|classifier",
+    "loraplus": r"lora_|classifier",
+    "lorafa": r"lora_B|classifier",  # A stays frozen at its initialisation
+    "vera": r"vera_lambda_|classifier",  # the shared random projections stay frozen
+    "loha": r"hada_|classifier",
+    "lokr": r"lokr_|classifier",
+    "oft": r"oft_|classifier",
+    "miss": r"miss_|classifier",
+    "gralora": r"gralora_|classifier",
+    "hira": r"hira_|classifier",
+    "peft": r"lora_|classifier",  # `method: peft` with its default config class, LoraConfig
 }
+# EVA's incremental SVD on a tiny random model (nearly equal singular values) converges slowly at
+# peft's tau = 0.99 (tens of passes, seconds each on a loaded CPU); the tests loosen it
+TEST_PARAMS: dict[str, dict] = {"eva": {"tau": 0.5, "rho": 1.0}}
+
+
+def yaml_params(name: str) -> str:
+    """A method entry's extra YAML lines for TEST_PARAMS (indented as a `methods:` item's keys)."""
+    return "".join(f"    {k}: {v}\n" for k, v in TEST_PARAMS.get(name, {}).items())
+
+
+# methods whose saved adapter is not compared on a fresh base: a full fine-tune saves the whole
+# model, and QLoRA trained on 4-bit weights that a full-precision reload does not have
+NO_ROUND_TRIP = {"full", "qlora"}
 
 
 def test_every_registered_method_has_an_expectation():
     assert {name for name, method in REGISTRY.items() if method.trains} == set(INTENDED)
 
 
-def prepare(name: str, folder, steps: int = 2):
+def prepare(name: str, folder, steps: int = 2, batches: list | None = None):
+    """The model as the recipe prepares it: load, `prepare`, and a method's calibration pass over `batches`."""
     method = get_method(name)
-    params = method.params()
+    params = method.params(**TEST_PARAMS.get(name, {}))
     source = resolve_model_source(str(folder))
     tokenizer = load_tokenizer(source)
     labels = ("negative", "positive")
@@ -44,19 +72,48 @@ def prepare(name: str, folder, steps: int = 2):
     torch.manual_seed(0)
     model = load_classifier(source, labels, load_kwargs)
     ctx = ModelContext("SEQ_CLS", model.config.model_type, total_steps=steps, head_modules=head_modules(model))
-    return method.prepare(model, params, ctx), tokenizer
+    model = method.prepare(model, params, ctx)
+    if method.calibrate is not None and batches is not None:
+        method.calibrate(model, batches, params, ctx)
+    return model, tokenizer
+
+
+def optimizer_factory(name: str):
+    """The method's own optimiser (the registry's `make_optimizer` hook) as the loop takes it, else None."""
+    method = get_method(name)
+    if method.make_optimizer is None:
+        return None
+    return lambda model, lr, weight_decay: method.make_optimizer(model, method.params(), lr, weight_decay)
+
+
+def assert_adapter_round_trips(name: str, model, load_base, inputs: dict, folder) -> None:
+    """Saved as the recipe saves it and loaded onto a freshly loaded base, the adapter computes what the model did."""
+    from peft import PeftModel
+
+    method = get_method(name)
+    if method.save_adapter is not None:
+        method.save_adapter(model, folder)
+    else:
+        model.save_pretrained(folder, safe_serialization=True)
+    loaded = PeftModel.from_pretrained(load_base(), str(folder)).eval()
+    model.eval()
+    with torch.no_grad():
+        expected, got = model(**inputs).logits, loaded(**inputs).logits
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4), f"{name}: the reloaded adapter computes otherwise"
 
 
 @pytest.mark.parametrize("name", sorted(INTENDED))
-def test_two_steps_change_only_intended_parameters(name, tiny_bert, tiny_dataset):
+def test_two_steps_change_only_intended_parameters(name, tiny_bert, tiny_dataset, tmp_path):
+    """…and the adapter saved after them reloads onto the original base and computes the same."""
     import pandas as pd
 
-    model, tokenizer = prepare(name, tiny_bert)
+    tokenizer = load_tokenizer(resolve_model_source(str(tiny_bert)))
     frame = pd.read_csv(tiny_dataset / "train.csv")
     split = tokenize_split(frame["text"].tolist(), frame["label"].to_numpy(), tokenizer, 32)
+    batches = train_batches(split, 8, 2, seed=0)
+    model, _ = prepare(name, tiny_bert, batches=[collate(split, idx, tokenizer.pad_token_id) for idx in batches])
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     cfg = TrainConfig(steps=2, batch_size=8, warmup_ratio=0.0, scheduler="constant")
-    batches = train_batches(split, 8, 2, seed=0)
     outcome = train(
         model,
         batches,
@@ -65,6 +122,7 @@ def test_two_steps_change_only_intended_parameters(name, tiny_bert, tiny_dataset
         device="cpu",
         collate=lambda idx: collate(split, idx, tokenizer.pad_token_id),
         on_step=get_method(name).on_step,
+        optimizer_factory=optimizer_factory(name),
     )
     assert outcome.steps_done == 2 and outcome.final_train_loss is not None
     assert torch.isfinite(torch.tensor(outcome.final_train_loss))
@@ -79,6 +137,11 @@ def test_two_steps_change_only_intended_parameters(name, tiny_bert, tiny_dataset
     if name != "full":
         own = {n for n in changed if "classifier" not in n}
         assert own, f"{name}: only the head changed, the method's own parameters did not"
+    if name not in NO_ROUND_TRIP:
+        source = resolve_model_source(str(tiny_bert))
+        inputs = {k: v for k, v in collate(split, batches[0], tokenizer.pad_token_id).items() if k != "labels"}
+        base = lambda: load_classifier(source, ("negative", "positive"))  # noqa: E731
+        assert_adapter_round_trips(name, model, base, inputs, tmp_path / "adapter")
 
 
 def test_qlora_layers_are_4bit_and_counted_unhalved(tiny_bert):
@@ -99,3 +162,67 @@ def test_parameter_counts_match_peft(name, tiny_bert):
     pruned = counted.get("adalora_pruned", 0)  # AdaLoRA: peft counts init_r ranks, peftlab its target_r budget
     assert (name == "adalora") == (pruned > 0)
     assert (counted["trainable"], counted["total"]) == (trainable - pruned, total - pruned)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            "    config: VeraConfig\n    kwargs: {rr: 4}\n",
+            r"methods\.peft\.kwargs\.rr: not a field of VeraConfig; allowed: r, ",
+        ),
+        (
+            "    config: VeraConfg\n",
+            r"methods\.peft\.config: unknown peft config class 'VeraConfg'; allowed: .*VeraConfig",
+        ),
+        (
+            "    config: LoHaConfig\n    kwargs: {target_modules: [nope]}\n",
+            r"kwargs\.target_modules: 'nope' matches no",
+        ),
+    ],
+)
+def test_the_generic_peft_entry_is_checked_against_the_config_class_before_any_run(
+    entry, message, experiment_file, tmp_path
+):
+    from peftlab.config import load_experiment
+    from peftlab.errors import ConfigError
+    from peftlab.runner import prepare_workspace
+
+    path = experiment_file("  - method: peft\n" + entry)
+    with pytest.raises(ConfigError, match=message) as err:
+        prepare_workspace(load_experiment(path))
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "results" / "tiny" / "runs").exists() or not any(
+        (tmp_path / "results" / "tiny" / "runs").iterdir()
+    )
+
+
+def test_the_generic_peft_entry_trains_a_method_without_a_module_of_its_own(experiment_file):
+    """C3A has no peftlab module: `method: peft` runs it by its config class, with a target set resolved."""
+    from peftlab.config import load_experiment
+    from peftlab.plan import make_plan
+    from peftlab.runner import execute_run, prepare_workspace
+
+    path = experiment_file(
+        "  - method: peft\n    config: C3AConfig\n    kwargs: {block_size: 16, target_modules: qv}\n", steps=2
+    )
+    experiment = load_experiment(path)
+    (spec,) = make_plan(experiment)
+    record = execute_run(prepare_workspace(experiment), spec, quiet=True)
+    assert record["status"] == "ok", record.get("error")
+    assert record["hyperparameters"]["resolved_target_modules"] == ["query", "value"]
+    assert 0 < record["params"]["trainable"] < record["params"]["total"]
+
+
+def test_a_method_that_does_not_support_the_task_is_a_config_error_before_any_run(experiment_file, monkeypatch):
+    """`Method.tasks` is checked with the model fit (methods/fit.py): one line naming the method and the task."""
+    import dataclasses
+
+    from peftlab.config import load_experiment
+    from peftlab.errors import ConfigError
+    from peftlab.runner import prepare_workspace
+
+    monkeypatch.setitem(REGISTRY, "lora", dataclasses.replace(REGISTRY["lora"], tasks=("sft",)))
+    path = experiment_file()
+    with pytest.raises(ConfigError, match=r"methods\.lora\.method: 'lora' does not support task 'classification'"):
+        prepare_workspace(load_experiment(path))

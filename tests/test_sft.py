@@ -29,6 +29,20 @@ INTENDED = {
     "ia3": r"ia3_",
     "prompt_tuning": r"prompt_encoder",
     "prefix_tuning": r"prompt_encoder",
+    "pissa": r"lora_",
+    "olora": r"lora_",
+    "eva": r"lora_",
+    "lora_ga": r"lora_",
+    "loraplus": r"lora_",
+    "lorafa": r"lora_B",
+    "vera": r"vera_lambda_",
+    "loha": r"hada_",
+    "lokr": r"lokr_",
+    "oft": r"oft_",
+    "miss": r"miss_",
+    "gralora": r"gralora_",
+    "hira": r"hira_",
+    "peft": r"lora_",
 }
 CONVERSATIONS = [
     ([{"role": "user", "content": "review : the film was good . positive or negative ?"}], "positive"),
@@ -75,9 +89,12 @@ def test_answers_are_normalised_and_parsed_as_labels():
     assert label_of("positive or negative", ("negative", "positive")) == (-1, -1)
 
 
-def prepare(name: str, folder, steps: int = 2):
+def prepare(name: str, folder, steps: int = 2, batches: list | None = None):
+    """The causal LM as the recipe prepares it: load, `prepare`, and a method's calibration pass over `batches`."""
+    from tests.test_methods import TEST_PARAMS
+
     method = get_method(name)
-    params = method.params()
+    params = method.params(**TEST_PARAMS.get(name, {}))
     source = resolve_model_source(str(folder))
     tokenizer = load_tokenizer(source)
     keep = TASK.unquantized_modules(source, None)
@@ -85,23 +102,33 @@ def prepare(name: str, folder, steps: int = 2):
     torch.manual_seed(0)
     model = TASK.load_model(source, None, load_kwargs, tokenizer.pad_token_id)
     ctx = ModelContext("CAUSAL_LM", model.config.model_type, total_steps=steps, head_modules=TASK.head_modules(model))
-    return method.prepare(model, params, ctx), tokenizer
+    model = method.prepare(model, params, ctx)
+    if method.calibrate is not None and batches is not None:
+        method.calibrate(model, batches, params, ctx)
+    return model, tokenizer
 
 
 @pytest.mark.parametrize("name", sorted(INTENDED))
-def test_two_steps_on_a_causal_lm_change_only_intended_parameters(name, tiny_llama):
-    model, tokenizer = prepare(name, tiny_llama)
+def test_two_steps_on_a_causal_lm_change_only_intended_parameters(name, tiny_llama, tmp_path):
+    """…and the adapter saved after them reloads onto the original base and computes the same."""
+    from tests.test_methods import NO_ROUND_TRIP, assert_adapter_round_trips, optimizer_factory
+
+    source = resolve_model_source(str(tiny_llama))
+    tokenizer = load_tokenizer(source)
     split = tokenize_conversations(CONVERSATIONS * 4, tokenizer, max_length=64)
+    batches = train_batches(split, 4, 2, seed=0)
+    model, _ = prepare(name, tiny_llama, batches=[collate(split, idx, tokenizer.pad_token_id) for idx in batches])
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     cfg = TrainConfig(steps=2, batch_size=4, warmup_ratio=0.0, scheduler="constant")
     outcome = train(
         model,
-        train_batches(split, 4, 2, seed=0),
+        batches,
         cfg,
         lr=1e-2,
         device="cpu",
         collate=lambda idx: collate(split, idx, tokenizer.pad_token_id),
         on_step=get_method(name).on_step,
+        optimizer_factory=optimizer_factory(name),
     )
     assert outcome.steps_done == 2 and torch.isfinite(torch.tensor(outcome.final_train_loss))
     changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
@@ -110,6 +137,10 @@ def test_two_steps_on_a_causal_lm_change_only_intended_parameters(name, tiny_lla
     assert changed <= trainable, f"{name}: frozen parameters changed: {sorted(changed - trainable)[:5]}"
     unintended = {n for n in trainable if not re.search(INTENDED[name], n)}
     assert not unintended, f"{name}: unintended trainable parameters: {sorted(unintended)[:5]}"
+    if name not in NO_ROUND_TRIP:
+        inputs = {k: v for k, v in collate(split, batches[0], tokenizer.pad_token_id).items() if k != "labels"}
+        base = lambda: TASK.load_model(source, None, {}, tokenizer.pad_token_id)  # noqa: E731
+        assert_adapter_round_trips(name, model, base, inputs, tmp_path / "adapter")
 
 
 def test_qlora_quantises_the_blocks_but_not_the_tied_lm_head(tiny_llama):

@@ -40,12 +40,15 @@ def _run_all(path: Path) -> list[dict]:
 
 
 def _write(path: Path, model: Path, data: Path, task: str, method: str) -> Path:
+    from tests.test_methods import yaml_params
+
     lr = "1.0e-3" if method == "full" else "1.0e-2"
     path.write_text(
         f"name: after_eval\nmodel: {model}\ntask: {task}\ndata:\n  source: {data}\n  max_length: 32\n"
         "  validation_limit: 8\n  test_limit: 8\n"
         "train:\n  steps: 3\n  batch_size: 4\n  eval_every: 1\n  eval_batch_size: 8\n  warmup_ratio: 0.0\n"
         f"seeds: [0]\noutput_dir: {path.parent / 'results'}\nmethods:\n  - method: {method}\n    lr: {lr}\n"
+        + yaml_params(method)
     )
     return path
 
@@ -63,6 +66,8 @@ def test_every_method_trains_on_after_intermediate_evaluations(
     if REGISTRY[name].trains:
         # an evaluation after every step, and a training step after each of the first two
         assert [p["step"] for p in record["metrics"]["curve"]] == [1, 2, 3]
+    # the recipe ran the method's calibration pass (EVA, LoRA-GA) through the registry's hook
+    assert ("calibrate_s" in record["time"]) == (REGISTRY[name].calibrate is not None)
 
 
 def test_an_evaluation_leaves_4bit_weights_in_their_training_layout(cpu_claims_avx512bf16, tiny_bert):

@@ -62,11 +62,18 @@ def check_experiment_fits_model(experiment: Any, location: str) -> None:
     """Raise a one-line ConfigError naming the file, the method's key and why, if a planned run cannot fit."""
     from peftlab.methods import get_method
 
+    origin = str(experiment.source_path) if experiment.source_path else experiment.name
+    for entry in experiment.methods:
+        tasks = get_method(entry.method).tasks
+        if experiment.task not in tasks:
+            raise ConfigError(
+                f"{origin}: methods.{entry.label}.method: {entry.method!r} does not support task "
+                f"{experiment.task!r} (supported: {', '.join(tasks)})"
+            )
     planned = [p for p in _planned(experiment) if get_method(p[0]).check_model is not None]
     if not planned:
         return
     model = meta_skeleton(location, experiment.task)
-    origin = str(experiment.source_path) if experiment.source_path else experiment.name
     seen: set[str] = set()
     for method, label, params in planned:
         if repr((method, params)) in seen:

@@ -49,6 +49,17 @@ class Method:
     # peftlab.methods.fit.Unfit for a model this method cannot adapt, so that the mistake is a
     # one-line config error before any run starts rather than a failed run
     check_model: Callable[[Mapping[str, Any], Any], None] | None = None
+    # data-aware initialisation (EVA, LoRA-GA): (prepared model, the run's first training batches as
+    # device tensors, params, ctx) -> None, called once after `prepare` and before training; the
+    # recipe calls it for any method that has one, so no caller branches on method names
+    calibrate: Callable[[torch.nn.Module, list[dict[str, Any]], Any, ModelContext], None] | None = None
+    # a method that builds its own optimiser (LoRA+, LoRA-FA): (model, params, lr, weight_decay) -> optimiser
+    make_optimizer: Callable[[torch.nn.Module, Any, float, float], Any] | None = None
+    # a method whose initialisation moves the base weights (PiSSA, OLoRA, LoRA-GA) saves its adapter
+    # converted to a plain LoRA on the untouched base: (model, folder) -> None
+    save_adapter: Callable[[torch.nn.Module, Any], None] | None = None
+    # the tasks the method can run; any other is a one-line config error before any run
+    tasks: tuple[str, ...] = ("classification", "sft")
     full_model: bool = False  # saves the whole model rather than an adapter
     trains: bool = True  # False: a reference row (the base model evaluated as is); the loop is skipped
     search_space: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,54 @@
+"""LoRA-FA: LoRA with A frozen at its random initialisation and only B trained (Zhang et al., 2023).
+
+Halves the adapter's trainable parameters and the optimiser state; peft's LoRA-FA optimiser
+(`create_lorafa_optimizer`, through the registry's `make_optimizer` hook) projects B's gradient
+so that the update approximates full LoRA's. A is frozen already in `prepare`, so the trainable
+parameter count in the record is what actually trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from peftlab.methods.lora import LoraParams, lora_config
+from peftlab.methods.registry import Method, ModelContext, register
+from peftlab.methods.targets import targets_check
+
+
+@dataclass
+class LoraFaParams(LoraParams):
+    """LoRA's hyperparameters; A is frozen and the optimiser is LoRA-FA's."""
+
+
+def _prepare(model: Any, params: LoraFaParams, ctx: ModelContext) -> Any:
+    from peft import get_peft_model
+
+    peft_model = get_peft_model(model, lora_config(params, ctx, model))
+    for name, p in peft_model.named_parameters():
+        if "lora_A" in name:
+            p.requires_grad_(False)
+    return peft_model
+
+
+def _optimizer(model: Any, params: LoraFaParams, lr: float, weight_decay: float) -> Any:
+    from peft.optimizers import create_lorafa_optimizer
+
+    return create_lorafa_optimizer(model, r=params.r, lora_alpha=params.alpha, lr=lr, weight_decay=weight_decay)
+
+
+register(
+    Method(
+        name="lorafa",
+        summary="LoRA with A frozen and B trained by a projected AdamW (Zhang et al., 2023)",
+        params=LoraFaParams,
+        default_lr=1e-3,
+        prepare=_prepare,
+        make_optimizer=_optimizer,
+        check_model=targets_check("lorafa"),
+        search_space={
+            "r": {"type": "categorical", "choices": [4, 8, 16, 32, 64]},
+            "lr": {"type": "float", "low": 1e-4, "high": 5e-3, "log": True},
+        },
+    )
+)
