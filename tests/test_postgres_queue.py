@@ -84,14 +84,18 @@ def test_a_worker_killed_mid_trial_on_one_host_is_retried_by_another(postgres, e
     results = exp.results_dir()
     workers = {host: _worker(path, host) for host in ("host-a", "host-b", "host-c")}
     study = load_study(exp, open_storage(postgres.url))
-    deadline, victim = time.monotonic() + 400, None  # three workspaces load at once on a slow CI machine
+    deadline, victim = time.monotonic() + 120, None  # three workspaces load at once on a slow CI machine
     while victim is None and time.monotonic() < deadline:
         held = _held_trial(study, results)
         if held is not None:
             victim = held
             os.killpg(workers[held.user_attrs["worker"]["host"]].pid, signal.SIGKILL)
         time.sleep(0.1)
-    assert victim is not None, "no worker ever held a trial"
+    if victim is None:  # show why: the workers' own words
+        for worker in workers.values():
+            os.killpg(worker.pid, signal.SIGKILL)
+        said = {host: worker.communicate()[0][-2000:] for host, worker in workers.items()}
+        pytest.fail("no worker ever held a trial; workers said:\n" + "\n".join(f"{h}: {o}" for h, o in said.items()))
     killed_host = victim.user_attrs["worker"]["host"]
     outputs, codes = _finish(workers, timeout=600)
     assert codes.pop(killed_host) == -signal.SIGKILL

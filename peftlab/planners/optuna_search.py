@@ -138,8 +138,33 @@ def open_storage(url: str, queue: QueueConfig | None = None) -> Any:
         engine: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("postgresql"):
             engine["connect_args"] = {"connect_timeout": 10}  # an unreachable host fails in seconds
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine, **rdb_heartbeat_kwargs(queue))
-    return optuna.storages.get_storage(url)
+        return _racing_schema(
+            lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine, **rdb_heartbeat_kwargs(queue))
+        )
+    return _racing_schema(lambda: optuna.storages.get_storage(url))
+
+
+def _racing_schema(make: Any, attempts: int = 6) -> Any:
+    """Open an RDB storage where several hosts may create its tables at the same moment.
+
+    Optuna creates the schema on first open (`metadata.create_all`); on a fresh PostgreSQL
+    database, joiners started together race in CREATE TABLE and all but one fail with a
+    UniqueViolation on `pg_type` (seen with three `--join` workers). The winner's tables are then
+    there, so opening again succeeds.
+    """
+    import random
+    import time
+
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            return make()
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 + random.random() * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _with_driver(url: str) -> str:
