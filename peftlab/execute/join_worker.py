@@ -33,7 +33,12 @@ class WorkerFailedError(RuntimeError):
 
 
 def _ignore_usr2() -> None:  # runs in the child between fork and exec
+    """SLURM's USR2 is for submitit's handler in this task, not for the worker; and SIGINT is how
+    `checkpoint` stops the worker, so it must reach it even where this task was started with
+    SIGINT ignored (a shell's background job: an ignored signal stays ignored across exec, and
+    Python then installs no KeyboardInterrupt handler)."""
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @dataclass
