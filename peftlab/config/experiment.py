@@ -15,6 +15,7 @@ from typing import Any, Literal, get_type_hints
 
 import yaml
 
+from peftlab.config.entries import MethodEntry, TrainConfig
 from peftlab.config.launcher import LauncherConfig, parse_launcher
 from peftlab.config.overrides import apply_override
 from peftlab.config.probes import ProbeEntry, parse_probes
@@ -27,9 +28,6 @@ from peftlab.errors import ConfigError
 from peftlab.methods import get_method, method_names
 
 TaskName = Literal["classification", "sft"]
-Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
-Distributed = Literal["ddp", "fsdp"]
 
 
 @dataclass
@@ -64,39 +62,6 @@ class DataConfig:
 
 
 @dataclass
-class TrainConfig:
-    steps: int = 200
-    batch_size: int = 32
-    grad_accum: int = 1
-    eval_batch_size: int = 128
-    warmup_ratio: float = 0.06
-    scheduler: Scheduler = "linear"
-    weight_decay: float = 0.0
-    max_grad_norm: float | None = 1.0
-    eval_every: int = 50
-    precision: Precision = "auto"
-    device: str = "auto"
-    length_grouping: bool = True
-    timing_warmup_steps: int = 3
-    gradient_checkpointing: bool = False
-    compile: bool = False
-    threads: int | None = None
-    # one run on many processes (docs/distributed.md): null = one process; ddp | fsdp under a launcher
-    distributed: Distributed | None = None
-
-    def __post_init__(self) -> None:
-        for key in ("steps", "batch_size", "grad_accum", "eval_batch_size", "eval_every"):
-            check(getattr(self, key) >= 1, key, f"got {getattr(self, key)}, must be at least 1")
-        check(0 <= self.warmup_ratio < 1, "warmup_ratio", f"got {self.warmup_ratio}, must be in [0, 1)")
-        check(self.timing_warmup_steps >= 0, "timing_warmup_steps", "must be at least 0")
-        check(
-            re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device) is not None,
-            "device",
-            f"got {self.device!r}, allowed: auto, cpu, cuda, cuda:N, mps",
-        )
-
-
-@dataclass
 class SaveConfig:
     """What a finished run leaves on disk besides its record (under results/<experiment>/<dir>/<run_id>/).
 
@@ -120,33 +85,6 @@ class ReportConfig:
     """
 
     reference: str | None = None
-
-
-@dataclass
-class MethodEntry:
-    """One line of the comparison: a registered method, its learning rate and hyperparameters.
-
-    `grid` expands into one variant per combination (e.g. `grid: {r: [4, 8, 16]}`).
-    """
-
-    method: str
-    label: str
-    lr: float
-    params: Any  # the method's own params dataclass
-    grid: dict[str, list[Any]] = field(default_factory=dict)
-    # alpha = alpha_ratio × r, for methods with both: alpha and rank are confounded through the
-    # alpha/r scaling, so a rank ablation holds the ratio (the effective scale) fixed instead of alpha
-    alpha_ratio: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "method": self.method,
-            "label": self.label,
-            "lr": self.lr,
-            "params": dataclasses.asdict(self.params),
-            "grid": self.grid,
-            "alpha_ratio": self.alpha_ratio,
-        }
 
 
 @dataclass

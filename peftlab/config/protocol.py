@@ -17,7 +17,7 @@ from peftlab.config.schema import closest, coerce, fail
 from peftlab.config.search import SearchConfig, _parse_dimension
 
 if TYPE_CHECKING:
-    from peftlab.config.experiment import MethodEntry
+    from peftlab.config.entries import MethodEntry
 
 PROTOCOLS = ("hand_picked", "tuned")
 _TUNE_KEYS = ("trials", "lr_factor", "space", "seed")

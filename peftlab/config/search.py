@@ -16,7 +16,7 @@ from peftlab.config.schema import closest, coerce, fail
 from peftlab.methods.targets import TARGET_SET_HELP, is_target_set
 
 if TYPE_CHECKING:
-    from peftlab.config.experiment import MethodEntry, TrainConfig
+    from peftlab.config.entries import MethodEntry, TrainConfig
 
 # objective name -> (path in a run record, natural direction)
 OBJECTIVES: dict[str, tuple[tuple[str, ...], str]] = {

@@ -19,7 +19,7 @@ from typing import Literal
 
 import pandas as pd
 
-from peftlab.data.sources import BUILTIN_PREFIX, DataSourceError, make_frame
+from peftlab.data.frames import BUILTIN_PREFIX, DataSourceError, make_frame
 
 Reader = Callable[[Path], tuple[pd.DataFrame, tuple[str, ...]]]
 

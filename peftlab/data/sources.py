@@ -17,10 +17,10 @@ from typing import Any
 
 import pandas as pd
 
-from peftlab.errors import UserError
+from peftlab.data.builtin import BUILTINS, builtin_reference, load_builtin
+from peftlab.data.frames import BUILTIN_PREFIX, DataSourceError, make_frame
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
-BUILTIN_PREFIX = "builtin:"
 SPLIT_SALT = "peftlab-split-v1"
 LOCAL_EXTENSIONS: tuple[str, ...] = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 SPLIT_ALIASES: dict[str, tuple[str, ...]] = {
@@ -30,14 +30,6 @@ SPLIT_ALIASES: dict[str, tuple[str, ...]] = {
 }
 CARVE_FRACTION = 0.1
 OFFLINE_HINT = "offline? use builtin:rotten_tomatoes or builtin:bbc_news, or a local .csv/.jsonl/.parquet file"
-
-
-class DataSourceError(UserError, ValueError):
-    """A user-facing problem with a data source; str(err) is ONE line naming the source and what is allowed.
-
-    A UserError so the CLI prints it as one line (no traceback); a ValueError for callers
-    that only know the standard hierarchy.
-    """
 
 
 @dataclass(frozen=True, repr=False)
@@ -117,7 +109,6 @@ class TextData:
 
 def describe_builtin_sources() -> dict[str, str]:
     """Name -> one-line description, so error messages and docs never drift from the table."""
-    from peftlab.data.builtin import BUILTINS
 
     return {f"{BUILTIN_PREFIX}{name}": spec.description for name, spec in BUILTINS.items()}
 
@@ -208,8 +199,6 @@ def load_text_data(
 def _reference(spec: str) -> tuple[str, str | None]:
     """(name, citation): a builtin's exact title and citation; other sources are named as given."""
     if spec.startswith(BUILTIN_PREFIX):
-        from peftlab.data.builtin import builtin_reference
-
         return builtin_reference(spec[len(BUILTIN_PREFIX) :])
     return spec, None
 
@@ -231,14 +220,6 @@ def compute_fingerprint(label_names: Iterable[str], splits: Mapping[str, pd.Data
             row = [text] if label is None else [text, int(label)]
             digest.update(json.dumps(row, ensure_ascii=False).encode("utf-8"))
     return digest.hexdigest()[:16]
-
-
-def make_frame(texts: Iterable[str], labels: Iterable[int]) -> pd.DataFrame:
-    """Build a split in the canonical shape (``text`` str, ``label`` int64, fresh index)."""
-    frame = pd.DataFrame({"text": list(texts), "label": list(labels)})
-    frame["text"] = frame["text"].astype(str)
-    frame["label"] = frame["label"].astype("int64")
-    return frame.reset_index(drop=True)
 
 
 def hash_order(texts: Iterable[str]) -> list[int]:
@@ -412,7 +393,6 @@ def _load_builtin(
     name: str, kind: str = "classification"
 ) -> tuple[dict[str, pd.DataFrame], tuple[str, ...], dict[str, int]]:
     """Delegate to the builtin table; import lazily so sources.py has no import cycle."""
-    from peftlab.data.builtin import load_builtin
 
     return load_builtin(name, kind)  # type: ignore[arg-type]
 

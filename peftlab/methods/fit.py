@@ -60,7 +60,7 @@ def _planned(experiment: Any) -> list[tuple[str, str, dict[str, Any]]]:
 
 def check_experiment_fits_model(experiment: Any, location: str) -> None:
     """Raise a one-line ConfigError naming the file, the method's key and why, if a planned run cannot fit."""
-    from peftlab.methods import get_method
+    from peftlab.methods.registry import get_method
 
     origin = str(experiment.source_path) if experiment.source_path else experiment.name
     for entry in experiment.methods:
