@@ -31,6 +31,32 @@ def benchmark_parser(doc: str, *, model: str, steps: int, warmup: int, batch: in
     return parser
 
 
+def trainer_kwargs(ctx: dict[str, Any], rep: int, output_dir: str) -> dict[str, Any]:
+    """The HF Trainer settings every yardstick shares (TrainingArguments and trl's SFTConfig alike):
+    the same steps, batch, constant lr and seed as peftlab's side, and nothing logged or saved."""
+    import torch
+
+    cuda = ctx["device"].startswith("cuda")
+    return {
+        "output_dir": output_dir,
+        "per_device_train_batch_size": ctx["batch"],
+        "max_steps": ctx["steps"],
+        "learning_rate": ctx["lr"],
+        "lr_scheduler_type": "constant",
+        "warmup_steps": 0,
+        "max_grad_norm": 1.0,
+        "logging_strategy": "no",
+        "save_strategy": "no",
+        "report_to": [],
+        "seed": rep,
+        "data_seed": rep,
+        "dataloader_num_workers": 0,
+        "bf16": cuda and torch.cuda.is_bf16_supported(),
+        "use_cpu": not cuda,
+        "disable_tqdm": True,
+    }
+
+
 def _silenced(fn: Variant, ctx: dict[str, Any], rep: int) -> float:
     with contextlib.redirect_stderr(open(os.devnull, "w")), contextlib.redirect_stdout(open(os.devnull, "w")):
         return fn(ctx, rep)

@@ -20,7 +20,11 @@ import tempfile
 import time
 from typing import Any
 
-from interleave import benchmark_parser, run_interleaved  # benchmarks/interleave.py (scripts run from this folder)
+from interleave import (  # benchmarks/interleave.py (scripts run from this folder)
+    benchmark_parser,
+    run_interleaved,
+    trainer_kwargs,
+)
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -126,25 +130,9 @@ def run_trainer(ctx: dict, rep: int, max_length_padding: bool) -> float:
                 torch.cuda.synchronize()
             step_times.append(time.perf_counter() - self.t0)
 
-    cuda = ctx["device"].startswith("cuda")
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
-            output_dir=out,
-            per_device_train_batch_size=ctx["batch"],
-            max_steps=ctx["steps"],
-            learning_rate=ctx["lr"],
-            lr_scheduler_type="constant",
-            warmup_steps=0,
-            max_grad_norm=1.0,
-            logging_strategy="no",
-            save_strategy="no",
-            report_to=[],
-            seed=rep,
-            data_seed=rep,
-            dataloader_num_workers=0,
-            bf16=cuda and torch.cuda.is_bf16_supported(),
-            use_cpu=not cuda,
-            disable_tqdm=True,
+            **trainer_kwargs(ctx, rep, out),
         )
         Trainer(model=model, args=args, train_dataset=rows, data_collator=collator, callbacks=[Timer()]).train()
     w = ctx["warmup"]

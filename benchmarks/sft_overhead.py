@@ -24,7 +24,11 @@ import tempfile
 import time
 from typing import Any
 
-from interleave import benchmark_parser, run_interleaved  # benchmarks/interleave.py (scripts run from this folder)
+from interleave import (  # benchmarks/interleave.py (scripts run from this folder)
+    benchmark_parser,
+    run_interleaved,
+    trainer_kwargs,
+)
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -88,24 +92,9 @@ def run_trl(ctx: dict, rep: int) -> float:
 
     with tempfile.TemporaryDirectory() as out:
         args = SFTConfig(
-            output_dir=out,
             completion_only_loss=True,
             max_length=ctx["max_length"],
-            per_device_train_batch_size=ctx["batch"],
-            max_steps=ctx["steps"],
-            learning_rate=ctx["lr"],
-            lr_scheduler_type="constant",
-            warmup_steps=0,
-            max_grad_norm=1.0,
-            logging_strategy="no",
-            save_strategy="no",
-            report_to=[],
-            seed=rep,
-            data_seed=rep,
-            dataloader_num_workers=0,
-            bf16=cuda and torch.cuda.is_bf16_supported(),
-            use_cpu=not cuda,
-            disable_tqdm=True,
+            **trainer_kwargs(ctx, rep, out),
         )
         trainer = SFTTrainer(
             model=model,
