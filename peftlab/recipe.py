@@ -395,7 +395,7 @@ PHASES = (setup, start_from, build, probes_before, train, evaluate, probes_after
 
 
 def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
-    from peftlab.environment import git_state, package_versions
+    from peftlab.environment import git_state, lock_digest, package_versions
 
     exp = ws.experiment
     return {
@@ -435,7 +435,7 @@ def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
         "speed": {},
         "time": {"started_at": datetime.now(UTC).isoformat(timespec="seconds")},
         "size": {},
-        "env": {"versions": package_versions(), "git": git_state(), "pid": os.getpid()},
+        "env": {"versions": package_versions(), "lock": lock_digest(), "git": git_state(), "pid": os.getpid()},
     }
 
 
