@@ -69,6 +69,7 @@ def write_report(
         frame = frame[frame["trial.number"].isna()].reset_index(drop=True)
     _warn_mixed_configs(frame, log)
     from peftlab.reporting.comparison import load_outcomes, rank_line_differences
+    from peftlab.reporting.environments import environment_note
 
     outcomes = load_outcomes(results_dirs, records, log)
     summary = summarise(frame, outcomes, reference)
@@ -88,6 +89,7 @@ def write_report(
         f"### {', '.join(experiments)}: test metrics (mean and 95% interval) and costs\n\n"
         f"{summary_markdown(summary, notes=True)}\n\n"
         f"{protocol_note(records)}"
+        f"{environment_note(records)}"
         f"Metrics (accuracy, F1, learning gain, forgetting) are in **bold** only where the leader is significantly "
         f"ahead of the runner-up ({TIED} = tied for best; macro-F1, gain and forgetting by a paired t-test over "
         f"seeds; macro-F1's [interval] is a two-level bootstrap of the confusion counts, ± = 95% t-interval over "

@@ -1,8 +1,9 @@
 """The lock: exactly which releases `make main`, `make test` and CI install.
 
     python scripts/lock.py check      # does requirements/lock.txt still match pyproject.toml? (exit 2 if not)
-    python scripts/lock.py refresh    # re-resolve the newest releases pyproject allows (needs uv); run the
-                                      # canary (`make test-latest`) first and refresh only if it passed
+    make lock                         # = .venv/bin/python scripts/lock.py refresh: re-resolve the newest
+                                      # releases pyproject allows (uv); run the canary (`make test-latest`)
+                                      # first and refresh only if it passed
     python scripts/lock.py hash       # the lock's sha256, as records and the bootstrap stamp carry it
 
 Why hashed requirements files and not `uv.lock`: a requirements file written by
@@ -45,7 +46,7 @@ TORCH_PIN = "torch==2.13.0"
 NOT_LOCKED = ("torch", "triton")
 TOOLS_IN = ("uv", "setuptools>=77", "packaging")
 HEADER_KEY = "# pyproject-sha256: "
-REFRESH = "python scripts/lock.py refresh"
+REFRESH = "make lock"
 
 
 def pyproject_digest(pyproject: Path = ROOT / "pyproject.toml") -> str:
