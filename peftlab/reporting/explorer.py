@@ -116,12 +116,22 @@ def _point(row: Any, axis: dict[str, Any]) -> dict[str, float | None]:
 
 
 def _colors(methods: list[str]) -> dict[str, str]:
-    """The static figures' colour per method (reporting/style.py), as CSS hex."""
+    """The static figures' colour per method (reporting/style.py), as CSS hex; never two methods alike.
+
+    The figures' colour-blind palette has ten colours and tells an eleventh method apart by its
+    marker; here the marker names the experiment, so methods past ten take the darker palette's.
+    """
+    import seaborn as sns
     from matplotlib.colors import to_hex
 
     from peftlab.reporting.style import method_styles
 
-    return {m: to_hex(s["color"]) for m, s in method_styles(methods).items()}
+    colors = {m: to_hex(s["color"]) for m, s in method_styles(methods).items()}
+    distinct = list(dict.fromkeys(sns.color_palette("colorblind").as_hex() + sns.color_palette("dark").as_hex()))
+    for i, method in enumerate(dict.fromkeys(methods)):
+        if i >= 10:
+            colors[method] = distinct[i % len(distinct)]
+    return colors
 
 
 def _record_links(frame: Any, results_dirs: list[Path], out_dir: Path) -> list[str | None]:

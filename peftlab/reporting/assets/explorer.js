@@ -4,6 +4,7 @@
 "use strict";
 
 const D = JSON.parse(document.getElementById("explorer-data").textContent);
+const DASHES = ["dash", "dot", "dashdot", "longdash"];
 const SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "star", "cross", "triangle-down"];
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const state = {
@@ -188,7 +189,17 @@ function renderScatter() {
       hovertemplate: "%{text}<br>" + ax.label + ": %{x}<br>" + ay.label + ": %{y}<extra></extra>",
     });
   }
+  if (D.experiments.length > 1) {
+    // the marker's shape names the experiment: one grey legend entry per shape
+    for (const experiment of D.experiments) {
+      traces.push({
+        type: "scatter", mode: "markers", name: "experiment " + experiment, x: [null], y: [null], hoverinfo: "skip",
+        marker: { color: "#888", size: 10, symbol: symbol(experiment) },
+      });
+    }
+  }
   const fronts = [];
+  const lines = [];
   for (const experiment of D.experiments) {
     const mine = rows.filter((r) => r.experiment === experiment);
     const points = mine.map((r) => ({ x: r.points[ax.key].mean, y: r.points[ay.key].mean, name: r.method }));
@@ -196,12 +207,14 @@ function renderScatter() {
     const front = points.filter((p, i) => best[i]).sort((a, b) => a.x - b.x || a.y - b.y);
     if (!front.length) continue;
     fronts.push({ experiment: experiment, methods: front.map((p) => p.name) });
-    traces.push({
+    const dash = DASHES[D.experiments.indexOf(experiment) % DASHES.length];
+    lines.push({
       type: "scatter", mode: "lines", name: "Pareto front" + (D.experiments.length > 1 ? " (" + experiment + ")" : ""),
       x: front.map((p) => p.x), y: front.map((p) => p.y), hoverinfo: "skip",
-      line: { color: "#666", dash: "dash", width: 1.2, shape: ax.better === "max" ? "vh" : "hv" },
+      line: { color: "#666", dash: dash, width: 1.2, shape: ax.better === "max" ? "vh" : "hv" },
     });
   }
+  traces.unshift(...lines); // first: the fronts are drawn under the markers
   const logx = state.logx === null ? autoLog(rows.map((r) => r.points[ax.key].mean)) : state.logx;
   const logy = state.logy === null ? autoLog(rows.map((r) => r.points[ay.key].mean)) : state.logy;
   document.getElementById("x-log").checked = logx;
@@ -211,10 +224,17 @@ function renderScatter() {
   div.dataset.x = ax.key;
   div.dataset.y = ay.key;
   div.dataset.front = JSON.stringify(fronts);
+  const scale = (log, values) => {
+    // a log axis over several decades: one labelled tick per decade (10k, 100k, 1M), not 2 and 5 between
+    const v = values.filter((x) => x !== null && x > 0);
+    const decades = v.length ? Math.log10(Math.max(...v) / Math.min(...v)) : 0;
+    return log ? (decades >= 2 ? { type: "log", dtick: 1 } : { type: "log" }) : { type: "linear" };
+  };
   Plotly.react(div, traces, {
-    margin: { t: 20, r: 10 }, hovermode: "closest", legend: { orientation: "v" },
-    xaxis: { title: { text: better(ax) }, type: logx ? "log" : "linear", zeroline: false },
-    yaxis: { title: { text: better(ay) }, type: logy ? "log" : "linear", zeroline: false },
+    height: 560, margin: { t: 20, r: 10 }, hovermode: "closest",
+    legend: { orientation: "h", y: -0.18, yanchor: "top" },
+    xaxis: { title: { text: better(ax) }, zeroline: false, ...scale(logx, rows.map((r) => r.points[ax.key].mean)) },
+    yaxis: { title: { text: better(ay) }, zeroline: false, ...scale(logy, rows.map((r) => r.points[ay.key].mean)) },
   }, PLOT_CONFIG);
   document.getElementById("front-note").textContent = fronts.length
     ? "On the front: " + fronts.map((f) => (D.experiments.length > 1 ? f.experiment + ": " : "") + f.methods.join(", ")).join("; ") +
@@ -303,7 +323,8 @@ function buildCurveControls() {
 
 function renderCurve(divId, key) {
   const div = document.getElementById(divId);
-  const runs = D.runs.filter(shown).filter((r) => key && r.curve[key] && r.curve[key].some((v) => v !== null));
+  const runs = D.runs.filter(shown).filter((r) => key && r.curve[key] && r.curve[key].some((v) => v !== null))
+    .sort((a, b) => D.methods.indexOf(a.method) - D.methods.indexOf(b.method)); // the legend in the table's order
   if (!runs.length) {
     Plotly.purge(div);
     div.replaceChildren(el("p", { class: "empty", text: "No " + (key || "curve") + " in the records shown." }));
