@@ -190,7 +190,7 @@ def test_in_chromium_switch_axes_filter_a_method_and_sort(two_experiments, brows
     browser.get(page.resolve().as_uri())
     _wait(browser, "return document.body.dataset.ready === '1'")
     scatter = "document.getElementById('scatter')"
-    names = browser.execute_script(f"return {scatter}.data.filter(t => t.mode === 'markers').map(t => t.name)")
+    names = browser.execute_script(f"return {scatter}.data.filter(t => t.meta === 'method').map(t => t.name)")
     assert set(names) == set(METHODS)
     assert browser.execute_script(f"return {scatter}.layout.xaxis.title.text").startswith("peak RSS (MB)")
     rows = browser.find_elements(By.CSS_SELECTOR, "#summary-table tbody tr")
@@ -220,7 +220,7 @@ def test_in_chromium_switch_axes_filter_a_method_and_sort(two_experiments, brows
     assert methods == set(METHODS) - {"prompt_tuning"}
     for plot in ("scatter", "forest", "train-curves", "val-curves"):
         traces = browser.execute_script(f"return document.getElementById('{plot}').data.map(t => t.name)")
-        assert traces and "prompt_tuning" not in traces, plot
+        assert "lora" in traces and "prompt_tuning" not in traces, plot
     runs = browser.find_elements(By.CSS_SELECTOR, "#runs-table tbody tr")
     assert len(runs) == 2 * 3 * (len(METHODS) - 1)
     assert json.loads(browser.execute_script(f"return {scatter}.dataset.front")) == _front_by_python(

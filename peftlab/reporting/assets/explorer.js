@@ -181,7 +181,7 @@ function renderScatter() {
     const xs = mine.map((r) => r.points[ax.key]);
     const ys = mine.map((r) => r.points[ay.key]);
     traces.push({
-      type: "scatter", mode: "markers", name: method, legendgroup: method,
+      type: "scatter", mode: "markers", name: method, legendgroup: method, meta: "method",
       x: xs.map((v) => v.mean), y: ys.map((v) => v.mean),
       error_x: errorBars(xs), error_y: errorBars(ys),
       marker: { color: color(method), size: 10, symbol: mine.map((r) => symbol(r.experiment)), line: { width: 1, color: "#fff" } },
@@ -193,7 +193,8 @@ function renderScatter() {
     // the marker's shape names the experiment: one grey legend entry per shape
     for (const experiment of D.experiments) {
       traces.push({
-        type: "scatter", mode: "markers", name: "experiment " + experiment, x: [null], y: [null], hoverinfo: "skip",
+        type: "scatter", mode: "markers", name: "experiment " + experiment, meta: "experiment", x: [null], y: [null],
+        hoverinfo: "skip",
         marker: { color: "#888", size: 10, symbol: symbol(experiment) },
       });
     }
