@@ -246,3 +246,26 @@ def test_in_chromium_switch_axes_filter_a_method_and_sort(two_experiments, brows
     assert pixels.shape[0] > 500 and pixels.std() > 0.05  # a drawn page, not a blank one
     severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, severe
+
+
+def test_in_chromium_a_page_with_nothing_to_plot_still_works(tmp_path, browser):
+    """Every run failed: the table shows the failures, the plots say why they are empty, no script error."""
+    from selenium.webdriver.common.by import By
+
+    from peftlab.results import write_record
+    from tests.test_report import synthetic_record
+
+    results = tmp_path / "broken"
+    for label in ("lora", "qlora"):
+        for seed in (0, 1):
+            rec = synthetic_record("broken", label, label, seed, 0.8, 74_498, 900.0, 660.0, 0.29, {}, forgetting=False)
+            rec.update(status="failed", error="RuntimeError: boom", metrics={}, memory={}, speed={}, params={})
+            write_record(results, rec)
+    assert report_main([str(results), "--html"]) == 0
+    browser.get((results / "explorer.html").resolve().as_uri())
+    _wait(browser, "return document.body.dataset.ready === '1'")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#summary-table tbody tr")
+    assert [r.get_attribute("data-method") for r in rows] == ["lora", "qlora"] and "2 failed" in rows[0].text
+    for plot in ("scatter", "forest", "train-curves"):
+        assert browser.find_element(By.CSS_SELECTOR, f"#{plot} .empty").text, plot
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]

@@ -171,8 +171,14 @@ function errorBars(values) {
 }
 
 function renderScatter() {
+  const div = document.getElementById("scatter");
   const ax = axis(state.x);
   const ay = axis(state.y);
+  if (!ax || !ay) {
+    div.replaceChildren(el("p", { class: "empty", text: "No metric to plot: no finished run has a number." }));
+    return;
+  }
+  if (!div.data) div.replaceChildren();
   const rows = D.table.rows.filter(shown).filter((r) => r.points[ax.key].mean !== null && r.points[ay.key].mean !== null);
   const traces = [];
   for (const method of D.methods) {
@@ -221,7 +227,6 @@ function renderScatter() {
   document.getElementById("x-log").checked = logx;
   document.getElementById("y-log").checked = logy;
   const better = (a) => a.label + (a.better === "max" ? " (higher is better)" : " (lower is better)");
-  const div = document.getElementById("scatter");
   div.dataset.x = ax.key;
   div.dataset.y = ay.key;
   div.dataset.front = JSON.stringify(fronts);
