@@ -25,7 +25,7 @@ if ! "$py" -c "import torch" 2>/dev/null; then
   "$py" -m pip install -q --disable-pip-version-check "$TORCH_SPEC" 2>&1 | grep -v "^WARNING: Location" || true
 fi
 echo "bootstrap: installing peftlab and its dependencies"
-"$py" -m pip install -q --disable-pip-version-check -e ".[dev,gguf,trl]" 2>&1 | grep -v "^WARNING: Location" || true
+"$py" -m pip install -q --disable-pip-version-check -e ".[dev,gguf,trl,explorer]" 2>&1 | grep -v "^WARNING: Location" || true
 "$py" -m peftlab.assets install 2>&1 | grep -v "^WARNING: Location" || true
 "$py" -c "import peftlab, torch, transformers, peft" || { echo "bootstrap: install failed" >&2; exit 1; }
 "$py" -m peftlab.assets list
