@@ -137,10 +137,18 @@ def _chrome():
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (pip install selenium)")
     from selenium.webdriver.chrome.service import Service
 
-    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    driver_path = shutil.which("chromedriver")
-    if browser is None or driver_path is None:
-        pytest.skip("chromium/chromedriver not installed (apt-get install -y chromium chromium-driver)")
+    def found() -> tuple[str | None, str | None]:
+        browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+        return browser, shutil.which("chromedriver")
+
+    browser, driver_path = found()
+    if browser is None or driver_path is None:  # a fresh CI machine: install Debian's, as root
+        from apt_install import apt_install
+
+        why = apt_install(["chromium", "chromium-driver"], lambda: None not in found())
+        browser, driver_path = found()
+        if browser is None or driver_path is None:
+            pytest.skip(f"chromium/chromedriver not installed and not installable here: {why}")
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
