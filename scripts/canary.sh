@@ -28,7 +28,7 @@ print("  " + ", ".join(f"{k} {v}" for k, v in package_versions().items() if v an
 PY
 status=0
 "$py" -m pytest -m "not slow" -q -p no:cacheprovider || status=$?
-echo "canary: held back by pyproject.toml (newest release not allowed):"
+echo "canary: held back (the newest release is outside pyproject.toml's range or a dependency's own):"
 held=$("$VENV/bin/uv" pip list --python "$py" --outdated --format json 2>/dev/null | "$py" -c "
 import json, sys
 for p in json.load(sys.stdin):
