@@ -260,3 +260,14 @@ def test_the_builtin_ratings_are_the_classification_builtins_rows_with_their_mea
     assert "Hutto" in ratings.citation
     with pytest.raises(Exception, match="regression dataset"):
         load_classification_data("builtin:rotten_tomatoes_ratings")  # classes asked of numeric targets
+
+
+def test_a_metric_the_task_does_not_offer_exits_2_and_leaves_nothing(tmp_path, tiny_bert, capsys):
+    (tmp_path / "ratings").mkdir()
+    data = _ratings(tmp_path / "ratings", {"train": 32, "validation": 8, "test": 8})
+    exp = _experiment(tmp_path, tiny_bert, "regression", f"  source: {data}\n  text_column: sentence\n")
+    exp.write_text(exp.read_text() + "search:\n  trials: 2\n  objectives: [val_f1_macro]\n")
+    assert main([str(exp)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "offers no metric 'f1_macro'" in err[0]
+    assert not (tmp_path / "results" / "t").exists()
