@@ -287,6 +287,8 @@ def train(run: Run) -> None:
             progress=bar,
             report=run.report,
             ranks=run.ranks,
+            curve_metrics=ws.spec.curve_metrics(),  # the task's declared metrics (peftlab/task_specs)
+            primary=ws.spec.primary,
         )
         run.meter.stop("train")
     except Pruned as err:  # keep what was measured before the pruner stopped it

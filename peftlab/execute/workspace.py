@@ -36,6 +36,13 @@ class Workspace:
             self.task = get_task(self.experiment.task)
 
     @property
+    def spec(self) -> Any:
+        """The task's declaration (peftlab/task_specs): its metrics, the primary one, its outputs."""
+        from peftlab.task_specs import get_task_spec
+
+        return get_task_spec(self.experiment.task)
+
+    @property
     def pad_id(self) -> int:
         return int(self.tokenizer.pad_token_id)
 
@@ -59,10 +66,7 @@ def prepare_workspace(experiment: Experiment) -> Workspace:
     check_max_length(experiment, source.location)
     task = get_task(experiment.task)
     data, splits = task.prepare_data(experiment, tokenizer, _data_base_dir(experiment))
-    from peftlab.metrics import load_metric
-
-    for name in ("accuracy", "f1"):  # loaded once here, inherited by every forked run
-        load_metric(name)
+    task.preload()  # metric modules loaded once here, inherited by every forked run
     stage = None
     if experiment.init_from is not None:
         from peftlab.stages import InitFromStage
