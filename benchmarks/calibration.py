@@ -1,13 +1,15 @@
 """Calibration grid of the statistics (issue 23): coverage and type-I error of both questions, before and after.
 
-    python benchmarks/calibration.py [--replicates 1000] [--old-replicates 500] [--out calibration.md]
+    python benchmarks/calibration.py [--replicates 1000] [--old-replicates 500]
+                                     [--out results/calibration/calibration.md]
                                      [--seeds 1 2 3 5 10] [--n 200 1000] [--skip-old]
 
 Simulates crossed seed × example outcomes with known truth (peftlab/calibration.py) over
 S ∈ {1, 2, 3, 5, 10}, n ∈ {200, 1000}, seed sd ∈ {0, 0.01, 0.02}, with and without a method ×
 example interaction, and scores the crossed engine (peftlab/crossed.py) and, for the "before"
 table, the old nested engine (peftlab/stats.py) on the same draws. Writes one Markdown file with
-both tables (pasted, as generated, into docs/statistics.md) and prints how long it took.
+both tables and prints how long it took; `python scripts/update_readme.py calibration` pastes it,
+as generated, into docs/statistics.md.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from peftlab import calibration  # noqa: E402
+from peftlab import calibration
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(calibration.GRID_SEEDS))
     parser.add_argument("--n", type=int, nargs="+", default=list(calibration.GRID_N))
     parser.add_argument("--skip-old", action="store_true")
-    parser.add_argument("--out", type=Path, default=Path("calibration.md"))
+    parser.add_argument("--out", type=Path, default=Path("results/calibration/calibration.md"))
     args = parser.parse_args(argv)
     cells = list(calibration.grid(seeds=args.seeds, n=args.n))
     started = time.perf_counter()
@@ -39,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     passed = sum(calibration.within_target(r) for r in new)
     parts = [
         calibration.markdown(new, "After: crossed engine (peftlab/crossed.py)"),
-        f"\nCells with every estimable number inside the targets: {passed} of {len(new)} "
-        f"({took_new:.0f} s wall).",
+        f"\nCells with every estimable number inside the targets: {passed} of {len(new)} ({took_new:.0f} s wall).",
     ]
     if not args.skip_old:
         started = time.perf_counter()
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             f"\nCells with every number inside the targets: {passed_old} of {len(old)} ({took_old:.0f} s wall).",
         ]
     text = "\n".join(parts) + "\n"
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)
     print(f"wrote {args.out}")

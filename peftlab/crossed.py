@@ -447,7 +447,7 @@ class Result:
         return float(math.ceil(per_n / room))
 
 
-def _DF_INFLATE(d: int) -> float:  # noqa: N802
+def _DF_INFLATE(d: int) -> float:
     return 1.0
 
 

@@ -245,7 +245,7 @@ def add_statistics(
         return summary
     summary = summary.copy()
     numbers = ["test_accuracy_low", "test_accuracy_high", "test_f1_macro_low", "test_f1_macro_high",
-               "vs_ref_seeds_to_resolve", "vs_ref_examples_to_resolve"]  # fmt: skip
+               "vs_ref_seeds_to_resolve", "vs_ref_examples_to_resolve", "vs_ref_n"]  # fmt: skip
     numbers += [f"test_{m}_{q}_{end}" for m in ("accuracy", "f1_macro") for q in "ab" for end in ("low", "high")]
     numbers += [f"vs_ref_{part}" for part in HEADLINE] + [f"vs_ref_{q}_{p}" for q in "ab" for p in HEADLINE]
     numbers += [f"{c}_{end}" for c in COST_SOURCES for end in ("low", "high")]
@@ -340,7 +340,7 @@ def _reference_comparisons(summary: Any, rows: Any, labels: list[str], exp: _Exp
         summary.loc[row, [f"vs_ref_{part}" for part in HEADLINE]] = [
             summary.loc[row, f"vs_ref_{q}_{part}"] for part in HEADLINE
         ]
-        summary.loc[row, ["vs_ref_question", "vs_ref_test"]] = [q, crossed.QUESTION[q]]
+        summary.loc[row, ["vs_ref_question", "vs_ref_test", "vs_ref_n"]] = [q, crossed.QUESTION[q], r.n]
         if q == crossed.RECIPE:
             summary.loc[row, "vs_ref_seeds_to_resolve"] = r.seeds_to_resolve()
         summary.loc[row, "vs_ref_examples_to_resolve"] = r.examples_to_resolve(q)

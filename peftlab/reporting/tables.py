@@ -561,6 +561,17 @@ def stats_macros(part: Any) -> dict[str, str]:
     kinds = [k for k in dict.fromkeys(part.get("test_accuracy_interval", [])) if isinstance(k, str)]
     if kinds:
         out["IntervalMethod"] = escape("; ".join(kinds))
+    mdd = part["vs_ref_mdd"].dropna() if "vs_ref_mdd" in part.columns else []
+    if len(mdd):  # each comparison has its own MDD: the paper quotes their range and the question
+        low, high = _fixed(3)(float(mdd.min())), _fixed(3)(float(mdd.max()))
+        asked = [q for q in dict.fromkeys(part.loc[mdd.index, "vs_ref_question"]) if isinstance(q, str)]
+        out["MDD"] = (low if low == high else f"{low}--{high}") + f" (question {', '.join(asked)})"
+        n = part["vs_ref_n"].dropna() if "vs_ref_n" in part.columns else []
+        if len(n):
+            out["MDDExamples"] = _latex_number(_thousands(float(n.min())))
+        ref_rows = part[part["method"] == part["reference"]]
+        if len(ref_rows):
+            out["MDDSeeds"] = str(int(ref_rows["runs_ok"].iloc[0]))
     notes = footnote_numbers(part)
     if notes:
         rows = [part.iloc[i] for i in notes]
