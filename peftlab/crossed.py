@@ -435,11 +435,17 @@ class Result:
 
     def examples_to_resolve(self, question: str, alpha: float = ALPHA, power: float = POWER) -> float:
         """Test examples at which `question` would detect the observed Δ with today's seeds; inf if seeds limit."""
-        if self.components is None or self.estimate == 0 or not math.isfinite(self.estimate):
+        if self.estimate == 0 or not math.isfinite(self.estimate):
             return math.nan
         z = _quantile(1 - alpha / 2, math.inf) + _quantile(power, math.inf)
+        if question == MODELS:  # V_a scales as 1/n whatever the seeds: n' = n·(z·se / Δ)²
+            if not math.isfinite(self.a.se):
+                return math.nan
+            return float(math.ceil(self.n * (z * self.a.se / abs(self.estimate)) ** 2))
         c = self.components
-        seed_part = sum(a / S for S, a in zip(c.seeds, c.seed_var, strict=True)) if question == RECIPE else 0.0
+        if c is None:
+            return math.nan
+        seed_part = sum(a / S for S, a in zip(c.seeds, c.seed_var, strict=True))
         per_n = (c.example + sum(i / S for S, i in zip(c.seeds, c.interaction, strict=True))) * c.n
         room = (abs(self.estimate) / z) ** 2 - seed_part
         if room <= 0:
@@ -447,8 +453,25 @@ class Result:
         return float(math.ceil(per_n / room))
 
 
-def _DF_INFLATE(d: int) -> float:
-    return 1.0
+def _satterthwaite(seed_terms: list[tuple[float, int]], example: float, n: int) -> float:
+    """Satterthwaite df of Σ s²_m/S_m (df S_m − 1 each) + Ê (df n − 1), with the seed terms median-unbiased.
+
+    A variance estimated from 1–2 df falls below its mean more often than not, and the plain
+    Satterthwaite df rises exactly when it does (a small s² makes the examples look dominant): at two
+    seeds that interval covered 0.92 and rejected 7% of true nulls in the calibration. So the seed
+    terms enter the df at their median-unbiased size, × d/χ²_d(0.5) with d the seeds' own Welch df
+    (× 2.2 at d = 1, × 1.4 at d = 2, → 1 as seeds grow), and df never falls below d itself.
+    """
+    from scipy.special import chdtri
+
+    seeds = sum(t for t, _ in seed_terms)
+    if seeds <= 0:
+        return math.inf if example > 0 else float(sum(d for _, d in seed_terms))
+    d = seeds**2 / sum(t * t / dd for t, dd in seed_terms)
+    k = d / float(chdtri(d, 0.5))  # the median of χ²_d
+    total = seeds + example
+    df = total**2 / (sum((k * t) ** 2 / dd for t, dd in seed_terms) + example**2 / max(n - 1, 1))
+    return max(df, d)
 
 
 def _recipe(
@@ -461,15 +484,13 @@ def _recipe(
     for values, _ in parts:
         S = values.runs.S
         s2 = float(values.observed.var(ddof=1))
-        v_a = values.a_var()
-        i_m = max(values.within() - v_a, 0.0) / (S - 1)  # σ̂²_ε,m/(n S)
+        i_m = max(values.within() - values.a_var(), 0.0) / (S - 1)  # σ̂²_ε,m/(n S)
         seed_terms.append((s2 / S, S - 1))
         interaction.append(i_m * S)
         seed_var.append(max(s2 - i_m * S, 0.0))
     example = max(v_ex - sum(i / v.runs.S for i, (v, _) in zip(interaction, parts, strict=True)), 0.0)
     var = sum(t for t, _ in seed_terms) + example
-    denominator = sum((t * _DF_INFLATE(d)) ** 2 / d for t, d in seed_terms) + example * example / max(n - 1, 1)
-    df = var * var / denominator if denominator > 0 else math.inf
+    df = _satterthwaite(seed_terms, example, n)
     answer = _answer(RECIPE, estimate, var, df, bounds, level, test)
     components = Components(n, tuple(v.runs.S for v, _ in parts), tuple(seed_var), tuple(interaction), example)
     return answer, components
