@@ -19,8 +19,9 @@ on example ids) and a metric, and answers:
   each seed's own example-bootstrap variance). For a difference of two methods the seed terms of
   both methods add (their seeds are independent runs; a shared seed number only makes this
   conservative) and Ê comes from the joint example bootstrap. Reference: t with Satterthwaite
-  (1946) degrees of freedom, S − 1 for each seed term and n − 1 for the example term, so two seeds
-  give honest, wide intervals. One seed: **not estimable** (no width is invented).
+  (1946) degrees of freedom, S − 1 for each seed term (taken at its median-unbiased size, see
+  `_satterthwaite`) and n − 1 for the example term, so two seeds give honest, wide intervals.
+  One seed: **not estimable** (no width is invented).
 
 The calibration suite (peftlab/calibration.py, benchmarks/calibration.py) checks coverage and type-I
 error of both questions on simulated crossed outcomes with known truth; docs/statistics.md has the
