@@ -1,7 +1,12 @@
-"""Statistics every table, figure and paper sentence uses: intervals, paired comparisons, "best", power.
+"""The OLD nested engine: kept for records without predictions and as the calibration's "before".
 
-The method is written down in docs/statistics.md. In short, for accuracy-like metrics (a mean of
-per-example 0/1 outcomes):
+Issue 23: seeds and test examples are crossed (every seed scores the same examples), but this
+engine resamples each seed's examples independently, as if nested; its intervals are too narrow
+whenever seeds matter. Tables, figures and the paper now use peftlab/crossed.py, which answers two
+labelled questions; this module remains for records without predictions files (labelled
+"nested (no predictions)") and for benchmarks/calibration.py's before/after table. `best_marks`
+follows the intersection–union rule of crossed.best_marks. What follows describes the old method,
+for accuracy-like metrics (a mean of per-example 0/1 outcomes):
 
 - **Interval of a method** — a two-level bootstrap: resample the seeds, then the test examples
   within each drawn seed. Resampling n examples of a seed whose accuracy is p gives a count
@@ -15,8 +20,8 @@ per-example 0/1 outcomes):
   (X₊, X₋, X₀) ~ Multinomial(n, p₊, p₋, p₀) — exact, vectorised, fast. p-value: the two-sided
   bootstrap test of Efron & Tibshirani (1993, §16.4): how often the centred bootstrap difference
   is at least as far from 0 as the observed one. Holm (1979) corrects across the methods.
-- **Best** — the leader is marked best only when its paired test against the runner-up says
-  p < α; otherwise every method not significantly below the leader is marked tied.
+- **Best** — the leader is marked best only when its paired test against EVERY other method says
+  p < α (intersection–union); otherwise every method not significantly below the leader is tied.
 - **Minimum detectable difference** — (z₁₋α/₂ + z_power) × the standard error of a paired
   difference built from n, the number of seeds, the discordance rate and the between-seed spread.
 
@@ -342,10 +347,10 @@ class BestMarks:
 
 
 def best_marks(points: dict[str, float], test: object, *, maximise: bool = True, alpha: float = ALPHA) -> BestMarks:
-    """`best` only when the leader beats the runner-up by a paired test at `alpha`; else the tied set.
+    """`best` only when the leader beats EVERY other method by a paired test at `alpha`; else the tied set.
 
-    `test(a, b)` returns a Comparison of a − b (or None when they cannot be compared); the tied set
-    is the leader and every method whose test against the leader is not significant.
+    `test(a, b)` returns a Comparison of a − b (or None when they cannot be compared). The old rule
+    (leader vs runner-up only, both picked from the data) is gone: see crossed.best_marks.
     """
     ranked = sorted(((v, k) for k, v in points.items() if v is not None and math.isfinite(v)), reverse=maximise)
     if not ranked:
@@ -354,21 +359,17 @@ def best_marks(points: dict[str, float], test: object, *, maximise: bool = True,
     if len(ranked) == 1:
         return BestMarks(best=(leader,), leader=leader)
     runner_up = ranked[1][1]
-    first = test(leader, runner_up)  # type: ignore[operator]
-    if first is not None and math.isfinite(first.p) and first.p < alpha:
-        return BestMarks(best=(leader,), leader=leader, runner_up=runner_up, p=first.p, kind=first.kind)
-    tied = [leader]
+    tied, first = [leader], None
     for _, label in ranked[1:]:
-        result = first if label == runner_up else test(leader, label)  # type: ignore[operator]
+        result = test(leader, label)  # type: ignore[operator]
+        first = result if label == runner_up else first
         if result is None or not math.isfinite(result.p) or result.p >= alpha:
             tied.append(label)
-    return BestMarks(
-        tied=tuple(tied),
-        leader=leader,
-        runner_up=runner_up,
-        p=first.p if first is not None else math.nan,
-        kind=first.kind if first is not None else "no test possible",
-    )
+    p = first.p if first is not None else math.nan
+    kind = first.kind if first is not None else "no test possible"
+    if len(tied) == 1:
+        return BestMarks(best=(leader,), leader=leader, runner_up=runner_up, p=p, kind=kind)
+    return BestMarks(tied=tuple(tied), leader=leader, runner_up=runner_up, p=p, kind=kind)
 
 
 # ---------------------------------------------------------------- power

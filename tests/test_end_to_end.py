@@ -47,7 +47,7 @@ def test_experiment_writes_records_summary_and_figures_then_skips(experiment_fil
         assert sorted(test.gold) == sorted(i % 2 for i in range(48))  # the fixture's labels (split shuffled by hash)
         ids.add(tuple(test.ids))
     assert len(ids) == 1 and len(set(next(iter(ids)))) == 48  # the same 48 distinct ids in every method and seed
-    assert "paired two-level bootstrap" in (results / "summary.md").read_text()
+    assert "(a) these trained models" in (results / "summary.md").read_text()  # the questions are named
     summary = (results / "summary.csv").read_text()
     assert summary.splitlines()[0].startswith("method,") and len(summary.strip().splitlines()) == 4
     assert "test acc" in (results / "summary.md").read_text()

@@ -370,9 +370,20 @@ def test_a_row_that_trains_nothing_wins_no_cost_column(tmp_path):
 
 
 def records_with_predictions(
-    results_dir: Path, accs: dict[str, float], seeds=(0, 1, 2), n: int = 600, hypers: dict[str, dict] | None = None
+    results_dir: Path,
+    accs: dict[str, float],
+    seeds=(0, 1, 2),
+    n: int = 600,
+    hypers: dict[str, dict] | None = None,
+    *,
+    config: dict | None = None,
+    text_answers: bool = False,
 ) -> Path:
-    """Synthetic records whose per-example predictions share a difficulty (as real methods' errors do)."""
+    """Synthetic records whose per-example predictions share a difficulty (as real methods' errors do).
+
+    `config`: merged into every record's config (e.g. a `report` block); `text_answers`: gold and
+    predictions as strings, as task sft writes them (no label ids: no macro-F1 or MCC).
+    """
     import numpy as np
 
     from peftlab.predictions import example_ids, write_predictions
@@ -388,10 +399,14 @@ def records_with_predictions(
             rec = synthetic_record(
                 results_dir.name, label, method, seed, acc, trainable, peak, tps, saved, hyper, forgetting=False
             )
+            rec["config"].update(config or {})
             correct = (hardness + rng.normal(0, 0.05, n)) < acc
             rec["metrics"]["test"].update({"accuracy": float(correct.mean()), "n": n})
             prediction = [g if c else 1 - g for g, c in zip(gold, correct, strict=True)]
-            block = {"id": ids, "gold": gold, "prediction": prediction, "correct": correct.tolist()}
+            answers = [f"answer {g}" for g in gold] if text_answers else gold
+            if text_answers:
+                prediction = [f"answer {p}" for p in prediction]
+            block = {"id": ids, "gold": answers, "prediction": prediction, "correct": correct.tolist()}
             rec["predictions"] = write_predictions(results_dir, rec["run_id"], {"test": block})
             write_record(results_dir, rec)
     return results_dir
@@ -435,7 +450,7 @@ def test_a_method_whose_runs_all_failed_is_a_row_with_its_error_footnote(tmp_pat
     assert missing_methods(summary) == ["qlora (2 failed)"]  # named above the method figures
 
 
-def test_bold_only_when_the_leader_is_significantly_ahead_of_the_runner_up(tmp_path):
+def test_bold_only_when_the_leader_is_significantly_ahead_of_every_other_method(tmp_path):
     tied = records_with_predictions(tmp_path / "tied", {"full": 0.850, "lora": 0.848, "prompt_tuning": 0.70})
     write_report([tied], tmp_path / "out_tied")
     md = (tmp_path / "out_tied" / "summary.md").read_text()
@@ -452,9 +467,18 @@ def test_bold_only_when_the_leader_is_significantly_ahead_of_the_runner_up(tmp_p
     md = (tmp_path / "out_clear" / "summary.md").read_text()
     header, rows = _md_rows(md)
     assert rows["full"][acc].startswith("**") and not rows["lora"][acc].startswith("**")
-    assert "paired two-level bootstrap" in md and "Minimum detectable difference" in md
-    assert rows["lora"][header.index("seeds agree")] == "3/3"
-    assert "significantly ahead of the runner-up \\texttt{lora}" in (tmp_path / "out_clear" / "macros.tex").read_text()
+    assert "(b) this training recipe" in md and "minimum detectable difference" in md
+    assert "seeds agree" not in header  # dropped (issue 23): the (b) test answers what it pretended to
+    assert rows["lora"][header.index("question")] == "recipe (b)"
+    assert (
+        rows["lora"][header.index("p (b, Holm)")] == "< 0.001"
+        and rows["lora"][header.index("to resolve Δ")] == "resolved"
+    )
+    assert rows["lora"][header.index("MDD")].endswith("(b)")
+    assert "Δ acc vs full, these models (a) [95% CI]" in header
+    macros = (tmp_path / "out_clear" / "macros.tex").read_text()
+    assert "significantly ahead of every other variant, the runner-up \\texttt{lora}" in macros
+    assert "this training recipe" in macros
     assert (tmp_path / "out_clear" / "figures" / "paired_differences.png").stat().st_size > 5000
 
 
@@ -462,7 +486,7 @@ def test_reference_comes_from_the_records_or_the_cli_and_an_unknown_one_is_a_one
     results = records_with_predictions(tmp_path / "bert_cls", {"full": 0.86, "lora": 0.84}, seeds=(0,))
     assert report_main([str(results), "--reference", "lora"]) == 0
     header, _ = _md_rows((results / "summary.md").read_text())
-    assert "Δ acc vs lora (95% CI)" in header
+    assert "Δ acc vs lora, these models (a) [95% CI]" in header
     capsys.readouterr()
     (results / "summary.md").unlink()
     assert report_main([str(results), "--reference", "nope"]) == 2
@@ -474,12 +498,12 @@ def test_reference_comes_from_the_records_or_the_cli_and_an_unknown_one_is_a_one
 def test_records_without_predictions_or_with_altered_ones_fall_back_labelled(tmp_path, capsys):
     old = make_records(tmp_path / "old", sweep=False, forgetting=False, seeds=(0, 1))
     write_report([old], tmp_path / "out_old")
-    assert "unpaired two-level bootstrap (no predictions)" in (tmp_path / "out_old" / "summary.md").read_text()
+    assert "nested two-level bootstrap (no predictions" in (tmp_path / "out_old" / "summary.md").read_text()
     results = records_with_predictions(tmp_path / "bert_cls", {"full": 0.86, "lora": 0.84}, seeds=(0,))
     next((results / "runs").glob("lora*.predictions.jsonl.gz")).write_bytes(b"not gzip")
     write_report([results], tmp_path / "out")
     assert "sha256 differs" in capsys.readouterr().out
-    assert "unpaired two-level bootstrap (no predictions)" in (tmp_path / "out" / "summary.md").read_text()
+    assert "nested two-level bootstrap (no predictions" in (tmp_path / "out" / "summary.md").read_text()
 
 
 def test_a_rank_table_pairs_each_rank_with_its_own_lines_reference_rank(tmp_path):
@@ -495,6 +519,86 @@ def test_a_rank_table_pairs_each_rank_with_its_own_lines_reference_rank(tmp_path
     assert sweep.loc["lora-q[r=1]", "vs_line_p_holm"] > 0.05
     assert sweep.loc["lora-qv[r=1]", "vs_line_diff"] == pytest.approx(-0.13, abs=0.03)
     assert sweep.loc["lora-qv[r=1]", "vs_line_p_holm"] < 0.01
-    assert sweep.loc["lora-qv[r=1]", "vs_line_seeds_agree"] == "3/3"
+    assert sweep.loc["lora-qv[r=1]", "vs_line_question"] == "b"  # three seeds: the recipe question
     md = (tmp_path / "out" / "rank_sweep.md").read_text()
     assert "the same line at r = 8" in md and md.count("(line reference)") == 2
+
+
+# ---------------------------------------------------------------- statistics (issue 23)
+
+
+def test_one_seed_answers_these_models_and_says_the_recipe_question_is_not_estimable(tmp_path):
+    results = records_with_predictions(tmp_path / "one", {"full": 0.86, "lora": 0.80}, seeds=(0,))
+    write_report([results], tmp_path / "out")
+    md = (tmp_path / "out" / "summary.md").read_text()
+    header, rows = _md_rows(md)
+    lora = rows["lora"]
+    assert lora[header.index("question")] == "these models (a); (b) n.e.: 1 seed"
+    assert lora[header.index("Δ acc vs full, recipe (b) [95% CI]")] == "not estimable (one seed)"
+    assert lora[header.index("p (b, Holm)")] == ""
+    assert lora[header.index("Δ acc vs full, these models (a) [95% CI]")].startswith("-0.0")
+    assert lora[header.index("MDD")].endswith("(a)")
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("method")
+    assert pd.isna(summary.loc["lora", "vs_ref_b_low"]) and summary.loc["lora", "vs_ref_question"] == "a"
+    # a sampled cost is never bold at one seed: there is no seed noise to be beyond
+    assert not any(r[header.index("peak RSS (MB)")].startswith("**") for r in rows.values())
+    assert "(a) these trained models" in md
+
+
+def test_costs_have_intervals_over_seeds_and_bold_only_beyond_seed_noise(tmp_path):
+    results = records_with_predictions(tmp_path / "costs", {"full": 0.86, "lora": 0.84, "qlora": 0.83})
+    write_report([results], tmp_path / "out")
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("method")
+    assert (summary["peak_memory_mb_low"] < summary["peak_memory_mb"]).all()
+    assert summary.loc["qlora", "peak_memory_mb_mark"] == "best"  # 900 MB vs 1,120 and 1,300, noise ±5 MB
+    header, rows = _md_rows((tmp_path / "out" / "summary.md").read_text())
+    assert (
+        rows["qlora"][header.index("peak RSS (MB)")].startswith("**")
+        and " [" in rows["qlora"][header.index("peak RSS (MB)")]
+    )
+
+
+def test_macro_f1_is_tested_by_the_engine_not_a_t_test_over_seeds(tmp_path):
+    results = records_with_predictions(tmp_path / "f1", {"full": 0.90, "lora": 0.84, "prompt_tuning": 0.70})
+    write_report([results], tmp_path / "out", metric="f1_macro")
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv").set_index("method")
+    assert summary.loc["prompt_tuning", "test_f1_macro_mark"] not in ("best", "tied")  # was "tied" with t over 2 seeds
+    assert summary.loc["full", "test_f1_macro_mark"] == "best"
+    assert summary.loc["lora", "vs_ref_metric"] == "f1_macro" and summary.loc["lora", "vs_ref_b_high"] < 0
+    assert summary.loc["full", "test_f1_macro_question"] == "b"
+    header, _ = _md_rows((tmp_path / "out" / "summary.md").read_text())
+    assert "Δ macro-F1 vs full, recipe (b) [95% CI]" in header
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("yaml-reference", "report.reference 'nope' of experiment"),
+        ("no-predictions", "statistics on f1_macro need the runs' predictions files"),
+        ("unknown-metric", "report metric 'bleu' is not one the statistics know; allowed: accuracy, f1_macro, mcc"),
+        ("not-produced", "report metric 'mcc' is not produced by"),
+    ],
+)
+def test_bad_statistics_requests_are_one_line_errors_that_write_nothing(tmp_path, capsys, case, expected):
+    args: list[str] = []
+    if case == "yaml-reference":
+        results = records_with_predictions(
+            tmp_path / "exp", {"full": 0.86, "lora": 0.84}, seeds=(0,), config={"report": {"reference": "nope"}}
+        )
+    elif case == "no-predictions":
+        results = make_records(tmp_path / "exp", sweep=False, forgetting=False, seeds=(0, 1))
+        args = ["--metric", "f1_macro"]
+    elif case == "unknown-metric":
+        results = records_with_predictions(tmp_path / "exp", {"full": 0.86, "lora": 0.84}, seeds=(0,))
+        args = ["--metric", "bleu"]
+    else:
+        results = records_with_predictions(
+            tmp_path / "exp", {"full": 0.86, "lora": 0.84}, seeds=(0,), text_answers=True
+        )
+        args = ["--metric", "mcc"]
+    before = sorted(p.name for p in results.iterdir())
+    capsys.readouterr()
+    assert report_main([str(results), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err
+    assert sorted(p.name for p in results.iterdir()) == before  # nothing written

@@ -1,17 +1,28 @@
-"""The summary's statistics columns: accuracy intervals, paired differences against the reference, marks, power.
+"""The summary's statistics columns: crossed intervals, paired differences vs the reference, marks, power.
 
-`add_statistics` takes the per-method summary (one row per experiment × label), the flattened
-records and the runs' per-example test outcomes, and adds, per row:
+Seeds and test examples are crossed (every seed scores the same examples), so the statistics come
+from peftlab/crossed.py and answer two labelled questions (docs/statistics.md):
 
-- `test_accuracy_low/high` (+ `test_accuracy_interval`, how it was computed): the two-level
-  bootstrap interval (peftlab/stats.py); `test_accuracy_ci95` becomes its larger half-width;
-- `reference`, `vs_ref_diff/low/high`, `vs_ref_p`, `vs_ref_p_holm`, `vs_ref_seeds_agree`,
-  `vs_ref_test`: the comparison against the experiment's reference method;
-- `<metric>_mark`: "best" (significantly ahead of the runner-up), "tied" or empty;
-- `mdd`, `mdd_n`, `mdd_seeds`: the experiment's minimum detectable difference in accuracy.
+- (a) *these trained models*: test examples random, checkpoints fixed;
+- (b) *this training recipe*: seeds and test examples both random; not estimable at one seed.
 
-Records without predictions still get intervals (they need only accuracy and n per seed) and an
-unpaired comparison labelled as such; nothing here raises on old records.
+The headline columns answer (b) where it is estimable, else (a), and say which (`*_question`).
+`add_statistics` adds, per row of the per-method summary:
+
+- `test_accuracy_low/high` (+ `test_accuracy_question`, `test_accuracy_interval`): the headline
+  interval; `test_accuracy_{a,b}_low/high` both questions'; `test_accuracy_ci95` the larger half;
+- `test_f1_macro_low/high` likewise, from the engine's macro-F1 (no t-test over seeds);
+- `reference`, `vs_ref_metric`, `vs_ref_{a,b}_{diff,low,high,p,p_holm,mdd}` and the headline
+  `vs_ref_diff/low/high/p/p_holm/mdd/question`: the comparison against the experiment's reference,
+  Holm-adjusted over the declared family (every method vs the reference, one metric, one question);
+  `vs_ref_seeds_to_resolve`, `vs_ref_examples_to_resolve`: what would resolve the observed Δ;
+- `<metric>_mark`: "best" (significantly ahead of EVERY other method: intersection–union) or "tied";
+- costs (`peak_memory_mb`, `train_tokens_per_s`): an interval over seeds and a mark only where the
+  difference is beyond seed noise.
+
+Records without predictions still get an interval and a comparison, both from the old nested
+bootstrap (peftlab/stats.py) and labelled as such; asking for a metric's statistics explicitly
+(`metric=`) on runs without predictions, or for a metric the task does not produce, is a UserError.
 """
 
 from __future__ import annotations
@@ -23,14 +34,20 @@ from typing import Any
 
 import numpy as np
 
-from peftlab import stats
+from peftlab import crossed, stats
 from peftlab.errors import UserError
 
 METRIC_SOURCES = {  # summary metric name -> flattened record column (seed-level tests for the marks)
-    "test_f1_macro": "metrics.test.f1_macro",
     "val_accuracy": "metrics.validation.accuracy",
     "learning_gain": "learning.gain",
 }
+COST_SOURCES = {  # sampled costs: they vary with the seed and the machine's load
+    "peak_memory_mb": ("memory.peak_mb", False),
+    "train_tokens_per_s": ("speed.train_tokens_per_s", True),
+}
+METRICS = ("accuracy", "f1_macro", "mcc")  # what `metric=` may name (per-example outputs needed)
+NESTED = "nested two-level bootstrap (no predictions: seeds × examples cannot be crossed; approximate)"
+SEEDS_ONLY = "(b) seeds only: Welch t-test over per-seed values"
 
 
 def load_outcomes(results_dirs: Iterable[Path], records: list[dict[str, Any]], log: Callable[[str], None] = print):
@@ -68,16 +85,6 @@ def _label_ids(values: Any) -> Any:
     return np.asarray(values, dtype=np.int64)
 
 
-def _f1_interval(summary: Any, row: Any, r: Any, group: Any, key: str) -> None:
-    """Macro-F1's bootstrap interval from the predictions, when every ok run has label-id predictions."""
-    labels = _column(group, "data.num_labels").dropna()
-    if not r.complete or labels.empty or any(o.gold is None or o.prediction is None for o in r.outcomes):
-        return
-    interval = stats.macro_f1_interval([(o.gold, o.prediction) for o in r.outcomes], int(labels.max()), key=key)
-    summary.loc[row, ["test_f1_macro_low", "test_f1_macro_high"]] = [interval.low, interval.high]
-    summary.loc[row, "test_f1_macro_ci95"] = interval.half
-
-
 def choose_reference(labels: list[str], wanted: str | None) -> str:
     """`wanted` when given (a one-line error if no such method), else `full` when present, else the first."""
     if wanted is not None:
@@ -97,7 +104,8 @@ def _column(frame: Any, name: str) -> Any:
 class _Runs:
     """The ok runs of one method: per-seed accuracy and n, and per-example outcomes where present."""
 
-    def __init__(self, group: Any, outcomes: dict[str, stats.SeedOutcomes]):
+    def __init__(self, label: str, group: Any, outcomes: dict[str, stats.SeedOutcomes], num_labels: int | None):
+        self.label = label
         acc = _column(group, "metrics.test.accuracy")
         n = _column(group, "metrics.test.n").fillna(_column(group, "data.sizes.test"))
         keep = acc.notna()
@@ -107,63 +115,145 @@ class _Runs:
         self.n = [int(v) if v == v else 0 for v in n[keep]]
         ids = group["run_id"][keep].astype(str).tolist() if "run_id" in group else []
         self.outcomes = [outcomes[i] for i in ids if i in outcomes]
+        self.num_labels = num_labels
 
     @property
     def complete(self) -> bool:
         """Every ok run has its predictions (a partial set would pair on fewer seeds than the mean uses)."""
         return bool(self.accuracy) and len(self.outcomes) == len(self.accuracy)
 
+    @property
+    def labelled(self) -> bool:
+        """Classification predictions (label ids) in every run: macro-F1 and MCC can be computed."""
+        return (
+            self.complete
+            and self.num_labels is not None
+            and all(o.gold is not None and o.prediction is not None for o in self.outcomes)
+        )
 
-def compare(a: str, runs_a: _Runs, b: str, runs_b: _Runs) -> stats.Comparison | None:
-    """a − b: paired when both have predictions on shared seeds, else the labelled unpaired fallback."""
-    if runs_a.complete and runs_b.complete:
-        result = stats.paired_comparison(a, runs_a.outcomes, b, runs_b.outcomes)
-        if result is not None:
-            return result
-        kind = stats.UNPAIRED
-    else:
-        kind = stats.NO_PREDICTIONS
-    if not runs_a.accuracy or not runs_b.accuracy or not all(runs_a.n) or not all(runs_b.n):
-        return None
-    by_seed = dict(zip(runs_b.seeds, runs_b.accuracy, strict=True))
-    result = stats.unpaired_comparison(a, runs_a.accuracy, runs_a.n, b, runs_b.accuracy, runs_b.n, kind=kind)
-    if result is None:
-        return None
-    from dataclasses import replace
+    def crossed(self, metric: str) -> crossed.Runs:
+        columns = [{"correct": o.correct} for o in self.outcomes]
+        if metric != "accuracy":
+            columns = [{"gold": o.gold, "prediction": o.prediction} for o in self.outcomes]
+        return crossed.runs_from_seeds(
+            self.label, [(o.seed, o.ids, c) for o, c in zip(self.outcomes, columns, strict=True)]
+        )
 
-    diffs = tuple(x - by_seed[s] for s, x in zip(runs_a.seeds, runs_a.accuracy, strict=True) if s in by_seed)
-    return replace(result, seed_diffs=diffs)
+    def supports(self, metric: str) -> bool:
+        return self.complete if metric == "accuracy" else self.labelled
 
 
-def _seed_test(values: dict[str, dict[int, float]]) -> Callable[[str, str], stats.Comparison | None]:
-    """Paired t-test over shared seeds, for metrics without per-example outcomes (macro-F1, gain, ...)."""
-    from scipy import stats as sps
+def metric_of(name: str, num_labels: int | None) -> crossed.Metric:
+    if name == "accuracy":
+        return crossed.ACCURACY
+    if name == "f1_macro":
+        return crossed.macro_f1(int(num_labels or 2))
+    return crossed.matthews(int(num_labels or 2))
 
-    def test(a: str, b: str) -> stats.Comparison | None:
-        shared = sorted(set(values[a]) & set(values[b]))
-        diffs = [values[a][s] - values[b][s] for s in shared]
-        if len(diffs) < 2:
+
+class _Experiment:
+    """One experiment's methods and a cache of the engine's results (each pair is computed once)."""
+
+    def __init__(self, key: str, runs: dict[str, _Runs]):
+        self.key, self.runs = key, runs
+        self._cache: dict[tuple, crossed.Result | None] = {}
+
+    def estimate(self, label: str, metric: str) -> crossed.Result | None:
+        k = ("one", label, metric)
+        if k not in self._cache:
+            r = self.runs[label]
+            self._cache[k] = (
+                crossed.estimate(r.crossed(metric), metric_of(metric, r.num_labels), key=f"{self.key}/{label}")
+                if r.supports(metric)
+                else None
+            )
+        return self._cache[k]
+
+    def difference(self, a: str, b: str, metric: str) -> crossed.Result | None:
+        k = ("diff", a, b, metric)
+        if k not in self._cache:
+            ra, rb = self.runs[a], self.runs[b]
+            result = None
+            if ra.supports(metric) and rb.supports(metric):
+                try:
+                    result = crossed.difference(
+                        ra.crossed(metric), rb.crossed(metric), metric_of(metric, ra.num_labels),
+                        key=f"{self.key}/{a}|{b}",
+                    )  # fmt: skip
+                except ValueError:  # no shared test example
+                    result = None
+            self._cache[k] = result
+        return self._cache[k]
+
+    def nested(self, a: str, b: str) -> stats.Comparison | None:
+        """The old nested bootstrap, for records without predictions (labelled wherever it shows)."""
+        ra, rb = self.runs[a], self.runs[b]
+        if not ra.accuracy or not rb.accuracy or not all(ra.n) or not all(rb.n):
             return None
-        if np.allclose(diffs, diffs[0]):
-            p = 0.0 if diffs[0] != 0 else 1.0
-        else:
-            p = float(sps.ttest_rel([values[a][s] for s in shared], [values[b][s] for s in shared]).pvalue)
-        mean = float(np.mean(diffs))
-        return stats.Comparison(a, b, mean, math.nan, math.nan, p, "paired t-test over seeds", tuple(diffs))
+        return stats.unpaired_comparison(a, ra.accuracy, ra.n, b, rb.accuracy, rb.n, kind=NESTED)
 
-    return test
+    def test(self, metric: str) -> Callable[[str, str], tuple[float, str] | None]:
+        """p of a − b for the marks: the engine's headline question, else the nested fallback."""
+
+        def test(a: str, b: str) -> tuple[float, str] | None:
+            result = self.difference(a, b, metric)
+            if result is not None:
+                return result.headline.p, result.headline.label
+            if metric == "accuracy":
+                old = self.nested(a, b)
+                if old is not None:
+                    return old.p, "nested (no predictions)"
+            return None
+
+        return test
 
 
-def add_statistics(summary: Any, frame: Any, outcomes: dict[str, Any], reference: str | None) -> Any:
+def _check_metric(metric: str | None, experiment: Any, runs: dict[str, _Runs], frame: Any) -> str:
+    """The metric the Δ columns compare; a one-line UserError for a bad request (exit 2, nothing written)."""
+    if metric is None:
+        return "accuracy"
+    if metric not in METRICS:
+        raise UserError(f"report metric {metric!r} is not one the statistics know; allowed: {', '.join(METRICS)}")
+    lacking = [label for label, r in runs.items() if r.accuracy and not r.complete]
+    if lacking:
+        raise UserError(
+            f"statistics on {metric} need the runs' predictions files; {experiment}: {lacking[0]} has runs without "
+            "(re-run them, or drop --metric for the nested fallback on accuracy)"
+        )
+    if metric != "accuracy":
+        tasks = (
+            sorted({str(t) for t in frame.get("config.task", []) if isinstance(t, str)}) if frame is not None else []
+        )
+        bad = [label for label, r in runs.items() if r.accuracy and not r.labelled]
+        if bad:
+            task = f"task {tasks[0]}" if tasks else "this task"
+            raise UserError(
+                f"report metric {metric!r} is not produced by {task} ({experiment}: {bad[0]} has no label-id "
+                "predictions); allowed: accuracy"
+            )
+    return metric
+
+
+HEADLINE = ("diff", "low", "high", "p", "p_holm", "mdd")
+
+
+def add_statistics(
+    summary: Any, frame: Any, outcomes: dict[str, Any], reference: str | None, metric: str | None = None
+) -> Any:
     """The columns described in the module docstring, experiment by experiment."""
     if summary.empty:
         return summary
     summary = summary.copy()
-    for name in ("test_accuracy_low", "test_accuracy_high", "test_f1_macro_low", "test_f1_macro_high",
-                 "vs_ref_diff", "vs_ref_low", "vs_ref_high", "vs_ref_p",
-                 "vs_ref_p_holm", "mdd", "mdd_n", "mdd_seeds", "mdd_discordance"):  # fmt: skip
+    numbers = ["test_accuracy_low", "test_accuracy_high", "test_f1_macro_low", "test_f1_macro_high",
+               "vs_ref_seeds_to_resolve", "vs_ref_examples_to_resolve", "vs_ref_n"]  # fmt: skip
+    numbers += [f"test_{m}_{q}_{end}" for m in ("accuracy", "f1_macro") for q in "ab" for end in ("low", "high")]
+    numbers += [f"vs_ref_{part}" for part in HEADLINE] + [f"vs_ref_{q}_{p}" for q in "ab" for p in HEADLINE]
+    numbers += [f"{c}_{end}" for c in COST_SOURCES for end in ("low", "high")]
+    for name in numbers:
         summary[name] = math.nan
-    for name in ("test_accuracy_interval", "reference", "vs_ref_test", "vs_ref_seeds_agree", "test_accuracy_mark"):
+    labels_ = ("test_accuracy_interval", "test_accuracy_question", "test_f1_macro_question", "reference")
+    labels_ += ("vs_ref_test", "vs_ref_question", "vs_ref_metric", "test_accuracy_mark", "test_f1_macro_mark")
+    for name in labels_:
         summary[name] = None
     experiments = frame["experiment"] if "experiment" in frame.columns else None
     ok = frame[frame["status"] == "ok"]
@@ -171,90 +261,175 @@ def add_statistics(summary: Any, frame: Any, outcomes: dict[str, Any], reference
         rows = summary.index[summary["experiment"] == experiment]
         in_exp = ok if experiments is None else ok[experiments[ok.index] == experiment]
         labels = [str(m) for m in summary.loc[rows, "method"]]
-        runs = {label: _Runs(in_exp[in_exp["label"] == label], outcomes) for label in labels}
+        num = _column(in_exp, "data.num_labels").dropna()
+        num_labels = int(num.max()) if len(num) else None
+        runs = {label: _Runs(label, in_exp[in_exp["label"] == label], outcomes, num_labels) for label in labels}
+        chosen = _check_metric(metric, experiment, runs, frame)
+        exp = _Experiment(str(experiment), runs)
         for row, label in zip(rows, labels, strict=True):
-            r = runs[label]
-            interval = stats.method_interval(r.accuracy, r.n, key=f"{experiment}/{label}")
-            if r.accuracy:
-                summary.loc[row, ["test_accuracy_low", "test_accuracy_high"]] = [interval.low, interval.high]
-                summary.loc[row, "test_accuracy_ci95"] = interval.half
-                summary.loc[row, "test_accuracy_interval"] = interval.kind
-            _f1_interval(summary, row, r, in_exp[in_exp["label"] == label], key=f"{experiment}/{label}")
+            _intervals(summary, row, exp, label)
         ref = choose_reference(labels, _reference_for(frame, experiment, reference, labels))
         summary.loc[rows, "reference"] = ref
-        done: list[tuple[Any, stats.Comparison]] = []
-        for row, label in zip(rows, labels, strict=True):
-            if label != ref and runs[label].accuracy and runs[ref].accuracy:
-                result = compare(label, runs[label], ref, runs[ref])
-                if result is not None:
-                    done.append((row, result))
-        for (row, result), adjusted in zip(done, stats.holm([c.p for _, c in done]), strict=True):
-            agree = f"{result.same_sign}/{len(result.seed_diffs)}" if result.seed_diffs else None
-            if result.seed_diffs and not any(result.seed_diffs):
-                agree = "all equal"  # no seed differs: no sign to agree on
-            summary.loc[row, ["vs_ref_diff", "vs_ref_low", "vs_ref_high", "vs_ref_p", "vs_ref_p_holm"]] = [
-                result.diff, result.low, result.high, result.p, adjusted,
-            ]  # fmt: skip
-            summary.loc[row, ["vs_ref_test", "vs_ref_seeds_agree"]] = [result.kind, agree]
-        points = {label: float(np.mean(runs[label].accuracy)) for label in labels if runs[label].accuracy}
-        marks = stats.best_marks(points, lambda a, b, runs=runs: compare(a, runs[a], b, runs[b]))
-        for row, label in zip(rows, labels, strict=True):
-            summary.loc[row, "test_accuracy_mark"] = marks.mark(label)
+        summary.loc[rows, "vs_ref_metric"] = chosen
+        _reference_comparisons(summary, rows, labels, exp, ref, chosen)
+        for name in ("accuracy", "f1_macro"):
+            points = {}
+            for label in labels:
+                value = summary.loc[rows[labels.index(label)], f"test_{name}_mean"]
+                if value == value and (name == "accuracy" or exp.estimate(label, name) is not None):
+                    points[label] = float(value)
+            if name == "f1_macro" and len(points) < len([r for r in runs.values() if r.accuracy]):
+                continue  # macro-F1 without label-id predictions: no test, no mark
+            marks = crossed.best_marks(points, exp.test(name))
+            summary.loc[rows, f"test_{name}_mark"] = [marks.mark(label) for label in labels]
         _seed_marks(summary, rows, labels, in_exp)
-        _power(summary, rows, runs, ref, [c for _, c in done])
+        _cost_marks(summary, rows, labels, in_exp)
     return summary
 
 
+def _intervals(summary: Any, row: Any, exp: _Experiment, label: str) -> None:
+    r = exp.runs[label]
+    if not r.accuracy:
+        return
+    result = exp.estimate(label, "accuracy")
+    if result is None:  # no predictions: the old nested interval, labelled
+        interval = stats.method_interval(r.accuracy, r.n, key=f"{exp.key}/{label}")
+        summary.loc[row, ["test_accuracy_low", "test_accuracy_high"]] = [interval.low, interval.high]
+        summary.loc[row, "test_accuracy_ci95"] = interval.half
+        summary.loc[row, "test_accuracy_interval"] = f"{interval.kind}; {NESTED}"
+        summary.loc[row, "test_accuracy_question"] = "nested"
+    else:
+        _put(summary, row, "test_accuracy", result)
+    f1 = exp.estimate(label, "f1_macro")
+    if f1 is not None:
+        _put(summary, row, "test_f1_macro", f1)
+
+
+def _put(summary: Any, row: Any, name: str, result: crossed.Result) -> None:
+    head = result.headline
+    for q in (crossed.MODELS, crossed.RECIPE):
+        answer = result.answer(q)
+        summary.loc[row, [f"{name}_{q}_low", f"{name}_{q}_high"]] = [answer.low, answer.high]
+    summary.loc[row, [f"{name}_low", f"{name}_high"]] = [head.low, head.high]
+    summary.loc[row, f"{name}_ci95"] = max(head.estimate - head.low, head.high - head.estimate)
+    summary.loc[row, f"{name}_question"] = head.question
+    if name == "test_accuracy":
+        summary.loc[row, "test_accuracy_interval"] = crossed.QUESTION[head.question]
+
+
+def _reference_comparisons(summary: Any, rows: Any, labels: list[str], exp: _Experiment, ref: str, metric: str) -> None:
+    """Each method − the reference for both questions; Holm over the family (methods vs reference) per question."""
+    done: list[tuple[Any, crossed.Result | stats.Comparison]] = []
+    for row, label in zip(rows, labels, strict=True):
+        if label == ref or not exp.runs[label].accuracy or not exp.runs[ref].accuracy:
+            continue
+        result = exp.difference(label, ref, metric)
+        if result is None and metric == "accuracy":
+            result = exp.nested(label, ref)
+        if result is not None:
+            done.append((row, result))
+    engine = [(row, r) for row, r in done if isinstance(r, crossed.Result)]
+    for q in (crossed.MODELS, crossed.RECIPE):
+        adjusted = crossed.holm([r.answer(q).p for _, r in engine])
+        for (row, r), p_holm in zip(engine, adjusted, strict=True):
+            a = r.answer(q)
+            values = [a.estimate, a.low, a.high, a.p, p_holm, a.mdd()]
+            summary.loc[row, [f"vs_ref_{q}_{part}" for part in HEADLINE]] = values
+    for row, r in engine:
+        q = r.headline.question
+        summary.loc[row, [f"vs_ref_{part}" for part in HEADLINE]] = [
+            summary.loc[row, f"vs_ref_{q}_{part}"] for part in HEADLINE
+        ]
+        summary.loc[row, ["vs_ref_question", "vs_ref_test", "vs_ref_n"]] = [q, crossed.QUESTION[q], r.n]
+        if q == crossed.RECIPE:
+            summary.loc[row, "vs_ref_seeds_to_resolve"] = r.seeds_to_resolve()
+        summary.loc[row, "vs_ref_examples_to_resolve"] = r.examples_to_resolve(q)
+    nested = [(row, r) for row, r in done if isinstance(r, stats.Comparison)]
+    for (row, r), p_holm in zip(nested, crossed.holm([r.p for _, r in nested]), strict=True):
+        summary.loc[row, ["vs_ref_diff", "vs_ref_low", "vs_ref_high", "vs_ref_p", "vs_ref_p_holm"]] = [
+            r.diff, r.low, r.high, r.p, p_holm,
+        ]  # fmt: skip
+        summary.loc[row, ["vs_ref_question", "vs_ref_test"]] = ["nested", NESTED]
+
+
 def _reference_for(frame: Any, experiment: Any, wanted: str | None, labels: list[str]) -> str | None:
-    """The CLI's reference, else the records' `config.report.reference` (from the YAML), else None."""
+    """The CLI's reference, else the records' `config.report.reference` (from the YAML), else None.
+
+    A reference the records name that is no method of the experiment is a one-line error: the
+    comparison the YAML asked for cannot be made, and silently using another would answer a
+    different question.
+    """
     if wanted is not None:
         return wanted
     column = "config.report.reference"
     if column not in frame.columns:
         return None
     mask = frame["experiment"] == experiment if "experiment" in frame.columns else np.ones(len(frame), dtype=bool)
-    values = frame.loc[mask, column].dropna().tolist()
-    values = [v for v in values if v in labels]
-    return max(set(values), key=values.count) if values else None
+    values = [v for v in frame.loc[mask, column].dropna().tolist() if isinstance(v, str) and v]
+    if not values:
+        return None
+    inside = [v for v in values if v in labels]
+    if not inside:
+        raise UserError(
+            f"report.reference {values[0]!r} of experiment {experiment} names no method of its records; "
+            f"allowed: {', '.join(labels)}"
+        )
+    return max(set(inside), key=inside.count)
+
+
+def _per_seed(in_exp: Any, labels: list[str], source: str) -> dict[str, dict[int, float]]:
+    values: dict[str, dict[int, float]] = {label: {} for label in labels}
+    if source in in_exp.columns:
+        seeds = in_exp["seed"] if "seed" in in_exp.columns else [0] * len(in_exp)
+        for label, seed, value in zip(in_exp["label"], seeds, _column(in_exp, source), strict=True):
+            if value == value and str(label) in values:
+                values[str(label)][int(seed) if seed == seed else 0] = float(value)
+    return values
+
+
+def _seed_test(values: dict[str, dict[int, float]]) -> Callable[[str, str], tuple[float, str] | None]:
+    """Welch t over seeds for per-seed numbers without per-example outputs (validation accuracy, gain, costs)."""
+
+    def test(a: str, b: str) -> tuple[float, str] | None:
+        p = crossed.seed_test(list(values[a].values()), list(values[b].values()))
+        return (p, SEEDS_ONLY) if math.isfinite(p) else None
+
+    return test
 
 
 def _seed_marks(summary: Any, rows: Any, labels: list[str], in_exp: Any) -> None:
-    """Best/tied marks of the seed-level metrics (macro-F1, gain: max; forgetting: min) by a paired t-test."""
+    """Best/tied marks of the seed-level metrics (gain: max; forgetting: min): intersection–union of Welch tests."""
     marked = [(name, source, True) for name, source in METRIC_SOURCES.items() if f"{name}_mean" in summary.columns]
     for column in [c for c in summary.columns if c.startswith("forgetting_") and c.endswith("_mean")]:
         probe = column.removeprefix("forgetting_").removesuffix("_mean")
         marked.append((f"forgetting_{probe}", f"forgetting.{probe}.delta", False))
     for name, source, maximise in marked:
-        values: dict[str, dict[int, float]] = {label: {} for label in labels}
-        if source in in_exp.columns:
-            for label, seed, value in zip(in_exp["label"], in_exp["seed"], _column(in_exp, source), strict=True):
-                if value == value and str(label) in values:
-                    values[str(label)][int(seed) if seed == seed else 0] = float(value)
+        values = _per_seed(in_exp, labels, source)
         points = {label: float(np.mean(list(v.values()))) for label, v in values.items() if v}
-        marks = stats.best_marks(points, _seed_test(values), maximise=maximise)
+        marks = crossed.best_marks(points, _seed_test(values), maximise=maximise)
         summary.loc[rows, f"{name}_mark"] = [marks.mark(label) for label in labels]
 
 
-def _power(summary: Any, rows: Any, runs: dict[str, _Runs], ref: str, comparisons: list[stats.Comparison]) -> None:
-    """Minimum detectable difference vs the reference, from its n and seeds and the observed discordance."""
-    base = runs[ref]
-    if not base.accuracy or not all(base.n):
-        return
-    n, seeds = int(min(base.n)), len(base.accuracy)
-    paired = [c for c in comparisons if math.isfinite(c.discordant)]
-    if paired:
-        discordance = float(np.median([c.discordant for c in paired]))
-    else:  # independent errors: P(exactly one right) at the reference's accuracy
-        p = float(np.mean(base.accuracy))
-        discordance = 2 * p * (1 - p)
-    spreads = []
-    for c in comparisons:
-        if len(c.seed_diffs) >= 2:
-            var = float(np.var(c.seed_diffs, ddof=1)) - discordance / n
-            spreads.append(max(var, 0.0))
-    seed_sd = math.sqrt(float(np.median(spreads))) if spreads else 0.0
-    mdd = stats.minimum_detectable_difference(n, seeds, discordance, seed_sd)
-    summary.loc[rows, ["mdd", "mdd_n", "mdd_seeds", "mdd_discordance"]] = [mdd, n, seeds, discordance]
+def _cost_marks(summary: Any, rows: Any, labels: list[str], in_exp: Any) -> None:
+    """Sampled costs: t-interval over seeds, and bold only where beyond seed noise (IUT of Welch tests).
+
+    Rows that train nothing (zero-shot: no trainable parameter) do not contest a cost.
+    """
+    trains = {
+        label: bool(_column(in_exp[in_exp["label"] == label], "params.trainable").fillna(0).max() > 0)
+        for label in labels
+    }
+    for name, (source, maximise) in COST_SOURCES.items():
+        if name not in summary.columns:
+            continue
+        values = _per_seed(in_exp, labels, source)
+        for row, label in zip(rows, labels, strict=True):
+            summary.loc[row, [f"{name}_low", f"{name}_high"]] = list(
+                crossed.seed_interval(list(values[label].values()))
+            )
+        points = {label: float(np.mean(list(v.values()))) for label, v in values.items() if v and trains[label]}
+        marks = crossed.best_marks(points, _seed_test(values), maximise=maximise)
+        summary.loc[rows, f"{name}_mark"] = [marks.mark(label) for label in labels]
 
 
 def rank_line_differences(frame: Any, outcomes: dict[str, Any], sweep: Any, reference: str | None) -> Any:
@@ -264,13 +439,13 @@ def rank_line_differences(frame: Any, outcomes: dict[str, Any], sweep: Any, refe
     mixes the rank with the target set. "Which ranks differ from r = 8?" is asked within a line:
     the reference rank is the rank of `report.reference` when it names a swept variant, else 8
     when every line has it, else each line's lowest rank. Holm runs over the ranks of a line (the
-    family the question is about). Adds `line_ref_rank`, `vs_line_diff/low/high/p_holm`,
-    `vs_line_seeds_agree` to a copy of `sweep`.
+    family the question is about), per question. Adds `line_ref_rank`, `vs_line_diff/low/high/p_holm`
+    and `vs_line_question` (the headline: (b) where estimable, else (a)) to a copy of `sweep`.
     """
     sweep = sweep.copy()
     for name in ("line_ref_rank", "vs_line_diff", "vs_line_low", "vs_line_high", "vs_line_p_holm"):
         sweep[name] = math.nan
-    sweep["vs_line_seeds_agree"] = None
+    sweep["vs_line_question"] = None
     if sweep.empty:
         return sweep
     ranks_by_line = {line: set(part["rank"]) for line, part in sweep.groupby("line", sort=False)}
@@ -280,22 +455,43 @@ def rank_line_differences(frame: Any, outcomes: dict[str, Any], sweep: Any, refe
     elif all(8 in ranks for ranks in ranks_by_line.values()):
         ref_rank = 8
     ok = frame[frame["status"] == "ok"]
+    num = _column(ok, "data.num_labels").dropna()
+    num_labels = int(num.max()) if len(num) else None
     for line, part in sweep.groupby("line", sort=False):
         base_rank = ref_rank if ref_rank in ranks_by_line[line] else min(ranks_by_line[line])
         base_label = str(part.loc[part["rank"] == base_rank, "label"].iloc[0])
         sweep.loc[part.index, "line_ref_rank"] = base_rank
-        base = _Runs(ok[ok["label"] == base_label], outcomes)
+        runs = {
+            str(label): _Runs(str(label), ok[ok["label"] == label], outcomes, num_labels) for label in part["label"]
+        }
+        exp = _Experiment(f"rank/{line}", runs)
         done = []
         for index, label in zip(part.index, part["label"], strict=True):
             if label == base_label:
                 continue
-            result = compare(str(label), _Runs(ok[ok["label"] == label], outcomes), base_label, base)
+            result = exp.difference(str(label), base_label, "accuracy")
             if result is not None:
                 done.append((index, result))
-        for (index, result), adjusted in zip(done, stats.holm([c.p for _, c in done]), strict=True):
-            sweep.loc[index, ["vs_line_diff", "vs_line_low", "vs_line_high", "vs_line_p_holm"]] = [
-                result.diff, result.low, result.high, adjusted,
-            ]  # fmt: skip
-            if result.seed_diffs:
-                sweep.loc[index, "vs_line_seeds_agree"] = f"{result.same_sign}/{len(result.seed_diffs)}"
+            else:
+                old = exp.nested(str(label), base_label)
+                if old is not None:
+                    done.append((index, old))
+        questions = {q: crossed.holm([_answer_p(r, q) for _, r in done]) for q in ("a", "b", "nested")}
+        for k, (index, result) in enumerate(done):
+            if isinstance(result, crossed.Result):
+                head = result.headline
+                values = [head.estimate, head.low, head.high, questions[head.question][k]]
+                question = head.question
+            else:
+                values = [result.diff, result.low, result.high, questions["nested"][k]]
+                question = "nested"
+            sweep.loc[index, ["vs_line_diff", "vs_line_low", "vs_line_high", "vs_line_p_holm"]] = values
+            sweep.loc[index, "vs_line_question"] = question
     return sweep
+
+
+def _answer_p(result: Any, question: str) -> float:
+    """p of `result` in the family of `question` (NaN when it belongs to another: Holm does not count it)."""
+    if isinstance(result, crossed.Result):
+        return result.headline.p if result.headline.question == question else math.nan
+    return result.p if question == "nested" else math.nan

@@ -189,7 +189,11 @@ def throughput(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
 
 
 def paired_differences(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
-    """Forest plot: each method's test accuracy minus the reference's, paired 95% interval, Holm p at the right."""
+    """Forest plot: each method minus the reference, headline question's 95% interval, Holm p and question at the right.
+
+    Each row also shows its own minimum detectable difference (grey bar, ± MDD around 0 at that row):
+    the old single band pooled very different comparisons into one number.
+    """
     if "vs_ref_diff" not in summary.columns:
         raise Skipped("no paired statistics in the summary")
     data = summary.dropna(subset=["vs_ref_diff", "vs_ref_low", "vs_ref_high"])
@@ -210,20 +214,23 @@ def paired_differences(runs: Any, summary: Any, styles: dict, out: Path) -> list
             capsize=2,
             zorder=3,
         )
+        mdd = row.get("vs_ref_mdd")
+        if isinstance(mdd, float) and math.isfinite(mdd):
+            ax.plot([-mdd, mdd], [y, y], color="0.85", linewidth=6, solid_capstyle="butt", zorder=0)
         p = row["vs_ref_p_holm"]
         text = "p<0.001" if p < 0.001 else f"p={p:.3f}"
-        agree = row.get("vs_ref_seeds_agree")
-        text += f", {agree} seeds" if isinstance(agree, str) else ""
+        question = row.get("vs_ref_question")
+        text += f" ({question})" if isinstance(question, str) else ""
         ax.annotate(text, (1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=6.5, color="0.3")
     ax.axvline(0.0, color="0.5", linestyle="--", linewidth=0.8, zorder=1)
-    mdd = summary["mdd"].dropna() if "mdd" in summary.columns else []
-    if len(mdd) and not multi:
-        ax.axvspan(-float(mdd.iloc[0]), float(mdd.iloc[0]), color="0.9", zorder=0, label="± min. detectable diff.")
+    if "vs_ref_mdd" in data.columns and data["vs_ref_mdd"].notna().any():
+        ax.plot([], [], color="0.85", linewidth=6, label="± this row's min. detectable diff.")
     ax.set_yticks(ys, names)
     ax.set_ylim(-0.7, len(data) - 0.3)
     refs = [r for r in dict.fromkeys(data["reference"]) if isinstance(r, str)]
     tests = [t for t in dict.fromkeys(data["vs_ref_test"]) if isinstance(t, str)]
-    ax.set_xlabel(f"Δ test accuracy vs {', '.join(refs)} (95% interval)\n{'; '.join(tests)}; p Holm-adjusted")
+    short = [t.split(":")[0] for t in tests]
+    ax.set_xlabel(f"Δ test accuracy vs {', '.join(refs)} (95% interval)\n{'; '.join(short)}; p Holm-adjusted")
     note_missing(ax, summary)
     _legend(fig, ax)
     return style.save(fig, out, "paired_differences")

@@ -155,15 +155,18 @@ def device_types(frame: Any) -> Any:
 NOT_OK = ("failed", "diverged", "oom", "killed", "pruned")  # counted per row, never dropped silently
 
 
-def summarise(frame: Any, outcomes: dict[str, Any] | None = None, reference: str | None = None) -> Any:
+def summarise(
+    frame: Any, outcomes: dict[str, Any] | None = None, reference: str | None = None, metric: str | None = None
+) -> Any:
     """One row per (experiment, method variant, device type): metrics with intervals, paired comparisons, costs.
 
     Only `ok` runs count towards numbers; every other status is counted in its own column and the
     first line of a failure is kept (`first_error`), so a method whose runs all failed is a row.
     A variant run on several device types gets one row per type, its label suffixed ` (cuda)`.
-    Test accuracy gets the two-level bootstrap interval and the paired comparison against the
-    reference (peftlab/reporting/comparison.py); `outcomes` maps run ids to their per-example
-    test outcomes (None: records without predictions, compared unpaired and labelled so).
+    Test accuracy gets the crossed seeds × examples intervals of both questions and the paired
+    comparison against the reference (peftlab/reporting/comparison.py, peftlab/crossed.py);
+    `outcomes` maps run ids to their per-example test outcomes (None: records without predictions,
+    compared by the old nested bootstrap and labelled so); `metric` the one the Δ columns compare.
     """
     import pandas as pd
 
@@ -212,7 +215,7 @@ def summarise(frame: Any, outcomes: dict[str, Any] | None = None, reference: str
         row["device_type"] = device
         row["experiment"] = experiment
         rows.append(row)
-    return add_statistics(pd.DataFrame(rows), frame, outcomes or {}, reference)
+    return add_statistics(pd.DataFrame(rows), frame, outcomes or {}, reference, metric)
 
 
 def _first_error(runs: Any) -> str | None:

@@ -97,9 +97,9 @@ def _mark_column(col: Column) -> str:
 
 
 def marks(summary: Any, col: Column) -> list[str | None]:
-    """ "best" / "tied" / None per row for a metric with a significance test (peftlab/stats.py), else None."""
+    """ "best" / "tied" / None per row for a column with a significance test (peftlab/crossed.py), else None."""
     column = _mark_column(col)
-    if col.ci is None or column not in summary.columns:
+    if column not in summary.columns:
         return [None] * len(summary)
     return [m if m in ("best", "tied") else None for m in summary[column]]
 
@@ -107,13 +107,14 @@ def marks(summary: Any, col: Column) -> list[str | None]:
 def best_mask(summary: Any, col: Column) -> list[bool]:
     """Which rows are marked best.
 
-    A metric (a column with an interval) is best only where the statistics found its leader
-    significantly ahead of the runner-up (`<metric>_mark`); costs are measured, not sampled, so
-    the best displayed value wins (ties after rounding are all best).
+    A metric, or a sampled cost (peak memory, tokens/s), is best only where the statistics found its
+    leader significantly ahead of EVERY other row (`<metric>_mark`, intersection–union); the
+    deterministic costs (trainable %, saved MB) are measured, not sampled, so the best displayed
+    value wins (ties after rounding are all best).
     A zero-shot row has 0 trainable parameters and saves 0 MB; marking that "best" would praise a
     method for not training, so cost columns are contested only by rows that train something.
     """
-    if col.ci is not None and _mark_column(col) in summary.columns:
+    if _mark_column(col) in summary.columns:
         return [m == "best" for m in marks(summary, col)]
     shown = [col.fmt(v) if _finite(v) else None for v in summary[col.key]]
     if col.cost and "trainable_params" in summary.columns:
@@ -168,6 +169,10 @@ def display_frame(summary: Any, *, latex: bool) -> Any:
     out["Not ok" if latex else "not ok"] = [
         _not_ok(row, notes.get(i), latex=latex) for i, (_, row) in enumerate(summary.iterrows())
     ]
+    if not latex and "test_accuracy_question" in summary.columns:
+        out["question"] = [
+            QUESTION_TEXT.get(q, "") if isinstance(q, str) else "" for q in summary["test_accuracy_question"]
+        ]
     for col in cols:
         mask = best_mask(summary, col)
         tied = [m == "tied" for m in marks(summary, col)]
@@ -193,35 +198,100 @@ def display_frame(summary: Any, *, latex: bool) -> Any:
     return pd.DataFrame(out)
 
 
+QUESTION_WORDS = {  # for the paper's sentences
+    "b": "this training recipe (seeds and test examples random)",
+    "a": "these trained models (test examples random)",
+    "nested": "a nested bootstrap (no predictions)",
+}
+QUESTION_TEXT = {  # the `question` column: which question the row's headline intervals and marks answer
+    "b": "recipe (b)",
+    "a": "these models (a); (b) n.e.: 1 seed",
+    "nested": "nested (no predictions)",
+}
+METRIC_SHORT = {"accuracy": "acc", "f1_macro": "macro-F1", "mcc": "MCC"}
+
+
 def _reference_columns(summary: Any, *, latex: bool) -> dict[str, list[str]]:
-    """Δ accuracy vs the reference with its paired interval, the Holm-adjusted p, and the seeds that agree."""
+    """Δ vs the reference for both questions (interval, Holm p), the headline's MDD and what would resolve Δ."""
     refs = [r for r in dict.fromkeys(summary["reference"]) if isinstance(r, str)]
     name = refs[0] if len(refs) == 1 else "reference"
-    diff, p, agree = [], [], []
+    metrics = [m for m in dict.fromkeys(summary.get("vs_ref_metric", [])) if isinstance(m, str)]
+    short = METRIC_SHORT.get(metrics[0], metrics[0]) if len(metrics) == 1 else "metric"
+    cols: dict[str, list[str]] = {k: [] for k in ("b", "pb", "a", "pa", "mdd", "resolve", "head", "phead")}
     for _, row in summary.iterrows():
         if row["method"] == row["reference"]:
-            diff.append("(reference)")
-            p.append("")
-            agree.append("")
+            for k in cols:
+                cols[k].append("(reference)" if k in ("b", "a", "head") else "")
             continue
-        if not _finite(row["vs_ref_diff"]):
-            diff.append("--" if latex else "—")
-            p.append("")
-            agree.append("")
+        question = row.get("vs_ref_question")
+        if question == "nested":
+            text = _diff_text(row, "vs_ref", latex=latex) + " (nested)"
+            cols["b"].append(text)
+            cols["pb"].append(_p_text(row["vs_ref_p_holm"], nested=True))
+            cols["a"].append("")
+            cols["pa"].append("")
+            cols["head"].append(text)
+            cols["phead"].append(_p_text(row["vs_ref_p_holm"], nested=True))
+            cols["mdd"].append("")
+            cols["resolve"].append("")
             continue
-        text = f"{row['vs_ref_diff']:+.3f} [{row['vs_ref_low']:+.3f}, {row['vs_ref_high']:+.3f}]"
-        diff.append(_latex_number(text) if latex else text)
-        p.append(_p_text(row["vs_ref_p_holm"]))
-        agree.append(str(row["vs_ref_seeds_agree"]) if isinstance(row["vs_ref_seeds_agree"], str) else "")
+        if not isinstance(question, str):
+            for k in cols:
+                cols[k].append("--" if latex and k in ("b", "a", "head") else "—" if k in ("b", "a", "head") else "")
+            continue
+        b_ok = _finite(row.get("vs_ref_b_diff")) and _finite(row.get("vs_ref_b_low"))
+        cols["b"].append(_diff_text(row, "vs_ref_b", latex=latex) if b_ok else "not estimable (one seed)")
+        cols["pb"].append(_p_text(row["vs_ref_b_p_holm"]) if b_ok else "")
+        cols["a"].append(_diff_text(row, "vs_ref_a", latex=latex))
+        cols["pa"].append(_p_text(row["vs_ref_a_p_holm"]))
+        cols["head"].append(_diff_text(row, "vs_ref", latex=latex))
+        cols["phead"].append(_p_text(row["vs_ref_p_holm"]))
+        cols["mdd"].append(f"{row['vs_ref_mdd']:.3f} ({question})" if _finite(row.get("vs_ref_mdd")) else "")
+        cols["resolve"].append(_resolve_text(row))
     if latex:
-        return {rf"$\Delta$ vs \texttt{{{escape(name)}}}": diff, r"$p_{\mathrm{Holm}}$": p, "Agree": agree}
-    return {f"Δ acc vs {name} (95% CI)": diff, "p (Holm)": p, "seeds agree": agree}
+        questions = {q for q in summary.get("vs_ref_question", []) if isinstance(q, str)}
+        tag = f" ({questions.pop()})" if len(questions) == 1 else ""
+        return {
+            rf"$\Delta$ vs \texttt{{{escape(name)}}}{tag}": cols["head"],
+            rf"$p_{{\mathrm{{Holm}}}}${tag}": [c.replace("<", "$<$") for c in cols["phead"]],
+        }
+    return {
+        f"Δ {short} vs {name}, recipe (b) [95% CI]": cols["b"],
+        "p (b, Holm)": cols["pb"],
+        f"Δ {short} vs {name}, these models (a) [95% CI]": cols["a"],
+        "p (a, Holm)": cols["pa"],
+        "MDD": cols["mdd"],
+        "to resolve Δ": cols["resolve"],
+    }
 
 
-def _p_text(p: Any) -> str:
-    if not _finite(p):
-        return ""
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
+def _diff_text(row: Any, prefix: str, *, latex: bool) -> str:
+    if not _finite(row.get(f"{prefix}_diff")):
+        return "--" if latex else "—"
+    text = f"{row[f'{prefix}_diff']:+.3f} [{row[f'{prefix}_low']:+.3f}, {row[f'{prefix}_high']:+.3f}]"
+    return _latex_number(text) if latex else text
+
+
+def _resolve_text(row: Any) -> str:
+    """What would detect the observed Δ at 80% power: seeds per method (b), else test examples."""
+    from peftlab.crossed import ALPHA
+
+    if _finite(row.get("vs_ref_p_holm")) and row["vs_ref_p_holm"] < ALPHA:
+        return "resolved"
+    seeds, examples = row.get("vs_ref_seeds_to_resolve"), row.get("vs_ref_examples_to_resolve")
+    if row.get("vs_ref_question") == "b" and _finite(seeds) and not math.isinf(seeds):
+        return f"{int(seeds)} seeds"
+    if _finite(examples) and not math.isinf(examples):
+        return f"{_thousands(examples)} examples" + (" (and seeds)" if row.get("vs_ref_question") == "b" else "")
+    return "Δ ≈ 0" if _finite(row.get("vs_ref_diff")) and abs(row["vs_ref_diff"]) < 5e-4 else "—"
+
+
+def _p_text(p: Any, *, nested: bool = False) -> str:
+    """Never `0`: the engine's p below 0.001 prints `< 0.001`; the nested bootstrap's floor is `< 1/B`."""
+    from peftlab.crossed import p_text
+    from peftlab.stats import DRAWS
+
+    return p_text(p, DRAWS if nested else None) if _finite(p) else ""
 
 
 def footnote_numbers(summary: Any) -> dict[int, int]:
@@ -251,24 +321,41 @@ def _not_ok(row: Any, note: int | None, *, latex: bool) -> str:
 
 
 def table_notes(summary: Any) -> list[str]:
-    """Lines printed under the Markdown table: how intervals and tests were made, marks, power, failures."""
-    from peftlab.stats import ALPHA, PAIRED, POWER
+    """Lines printed under the Markdown table: the two questions, tests, marks, power, failures."""
+    from peftlab.crossed import ALPHA, POWER, QUESTION
 
     lines: list[str] = []
     experiments = list(dict.fromkeys(summary["experiment"])) if "experiment" in summary.columns else [None]
     for experiment in experiments:
         part = summary if experiment is None else summary[summary["experiment"] == experiment]
         head = f"{experiment}: " if len(experiments) > 1 else ""
+        asked = [q for q in dict.fromkeys(part.get("test_accuracy_question", [])) if isinstance(q, str)]
+        if asked:
+            lines.append(
+                f"{head}Two questions, named in the `question` column and in every Δ header: {QUESTION['b']}; "
+                f"{QUESTION['a']}. Headline intervals and marks answer (b) where estimable (≥ 2 seeds with "
+                "predictions), else (a); (b) is not estimable at one seed and no width is invented for it."
+            )
         kinds = [k for k in dict.fromkeys(part.get("test_accuracy_interval", [])) if isinstance(k, str)]
         if kinds:
-            lines.append(f"{head}Test accuracy: mean over seeds [95% interval: {'; '.join(kinds)}].")
-        if "vs_ref_test" in part.columns and part["vs_ref_diff"].notna().any():
-            tests = [k for k in dict.fromkeys(part["vs_ref_test"]) if isinstance(k, str)]
-            count = int(part["vs_ref_p"].notna().sum())
             lines.append(
-                f"{head}Δ = method − `{part['reference'].iloc[0]}` in test accuracy, 95% interval and p-value by "
-                f"{'; '.join(tests)}; p Holm-adjusted over {count} comparison(s); seeds agree = seeds whose "
-                "difference has the sign of the mean."
+                f"{head}Test accuracy: mean over seeds [95% interval: {'; '.join(kinds)}]. (b): seeds × examples "
+                "crossed variance components, t on Satterthwaite df; (a): the example bootstrap with the same "
+                "examples for every seed and method, normal reference (docs/statistics.md)."
+            )
+        if "vs_ref_test" in part.columns and part["vs_ref_diff"].notna().any():
+            metric = next((m for m in part.get("vs_ref_metric", []) if isinstance(m, str)), "accuracy")
+            counts = {q: int(part[f"vs_ref_{q}_p"].notna().sum()) for q in "ab" if f"vs_ref_{q}_p" in part.columns}
+            family = ", ".join(f"{n} for ({q})" for q, n in counts.items() if n)
+            lines.append(
+                f"{head}Δ = method − `{part['reference'].iloc[0]}` in test {metric}, paired on the test examples; "
+                f"p Holm-adjusted within the declared family (every method vs the reference, one metric, one "
+                f"question: {family or 'none'}). p is never printed as 0 (< 0.001)."
+            )
+            lines.append(
+                f"{head}MDD: this row's minimum detectable difference for its headline question ({POWER:.0%} power, "
+                f"two-sided α = {ALPHA}); to resolve Δ: seeds per method (b, today's examples) or test examples "
+                "(a, or b when seeds alone cannot) at which the observed Δ would be detected with that power."
             )
         if "test_accuracy_mark" in part.columns and part["test_accuracy_mean"].notna().sum() > 1:
             best = part.loc[part["test_accuracy_mark"] == "best", "method"].tolist()
@@ -276,25 +363,14 @@ def table_notes(summary: Any) -> list[str]:
             tied = ranked.loc[ranked["test_accuracy_mark"] == "tied", "method"].tolist()  # leader first
             if best:
                 lines.append(
-                    f"{head}**Bold**: significantly best (leader vs runner-up, paired test, α = {ALPHA}): {best[0]}."
+                    f"{head}**Bold**: significantly more accurate than EVERY other method (intersection–union, each "
+                    f"test at α = {ALPHA}): {best[0]}."
                 )
             elif tied:
                 lines.append(
-                    f"{head}No method is significantly best in test accuracy; {TIED} marks the tied leaders "
-                    f"(none significantly below the leader, α = {ALPHA}): {', '.join(tied)}."
+                    f"{head}No method is significantly best in test accuracy; {TIED} marks the tie set (the leader "
+                    f"and every method not significantly below it, α = {ALPHA}): {', '.join(tied)}."
                 )
-        mdd = part["mdd"].dropna() if "mdd" in part.columns else []
-        if len(mdd):
-            row = part.loc[mdd.index[0]]
-            paired = "vs_ref_test" in part.columns and (part["vs_ref_test"] == PAIRED).any()
-            assumed = "" if paired else ", assumed from independent errors: no paired predictions"
-            lines.append(
-                f"{head}Minimum detectable difference in test accuracy ({POWER:.0%} power, α = {ALPHA}, paired, "
-                f"two-sided): {row['mdd']:.3f} with {int(row['mdd_n'])} test examples × {int(row['mdd_seeds'])} "
-                f"seed(s) (discordance {row['mdd_discordance']:.1%}{assumed}); smaller true differences are likely "
-                "missed: "
-                "add seeds or test examples to resolve them."
-            )
     notes = footnote_numbers(summary)
     for position, number in notes.items():
         row = summary.iloc[position]
@@ -412,8 +488,10 @@ def macro_values(summary: Any, records: list[dict[str, Any]]) -> dict[str, str]:
                 for suffix, key in (("Diff", "vs_ref_diff"), ("DiffLow", "vs_ref_low"), ("DiffHigh", "vs_ref_high")):
                     put(f"{name}{suffix}", _latex_number(f"{float(row[key]):+.3f}"), raw=True)
                 put(f"{name}DiffP", _p_text(row["vs_ref_p_holm"]).replace("<", "$<$"), raw=True)
-                if isinstance(row.get("vs_ref_seeds_agree"), str):
-                    put(f"{name}DiffSeedsAgree", row["vs_ref_seeds_agree"])
+                if isinstance(row.get("vs_ref_question"), str):
+                    put(f"{name}DiffQuestion", QUESTION_WORDS.get(row["vs_ref_question"], row["vs_ref_question"]))
+                if _finite(row.get("vs_ref_mdd")):
+                    put(f"{name}DiffMDD", _fixed(3)(float(row["vs_ref_mdd"])), raw=True)
             if not row.get("runs_ok") and isinstance(row.get("first_error"), str):
                 put(f"{name}Error", row["first_error"])
         lr_keys = {label: f"{prefix}{camel(label)}LR" for label in part["method"]}
@@ -438,12 +516,13 @@ def macro_values(summary: Any, records: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def stats_macros(part: Any) -> dict[str, str]:
-    """Sentences and facts of the statistics, for the paper: best-or-tied, reference, power, failures.
+    """Sentences and facts of the statistics, for the paper: best-or-tied, reference, question, failures.
 
-    The sentence follows the table's rule: a method is called the most accurate only where its
-    paired test against the runner-up is significant; otherwise the tied leaders are named.
+    The sentence follows the table's rule and names its question: a method is called the most
+    accurate only where it is significantly ahead of every other (intersection–union); otherwise
+    the tie set is named.
     """
-    from peftlab.stats import ALPHA
+    from peftlab.crossed import ALPHA
 
     out: dict[str, str] = {}
     if "test_accuracy_mark" not in part.columns:
@@ -452,12 +531,15 @@ def stats_macros(part: Any) -> dict[str, str]:
     acc = {m: _fixed(3)(float(v)) for m, v in zip(ranked["method"], ranked["test_accuracy_mean"], strict=True)}
     best = ranked.loc[ranked["test_accuracy_mark"] == "best", "method"].tolist()
     tied = ranked.loc[ranked["test_accuracy_mark"] == "tied", "method"].tolist()
+    questions = [q for q in dict.fromkeys(part.get("test_accuracy_question", [])) if isinstance(q, str)]
+    about = " and ".join(QUESTION_WORDS.get(q, q) for q in questions) or "the test examples"
     tt = lambda m: rf"\texttt{{{escape(m)}}}"  # noqa: E731
     if best and len(ranked) > 1:
         runner = ranked["method"].iloc[1]
         out["BestAccSentence"] = (
             f"The most accurate variant is {tt(best[0])} (test accuracy {acc[best[0]]}), significantly ahead of "
-            f"the runner-up {tt(runner)} ({acc[runner]}; paired test, $\\alpha={ALPHA}$)"
+            f"every other variant, the runner-up {tt(runner)} ({acc[runner]}) included (question: {escape(about)}; "
+            f"each paired test at $\\alpha={ALPHA}$)"
         )
     elif best:
         out["BestAccSentence"] = f"Only {tt(best[0])} finished (test accuracy {acc[best[0]]})"
@@ -465,8 +547,11 @@ def stats_macros(part: Any) -> dict[str, str]:
         names = ", ".join(f"{tt(m)} ({acc[m]})" for m in tied)
         out["BestAccSentence"] = (
             f"No variant is significantly the most accurate: {names} are tied "
-            f"(none is significantly below the leader in a paired test, $\\alpha={ALPHA}$)"
+            f"(none is significantly below the leader; question: {escape(about)}; paired tests, "
+            f"$\\alpha={ALPHA}$)"
         )
+    if questions:
+        out["Question"] = escape(about)
     refs = [r for r in dict.fromkeys(part.get("reference", [])) if isinstance(r, str)]
     if refs:
         out["Reference"] = tt(refs[0])
@@ -476,12 +561,17 @@ def stats_macros(part: Any) -> dict[str, str]:
     kinds = [k for k in dict.fromkeys(part.get("test_accuracy_interval", [])) if isinstance(k, str)]
     if kinds:
         out["IntervalMethod"] = escape("; ".join(kinds))
-    mdd = part["mdd"].dropna() if "mdd" in part.columns else []
-    if len(mdd):
-        row = part.loc[mdd.index[0]]
-        out["MDD"] = _fixed(3)(float(row["mdd"]))
-        out["MDDExamples"] = _latex_number(_thousands(float(row["mdd_n"])))
-        out["MDDSeeds"] = str(int(row["mdd_seeds"]))
+    mdd = part["vs_ref_mdd"].dropna() if "vs_ref_mdd" in part.columns else []
+    if len(mdd):  # each comparison has its own MDD: the paper quotes their range and the question
+        low, high = _fixed(3)(float(mdd.min())), _fixed(3)(float(mdd.max()))
+        asked = [q for q in dict.fromkeys(part.loc[mdd.index, "vs_ref_question"]) if isinstance(q, str)]
+        out["MDD"] = (low if low == high else f"{low}--{high}") + f" (question {', '.join(asked)})"
+        n = part["vs_ref_n"].dropna() if "vs_ref_n" in part.columns else []
+        if len(n):
+            out["MDDExamples"] = _latex_number(_thousands(float(n.min())))
+        ref_rows = part[part["method"] == part["reference"]]
+        if len(ref_rows):
+            out["MDDSeeds"] = str(int(ref_rows["runs_ok"].iloc[0]))
     notes = footnote_numbers(part)
     if notes:
         rows = [part.iloc[i] for i in notes]
@@ -538,8 +628,9 @@ def _latex_number(text: str) -> str:
 def macros_tex(summary: Any, records: list[dict[str, Any]]) -> str:
     lines = [
         "% Generated by `python -m peftlab.report` from run records: do not edit, re-run the report.",
-        "% Numbers use the same formatter as summary.tex. AccCI: the larger half of the two-level bootstrap interval",
-        "% (AccLow/AccHigh its ends); other ± values are 95% t-interval half-widths over seeds (peftlab/stats.py).",
+        "% Numbers use the same formatter as summary.tex. AccCI: the larger half of the headline interval (question",
+        "% (b) recipe where estimable, else (a) these models; peftlab/crossed.py), AccLow/AccHigh its ends; other ±",
+        "% values are 95% t-interval half-widths over seeds.",
     ]
     lines += [newcommand(name, value) for name, value in macro_values(summary, records).items()]
     return "\n".join(lines) + "\n"

@@ -1,0 +1,246 @@
+"""Calibration of the statistics on simulated crossed seed × example outcomes with known truth (issue 23).
+
+The simulation is a probit model of two methods A and B scored by S seeds each on the same n test
+examples:
+
+    y_msj = 1[ μ_m + α_ms + β_j + γ_mj + ε_msj > 0 ],   ε ~ N(0, 1)
+
+β_j ~ N(0, σ_β²) is the example's difficulty, shared by both methods (σ_β = 5 makes two seeds of a
+method agree on ≈ 92–93% of examples, as in the main job); γ_mj ~ N(0, σ_γ²) the method × example
+interaction (σ_γ = 1.5, or 0 "without"); α_ms ~ N(0, σ_α²) the seed effect, set so that the
+seed-to-seed sd of accuracy is `seed_sd`. Everything normal makes both truths closed-form:
+
+- (b) the recipe: acc_m = Φ(μ_m / √(1 + σ_α² + σ_β² + σ_γ²));
+- (a) these checkpoints (α_ms fixed): acc_m = mean_s Φ((μ_m + α_ms) / √(1 + σ_β² + σ_γ²)).
+
+Coverage is measured with B's accuracy 0.78 and A's 0.80; type-I error of (b) with μ_A = μ_B and
+independent seeds, of (a) additionally with α_A = α_B (so that these checkpoints are truly equal).
+Both the crossed engine (peftlab/crossed.py) and, for the "before" table, the old nested engine
+(peftlab/stats.py) are scored on the same draws.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+SIGMA_EXAMPLE = 5.0
+SIGMA_INTERACTION = 1.5
+ACC_B, ACC_A = 0.78, 0.80
+GRID_SEEDS = (1, 2, 3, 5, 10)
+GRID_N = (200, 1000)
+GRID_SEED_SD = (0.0, 0.01, 0.02)
+GRID_INTERACTION = (False, True)
+TARGET_COVERAGE = (0.93, 0.97)
+TARGET_TYPE_I = 0.06
+
+
+@dataclass(frozen=True)
+class Cell:
+    seeds: int
+    n: int
+    seed_sd: float
+    interaction: bool
+
+
+def grid(
+    seeds: Iterable[int] = GRID_SEEDS,
+    n: Iterable[int] = GRID_N,
+    seed_sd: Iterable[float] = GRID_SEED_SD,
+    interaction: Iterable[bool] = GRID_INTERACTION,
+) -> Iterator[Cell]:
+    for s in seeds:
+        for size in n:
+            for sd in seed_sd:
+                for inter in interaction:
+                    yield Cell(s, size, sd, inter)
+
+
+@dataclass
+class Draw:
+    a: np.ndarray  # (S, n) 0/1 outcomes of method A
+    b: np.ndarray
+    truth_a: dict[str, float]  # question (a): "diff", "acc" (of A)
+    truth_b: dict[str, float]
+
+
+def _scales(cell: Cell) -> tuple[float, float, float]:
+    from scipy.special import ndtri
+
+    g = SIGMA_INTERACTION if cell.interaction else 0.0
+    tau0 = math.sqrt(1 + SIGMA_EXAMPLE**2 + g**2)
+    mu_b = ndtri(ACC_B) * tau0
+    # sd of Φ((μ + α)/τ0) over α ≈ φ(μ/τ0)·σ_α/τ0 for small σ_α
+    density = math.exp(-0.5 * (mu_b / tau0) ** 2) / math.sqrt(2 * math.pi)
+    sigma_a = cell.seed_sd * tau0 / density
+    return g, tau0, sigma_a
+
+
+def simulate(cell: Cell, rng: np.random.Generator, *, null: str | None = None) -> Draw:
+    """One experiment. `null`: None (A better), "b" (same recipe), "a" (same recipe and same checkpoints' seeds)."""
+    from scipy.special import ndtr, ndtri
+
+    g, tau0, sigma_a = _scales(cell)
+    tau = math.sqrt(tau0**2 + sigma_a**2)
+    mu_b = ndtri(ACC_B) * tau
+    mu_a = mu_b if null else ndtri(ACC_A) * tau
+    S, n = cell.seeds, cell.n
+    beta = rng.normal(0, SIGMA_EXAMPLE, n)
+    seeds_a = rng.normal(0, sigma_a, S)
+    seeds_b = seeds_a.copy() if null == "a" else rng.normal(0, sigma_a, S)
+    out = []
+    for mu, alpha in ((mu_a, seeds_a), (mu_b, seeds_b)):
+        gamma = rng.normal(0, g, n) if g else 0.0
+        latent = mu + alpha[:, None] + beta[None, :] + gamma + rng.normal(0, 1, (S, n))
+        out.append((latent > 0).astype(float))
+    acc_a_b, acc_b_b = ndtr(mu_a / tau), ndtr(mu_b / tau)
+    acc_a_a = float(ndtr((mu_a + seeds_a) / tau0).mean())
+    acc_b_a = float(ndtr((mu_b + seeds_b) / tau0).mean())
+    return Draw(
+        out[0],
+        out[1],
+        {"diff": acc_a_a - acc_b_a, "acc": acc_a_a},
+        {"diff": float(acc_a_b - acc_b_b), "acc": float(acc_a_b)},
+    )
+
+
+def _runs(label: str, y: np.ndarray):
+    from peftlab import crossed
+
+    return crossed.Runs(label, tuple(range(len(y))), np.arange(y.shape[1]), {"correct": y})
+
+
+def _inside(low: float, high: float, value: float) -> bool:
+    return math.isfinite(low) and low <= value <= high
+
+
+def new_engine(draw: Draw, null_a: Draw, null_b: Draw) -> dict[str, tuple[bool | None, bool | None, bool | None]]:
+    """Per question: (Δ interval covers, single-method interval covers, null rejected); None: not estimable."""
+    from peftlab import crossed
+
+    a, b = _runs("A", draw.a), _runs("B", draw.b)
+    diff, one = crossed.difference(a, b), crossed.estimate(a)
+    nulls = {
+        "a": crossed.difference(_runs("A", null_a.a), _runs("B", null_a.b)).a,
+        "b": crossed.difference(_runs("A", null_b.a), _runs("B", null_b.b)).b,
+    }
+    out = {}
+    for q, truth in (("a", draw.truth_a), ("b", draw.truth_b)):
+        d, o, null = diff.answer(q), one.answer(q), nulls[q]
+        if not d.estimable:
+            out[q] = (None, None, None)
+            continue
+        rejected = bool(math.isfinite(null.p) and null.p < crossed.ALPHA)
+        out[q] = (_inside(d.low, d.high, truth["diff"]), _inside(o.low, o.high, truth["acc"]), rejected)
+    return out
+
+
+def _old(draw: Draw, draws: int):
+    from peftlab import stats
+
+    ids = np.arange(draw.a.shape[1])
+    a = [stats.SeedOutcomes(s, ids, y) for s, y in enumerate(draw.a)]
+    b = [stats.SeedOutcomes(s, ids, y) for s, y in enumerate(draw.b)]
+    comparison = stats.paired_comparison("A", a, "B", b, draws=draws)
+    interval = stats.method_interval(draw.a.mean(axis=1).tolist(), [draw.a.shape[1]] * len(draw.a), draws=draws)
+    return comparison, interval
+
+
+def old_engine(draw: Draw, null_a: Draw, null_b: Draw, draws: int = 1000) -> dict[str, tuple[bool, bool, bool]]:
+    """The same for the old nested engine: its one interval and p-value, judged against either question's truth."""
+    comparison, interval = _old(draw, draws)
+    out = {}
+    for q, truth, null in (("a", draw.truth_a, null_a), ("b", draw.truth_b, null_b)):
+        out[q] = (
+            _inside(comparison.low, comparison.high, truth["diff"]),
+            _inside(interval.low, interval.high, truth["acc"]),
+            bool(_old(null, draws)[0].p < 0.05),
+        )
+    return out
+
+
+@dataclass
+class Row:
+    cell: Cell
+    replicates: int
+    # question -> rate (NaN: not estimable)
+    cover_diff: dict[str, float]
+    cover_acc: dict[str, float]
+    type_i: dict[str, float]
+
+
+def _rate(values: list[bool | None]) -> float:
+    kept = [v for v in values if v is not None]
+    return float(np.mean(kept)) if kept and len(kept) == len(values) else math.nan
+
+
+def run_cell(cell: Cell, replicates: int, *, engine: str = "new", seed: int = 0, old_draws: int = 1000) -> Row:
+    """Coverage and type-I error of both questions in one cell (the same draws for either engine)."""
+    rng = np.random.default_rng([seed, cell.seeds, cell.n, int(cell.seed_sd * 1000), int(cell.interaction)])
+    cover_diff: dict[str, list] = {"a": [], "b": []}
+    cover_acc: dict[str, list] = {"a": [], "b": []}
+    reject: dict[str, list] = {"a": [], "b": []}
+    for _ in range(replicates):
+        draw = simulate(cell, rng)
+        null_b, null_a = simulate(cell, rng, null="b"), simulate(cell, rng, null="a")
+        result = new_engine(draw, null_a, null_b) if engine == "new" else old_engine(draw, null_a, null_b, old_draws)
+        for q, (d, one, r) in result.items():
+            cover_diff[q].append(d)
+            cover_acc[q].append(one)
+            reject[q].append(r)
+    return Row(
+        cell,
+        replicates,
+        {q: _rate(v) for q, v in cover_diff.items()},
+        {q: _rate(v) for q, v in cover_acc.items()},
+        {q: _rate(v) for q, v in reject.items()},
+    )
+
+
+def within_target(row: Row) -> bool:
+    """Every estimable number of the row inside the targets (coverage in [0.93, 0.97], type-I ≤ 0.06)."""
+    for q in ("a", "b"):
+        for value in (row.cover_diff[q], row.cover_acc[q]):
+            if math.isfinite(value) and not TARGET_COVERAGE[0] <= value <= TARGET_COVERAGE[1]:
+                return False
+        if math.isfinite(row.type_i[q]) and row.type_i[q] > TARGET_TYPE_I:
+            return False
+    return True
+
+
+def markdown(rows: list[Row], title: str) -> str:
+    """The generated calibration table (one line per cell), with its Monte Carlo standard errors."""
+    replicates = sorted({r.replicates for r in rows})
+    r = min(replicates) if replicates else 0
+    se_cover = math.sqrt(0.95 * 0.05 / r) if r else math.nan
+    se_type = math.sqrt(0.05 * 0.95 / r) if r else math.nan
+
+    def cell(v: float, kind: str) -> str:
+        if not math.isfinite(v):
+            return "n.e."
+        bad = (kind == "cover" and not TARGET_COVERAGE[0] <= v <= TARGET_COVERAGE[1]) or (
+            kind == "type" and v > TARGET_TYPE_I
+        )
+        return f"**{v:.3f}**" if bad else f"{v:.3f}"
+
+    lines = [
+        f"**{title}** — {'/'.join(map(str, replicates))} replicates per cell; Monte Carlo SE ≈ {se_cover:.3f} for a "
+        f"coverage of 0.95 and ≈ {se_type:.3f} for a type-I error of 0.05. Bold: outside the target "
+        f"(coverage in [{TARGET_COVERAGE[0]}, {TARGET_COVERAGE[1]}], type-I ≤ {TARGET_TYPE_I}); n.e.: not estimable.",
+        "",
+        "| S | n | seed sd | m×e | (a) cover Δ | (a) cover acc | (a) type-I "
+        "| (b) cover Δ | (b) cover acc | (b) type-I |",
+        "|---:|---:|---:|:---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        c = row.cell
+        lines.append(
+            f"| {c.seeds} | {c.n} | {c.seed_sd:.2f} | {'yes' if c.interaction else 'no'} | "
+            f"{cell(row.cover_diff['a'], 'cover')} | {cell(row.cover_acc['a'], 'cover')} | "
+            f"{cell(row.type_i['a'], 'type')} | {cell(row.cover_diff['b'], 'cover')} | "
+            f"{cell(row.cover_acc['b'], 'cover')} | {cell(row.type_i['b'], 'type')} |"
+        )
+    return "\n".join(lines)
