@@ -154,6 +154,14 @@ def read_news_articles(root: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
     return pd.DataFrame({"text": texts}), ()
 
 
+# both VADER builtins cite the same file; each adds how its target is read from it
+_VADER_CITATION = (
+    "C. J. Hutto and E. Gilbert. VADER: A Parsimonious Rule-based Model for Sentiment Analysis of "
+    "Social Media Text. ICWSM 2014 (movieReviewSnippets_GroundTruth: 10,605 sentences of the 2,000 reviews "
+    "of B. Pang and L. Lee, A Sentimental Education, ACL 2004, each rated by at least 20 people on -4..+4). "
+)
+
+
 BUILTINS: dict[str, BuiltinSpec] = {
     "rotten_tomatoes": BuiltinSpec(
         description="movie-review sentences labelled by the sign of human sentiment ratings (Hutto & Gilbert "
@@ -163,10 +171,8 @@ BUILTINS: dict[str, BuiltinSpec] = {
         reader=read_rotten_tomatoes,
         carve={"validation": 1000, "test": 1000},
         title="VADER movie-review sentences, sign of the mean human rating (Hutto & Gilbert, 2014)",
-        citation="C. J. Hutto and E. Gilbert. VADER: A Parsimonious Rule-based Model for Sentiment Analysis of "
-        "Social Media Text. ICWSM 2014 (movieReviewSnippets_GroundTruth: 10,605 sentences of the 2,000 reviews "
-        "of B. Pang and L. Lee, A Sentimental Education, ACL 2004, each rated by at least 20 people on -4..+4). "
-        "Label = sign of the mean rating, the 37 neutral sentences dropped; not the standard sentence "
+        citation=_VADER_CITATION
+        + "Label = sign of the mean rating, the 37 neutral sentences dropped; not the standard sentence "
         "polarity labels (Pang & Lee, 2005), which come from the review a snippet was taken from.",
     ),
     "rotten_tomatoes_ratings": BuiltinSpec(
@@ -178,10 +184,8 @@ BUILTINS: dict[str, BuiltinSpec] = {
         carve={"validation": 1000, "test": 1000},
         kind="regression",
         title="VADER movie-review sentences, mean human sentiment rating (Hutto & Gilbert, 2014)",
-        citation="C. J. Hutto and E. Gilbert. VADER: A Parsimonious Rule-based Model for Sentiment Analysis of "
-        "Social Media Text. ICWSM 2014 (movieReviewSnippets_GroundTruth: 10,605 sentences of the 2,000 reviews "
-        "of B. Pang and L. Lee, A Sentimental Education, ACL 2004, each rated by at least 20 people on -4..+4). "
-        "Target = the mean rating as published in that file; the 37 sentences rated 0 dropped, so the rows and "
+        citation=_VADER_CITATION
+        + "Target = the mean rating as published in that file; the 37 sentences rated 0 dropped, so the rows and "
         "the fixed split are those of builtin:rotten_tomatoes.",
     ),
     "bbc_news": BuiltinSpec(
