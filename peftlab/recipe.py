@@ -47,8 +47,9 @@ def execute_run(
 
     record = base_record(ws, spec)
     started = time.perf_counter()
+    trackers = _open_trackers(ws, spec, record)
     try:
-        run = Run(ws, spec, record, position, quiet, report, threads)
+        run = Run(ws, spec, record, position, quiet, report, threads, trackers)
         for phase in PHASES:
             phase(run)
         record["status"] = "ok"
@@ -68,6 +69,8 @@ def execute_run(
         on_record(record)
     if _writes(ws):
         write_record(ws.results_dir, record)
+    if trackers is not None:  # the record's metrics and costs, as written
+        trackers.finish(record)
     _stop_launch_on_failure(ws, record)
     return record
 
@@ -83,6 +86,7 @@ class Run:
     quiet: bool
     report: Report | None = None
     threads: int | None = None
+    trackers: Any = None  # loggers.Trackers, when the experiment has a `loggers:` list (rank 0 only)
     method: Any = None  # methods.Method
     params: Any = None  # the method's params dataclass
     device: str = "cpu"
@@ -287,6 +291,7 @@ def train(run: Run) -> None:
             progress=bar,
             report=run.report,
             ranks=run.ranks,
+            log=run.trackers.log if run.trackers is not None else None,
         )
         run.meter.stop("train")
     except Pruned as err:  # keep what was measured before the pruner stopped it
@@ -437,6 +442,15 @@ def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
         "size": {},
         "env": {"versions": package_versions(), "git": git_state(), "pid": os.getpid()},
     }
+
+
+def _open_trackers(ws: Workspace, spec: RunSpec, record: dict[str, Any]) -> Any:
+    """The run's trackers (`loggers:`), in the process that writes files only; None, and nothing imported, without."""
+    if not ws.experiment.loggers or not _writes(ws):
+        return None
+    from peftlab.loggers import open_trackers, run_info
+
+    return open_trackers(ws.experiment.loggers, run_info(ws.experiment, spec, record))
 
 
 def _writes(ws: Workspace) -> bool:

@@ -111,6 +111,7 @@ def train(
     report: Callable[[int, dict[str, float]], bool] | None = None,
     ranks: Any = None,
     optimizer_factory: Callable[[Any, float, float], Any] | None = None,
+    log: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainOutcome:
     """Run `cfg.steps` optimiser steps over `batches` (steps × grad_accum micro-batches).
 
@@ -119,6 +120,7 @@ def train(
     `ranks` (distributed.Ranks, under `train.distributed`): `batches` are the global batches; this
     process trains on its slice of each, and the step's figures are the whole launch's.
     `optimizer_factory(model, lr, weight_decay)` replaces AdamW for a method with its own optimiser.
+    `log(step, values)` streams each step's figures and each evaluation to the trackers (peftlab/loggers).
     """
     import torch
     from transformers import get_scheduler
@@ -188,6 +190,9 @@ def train(
             raise Diverged(f"loss is {step_loss} at step {step}")
         loss_window.append(step_loss)
         out.final_train_loss = step_loss
+        if log is not None:  # the figures measured above, nothing more: a tracker adds no sync of its own
+            lr_now = scheduler.get_last_lr()[0]
+            log(step, {"train/loss": step_loss, "train/lr": lr_now, "train/tokens_per_s": step_tokens / elapsed})
         if progress is not None:
             progress.update(1)
             progress.set_postfix(loss=f"{step_loss:.3f}", refresh=False)
@@ -200,6 +205,8 @@ def train(
             point.update({f"val_{k}": v for k, v in scores.items() if k in ("accuracy", "f1_macro", "loss")})
             out.curve.append(point)
             loss_window = []
+            if log is not None:
+                log(step, {f"validation/{k}": v for k, v in scores.items()})
             if progress is not None:
                 progress.set_postfix(loss=f"{step_loss:.3f}", val_acc=f"{scores['accuracy']:.3f}", refresh=False)
             if report is not None and report(step, scores):
