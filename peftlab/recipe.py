@@ -67,10 +67,7 @@ def execute_run(
     record["time"]["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     if on_record is not None:
         on_record(record)
-    if _writes(ws):
-        write_record(ws.results_dir, record)
-    if trackers is not None:  # the record's metrics and costs, as written
-        trackers.finish(record)
+    _publish(ws, record, trackers)
     _stop_launch_on_failure(ws, record)
     return record
 
@@ -446,11 +443,19 @@ def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
 
 def _open_trackers(ws: Workspace, spec: RunSpec, record: dict[str, Any]) -> Any:
     """The run's trackers (`loggers:`), in the process that writes files only; None, and nothing imported, without."""
-    if not ws.experiment.loggers or not _writes(ws):
+    if not getattr(ws.experiment, "loggers", None) or not _writes(ws):
         return None
     from peftlab.loggers import open_trackers, run_info
 
     return open_trackers(ws.experiment.loggers, run_info(ws.experiment, spec, record))
+
+
+def _publish(ws: Workspace, record: dict[str, Any], trackers: Any) -> None:
+    """The record on disk (rank 0 only), then its metrics and costs to the run's trackers, as written."""
+    if _writes(ws):
+        write_record(ws.results_dir, record)
+    if trackers is not None:
+        trackers.finish(record)
 
 
 def _writes(ws: Workspace) -> bool:

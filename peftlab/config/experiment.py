@@ -107,7 +107,7 @@ class Experiment:
     forgetting: list[ProbeEntry] = field(default_factory=list)  # one per `forgetting:` item
     queue: QueueConfig = field(default_factory=QueueConfig)  # issue 13: workers joining from many hosts
     launcher: LauncherConfig | None = None  # `launcher:`: what --launcher slurm|local asks for; not in the identity
-    loggers: list[LoggerEntry] = field(default_factory=list)  # issue 25: trackers that watch the runs; not in the identity
+    loggers: list[LoggerEntry] = field(default_factory=list)  # issue 25: trackers; not in the identity
     source_path: Path | None = None  # where it was loaded from; not part of the YAML
 
     def results_dir(self) -> Path:

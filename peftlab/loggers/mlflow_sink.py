@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 from peftlab.config.loggers import MlflowParams
 from peftlab.loggers.base import RunInfo, flat_params
@@ -79,5 +78,3 @@ class MlflowSink:
             self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
         self.client.log_batch(self.run_id, tags=[RunTag("peftlab.status", status)])
         self.client.set_terminated(self.run_id, status=_STATUS.get(status, "FAILED"))
-
-
