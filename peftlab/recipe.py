@@ -335,6 +335,11 @@ def probes_after(run: Run) -> None:
     """The same probes on the tuned model; `forgetting` and `learning` go into the record."""
     if run.probes is not None:
         run.probes.after(run.model, run.test, run.record)
+        if run.probes.examples and _writes(run.ws):  # lm_eval's per-example outcomes join the predictions file
+            from peftlab.predictions import write_predictions
+
+            run.kept.update(run.probes.examples)
+            run.record["predictions"] = write_predictions(run.ws.results_dir, run.spec.run_id, run.kept)
 
 
 def measure(run: Run) -> None:
