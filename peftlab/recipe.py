@@ -452,7 +452,9 @@ def _open_trackers(ws: Workspace, spec: RunSpec, record: dict[str, Any]) -> Any:
         return None
     from peftlab.loggers import open_trackers, run_info
 
-    return open_trackers(ws.experiment.loggers, run_info(ws.experiment, spec, record))
+    trackers = open_trackers(ws.experiment.loggers, run_info(ws.experiment, spec, record))
+    record["trackers"] = trackers.where()  # where to find the run in each tracker
+    return trackers
 
 
 def _publish(ws: Workspace, record: dict[str, Any], trackers: Any) -> None:

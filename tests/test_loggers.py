@@ -67,6 +67,7 @@ def test_tensorboard_holds_steps_evaluations_final_metrics_and_config(tracked):
     folder, record = tracked
     (run_dir,) = (folder / "results" / "tensorboard" / "tracked").iterdir()
     assert run_dir.name == record["run_id"]  # named by run id, grouped by experiment
+    assert record["trackers"]["tensorboard"] == {"log_dir": str(run_dir)}  # the record says where
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
     events.Reload()
     scalars = events.Tags()["scalars"]
@@ -97,6 +98,7 @@ def test_mlflow_run_is_named_by_run_id_with_config_params_and_metric_history(tra
     experiment = client.get_experiment_by_name("tracked")  # grouped by experiment
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.run_name == record["run_id"] and run.info.status == "FINISHED"
+    assert record["trackers"]["mlflow"]["run_id"] == run.info.run_id
     params = run.data.params
     assert params["method"] == "lora" and float(params["lr"]) == 0.01 and params["train.steps"] == "4"
     assert params["data.max_length"] == "32" and params["run_id"] == record["run_id"]
@@ -157,6 +159,7 @@ def test_wandb_offline_run_holds_config_history_and_summary(tracked):
     records = read_wandb_records(file)
     (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
     assert run.display_name == record["run_id"] and run.project == "peftlab-tests"
+    assert record["trackers"]["wandb"] == {"project": "peftlab-tests", "id": run.run_id, "dir": str(file.parent)}
     assert run.run_group == "tracked" and run.job_type == "run"
     config = {}
     for r in records:
@@ -306,3 +309,36 @@ def test_a_search_trial_is_a_child_run_of_its_study(tmp_path, tiny_bert, tiny_da
         (run,) = [r.run for r in read_wandb_records(file) if r.WhichOneof("record_type") == "run"]
         groups.add((run.run_group, run.job_type))
     assert groups == {(study.info.run_name, "trial")}
+
+
+def test_a_failing_tracker_is_one_warning_and_the_others_go_on(capsys):
+    from peftlab.loggers import Trackers
+
+    class Broken:
+        def log(self, step, values):
+            raise ConnectionError("tracking server unreachable\nmore detail")
+
+        def finish(self, step, metrics, status):
+            raise AssertionError("a dropped sink is not called again")
+
+    class Kept:
+        def __init__(self):
+            self.logged, self.finished = [], None
+
+        def log(self, step, values):
+            self.logged.append((step, values))
+
+        def finish(self, step, metrics, status):
+            self.finished = (step, metrics, status)
+
+    kept = Kept()
+    trackers = Trackers({"mlflow": Broken(), "tensorboard": kept})
+    trackers.log(1, {"train/loss": 0.5, "train/lr": float("nan"), "note": "text"})
+    trackers.log(2, {"train/loss": 0.4})
+    trackers.finish({"status": "ok", "time": {"steps": 2}, "metrics": {"test": {"accuracy": 0.75}}})
+    assert kept.logged == [(1, {"train/loss": 0.5}), (2, {"train/loss": 0.4})]  # NaN and text left out
+    assert kept.finished == (2, {"test/accuracy": 0.75, "time/steps": 2.0}, "ok")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "peftlab: logger mlflow failed (ConnectionError: tracking server unreachable); the run goes on without it"
+    ]

@@ -83,6 +83,10 @@ class Trackers:
     def __init__(self, sinks: dict[str, Sink]) -> None:
         self.sinks = dict(sinks)
 
+    def where(self) -> dict[str, Any]:
+        """Where each tracker put the run (a folder, a tracking URI and run id), for the record."""
+        return {name: getattr(sink, "where", {}) for name, sink in self.sinks.items()}
+
     def log(self, step: int, values: dict[str, float]) -> None:
         values = {k: float(v) for k, v in values.items() if _is_number(v)}
         for name, sink in list(self.sinks.items()):

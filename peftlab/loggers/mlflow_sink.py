@@ -8,10 +8,13 @@ parent run is the study's, found by tag or made once (under a file lock, as work
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from contextlib import nullcontext
 
 from peftlab.config.loggers import MlflowParams
+from peftlab.config.queue import redact
 from peftlab.loggers.base import RunInfo, flat_params
 
 _MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
@@ -28,12 +31,21 @@ class MlflowSink:
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
-        self.client = MlflowClient(tracking_uri=tracking_uri(params, info))
-        experiment_id = self._experiment(params.experiment_name or info.experiment)
+        from peftlab.models import file_lock
+
+        for name in ("mlflow", "alembic"):  # no INFO lines about creating and migrating its tables
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self.uri = tracking_uri(params, info)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        # a new SQLite store is migrated by whoever opens it first: workers of one host open it in turn
+        guard = file_lock(info.output_dir / ".mlflow.lock") if self.uri.startswith("sqlite:") else nullcontext()
+        with guard:
+            experiment_id = self._experiment(params.experiment_name or info.experiment)
         tags = {**info.tags(), "mlflow.runName": info.run_id}
         if info.study is not None:
             tags["mlflow.parentRunId"] = self._study_run(experiment_id, info)
         self.run_id = self.client.create_run(experiment_id, run_name=info.run_id, tags=tags).info.run_id
+        self.where = {"tracking_uri": redact(self.uri), "experiment_id": experiment_id, "run_id": self.run_id}
         flat = {**flat_params(info.config), "run_id": info.run_id}
         items = [Param(k, str(v)[:_MAX_PARAM_CHARS]) for k, v in flat.items()]
         for start in range(0, len(items), _BATCH):

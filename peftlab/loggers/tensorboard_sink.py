@@ -28,6 +28,7 @@ class TensorBoardSink:
         self.info = info
         self.dir = log_dir(params, info)
         self.writer = SummaryWriter(log_dir=str(self.dir))
+        self.where = {"log_dir": str(self.dir)}
         self.writer.add_text("config", "```json\n" + json.dumps(info.config, indent=2, default=str) + "\n```", 0)
 
     def log(self, step: int, values: dict[str, float]) -> None:

@@ -38,6 +38,7 @@ class WandbSink:
             reinit="create_new",
             settings=settings,
         )
+        self.where = {"project": self.run.project, "id": self.run.id, "dir": str(Path(self.run.dir).parent)}
 
     def log(self, step: int, values: dict[str, float]) -> None:
         self.run.log(values, step=step)
