@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ class LMEvalProbe(Probe):
         from lm_eval.models.huggingface import HFLM
 
         p: LMEvalParams = self.params
+        logging.getLogger("lm_eval").setLevel(logging.ERROR)  # not "pretrained is not a str": that is the point
         with eval_mode(model), kept_random_state(), run.autocast():
             lm = HFLM(pretrained=model, tokenizer=self.tokenizer, batch_size=p.batch_size)
             out = simple_evaluate(
