@@ -14,6 +14,7 @@ makes it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -99,9 +100,13 @@ def find_study(target: str) -> tuple[str, Any, list[str]]:
 def candidate_urls(path: Path) -> list[str]:
     """The experiment's own storages (from the YAML, or the one its records name), then the default files."""
     urls: list[str] = []
-    experiment_file = path if path.is_file() else _experiment_file_of(path)
-    if experiment_file is not None:
-        urls += _configured_urls(experiment_file)
+    if path.is_file():
+        urls += _configured_urls(path)
+    elif (experiment_file := _experiment_file_of(path)) is not None:
+        with contextlib.suppress(
+            UserError
+        ):  # the file changed since (or needs an extra): the folder's files still count
+            urls += _configured_urls(experiment_file)
     folder = path if path.is_dir() else _results_dir(path)
     if folder is not None:
         urls += [pattern.format(folder.resolve() / name) for name, pattern in DEFAULT_FILES]
