@@ -140,3 +140,17 @@ def test_a_missing_lm_eval_names_the_pip_install(tmp_path, tiny_llama, tiny_data
     path = _sft(tmp_path, tiny_llama, tiny_dataset, _probe(local_task), "  - method: lora\n")
     with pytest.raises(ConfigError, match=r"lm_eval is not installed; pip install 'peftlab\[lmeval\]'"):
         load_experiment(path)
+
+
+def test_overrides_address_the_probe_and_a_logger_by_name(tmp_path, tiny_llama, tiny_dataset, local_task):
+    pytest.importorskip("wandb")
+    probes = _probe(local_task) + "loggers: [tensorboard, {logger: wandb, mode: offline}]\n"
+    path = _sft(tmp_path, tiny_llama, tiny_dataset, probes, "  - method: lora\n")
+    experiment = load_experiment(path, ["forgetting.lm_eval.limit=5", "loggers.wandb.mode=disabled"])
+    assert experiment.forgetting[0].params.limit == 5
+    assert [(e.logger, getattr(e.params, "mode", None)) for e in experiment.loggers] == [
+        ("tensorboard", None),
+        ("wandb", "disabled"),
+    ]
+    with pytest.raises(ConfigError, match=r"no entry 'lm_evl' in the list; entries: lm_eval \(did you mean 'lm_eval'"):
+        load_experiment(path, ["forgetting.lm_evl.limit=5"])
