@@ -39,6 +39,24 @@ def package_versions() -> dict[str, str | None]:
 
 
 @cache
+def lock_digest() -> str | None:
+    """The hash of the lock (requirements/*.txt) this environment was installed from, or None.
+
+    The bootstrap stamps it into the virtual environment after installing from the lock, so it
+    names what is installed, not what a checkout's lock says today; an environment installed by
+    hand (pip install peftlab) has none, and its records say so.
+    """
+    import sys
+
+    stamp = Path(sys.prefix) / "peftlab-lock.sha256"
+    try:
+        text = stamp.read_text().strip()
+    except OSError:
+        return None
+    return text if text and text != "none" else None
+
+
+@cache
 def git_state() -> dict[str, Any]:
     """The peftlab checkout's commit and whether it had uncommitted changes."""
     repo = Path(__file__).resolve().parent.parent

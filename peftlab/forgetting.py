@@ -7,13 +7,12 @@ from peftlab.probes.base import pooled_features, predict
 from peftlab.probes.linear_probe import LinearProbe
 from peftlab.probes.lm_loss import LMLossProbe, measure_lm_loss, token_blocks
 from peftlab.probes.previous_task import PreviousTaskProbe, task_a_heads
-from peftlab.probes.suite import LEARNING_METRIC
+from peftlab.probes.suite import learning_metric
 
 Forgetting = ProbeSuite
 RunForgetting = RunProbes
 
 __all__ = [
-    "LEARNING_METRIC",
     "PROBES",
     "Forgetting",
     "LMLossParams",
@@ -29,6 +28,7 @@ __all__ = [
     "RunForgetting",
     "RunProbes",
     "base_model_view",
+    "learning_metric",
     "measure_lm_loss",
     "parse_probes",
     "pooled_features",

@@ -6,7 +6,9 @@ stable example id, the gold answer, the prediction and whether it was correct (f
 generated answer is the prediction). Statistics pair runs on these ids (peftlab/stats.py).
 
 Format: `runs/<run_id>.predictions.jsonl.gz`, gzip (mtime 0, so equal content gives an equal
-file) of JSON lines `{"split", "id", "gold", "prediction", "correct"}`. JSON lines need no
+file) of JSON lines `{"split", "id", ...}` with the per-example outputs the task declares
+(peftlab/task_specs, `per_example`): `"gold", "prediction", "correct"` for classification and
+sft, `"gold", "prediction"` (numbers) for regression. JSON lines need no
 dependency, stay readable with `zcat`, and hold text answers as well as label ids; ~1000 test
 examples compress to a few kB. The record points to the file and carries its sha256, so a reader
 knows the file belongs to that record. Records written before this module have no `predictions`
@@ -23,6 +25,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -74,8 +77,11 @@ def write_predictions(results_dir: Path, run_id: str, splits: dict[str, dict | N
         return None
     lines = []
     for name, block in splits.items():
-        for i, g, p, c in zip(block["id"], block["gold"], block["prediction"], block["correct"], strict=True):
-            row = {"split": name, "id": i, "gold": g, "prediction": p, "correct": bool(c)}
+        outputs = [k for k in block if k != "id"]  # the task's per-example outputs, in its order
+        for row_values in zip(block["id"], *(block[k] for k in outputs), strict=True):
+            row = {"split": name, "id": row_values[0], **dict(zip(outputs, row_values[1:], strict=True))}
+            if "correct" in row:
+                row["correct"] = bool(row["correct"])
             lines.append(json.dumps(row, ensure_ascii=False))
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz:
@@ -104,7 +110,7 @@ def write_predictions(results_dir: Path, run_id: str, splits: dict[str, dict | N
 
 @dataclass(frozen=True)
 class SplitPredictions:
-    """One split of one run: ids and 0/1 correctness, aligned."""
+    """One split of one run: ids and 0/1 correctness (NaN where the task has none, e.g. regression), aligned."""
 
     ids: np.ndarray  # str objects
     correct: np.ndarray  # float 0/1
@@ -136,7 +142,7 @@ def read_predictions(runs_dir: Path, record: dict[str, Any], *, verify: bool = T
             row = json.loads(line)
             block = columns.setdefault(row["split"], {"id": [], "gold": [], "prediction": [], "correct": []})
             for key in block:
-                block[key].append(row[key])
+                block[key].append(row[key] if key != "correct" else row.get(key, math.nan))
     except (OSError, EOFError, ValueError, KeyError) as err:
         raise PredictionsError(f"{path}: unreadable predictions file ({type(err).__name__})") from None
     return {

@@ -288,6 +288,8 @@ def train(run: Run) -> None:
             progress=bar,
             report=run.report,
             ranks=run.ranks,
+            curve_metrics=ws.spec.curve_metrics(),  # the task's declared metrics (peftlab/task_specs)
+            primary=ws.spec.primary,
             log=run.trackers.log if run.trackers is not None else None,
         )
         run.meter.stop("train")
@@ -402,7 +404,7 @@ PHASES = (setup, start_from, build, probes_before, train, evaluate, probes_after
 
 
 def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
-    from peftlab.environment import git_state, package_versions
+    from peftlab.environment import git_state, lock_digest, package_versions
 
     exp = ws.experiment
     return {
@@ -442,7 +444,7 @@ def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
         "speed": {},
         "time": {"started_at": datetime.now(UTC).isoformat(timespec="seconds")},
         "size": {},
-        "env": {"versions": package_versions(), "git": git_state(), "pid": os.getpid()},
+        "env": {"versions": package_versions(), "lock": lock_digest(), "git": git_state(), "pid": os.getpid()},
     }
 
 

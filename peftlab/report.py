@@ -9,6 +9,9 @@ Outputs (in the experiment folder, or DIR):
   macros.tex                              one \\newcommand per number and setup fact the paper quotes
   runs.csv                                one row per run (the tidy frame the figures plot)
   figures/*.{png,pdf}                     every figure the records allow; the others are named as skipped
+
+With --html, only explorer.html: the same summary in one self-contained page to browse in a browser
+(sortable table, Pareto scatter over any two metrics, method filter, forest plot, curves; docs/explorer.md).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import argparse
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from peftlab.reporting.frame import COST_COLUMNS, METRIC_COLUMNS, ci95, summarise, tidy_runs
 from peftlab.reporting.tables import TIED, macros_tex, summary_latex, summary_markdown
@@ -54,24 +57,15 @@ def write_report(
     """
     results_dirs = [Path(d) for d in results_dirs]
     out_dir = Path(out_dir)
-    records = load_records(results_dirs, run_ids)
-    if not records:
+    compared = compare_records(results_dirs, run_ids, log, reference)
+    if compared is None:
         where = ", ".join(str(d / "runs") for d in results_dirs)
         print(f"peftlab.report: no run records under {where}; nothing to report", file=sys.stderr)
         return []
-    frame = records_frame(records)
-    runs = tidy_runs(frame)  # every run: the Optuna figures need the search trials
-    if "trial.number" in frame.columns and frame["trial.number"].isna().any():
-        # search trials are not the comparison: one row each would drown the table and the method figures
-        log(
-            f"{int(frame['trial.number'].notna().sum())} search-trial runs left out of the tables (Optuna figures only)"
-        )
-        frame = frame[frame["trial.number"].isna()].reset_index(drop=True)
-    _warn_mixed_configs(frame, log)
-    from peftlab.reporting.comparison import load_outcomes, rank_line_differences
+    records, frame, runs, outcomes, summary = compared
+    from peftlab.reporting.comparison import rank_line_differences
+    from peftlab.reporting.environments import environment_note
 
-    outcomes = load_outcomes(results_dirs, records, log)
-    summary = summarise(frame, outcomes, reference)
     experiments = list(dict.fromkeys(str(e) for e in summary["experiment"]))
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -88,6 +82,7 @@ def write_report(
         f"### {', '.join(experiments)}: test metrics (mean and 95% interval) and costs\n\n"
         f"{summary_markdown(summary, notes=True)}\n\n"
         f"{protocol_note(records)}"
+        f"{environment_note(records)}"
         f"Metrics (accuracy, F1, learning gain, forgetting) are in **bold** only where the leader is significantly "
         f"ahead of the runner-up ({TIED} = tied for best; macro-F1, gain and forgetting by a paired t-test over "
         f"seeds; macro-F1's [interval] is a two-level bootstrap of the confusion counts, ± = 95% t-interval over "
@@ -117,6 +112,47 @@ def write_report(
 
     written += write_figures(runs, summary, out_dir / "figures", log=log)
     return written
+
+
+class Compared(NamedTuple):
+    """What every report output is cut from: the records, their frame, the tidy runs, outcomes and the summary."""
+
+    records: list[dict[str, Any]]
+    frame: Any  # flattened records of the comparison (search trials left out)
+    runs: Any  # tidy_runs of every record, search trials included (the Optuna figures need them)
+    outcomes: dict[str, Any]  # run id -> per-example test outcomes (paired statistics)
+    summary: Any  # summarise(): one row per experiment x method, intervals, comparisons, marks
+
+
+def compare_records(
+    results_dirs: Iterable[Path],
+    run_ids: set[str] | None = None,
+    log: Callable[[str], None] = _note,
+    reference: str | None = None,
+) -> Compared | None:
+    """The records of the experiments and the statistics over them (None when there is no record).
+
+    The tables, the figures and the browser explorer (reporting/explorer.py) all start here, so
+    they show the same summary.
+    """
+    results_dirs = [Path(d) for d in results_dirs]
+    records = load_records(results_dirs, run_ids)
+    if not records:
+        return None
+    frame = records_frame(records)
+    runs = tidy_runs(frame)  # every run: the Optuna figures need the search trials
+    if "trial.number" in frame.columns and frame["trial.number"].isna().any():
+        # search trials are not the comparison: one row each would drown the table and the method figures
+        log(
+            f"{int(frame['trial.number'].notna().sum())} search-trial runs left out of the tables (Optuna figures only)"
+        )
+        frame = frame[frame["trial.number"].isna()].reset_index(drop=True)
+    _warn_mixed_configs(frame, log)
+    from peftlab.reporting.comparison import load_outcomes
+
+    outcomes = load_outcomes(results_dirs, records, log)
+    summary = summarise(frame, outcomes, reference)
+    return Compared(records, frame, runs, outcomes, summary)
 
 
 def protocol_note(records: list[dict[str, Any]]) -> str:
@@ -234,7 +270,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reference", help="method label every other is compared with (default: report.reference, else full)"
     )
+    parser.add_argument(
+        "--html",
+        action="store_true",
+        help="write only the browser explorer (explorer.html: one self-contained page, works offline); "
+        "needs pip install 'peftlab[explorer]'",
+    )
     args = parser.parse_args(argv)
+    if args.html:
+        return _html_main(args.results, args.out, args.reference)
     missing = [d for d in args.results if not (d / "runs").is_dir()]
     for results_dir in missing:
         print(f"error: {results_dir}: no runs/ folder (expected results/<experiment>)", file=sys.stderr)
@@ -253,6 +297,37 @@ def main(argv: list[str] | None = None) -> int:
         for path in written:
             print(f"wrote {path}")
     return 2 if missing else 0
+
+
+def _html_main(results: list[Path], out: Path | None, reference: str | None) -> int:
+    """`--html`: explorer.html per experiment folder, or one over all of them in `out`; all or nothing.
+
+    Every folder is checked before anything is written, so a typo in one path leaves no page behind.
+    """
+    from peftlab.errors import UserError
+    from peftlab.reporting.explorer import plotly_js, write_explorer
+
+    for results_dir in results:
+        if not (results_dir / "runs").is_dir():
+            print(f"error: {results_dir}: no runs/ folder (expected results/<experiment>)", file=sys.stderr)
+            return 2
+        if not any((results_dir / "runs").glob("*.json")):
+            print(f"error: {results_dir}/runs: no run records; nothing to explore", file=sys.stderr)
+            return 2
+    groups = [(list(results), out)] if out is not None else [([d], d) for d in results]
+    try:
+        plotly_js()
+        for dirs, where in groups:
+            compared = compare_records(dirs, reference=reference)
+            if compared is None:  # only unreadable .json files
+                where_text = ", ".join(map(str, dirs))
+                print(f"error: {where_text}: no readable run records; nothing to explore", file=sys.stderr)
+                return 2
+            print(f"wrote {write_explorer(compared.summary, compared.frame, dirs, where)}")
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from peftlab.errors import ConfigError, UserError
@@ -125,8 +129,9 @@ def _main(args: argparse.Namespace) -> int:
     results_dir = experiment.results_dir()
     if args.workers > 1 and not can_fork():
         raise ConfigError(f"{args.experiment}: --workers needs fork (Linux)")
-    lock = hold_results_lock(results_dir) if launch.writes else None  # noqa: F841 - held until the process ends
-    code = _work(experiment, planner, args)
+    with leave_nothing_if_nothing_ran(results_dir):
+        lock = hold_results_lock(results_dir) if launch.writes else None  # noqa: F841 - held until the process ends
+        code = _work(experiment, planner, args)
     return _close(experiment, planner, args, code) if launch.writes else code
 
 
@@ -211,6 +216,26 @@ def _work(experiment: Any, planner: Any, args: argparse.Namespace) -> int:
     return max(_executor(workspace, args).run(planner), planner.finish())
 
 
+@contextmanager
+def leave_nothing_if_nothing_ran(results_dir: Path) -> Iterator[None]:
+    """A results folder this command created is removed again if it stops before writing any file.
+
+    A data error, a target that matches no layer or an interrupt while loading is a user's
+    mistake caught before the first run: it must not leave an empty `results/<name>/` behind
+    (only the lock file and empty folders count as nothing). A folder that existed before, or
+    that holds anything else, is left as it is.
+    """
+    existed = results_dir.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and results_dir.is_dir():
+            written = [p for p in results_dir.rglob("*") if p.is_file() and p.name != ".lock"]
+            if not written:
+                shutil.rmtree(results_dir, ignore_errors=True)
+        raise
+
+
 def _join(experiment: Any, planner: Any, args: argparse.Namespace) -> int:
     """`--join`: take runs from the shared queue until none are left; no lock of the whole folder, no report.
 
@@ -222,8 +247,9 @@ def _join(experiment: Any, planner: Any, args: argparse.Namespace) -> int:
     from peftlab.planners.queue import check_reachable
 
     check_reachable(experiment)  # an unreachable database: one line, exit 2, nothing written
-    lock = hold_results_lock(experiment.results_dir(), shared=True)  # noqa: F841 - held until the process ends
-    code = _work(experiment, planner, args)
+    with leave_nothing_if_nothing_ran(experiment.results_dir()):
+        lock = hold_results_lock(experiment.results_dir(), shared=True)  # noqa: F841 - held until the process ends
+        code = _work(experiment, planner, args)
     print(f"peftlab: joined {experiment.name}: nothing left to take; exit {code}", flush=True)
     return code
 

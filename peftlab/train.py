@@ -111,6 +111,8 @@ def train(
     report: Callable[[int, dict[str, float]], bool] | None = None,
     ranks: Any = None,
     optimizer_factory: Callable[[Any, float, float], Any] | None = None,
+    curve_metrics: tuple[str, ...] = (),
+    primary: str | None = None,
     log: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainOutcome:
     """Run `cfg.steps` optimiser steps over `batches` (steps × grad_accum micro-batches).
@@ -120,6 +122,8 @@ def train(
     `ranks` (distributed.Ranks, under `train.distributed`): `batches` are the global batches; this
     process trains on its slice of each, and the step's figures are the whole launch's.
     `optimizer_factory(model, lr, weight_decay)` replaces AdamW for a method with its own optimiser.
+    `curve_metrics` are the validation scores each curve point keeps and `primary` the one the
+    progress bar shows: the task's declaration says which (peftlab/task_specs); the loop names none.
     `log(step, values)` streams each step's figures and each evaluation to the trackers (peftlab/loggers).
     """
     import torch
@@ -202,13 +206,15 @@ def train(
             scores = evaluate()
             out.eval_time_s += time.perf_counter() - eval_started
             point = {"step": step, "train_loss": sum(loss_window) / len(loss_window)}
-            point.update({f"val_{k}": v for k, v in scores.items() if k in ("accuracy", "f1_macro", "loss")})
+            point.update({f"val_{k}": v for k, v in scores.items() if k in curve_metrics})
             out.curve.append(point)
             loss_window = []
             if log is not None:
                 log(step, {f"validation/{k}": v for k, v in scores.items()})
-            if progress is not None:
-                progress.set_postfix(loss=f"{step_loss:.3f}", val_acc=f"{scores['accuracy']:.3f}", refresh=False)
+            if progress is not None and primary is not None and isinstance(scores.get(primary), (int, float)):
+                progress.set_postfix(
+                    loss=f"{step_loss:.3f}", **{f"val_{primary}": f"{scores[primary]:.3f}"}, refresh=False
+                )
             if report is not None and report(step, scores):
                 raise Pruned(step, out)
     return out

@@ -95,7 +95,7 @@ def method_section(method: Any) -> str:
         notes.append("builds its own optimiser")
     if method.save_adapter is not None:
         notes.append("its initialisation moves the base weights: saved as a plain LoRA on the original base")
-    if tuple(method.tasks) != ("classification", "sft"):
+    if method.tasks is not None:  # None: every registered task
         notes.append(f"tasks: {', '.join(method.tasks)} only")
     lines = [
         f"## `{method.name}`",

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 USER, PASSWORD = "peftlab", "pg-s3cret-word"
-APT_TIMEOUT_S = 300
 
 
 def find_bin_dir() -> Path | None:
@@ -35,21 +34,9 @@ def find_bin_dir() -> Path | None:
 
 def install_with_apt() -> str | None:
     """Try `apt-get install postgresql` (root only); None on success, else why not."""
-    if os.geteuid() != 0:
-        return "not root, so postgresql cannot be installed with apt-get"
-    if shutil.which("apt-get") is None:
-        return "apt-get is not available"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "postgresql"]
-    result = None
-    for command in (install, ["apt-get", "update", "-q"], install):  # a stale package list: update, retry
-        try:
-            result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=APT_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            return f"`{' '.join(command)}` took longer than {APT_TIMEOUT_S}s"
-        if command is install and find_bin_dir() is not None:
-            return None
-    return f"apt-get install postgresql failed: {(result.stderr if result else '')[-200:]!r}"
+    from apt_install import apt_install
+
+    return apt_install(["postgresql"], lambda: find_bin_dir() is not None)
 
 
 def bin_dir_or_reason() -> tuple[Path | None, str]:

@@ -11,7 +11,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_type_hints
+from typing import Any, get_type_hints
 
 import yaml
 
@@ -27,15 +27,16 @@ from peftlab.config.search import SearchConfig, parse_search
 from peftlab.config.stages import InitFromConfig, parse_init_from
 from peftlab.errors import ConfigError
 from peftlab.methods import get_method, method_names
-
-TaskName = Literal["classification", "sft"]
+from peftlab.task_specs import get_task_spec, task_names
 
 
 @dataclass
 class DataConfig:
     source: str = "builtin:rotten_tomatoes"
-    text_column: str = "text"
+    # one column, or two for sentence pairs ([premise, hypothesis]); stored as text_column + text_pair_column
+    text_column: str | list[str] = "text"
     label_column: str = "label"
+    text_pair_column: str | None = None  # the second text of each pair (tasks that take pairs)
     max_length: int = 128
     train_limit: int | None = None
     validation_limit: int | None = None
@@ -47,6 +48,18 @@ class DataConfig:
     system: str | None = None  # task sft: system message put before each prompt; null: the chat template's own
 
     def __post_init__(self) -> None:
+        if isinstance(self.text_column, list):
+            columns = self.text_column
+            check(1 <= len(columns) <= 2, "text_column", f"got {columns!r}, expected one column or a pair [a, b]")
+            check(
+                len(columns) == 1 or self.text_pair_column is None,
+                "text_pair_column",
+                "text_column already names a pair; give the second column in one place only",
+            )
+            self.text_column = columns[0]
+            if len(columns) == 2:
+                self.text_pair_column = columns[1]
+        check(self.text_pair_column != self.text_column, "text_pair_column", "the same column as text_column")
         check(self.max_length >= 8, "max_length", f"got {self.max_length}, must be at least 8")
         check(self.max_new_tokens is None or self.max_new_tokens >= 1, "max_new_tokens", "must be at least 1 or null")
         if self.instruction is not None:
@@ -93,7 +106,7 @@ class Experiment:
     name: str
     model: str
     methods: list[MethodEntry]
-    task: TaskName = "classification"
+    task: str = "classification"  # a registered task (peftlab/task_specs)
     description: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -235,10 +248,11 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
         fail(origin, "name", f"got {name!r}, use letters, digits and _.- only (it names a folder)")
     if not shell.seeds:
         fail(origin, "seeds", "expected at least one seed")
+    _check_task(origin, shell.task, shell.data)
     search = None
     if raw.get("search") is not None:
-        search = parse_search(raw["search"], origin, methods, shell.train)
-    protocol = parse_protocol(raw.get("protocol"), origin, methods)
+        search = parse_search(raw["search"], origin, methods, shell.train, shell.task)
+    protocol = parse_protocol(raw.get("protocol"), origin, methods, shell.task)
     if protocol is not None and search is not None:
         fail(origin, "protocol", "a search: block chooses hyperparameters itself; use protocol or search, not both")
     init_from = parse_init_from(raw.get("init_from"), raw.get("forgetting"), origin, shell.task)
@@ -266,6 +280,17 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     )
 
 
+def _check_task(origin: str, task: str, data: DataConfig) -> None:
+    """`task:` names a registered task, and the data keys fit it (sentence pairs only where it takes them)."""
+    names = task_names()
+    if task not in names:
+        fail(origin, "task", f"got {task!r}, allowed: {', '.join(names)}{closest(str(task), names)}")
+    spec = get_task_spec(task)
+    if data.text_pair_column is not None and not spec.pairs:
+        pairing = ", ".join(n for n in names if get_task_spec(n).pairs)
+        fail(origin, "data.text_column", f"task {task!r} takes one text per example; sentence pairs: {pairing}")
+
+
 def _check_distributed(origin: str, train: TrainConfig, methods: list[MethodEntry], blocks: dict[str, Any]) -> None:
     """`train.distributed` (docs/distributed.md): a grid of runs, each on every process of the launch.
 
@@ -291,7 +316,7 @@ class _ExperimentShell:
 
     name: str
     model: str
-    task: TaskName = "classification"
+    task: str = "classification"
     description: str = ""
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -154,7 +154,7 @@ def parse_probes(raw: Any, origin: str, task: str, stage: InitFromConfig | None 
                 origin,
                 f"{path}.probe",
                 f"lm_eval evaluates causal language models (task: sft); this experiment's task is {task!r}, "
-                "whose model is an encoder with a classification head",
+                "whose model is an encoder with a task head",
             )
         if task not in cls.tasks:
             fitting = [n for n in probe_names() if task in PROBE_KINDS[n].tasks]

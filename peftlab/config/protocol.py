@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, get_type_hints
 
 from peftlab.config.schema import closest, coerce, fail
-from peftlab.config.search import SearchConfig, _parse_dimension
+from peftlab.config.search import SearchConfig, _parse_dimension, primary_objective
 
 if TYPE_CHECKING:
     from peftlab.config.entries import MethodEntry
@@ -27,7 +27,7 @@ _TUNE_KEYS = ("trials", "lr_factor", "space", "seed")
 class ProtocolConfig:
     """`protocol: tuned` with its `tune:` budget; `searches` holds one study's config per method label."""
 
-    trials: int = 4  # TPE trials per method, at seeds[0], scored on val_accuracy
+    trials: int = 4  # TPE trials per method, at seeds[0], scored on the task's primary metric (validation)
     lr_factor: float = 10.0  # lr searched log-uniformly in [lr / factor, lr × factor] around the entry's lr
     seed: int = 0  # the sampler's seed
     space: dict[str, dict[str, Any]] = field(default_factory=dict)  # declared extra dimensions per label
@@ -37,7 +37,9 @@ class ProtocolConfig:
         return {"tuned": True, "trials": self.trials, "lr_factor": self.lr_factor, "seed": self.seed}
 
 
-def parse_protocol(raw: Any, origin: str, methods: list[MethodEntry]) -> ProtocolConfig | None:
+def parse_protocol(
+    raw: Any, origin: str, methods: list[MethodEntry], task: str = "classification"
+) -> ProtocolConfig | None:
     """`protocol: tuned` (defaults), `protocol: {tune: {trials, lr_factor, space, seed}}`, or hand_picked/null."""
     from peftlab.methods import get_method
 
@@ -73,7 +75,11 @@ def parse_protocol(raw: Any, origin: str, methods: list[MethodEntry]) -> Protoco
             continue  # nothing learned (zero-shot): nothing to tune; it runs as written
         space = {"lr": _lr_range(entry.lr, cfg.lr_factor), **cfg.space.get(entry.label, {})}
         cfg.searches[entry.label] = SearchConfig(
-            sampler="tpe", trials=cfg.trials, space={entry.label: space}, seed=cfg.seed
+            sampler="tpe",
+            trials=cfg.trials,
+            space={entry.label: space},
+            seed=cfg.seed,
+            objectives=[primary_objective(task)],  # the task's primary metric, on validation
         )
     return cfg
 

@@ -18,11 +18,9 @@ from peftlab.methods.targets import TARGET_SET_HELP, is_target_set
 if TYPE_CHECKING:
     from peftlab.config.entries import MethodEntry, TrainConfig
 
-# objective name -> (path in a run record, natural direction)
+# objective name -> (path in a run record, natural direction): the costs, for every task. A task's
+# metrics are objectives too, as `val_<metric>` with the direction the task declares (`task_objectives`).
 OBJECTIVES: dict[str, tuple[tuple[str, ...], str]] = {
-    "val_accuracy": (("metrics", "validation", "accuracy"), "maximize"),
-    "val_f1_macro": (("metrics", "validation", "f1_macro"), "maximize"),
-    "val_loss": (("metrics", "validation", "loss"), "minimize"),
     "trainable_params": (("params", "trainable"), "minimize"),
     "trainable_pct": (("params", "trainable_pct"), "minimize"),
     "peak_memory_mb": (("memory", "peak_mb"), "minimize"),
@@ -36,6 +34,35 @@ PRUNERS: dict[str, dict[str, type]] = {  # pruner -> the options it takes
     "threshold": {"lower": float, "upper": float, "n_warmup_steps": int},
 }
 SAMPLERS = ("tpe", "random", "grid")
+METRIC_PREFIX = "val_"  # objectives are validation scores: test scores are reported, never optimised
+
+
+def task_objectives(task: str) -> dict[str, tuple[tuple[str, ...], str]]:
+    """Every objective a study of `task` may name: `val_<metric>` for each declared metric, then the costs."""
+    from peftlab.task_specs import get_task_spec
+
+    spec = get_task_spec(task)
+    metrics = {
+        f"{METRIC_PREFIX}{m.name}": (("metrics", "validation", m.name), m.optuna_direction) for m in spec.metrics
+    }
+    return {**metrics, **OBJECTIVES}
+
+
+def primary_objective(task: str) -> tuple[str, str]:
+    """(`val_<primary metric>`, its direction): what a study of `task` optimises unless told otherwise."""
+    from peftlab.task_specs import get_task_spec
+
+    primary = get_task_spec(task).primary_metric
+    return f"{METRIC_PREFIX}{primary.name}", primary.optuna_direction
+
+
+def objective_path(name: str) -> tuple[str, ...]:
+    """Where objective `name` is in a run record."""
+    if name in OBJECTIVES:
+        return OBJECTIVES[name][0]
+    return ("metrics", "validation", name.removeprefix(METRIC_PREFIX))
+
+
 _KEYS = ("sampler", "trials", "objectives", "space", "pruner", "storage", "study_name", "seed")
 
 
@@ -45,7 +72,7 @@ class SearchConfig:
 
     sampler: str = "tpe"
     trials: int = 20
-    objectives: list[tuple[str, str]] = field(default_factory=lambda: [("val_accuracy", "maximize")])
+    objectives: list[tuple[str, str]] = field(default_factory=list)  # empty: the task's primary_objective
     space: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     pruner: dict[str, Any] = field(default_factory=lambda: {"type": "none"})
     storage: str | None = None  # None: SQLite under results/<exp>/; "journal": a journal file there
@@ -62,7 +89,9 @@ class SearchConfig:
 # ---------------------------------------------------------------- validation (no optuna)
 
 
-def parse_search(raw: Any, origin: str, methods: list[MethodEntry], train: TrainConfig) -> SearchConfig:
+def parse_search(
+    raw: Any, origin: str, methods: list[MethodEntry], train: TrainConfig, task: str = "classification"
+) -> SearchConfig:
     from peftlab.methods import get_method
 
     if not isinstance(raw, dict):
@@ -83,10 +112,11 @@ def parse_search(raw: Any, origin: str, methods: list[MethodEntry], train: Train
     if cfg.storage is not None and cfg.storage != "journal" and "://" not in cfg.storage:
         shown = redact(cfg.storage)
         fail(origin, "search.storage", f"got {shown!r}, expected journal or a URL like sqlite:////abs/study.db")
-    cfg.objectives = _parse_objectives(raw.get("objectives"), origin)
+    cfg.objectives = _parse_objectives(raw.get("objectives"), origin, task)
     cfg.pruner = _parse_pruner(raw.get("pruner", "none"), origin, train)
     if cfg.pruner["type"] != "none" and (len(cfg.objectives) > 1 or not cfg.objectives[0][0].startswith("val_")):
-        fail(origin, "search.pruner", "pruning needs a single validation objective (e.g. val_accuracy)")
+        example = primary_objective(task)[0]
+        fail(origin, "search.pruner", f"pruning needs a single validation objective (e.g. {example})")
 
     space_raw = raw.get("space") or {}
     if not isinstance(space_raw, dict):
@@ -140,9 +170,10 @@ def parse_search(raw: Any, origin: str, methods: list[MethodEntry], train: Train
     return cfg
 
 
-def _parse_objectives(raw: Any, origin: str) -> list[tuple[str, str]]:
+def _parse_objectives(raw: Any, origin: str, task: str) -> list[tuple[str, str]]:
     if raw is None:
-        return [("val_accuracy", "maximize")]
+        return [primary_objective(task)]
+    allowed = task_objectives(task)
     items = raw if isinstance(raw, list) else [raw]
     out = []
     for i, item in enumerate(items):
@@ -155,11 +186,14 @@ def _parse_objectives(raw: Any, origin: str) -> list[tuple[str, str]]:
             fail(origin, path, f"got {item!r}, expected a name or {{name: maximize|minimize}}")
         if str(name).startswith("test"):
             fail(origin, path, "select on validation: test scores are reported, never optimised")
-        if name not in OBJECTIVES:
-            fail(
-                origin, path, f"unknown objective {name!r}; allowed: {', '.join(OBJECTIVES)}{closest(name, OBJECTIVES)}"
+        if name not in allowed:
+            what = (
+                f"task {task!r} offers no metric {str(name).removeprefix(METRIC_PREFIX)!r}"
+                if str(name).startswith(METRIC_PREFIX)
+                else f"unknown objective {name!r}"
             )
-        direction = direction or OBJECTIVES[name][1]
+            fail(origin, path, f"{what}; allowed: {', '.join(allowed)}{closest(str(name), allowed)}")
+        direction = direction or allowed[name][1]
         if direction not in ("maximize", "minimize"):
             fail(origin, path, f"got {direction!r}, allowed: maximize, minimize")
         out.append((name, direction))

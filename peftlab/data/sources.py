@@ -120,12 +120,16 @@ def load_classification_data(
     label_column: str = "label",
     base_dir: Path | None = None,
     limits: Mapping[str, int | None] | None = None,
+    text_pair_column: str | None = None,
+    targets: str = "classes",
 ) -> ClassificationData:
     """Resolve ``source`` (builtin, local file/dir, or hub id) into fixed, fingerprinted splits.
 
     One string key covers every kind so configs and CLIs stay a single field; the kind is
     decided here, in this order: ``builtin:`` prefix, existing (or path-looking) local path,
-    otherwise a Hugging Face hub id.
+    otherwise a Hugging Face hub id. ``text_pair_column`` adds a second text per row (sentence
+    pairs, column ``text_pair``); ``targets="numbers"`` keeps the labels as float targets
+    (regression, no label names) instead of numbering classes.
     """
     if not isinstance(source, str) or not source.strip():
         raise DataSourceError(f"data source must be a non-empty string, got {source!r}")
@@ -133,15 +137,23 @@ def load_classification_data(
     spec = source.strip()
 
     if spec.startswith(BUILTIN_PREFIX):
-        raw, label_names, carve_sizes = _load_builtin(spec[len(BUILTIN_PREFIX) :])
+        if text_pair_column is not None:
+            raise DataSourceError(
+                f"{spec}: a builtin has one text per row; text_pair_column needs a local or hub source"
+            )
+        kind = "regression" if targets == "numbers" else "classification"
+        raw, label_names, carve_sizes = _load_builtin(spec[len(BUILTIN_PREFIX) :], kind)
         splits = _carve_missing(spec, shuffle_splits(raw), carve_sizes)
     else:
         path = _local_path(spec, base_dir)
         if path is not None:
-            raw_splits = _load_local(path, text_column, label_column)
+            raw_splits = _load_local(path, text_column, label_column, text_pair_column)
         else:
-            raw_splits = _load_hub(spec, text_column, label_column)
-        splits, label_names = _encode_labels(spec, raw_splits)
+            raw_splits = _load_hub(spec, text_column, label_column, text_pair_column)
+        if targets == "numbers":
+            splits, label_names = numeric_targets(spec, label_column, raw_splits), ()
+        else:
+            splits, label_names = _encode_labels(spec, raw_splits)
         splits = shuffle_splits(splits)
         splits = _carve_missing(spec, splits, _default_carve_sizes(spec, splits))
 
@@ -215,9 +227,12 @@ def compute_fingerprint(label_names: Iterable[str], splits: Mapping[str, pd.Data
         df = splits[name]
         digest.update(json.dumps(["split", name, len(df)]).encode("utf-8"))
         labels = df["label"].tolist() if "label" in df.columns else [None] * len(df)
-        for text, label in zip(df["text"].tolist(), labels, strict=True):
+        numbers = "label" in df.columns and pd.api.types.is_float_dtype(df["label"])  # regression targets
+        pairs = df["text_pair"].tolist() if "text_pair" in df.columns else None
+        for i, (text, label) in enumerate(zip(df["text"].tolist(), labels, strict=True)):
             digest.update(b"\n")
-            row = [text] if label is None else [text, int(label)]
+            texts = [text] if pairs is None else [text, pairs[i]]
+            row = texts if label is None else [*texts, float(label) if numbers else int(label)]
             digest.update(json.dumps(row, ensure_ascii=False).encode("utf-8"))
     return digest.hexdigest()[:16]
 
@@ -239,7 +254,14 @@ def shuffle_splits(splits: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame
     alone, never by a run's seed, so every method and seed of an experiment sees the same rows,
     on every machine.
     """
-    return {name: df.iloc[hash_order(df["text"].tolist())].reset_index(drop=True) for name, df in splits.items()}
+    return {name: df.iloc[hash_order(_row_texts(df))].reset_index(drop=True) for name, df in splits.items()}
+
+
+def _row_texts(df: pd.DataFrame) -> list[str]:
+    """What a row is ordered by: its text, or both texts of a sentence pair."""
+    if "text_pair" not in df.columns:
+        return df["text"].tolist()
+    return [f"{a}\x1f{b}" for a, b in zip(df["text"].tolist(), df["text_pair"].tolist(), strict=True)]
 
 
 # --------------------------------------------------------------------------- splits & limits
@@ -269,8 +291,8 @@ def _apply_limit(df: pd.DataFrame, limit: int | None) -> pd.DataFrame:
     """
     if limit is None or limit >= len(df):
         return df
-    if "label" not in df.columns or (df["label"] < 0).any():
-        return df.iloc[:limit].reset_index(drop=True)
+    if "label" not in df.columns or not pd.api.types.is_integer_dtype(df["label"]) or (df["label"] < 0).any():
+        return df.iloc[:limit].reset_index(drop=True)  # unlabelled, or regression targets: no classes to stratify
     labels = df["label"].to_numpy()
     quotas = _stratified_quotas(pd.Series(labels).value_counts().sort_index().to_dict(), limit)
     rank_in_class = pd.Series(labels).groupby(labels).cumcount().to_numpy()
@@ -339,10 +361,14 @@ def _encode_labels(
     known = {names for _, names in raw_splits.values() if names is not None}
     if known:
         names = known.pop()
-        return {split: make_frame(df["text"], df["label"]) for split, (df, _) in raw_splits.items()}, names
+        return {
+            split: _with_pairs(make_frame(df["text"], df["label"]), df.get("text_pair"))
+            for split, (df, _) in raw_splits.items()
+        }, names
 
     labels = pd.concat([df["label"] for df, _ in raw_splits.values()], ignore_index=True)
     numeric = _integer_labels(source, labels) is not None
+    pairs = {split: df["text_pair"] for split, (df, _) in raw_splits.items() if "text_pair" in df.columns}
     values = sorted(set(_label_keys(source, labels, numeric).tolist()))
     names = tuple(str(v) for v in values)
     if len(names) < 2:
@@ -351,9 +377,36 @@ def _encode_labels(
         )
     mapping = {v: i for i, v in enumerate(values)}
     return {
-        split: make_frame(df["text"], _label_keys(source, df["label"], numeric).map(mapping))
+        split: _with_pairs(
+            make_frame(df["text"], _label_keys(source, df["label"], numeric).map(mapping)), pairs.get(split)
+        )
         for split, (df, _) in raw_splits.items()
     }, names
+
+
+def _with_pairs(frame: pd.DataFrame, pairs: pd.Series | None) -> pd.DataFrame:
+    """The canonical frame with the second text of each pair (column ``text_pair``) when there is one."""
+    if pairs is not None:
+        frame.insert(1, "text_pair", pairs.astype(str).to_numpy())
+    return frame
+
+
+def numeric_targets(
+    source: str, label_column: str, raw_splits: Mapping[str, tuple[pd.DataFrame, Any]]
+) -> dict[str, pd.DataFrame]:
+    """Regression targets as float64, every split; a label that is not a number is one line naming it."""
+    out = {}
+    for split, (df, _) in raw_splits.items():
+        values = pd.to_numeric(df["label"], errors="coerce") if not pd.api.types.is_bool_dtype(df["label"]) else None
+        bad = df["label"] if values is None else df["label"][values.isna()]
+        if len(bad):
+            raise DataSourceError(
+                f"{source}: label column {label_column!r} holds values that are not numbers (e.g. {bad.iloc[0]!r} "
+                f"in {split}); task regression needs numeric targets"
+            )
+        frame = pd.DataFrame({"text": df["text"].astype(str).to_numpy(), "label": values.astype("float64").to_numpy()})
+        out[split] = _with_pairs(frame, df["text_pair"] if "text_pair" in df.columns else None)
+    return out
 
 
 def _label_keys(source: str, labels: pd.Series, numeric: bool) -> pd.Series:
@@ -419,10 +472,14 @@ def _local_path(spec: str, base_dir: Path | None) -> Path | None:
     return None
 
 
-def _load_local(path: Path, text_column: str, label_column: str | None) -> dict[str, tuple[pd.DataFrame, None]]:
+def _load_local(
+    path: Path, text_column: str, label_column: str | None, text_pair_column: str | None = None
+) -> dict[str, tuple[pd.DataFrame, None]]:
     """Read one file (all rows are train) or a directory of per-split files."""
     files = _split_files(path) if path.is_dir() else {"train": path}
-    return {split: (_read_table(file, text_column, label_column), None) for split, file in files.items()}
+    return {
+        split: (_read_table(file, text_column, label_column, text_pair_column), None) for split, file in files.items()
+    }
 
 
 def _split_files(directory: Path) -> dict[str, Path]:
@@ -450,9 +507,11 @@ def _split_files(directory: Path) -> dict[str, Path]:
     return found
 
 
-def _read_table(path: Path, text_column: str, label_column: str | None) -> pd.DataFrame:
+def _read_table(
+    path: Path, text_column: str, label_column: str | None, text_pair_column: str | None = None
+) -> pd.DataFrame:
     """Read a table with pandas and keep only the text/label columns, renamed canonically."""
-    return _select_columns(str(path), read_raw_table(path), text_column, label_column)
+    return _select_columns(str(path), read_raw_table(path), text_column, label_column, text_pair_column)
 
 
 def read_raw_table(path: Path) -> pd.DataFrame:
@@ -477,10 +536,13 @@ def read_raw_table(path: Path) -> pd.DataFrame:
     )
 
 
-def _select_columns(where: str, df: pd.DataFrame, text_column: str, label_column: str | None) -> pd.DataFrame:
-    """Pick and rename the two columns (only text for unlabelled text); name what exists when one is missing."""
+def _select_columns(
+    where: str, df: pd.DataFrame, text_column: str, label_column: str | None, text_pair_column: str | None = None
+) -> pd.DataFrame:
+    """Pick and rename the columns (only text for unlabelled text); name what exists when one is missing."""
     columns = [str(c) for c in df.columns]
-    roles = [("text", text_column)] + ([("label", label_column)] if label_column is not None else [])
+    roles = [("text", text_column)] + ([("text_pair", text_pair_column)] if text_pair_column is not None else [])
+    roles += [("label", label_column)] if label_column is not None else []
     for role, column in roles:
         if column not in df.columns:
             raise DataSourceError(
@@ -503,7 +565,7 @@ def _select_columns(where: str, df: pd.DataFrame, text_column: str, label_column
 
 
 def _load_hub(
-    spec: str, text_column: str, label_column: str | None
+    spec: str, text_column: str, label_column: str | None, text_pair_column: str | None = None
 ) -> dict[str, tuple[pd.DataFrame, tuple[str, ...] | None]]:
     """Load a Hugging Face dataset; ``datasets`` is imported here only (slow, optional)."""
     dataset_dict = _hub_dataset_dict(spec)
@@ -520,7 +582,7 @@ def _load_hub(
     for split, hub_split in chosen.items():
         part = dataset_dict[hub_split]
         names = _class_label_names(part.features.get(label_column)) if label_column else None
-        frame = _select_columns(f"{spec}[{hub_split}]", part.to_pandas(), text_column, label_column)
+        frame = _select_columns(f"{spec}[{hub_split}]", part.to_pandas(), text_column, label_column, text_pair_column)
         if names is not None:
             unlabeled = frame["label"] == -1
             if unlabeled.all():

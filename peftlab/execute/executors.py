@@ -139,6 +139,16 @@ class WorkerPoolExecutor:
             os._exit(status)
 
 
+def _headline(record: dict[str, Any], test: dict[str, Any]) -> str:
+    """The test scores the task's declaration shows (primary first), e.g. `acc 0.812  F1 0.800`."""
+    from peftlab.task_specs import get_task_spec
+
+    spec = get_task_spec((record.get("config") or {}).get("task", "classification"))
+    shown = [spec.primary_metric, *(m for m in spec.metrics if m.short and m.name != spec.primary)]
+    parts = [f"{m.short or m.name} {test[m.name]:{m.fmt}}" for m in shown if isinstance(test.get(m.name), (int, float))]
+    return "  ".join(parts) or "no score"
+
+
 def summary_line(record: dict[str, Any], position: tuple[int, int]) -> str:
     index, total = position
     head = f"[{index}/{total}] {record['label']} s{record['seed']}"
@@ -147,10 +157,8 @@ def summary_line(record: dict[str, Any], position: tuple[int, int]) -> str:
     test = record["metrics"]["test"]
     mem = record["memory"].get("peak_mb")
     speed = record["speed"].get("train_tokens_per_s")
-    f1 = f"  F1 {test['f1_macro']:.3f}" if test.get("f1_macro") is not None else ""
-    ppl = f"  ppl {test['perplexity']:.2f}" if test.get("perplexity") is not None else ""
     return (
-        f"✓ {head}: test acc {test['accuracy']:.3f}{f1}{ppl} | "
+        f"✓ {head}: test {_headline(record, test)} | "
         f"trainable {record['params']['trainable_pct']:.2f}% | "
         + (f"{speed:,.0f} tok/s | peak {mem:,.0f} MB | " if speed is not None and mem is not None else "no training | ")
         + f"saved {record['size']['saved_mb']:.2f} MB | {record['time']['total_s']:.0f}s"

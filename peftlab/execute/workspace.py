@@ -36,6 +36,13 @@ class Workspace:
             self.task = get_task(self.experiment.task)
 
     @property
+    def spec(self) -> Any:
+        """The task's declaration (peftlab/task_specs): its metrics, the primary one, its outputs."""
+        from peftlab.task_specs import get_task_spec
+
+        return get_task_spec(self.experiment.task)
+
+    @property
     def pad_id(self) -> int:
         return int(self.tokenizer.pad_token_id)
 
@@ -56,12 +63,10 @@ def prepare_workspace(experiment: Experiment) -> Workspace:
     from peftlab.methods.fit import check_experiment_fits_model  # a method unfit for the model: exit 2 now
 
     check_experiment_fits_model(experiment, source.location)
+    check_max_length(experiment, source.location)
     task = get_task(experiment.task)
     data, splits = task.prepare_data(experiment, tokenizer, _data_base_dir(experiment))
-    from peftlab.metrics import load_metric
-
-    for name in ("accuracy", "f1"):  # loaded once here, inherited by every forked run
-        load_metric(name)
+    task.preload()  # metric modules loaded once here, inherited by every forked run
     stage = None
     if experiment.init_from is not None:
         from peftlab.stages import InitFromStage
@@ -74,6 +79,33 @@ def prepare_workspace(experiment: Experiment) -> Workspace:
         forgetting = ProbeSuite(experiment, tokenizer)
     results_dir = experiment.results_dir()
     return Workspace(experiment, source, tokenizer, data, splits, results_dir, task, forgetting, stage)
+
+
+def position_limit(location: str) -> int | None:
+    """How many token positions the model can take, from its config (None: no learned limit)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(location)
+    limit = getattr(config, "max_position_embeddings", None)
+    if not isinstance(limit, int) or limit <= 0:
+        return None
+    if getattr(config, "model_type", "") in {"roberta", "xlm-roberta", "camembert", "longformer"}:
+        limit -= 2  # positions start after the padding index (RobertaEmbeddings.create_position_ids_from_input_ids)
+    return limit
+
+
+def check_max_length(experiment: Experiment, location: str) -> None:
+    """data.max_length above the model's position limit would fail (or wrap) inside every run: one line now."""
+    from peftlab.errors import ConfigError
+
+    wanted = experiment.data.max_length
+    limit = position_limit(location)
+    if wanted is not None and limit is not None and wanted > limit:
+        origin = str(experiment.source_path) if experiment.source_path else experiment.name
+        raise ConfigError(
+            f"{origin}: data.max_length: {wanted} is above the model's position limit of {limit} tokens "
+            f"({experiment.model}, max_position_embeddings); allowed: 1..{limit}"
+        )
 
 
 def _uses_hub(experiment: Experiment) -> bool:

@@ -26,10 +26,13 @@ class Unfit(ValueError):
 def meta_skeleton(location: str, task: str) -> Any:
     """The task's model class built from the config on the meta device."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
+    import transformers
+    from transformers import AutoConfig
+
+    from peftlab.task_specs import get_task_spec
 
     config = AutoConfig.from_pretrained(location)
-    auto = AutoModelForSequenceClassification if task == "classification" else AutoModelForCausalLM
+    auto = getattr(transformers, get_task_spec(task).model_class)  # the class the task declares
     with torch.device("meta"):
         return auto.from_config(config)
 
@@ -65,7 +68,7 @@ def check_experiment_fits_model(experiment: Any, location: str) -> None:
     origin = str(experiment.source_path) if experiment.source_path else experiment.name
     for entry in experiment.methods:
         tasks = get_method(entry.method).tasks
-        if experiment.task not in tasks:
+        if tasks is not None and experiment.task not in tasks:
             raise ConfigError(
                 f"{origin}: methods.{entry.label}.method: {entry.method!r} does not support task "
                 f"{experiment.task!r} (supported: {', '.join(tasks)})"

@@ -72,18 +72,34 @@ def _prepare_prefix(model: Any, params: PrefixTuningParams, ctx: ModelContext) -
     return get_peft_model(model, config)
 
 
-def _check_prefix(params: Mapping[str, Any], model: Any) -> None:
-    """Prefix tuning hands the model per-layer keys and values as a cache; a model without one cannot take them."""
-    import inspect
+def _prefix_forward(tiny: Any) -> None:
+    """One forward pass of `tiny` under a one-token prefix: what prefix tuning needs, and nothing more."""
+    import torch
+    from peft import PrefixTuningConfig, get_peft_model
 
+    task = "CAUSAL_LM" if type(tiny).__name__.endswith("ForCausalLM") else "SEQ_CLS"
+    wrapped = get_peft_model(tiny, PrefixTuningConfig(task_type=task, num_virtual_tokens=1))
+    ids = torch.tensor([[1, 2, 3]])
+    with torch.no_grad():
+        wrapped(input_ids=ids, attention_mask=torch.ones_like(ids))
+
+
+def _check_prefix(params: Mapping[str, Any], model: Any) -> None:
+    """Prefix tuning hands every attention layer learned keys/values through the model's cache argument.
+
+    Asked by behaviour, not by signature (a deprecated keyword alias hides the argument from the
+    signature while it still works): a one-token prefix on a tiny model of the same class must
+    run a forward pass (`peftlab.methods.capability`).
+    """
+    from peftlab.methods.capability import versions_text, works
     from peftlab.methods.fit import Unfit
 
-    backbone = getattr(model, "base_model", model)  # the task class passes the cache on through **kwargs
-    if "past_key_values" not in inspect.signature(backbone.forward).parameters:
+    why = works("prefix_tuning", model, _prefix_forward)
+    if why is not None:
         raise Unfit(
             "method",
-            f"prefix tuning feeds learned keys/values through past_key_values, which "
-            f"{type(backbone).__name__} does not accept; use prompt_tuning for this model",
+            f"prefix tuning failed a one-token forward pass on a tiny {type(model).__name__} "
+            f"({why}; {versions_text()}); use prompt_tuning for this model",
         )
 
 

@@ -58,8 +58,8 @@ class Method:
     # a method whose initialisation moves the base weights (PiSSA, OLoRA, LoRA-GA) saves its adapter
     # converted to a plain LoRA on the untouched base: (model, folder) -> None
     save_adapter: Callable[[torch.nn.Module, Any], None] | None = None
-    # the tasks the method can run; any other is a one-line config error before any run
-    tasks: tuple[str, ...] = ("classification", "sft")
+    # the tasks the method can run (None: every registered task); any other is a one-line config error
+    tasks: tuple[str, ...] | None = None
     full_model: bool = False  # saves the whole model rather than an adapter
     trains: bool = True  # False: a reference row (the base model evaluated as is); the loop is skipped
     search_space: Mapping[str, Any] = field(default_factory=dict)

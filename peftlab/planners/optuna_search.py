@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from peftlab.config import computed_config
 from peftlab.config.queue import redact
-from peftlab.config.search import OBJECTIVES
+from peftlab.config.search import objective_path
 from peftlab.planners.base import Assignment, RunSpec
 from peftlab.planners.grid import apply_choices
 from peftlab.planners.heartbeat import (
@@ -36,6 +36,7 @@ from peftlab.planners.heartbeat import (
     worker_alive,
     worker_identity,
 )
+from peftlab.task_specs import get_task_spec
 
 _worker_alive = worker_alive  # the old private name
 
@@ -307,7 +308,7 @@ def objective_values(experiment: Experiment, record: dict[str, Any]) -> list[flo
     values = []
     for name, _ in experiment.search.objectives:
         node: Any = record
-        for part in OBJECTIVES[name][0]:
+        for part in objective_path(name):
             node = node.get(part) if isinstance(node, dict) else None
         if not isinstance(node, (int, float)) or isinstance(node, bool) or not math.isfinite(node):
             return None
@@ -457,6 +458,8 @@ def summarise(experiment: Experiment, url: str) -> int:
     counts = _counts(study)
     print(f"peftlab: study {study.study_name}: {_fmt_counts(counts)}")
     best = []
+    primary_metric = get_task_spec(experiment.task).primary_metric  # what the test column shows
+    primary, short = primary_metric.name, primary_metric.short or primary_metric.name
     if counts.get("COMPLETE"):
         for trial in study.best_trials:
             path = record_path(experiment.results_dir(), trial.user_attrs.get("run_id", ""))
@@ -468,13 +471,13 @@ def summarise(experiment: Experiment, url: str) -> int:
                     "values": dict(zip([n for n, _ in experiment.search.objectives], trial.values, strict=True)),
                     "params": trial.params,
                     "run_id": trial.user_attrs.get("run_id"),
-                    "test_accuracy": test.get("accuracy"),
+                    f"test_{primary}": test.get(primary),
                 }
             )
             shown = ", ".join(f"{k}={v:.4g}" for k, v in best[-1]["values"].items())
             params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in trial.params.items())
-            acc = f"{test['accuracy']:.3f}" if test.get("accuracy") is not None else "—"
-            print(f"peftlab: best trial {trial.number}: {shown} (test acc {acc}) | {params}")
+            acc = f"{test[primary]:.3f}" if test.get(primary) is not None else "—"
+            print(f"peftlab: best trial {trial.number}: {shown} (test {short} {acc}) | {params}")
     write_json_atomic(
         experiment.results_dir() / "search.json",
         {

@@ -4,7 +4,7 @@ A comparison whose learning rates were hand-picked per method measures the picki
 the methods. Here every method gets the same budget: phase 1 is one small seeded TPE study per
 method entry (`OptunaSearch` on a one-method copy of the experiment: its lr, log-uniform around
 the file's value, plus any space the file declares), trained at `seeds[0]` and scored on
-validation accuracy only; phase 2 is the grid plan (`GridPlanner`) of each method's best
+the task's primary validation metric only; phase 2 is the grid plan (`GridPlanner`) of each method's best
 trial's configuration × every seed, evaluated on test. Both phases are ordinary runs: trials
 leave records with their `trial` block, final runs a `protocol` block that names the chosen
 values, so the report states them from records alone. Re-running resumes: finished trials and
@@ -17,6 +17,7 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
+from peftlab.config.search import primary_objective
 from peftlab.planners.base import Assignment
 from peftlab.planners.grid import GridPlanner, SharedCursor
 from peftlab.planners.optuna_search import (
@@ -29,8 +30,6 @@ from peftlab.planners.optuna_search import (
 
 if TYPE_CHECKING:
     from peftlab.config import Experiment, MethodEntry
-
-OBJECTIVE = "val_accuracy"
 
 
 def study_experiment(experiment: Experiment, entry: MethodEntry) -> Experiment:
@@ -65,7 +64,7 @@ def best_of(search: OptunaSearch) -> dict[str, Any] | None:
             "study": study.study_name,
             "trials": len(complete),
             "best_trial": best.number,
-            "objective": OBJECTIVE,
+            "objective": search.experiment.search.objectives[0][0],
             "value": best.value,
             "seed": search.experiment.seeds[0],
         }
@@ -111,7 +110,7 @@ class TunedProtocol:
             f"model {exp.model} | data {exp.data.source} | {exp.train.steps} steps × "
             f"batch {exp.train.batch_size} × accum {exp.train.grad_accum} | seeds {exp.seeds}",
             f"phase 1: per method, {proto.trials} TPE trials (sampler seed {proto.seed}) at seed {exp.seeds[0]}, "
-            f"scored on {OBJECTIVE} (validation); studies in {self._storage()}"
+            f"scored on {primary_objective(exp.task)[0]} (validation); studies in {self._storage()}"
             if self.searches
             else "phase 1: nothing to tune",
         ]
@@ -176,7 +175,9 @@ class TunedProtocol:
             return
         self.blocks[label] = block
         shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in block["chosen"].items())
-        print(f"peftlab: {label}: chose {shown} (trial {block['best_trial']}, {OBJECTIVE} {block['value']:.4f})")
+        print(
+            f"peftlab: {label}: chose {shown} (trial {block['best_trial']}, {block['objective']} {block['value']:.4f})"
+        )
 
     def _final_grid(self) -> GridPlanner:
         """The chosen configuration of every tuned method (and every untrained one as written) × every seed."""

@@ -6,6 +6,6 @@ loaded once in the experiment process; `ProbeSuite.for_run` gives one run's meas
 
 from peftlab.probes import linear_probe, lm_eval_probe, lm_loss, previous_task  # noqa: F401  (registration side effect)
 from peftlab.probes.base import PROBES, Probe, RunContext, base_model_view, register
-from peftlab.probes.suite import LEARNING_METRIC, ProbeSuite, RunProbes
+from peftlab.probes.suite import ProbeSuite, RunProbes, learning_metric
 
-__all__ = ["LEARNING_METRIC", "PROBES", "Probe", "ProbeSuite", "RunContext", "RunProbes", "base_model_view", "register"]
+__all__ = ["PROBES", "Probe", "ProbeSuite", "RunContext", "RunProbes", "base_model_view", "learning_metric", "register"]

@@ -35,14 +35,21 @@ from peftlab.models import file_lock
 from peftlab.probes.base import PROBES, RunContext, base_model_view, device_type, digest
 from peftlab.probes.previous_task import META_FILE
 
-# The target-task score that "learning" is measured in, per experiment task: (score key, better).
-LEARNING_METRIC: dict[str, tuple[str, Literal["max", "min"]]] = {
-    "classification": ("accuracy", "max"),
-    "sft": ("accuracy", "max"),
-}
-# What learning is measured from, per task (see the module docstring): a score key of the same test
-# evaluation (the split's majority-class rate), or "base_model" (the base model evaluated before training).
-LEARNING_BASELINE: dict[str, str] = {"classification": "majority_rate", "sft": "base_model"}
+
+def learning_metric(task: str) -> tuple[str, Literal["max", "min"]]:
+    """The target-task score that "learning" is measured in: the task's primary metric and its direction."""
+    from peftlab.task_specs import get_task_spec
+
+    primary = get_task_spec(task).primary_metric
+    return primary.name, primary.direction
+
+
+def learning_baseline(task: str) -> str:
+    """What learning is measured from (see the module docstring): a score key of the same test evaluation
+    (the split's majority-class rate), or "base_model" (the base model evaluated before training)."""
+    from peftlab.task_specs import get_task_spec
+
+    return get_task_spec(task).learning_baseline
 
 
 class ProbeSuite:
@@ -60,8 +67,8 @@ class ProbeSuite:
             for e in experiment.forgetting
         ]
         self.cache_dir = experiment.results_dir() / ".forgetting"
-        self.learning_metric = LEARNING_METRIC.get(experiment.task)
-        self.learning_baseline = LEARNING_BASELINE.get(experiment.task, "base_model")
+        self.learning_metric = learning_metric(experiment.task)
+        self.learning_baseline = learning_baseline(experiment.task)
 
     def for_run(self, seed: int, device: str, *, quiet: bool = False, checkpoint: Path | None = None) -> RunProbes:
         """The run's measurer; `checkpoint` is the init_from stage's folder the run started from, if any."""

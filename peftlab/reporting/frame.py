@@ -18,6 +18,23 @@ METRIC_COLUMNS = {
     "metrics.validation.accuracy": "val_accuracy",
     "learning.gain": "learning_gain",  # target score after training − baseline (see peftlab/forgetting.py)
 }
+
+
+def task_metric_columns(frame: Any) -> dict[str, str]:
+    """`metrics.test.<m>` → `test_<m>` for the headline metrics the frame's tasks declare (peftlab/task_specs)
+    beyond METRIC_COLUMNS, e.g. `test_pearson` of task regression; {} for classification and sft records."""
+    from peftlab.task_specs import get_task_spec, task_names
+
+    tasks = frame["config.task"].dropna().unique().tolist() if "config.task" in frame.columns else []
+    out: dict[str, str] = {}
+    for task in (t for t in tasks if t in task_names()):
+        for metric in get_task_spec(task).metrics:
+            column = f"metrics.test.{metric.name}"
+            if metric.short and column not in METRIC_COLUMNS:
+                out[column] = f"test_{metric.name}"
+    return out
+
+
 COST_COLUMNS = {
     "params.trainable": "trainable_params",
     "params.trainable_pct": "trainable_pct",
@@ -84,7 +101,7 @@ def tidy_runs(frame: Any) -> Any:
             "status": col("status"),
         }
     )
-    for source, name in {**METRIC_COLUMNS, **COST_COLUMNS}.items():
+    for source, name in {**METRIC_COLUMNS, **task_metric_columns(frame), **COST_COLUMNS}.items():
         tidy[name] = pd.to_numeric(col(source), errors="coerce")
     # example counts behind each accuracy: the two-level bootstrap of the figures' bands needs them
     tidy["test_n"] = pd.to_numeric(col("metrics.test.n"), errors="coerce").fillna(
@@ -163,6 +180,7 @@ def summarise(frame: Any, outcomes: dict[str, Any] | None = None, reference: str
         e: frame.loc[experiments == e, "seed"].nunique() if "seed" in frame.columns else 1 for e in set(experiments)
     }
     probes = forgetting_probes(frame)
+    extra_metrics = task_metric_columns(frame)  # issue 24: a task's own metrics (regression: pearson, ...)
     rows = []
     for experiment, label, device in keys:
         in_group = (experiments == experiment) & (frame["label"] == label) & (devices == device)
@@ -179,7 +197,7 @@ def summarise(frame: Any, outcomes: dict[str, Any] | None = None, reference: str
         for status in NOT_OK:
             row[f"runs_{status}"] = statuses.count(status)
         row["first_error"] = _first_error(all_runs)
-        for column, name in METRIC_COLUMNS.items():
+        for column, name in {**METRIC_COLUMNS, **extra_metrics}.items():
             values = pd.to_numeric(group[column], errors="coerce").dropna().tolist() if column in group else []
             row[f"{name}_mean"] = sum(values) / len(values) if values else float("nan")
             row[f"{name}_ci95"] = ci95(values)

@@ -4,11 +4,16 @@ The runner and the one training loop are task-agnostic: a task turns the experim
 into tokenised splits, loads the right model class (a classifier with a fresh head, or a causal
 LM), tells the methods which modules are the task head (trained by every method) and which must
 never be quantised, pads batches whose forward pass returns `.loss`, and evaluates a split into
-scores whose main number is `accuracy`, so that every table and figure works for every task.
+the scores its declaration names (peftlab/task_specs: the metrics, the primary one and its
+direction), with the per-example outputs under `examples`.
+
+A task is registered by name: its torch-free declaration in `peftlab/task_specs/<name>.py`
+names the module here whose `TASK` runs it. Nothing in peftlab branches on task names.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -49,15 +54,17 @@ class Task(Protocol):
 
     def collate(self, split: Any, indices: Any, pad_id: int, padding_side: str) -> dict[str, Any]: ...
 
-    def evaluate(self, model: Any, split: Any, ctx: EvalContext) -> dict[str, Any]: ...
+    def evaluate(self, model: Any, split: Any, ctx: EvalContext) -> dict[str, Any]:
+        """The declared metrics (peftlab/task_specs), plus `examples`: the per-example outputs, as columns."""
+        ...
+
+    def preload(self) -> None:
+        """Load what evaluation needs from disk (metric modules) once, before runs are forked."""
+        ...
 
 
 def get_task(name: str) -> Task:
-    """The task object for an experiment's `task:` key (validated by the config schema)."""
-    if name == "classification":
-        from peftlab.tasks.classification import TASK
-    elif name == "sft":
-        from peftlab.tasks.sft import TASK
-    else:
-        raise KeyError(f"unknown task {name!r}; allowed: classification, sft")
-    return TASK
+    """The runtime of task `name`, found through its declaration (peftlab/task_specs)."""
+    from peftlab.task_specs import get_task_spec
+
+    return importlib.import_module(get_task_spec(name).runtime).TASK

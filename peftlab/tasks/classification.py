@@ -1,4 +1,9 @@
-"""Sequence classification: tokenised splits, batches with little padding, and evaluation."""
+"""Sequence classification: tokenised splits, batches with little padding, and evaluation.
+
+Single texts or sentence pairs (`data.text_column: [premise, hypothesis]`): a pair is tokenised
+as the tokenizer's pair encoding (`[CLS] a [SEP] b [SEP]` with segment ids for BERT), both
+texts truncated longest-first to `max_length`. The regression task reuses this tokenisation.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from peftlab.task_specs import get_task_spec
 from peftlab.tasks.batching import attention_mask, pad_rows, train_batches
 
 __all__ = ["TokenizedSplit", "collate", "evaluate_split", "tokenize_split", "train_batches"]
@@ -18,6 +24,7 @@ class TokenizedSplit:
     input_ids: list[list[int]]
     labels: np.ndarray
     ids: list[str] = field(default_factory=list)  # stable example ids (text + label), for paired statistics
+    token_type_ids: list[list[int]] | None = None  # segment ids of sentence pairs (models that use them)
 
     def __len__(self) -> int:
         return len(self.input_ids)
@@ -27,14 +34,43 @@ class TokenizedSplit:
         return np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
 
 
-def tokenize_split(texts: list[str], labels: Any, tokenizer: Any, max_length: int) -> TokenizedSplit:
+def tokenize_split(
+    texts: list[str],
+    labels: Any,
+    tokenizer: Any,
+    max_length: int,
+    pairs: list[str] | None = None,
+    dtype: Any = np.int64,
+) -> TokenizedSplit:
+    """Tokenise single texts, or (text, pair) sentence pairs; `dtype` is the labels' (float for regression)."""
     from peftlab.predictions import example_ids
 
     texts = list(texts)
-    labels = np.asarray(labels, dtype=np.int64)
-    encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=False)
-    ids = example_ids(zip(texts, labels.tolist(), strict=True))
-    return TokenizedSplit(input_ids=encoded["input_ids"], labels=labels, ids=ids)
+    labels = np.asarray(labels, dtype=dtype)
+    if pairs is None:
+        encoded = tokenizer(texts, truncation=True, max_length=max_length, padding=False)
+        ids = example_ids(zip(texts, labels.tolist(), strict=True))
+        return TokenizedSplit(input_ids=encoded["input_ids"], labels=labels, ids=ids)
+    pairs = list(pairs)
+    encoded = tokenizer(texts, pairs, truncation="longest_first", max_length=max_length, padding=False)
+    ids = example_ids(zip(texts, pairs, labels.tolist(), strict=True))
+    segments = encoded.get("token_type_ids")
+    return TokenizedSplit(input_ids=encoded["input_ids"], labels=labels, ids=ids, token_type_ids=segments)
+
+
+def tokenize_frames(data: Any, tokenizer: Any, max_length: int, dtype: Any = np.int64) -> dict[str, TokenizedSplit]:
+    """The three splits of loaded data, as pairs where the frames have a `text_pair` column."""
+    return {
+        name: tokenize_split(
+            frame["text"].tolist(),
+            frame["label"].to_numpy(),
+            tokenizer,
+            max_length,
+            pairs=frame["text_pair"].tolist() if "text_pair" in frame.columns else None,
+            dtype=dtype,
+        )
+        for name, frame in (("train", data.train), ("validation", data.validation), ("test", data.test))
+    }
 
 
 def collate(split: TokenizedSplit, indices: np.ndarray, pad_id: int, padding_side: str = "right") -> dict[str, Any]:
@@ -42,11 +78,14 @@ def collate(split: TokenizedSplit, indices: np.ndarray, pad_id: int, padding_sid
     import torch
 
     seqs = [split.input_ids[i] for i in indices]
-    return {
+    batch = {
         "input_ids": pad_rows(seqs, pad_id, padding_side),
         "attention_mask": attention_mask(seqs, padding_side),
         "labels": torch.as_tensor(split.labels[indices]),
     }
+    if split.token_type_ids is not None:  # sentence pairs: which segment each token is in (0 on padding)
+        batch["token_type_ids"] = pad_rows([split.token_type_ids[i] for i in indices], 0, padding_side)
+    return batch
 
 
 def evaluate_split(
@@ -101,26 +140,20 @@ def evaluate_split(
 class ClassificationTask:
     """Sequence classification: a fresh head on an encoder (or decoder), scored by the argmax label."""
 
-    name = "classification"
-    peft_task_type = "SEQ_CLS"
+    spec = get_task_spec("classification")
+    name = spec.name
+    peft_task_type = spec.peft_task_type
     latency_examples = 32  # batch-size-1 forwards timed per run
 
     def prepare_data(self, experiment: Any, tokenizer: Any, base_dir: Any) -> tuple[Any, dict[str, Any]]:
-        from peftlab.data import load_classification_data
+        data = load_data(experiment, base_dir, self.spec.targets)
+        return data, tokenize_frames(data, tokenizer, experiment.data.max_length)
 
-        cfg = experiment.data
-        data = load_classification_data(
-            cfg.source,
-            text_column=cfg.text_column,
-            label_column=cfg.label_column,
-            base_dir=base_dir,
-            limits={"train": cfg.train_limit, "validation": cfg.validation_limit, "test": cfg.test_limit},
-        )
-        splits = {
-            name: tokenize_split(frame["text"].tolist(), frame["label"].to_numpy(), tokenizer, cfg.max_length)
-            for name, frame in (("train", data.train), ("validation", data.validation), ("test", data.test))
-        }
-        return data, splits
+    def preload(self) -> None:
+        from peftlab.metrics import load_metric
+
+        for name in ("accuracy", "f1"):
+            load_metric(name)
 
     def load_model(self, source: Any, data: Any, load_kwargs: dict[str, Any], pad_token_id: int | None) -> Any:
         from peftlab.models import load_classifier
@@ -144,6 +177,22 @@ class ClassificationTask:
 
     def evaluate(self, model: Any, split: TokenizedSplit, ctx: Any) -> dict[str, Any]:
         return evaluate_split(model, split, ctx.batch_size, ctx.device, ctx.pad_id, ctx.autocast, ctx.padding_side)
+
+
+def load_data(experiment: Any, base_dir: Any, targets: str) -> Any:
+    """The experiment's data as three fixed splits (sentence pairs where `data` names two text columns)."""
+    from peftlab.data import load_classification_data
+
+    cfg = experiment.data
+    return load_classification_data(
+        cfg.source,
+        text_column=cfg.text_column,
+        label_column=cfg.label_column,
+        text_pair_column=cfg.text_pair_column,
+        targets=targets,
+        base_dir=base_dir,
+        limits={"train": cfg.train_limit, "validation": cfg.validation_limit, "test": cfg.test_limit},
+    )
 
 
 TASK = ClassificationTask()

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from peftlab.errors import ModelSourceError
+from peftlab.task_specs import get_task_spec
 from peftlab.tasks.batching import attention_mask, pad_rows
 
 IGNORE = -100  # label of tokens that carry no loss (prompt, padding)
@@ -295,8 +296,9 @@ def evaluate_split(
 class SftTask:
     """Causal-LM SFT on chat-formatted data; see the module docstring."""
 
-    name = "sft"
-    peft_task_type = "CAUSAL_LM"
+    spec = get_task_spec("sft")
+    name = spec.name
+    peft_task_type = spec.peft_task_type
     latency_examples = 8  # batch-size-1 forwards timed per run: a 135M LM on CPU takes ~0.5 s each
 
     def prepare_data(self, experiment: Any, tokenizer: Any, base_dir: Any) -> tuple[Any, dict[str, Any]]:
@@ -342,6 +344,12 @@ class SftTask:
 
     def evaluate(self, model: Any, split: SftSplit, ctx: Any) -> dict[str, Any]:
         return evaluate_split(model, split, ctx, ctx.label_names, ctx.max_new_tokens)
+
+    def preload(self) -> None:
+        from peftlab.metrics import load_metric
+
+        for name in ("accuracy", "f1"):
+            load_metric(name)
 
 
 TASK = SftTask()

@@ -1,0 +1,118 @@
+"""The task registry: what each task is, declared without torch, found by name.
+
+A task is two modules. Its declaration (a `TaskSpec` in `peftlab/task_specs/<name>.py`,
+registered at import) says what the config, the planners, the loop's progress line, the search
+objectives and the reports need to know: its metrics with the primary one and its direction,
+the per-example outputs its predictions file holds, its model class and head, what targets its
+data carry and whether it takes sentence pairs. Its runtime (`runtime`, a module with a `TASK`
+object, see peftlab/tasks/__init__.py) tokenises, collates, loads the model and evaluates, and is
+imported only when a run needs it. The declarations are a leaf of the import graph (no torch,
+no runtime module), so the config validates `task:` and the metrics a user names in a second,
+and the reports read the same declarations as the runs.
+
+Every module of this package is imported by `_discover`: adding a task adds files, it edits none.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass
+from typing import Literal
+
+Direction = Literal["max", "min"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One number a task's evaluation returns under `name` (in `metrics.<split>.<name>` of a record)."""
+
+    name: str
+    direction: Direction  # which way is better
+    summary: str
+    short: str = ""  # the run's one-line summary shows it under this name ("" : not shown)
+    fmt: str = ".3f"
+    curve: bool = True  # kept at every intermediate validation (the record's `metrics.curve`)
+
+    @property
+    def optuna_direction(self) -> str:
+        return "maximize" if self.direction == "max" else "minimize"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task's declaration; see the module docstring."""
+
+    name: str
+    summary: str
+    runtime: str  # module whose `TASK` runs it (imported lazily, by name)
+    peft_task_type: str  # handed to the methods: SEQ_CLS, CAUSAL_LM
+    model_class: str  # the transformers auto class the model is loaded with
+    head: str  # what the task trains on top of the backbone
+    metrics: tuple[MetricSpec, ...]
+    primary: str  # the metric every comparison, search default and tuned protocol uses
+    # columns of each predictions-file line besides `split` and `id` (peftlab/predictions.py):
+    # what a statistics engine resamples per example
+    per_example: tuple[str, ...]
+    predictions: str  # how one predictions line looks, in words
+    targets: Literal["classes", "numbers", "answers"] = "classes"  # what the data's label column holds
+    pairs: bool = False  # takes `data.text_column: [a, b]` / `data.text_pair_column` (sentence pairs)
+    # what "learning" is measured from (forgetting probes): a score of the same evaluation
+    # (e.g. `majority_rate`) or "base_model" (the base model evaluated before training)
+    learning_baseline: str = "base_model"
+
+    def __post_init__(self) -> None:
+        names = [m.name for m in self.metrics]
+        if self.primary not in names:
+            raise ValueError(f"task {self.name!r}: primary metric {self.primary!r} is not among {names}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"task {self.name!r}: a metric is declared twice in {names}")
+
+    def metric(self, name: str) -> MetricSpec:
+        for m in self.metrics:
+            if m.name == name:
+                return m
+        raise KeyError(f"task {self.name!r} has no metric {name!r}; it offers: {', '.join(self.metric_names())}")
+
+    def metric_names(self) -> list[str]:
+        return [m.name for m in self.metrics]
+
+    @property
+    def primary_metric(self) -> MetricSpec:
+        return self.metric(self.primary)
+
+    def curve_metrics(self) -> tuple[str, ...]:
+        return tuple(m.name for m in self.metrics if m.curve)
+
+
+REGISTRY: dict[str, TaskSpec] = {}
+
+
+def register(spec: TaskSpec) -> TaskSpec:
+    if spec.name in REGISTRY and REGISTRY[spec.name] != spec:
+        raise ValueError(f"task {spec.name!r} is registered twice")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def _discover() -> None:
+    """Import every module of this package once: each registers its task."""
+    for info in pkgutil.iter_modules(__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+def task_names() -> list[str]:
+    _discover()
+    return sorted(REGISTRY)
+
+
+def get_task_spec(name: str) -> TaskSpec:
+    """The declaration of task `name`; KeyError (one line, naming the allowed tasks) for an unknown one."""
+    _discover()
+    if name not in REGISTRY:
+        raise KeyError(f"unknown task {name!r}; allowed: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+__all__ = ["MetricSpec", "TaskSpec", "get_task_spec", "register", "task_names"]
