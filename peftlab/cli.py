@@ -5,6 +5,7 @@
   peftlab export results/<experiment> RUN_ID    merge a run's adapter into a model   (python -m peftlab.export)
   peftlab paper                                 the paper from the reports           (python -m peftlab.paper)
   peftlab assets                                the builtin model and data, offline  (python -m peftlab.assets)
+  peftlab dashboard results/<experiment>        its Optuna study in optuna-dashboard (python -m peftlab.dashboard)
 
 Each subcommand is the module's own `main`, so `peftlab run --help` and `python -m peftlab.run
 --help` say the same. `peftlab EXPERIMENT.yaml` (no subcommand) still means `peftlab run`.
@@ -21,6 +22,7 @@ COMMANDS = {
     "export": ("peftlab.export", "merge a finished run's adapter into a standalone model"),
     "paper": ("peftlab.paper", "build the paper from the experiments' reports"),
     "assets": ("peftlab.assets", "check or install the builtin model and data for offline use"),
+    "dashboard": ("peftlab.dashboard", "open an experiment's Optuna study in optuna-dashboard (127.0.0.1)"),
 }
 
 

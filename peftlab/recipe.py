@@ -47,8 +47,9 @@ def execute_run(
 
     record = base_record(ws, spec)
     started = time.perf_counter()
+    trackers = _open_trackers(ws, spec, record)
     try:
-        run = Run(ws, spec, record, position, quiet, report, threads)
+        run = Run(ws, spec, record, position, quiet, report, threads, trackers)
         for phase in PHASES:
             phase(run)
         record["status"] = "ok"
@@ -66,8 +67,7 @@ def execute_run(
     record["time"]["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     if on_record is not None:
         on_record(record)
-    if _writes(ws):
-        write_record(ws.results_dir, record)
+    _publish(ws, record, trackers)
     _stop_launch_on_failure(ws, record)
     return record
 
@@ -83,6 +83,7 @@ class Run:
     quiet: bool
     report: Report | None = None
     threads: int | None = None
+    trackers: Any = None  # loggers.Trackers, when the experiment has a `loggers:` list (rank 0 only)
     method: Any = None  # methods.Method
     params: Any = None  # the method's params dataclass
     device: str = "cpu"
@@ -289,6 +290,7 @@ def train(run: Run) -> None:
             ranks=run.ranks,
             curve_metrics=ws.spec.curve_metrics(),  # the task's declared metrics (peftlab/task_specs)
             primary=ws.spec.primary,
+            log=run.trackers.log if run.trackers is not None else None,
         )
         run.meter.stop("train")
     except Pruned as err:  # keep what was measured before the pruner stopped it
@@ -335,6 +337,11 @@ def probes_after(run: Run) -> None:
     """The same probes on the tuned model; `forgetting` and `learning` go into the record."""
     if run.probes is not None:
         run.probes.after(run.model, run.test, run.record)
+        if run.probes.examples and _writes(run.ws):  # lm_eval's per-example outcomes join the predictions file
+            from peftlab.predictions import write_predictions
+
+            run.kept.update(run.probes.examples)
+            run.record["predictions"] = write_predictions(run.ws.results_dir, run.spec.run_id, run.kept)
 
 
 def measure(run: Run) -> None:
@@ -439,6 +446,25 @@ def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
         "size": {},
         "env": {"versions": package_versions(), "lock": lock_digest(), "git": git_state(), "pid": os.getpid()},
     }
+
+
+def _open_trackers(ws: Workspace, spec: RunSpec, record: dict[str, Any]) -> Any:
+    """The run's trackers (`loggers:`), in the process that writes files only; None, and nothing imported, without."""
+    if not getattr(ws.experiment, "loggers", None) or not _writes(ws):
+        return None
+    from peftlab.loggers import open_trackers, run_info
+
+    trackers = open_trackers(ws.experiment.loggers, run_info(ws.experiment, spec, record))
+    record["trackers"] = trackers.where()  # where to find the run in each tracker
+    return trackers
+
+
+def _publish(ws: Workspace, record: dict[str, Any], trackers: Any) -> None:
+    """The record on disk (rank 0 only), then its metrics and costs to the run's trackers, as written."""
+    if _writes(ws):
+        write_record(ws.results_dir, record)
+    if trackers is not None:
+        trackers.finish(record)
 
 
 def _writes(ws: Workspace) -> bool:

@@ -113,6 +113,7 @@ def train(
     optimizer_factory: Callable[[Any, float, float], Any] | None = None,
     curve_metrics: tuple[str, ...] = (),
     primary: str | None = None,
+    log: Callable[[int, dict[str, float]], None] | None = None,
 ) -> TrainOutcome:
     """Run `cfg.steps` optimiser steps over `batches` (steps × grad_accum micro-batches).
 
@@ -123,6 +124,7 @@ def train(
     `optimizer_factory(model, lr, weight_decay)` replaces AdamW for a method with its own optimiser.
     `curve_metrics` are the validation scores each curve point keeps and `primary` the one the
     progress bar shows: the task's declaration says which (peftlab/task_specs); the loop names none.
+    `log(step, values)` streams each step's figures and each evaluation to the trackers (peftlab/loggers).
     """
     import torch
     from transformers import get_scheduler
@@ -192,6 +194,9 @@ def train(
             raise Diverged(f"loss is {step_loss} at step {step}")
         loss_window.append(step_loss)
         out.final_train_loss = step_loss
+        if log is not None:  # the figures measured above, nothing more: a tracker adds no sync of its own
+            lr_now = scheduler.get_last_lr()[0]
+            log(step, {"train/loss": step_loss, "train/lr": lr_now, "train/tokens_per_s": step_tokens / elapsed})
         if progress is not None:
             progress.update(1)
             progress.set_postfix(loss=f"{step_loss:.3f}", refresh=False)
@@ -204,6 +209,8 @@ def train(
             point.update({f"val_{k}": v for k, v in scores.items() if k in curve_metrics})
             out.curve.append(point)
             loss_window = []
+            if log is not None:
+                log(step, {f"validation/{k}": v for k, v in scores.items()})
             if progress is not None and primary is not None and isinstance(scores.get(primary), (int, float)):
                 progress.set_postfix(
                     loss=f"{step_loss:.3f}", **{f"val_{primary}": f"{scores[primary]:.3f}"}, refresh=False

@@ -59,7 +59,7 @@ def test_config_errors_are_one_line_and_name_the_allowed_probes(experiment_file,
     with pytest.raises(ConfigError) as err:
         load_experiment(path)
     message = str(err.value)
-    assert "forgetting[0].probe" in message and "allowed: linear_probe, lm_loss, previous_task" in message
+    assert "forgetting[0].probe" in message and "allowed: linear_probe, lm_eval, lm_loss, previous_task" in message
     assert "did you mean 'linear_probe'" in message and "\n" not in message
 
     path = experiment_file(extra="forgetting:\n  - probe: lm_loss\n")

@@ -10,6 +10,8 @@ error cost a second. An import contract in pyproject.toml (`lint-imports`) keeps
   queue.py       the `queue:` block (shared storage and heartbeats for `--join`) and URL password redaction
   stages.py      the `init_from:` stage (task A, trained first; its model is where every run starts)
   probes.py      the `forgetting:` list (probe params and which tasks each fits)
+  lm_eval_tasks.py  which lm-evaluation-harness task names exist (the `lm_eval` probe), without importing lm-eval
+  loggers.py     the `loggers:` list (tensorboard, mlflow, wandb): trackers, not part of a run's identity
   overrides.py   command-line `key=value` overrides
   schema.py      the small validator that turns YAML into these dataclasses with one-line errors
 """

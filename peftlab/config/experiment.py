@@ -17,6 +17,7 @@ import yaml
 
 from peftlab.config.entries import MethodEntry, TrainConfig
 from peftlab.config.launcher import LauncherConfig, parse_launcher
+from peftlab.config.loggers import LoggerEntry, parse_loggers
 from peftlab.config.overrides import apply_override
 from peftlab.config.probes import ProbeEntry, parse_probes
 from peftlab.config.protocol import ProtocolConfig, parse_protocol
@@ -119,6 +120,7 @@ class Experiment:
     forgetting: list[ProbeEntry] = field(default_factory=list)  # one per `forgetting:` item
     queue: QueueConfig = field(default_factory=QueueConfig)  # issue 13: workers joining from many hosts
     launcher: LauncherConfig | None = None  # `launcher:`: what --launcher slurm|local asks for; not in the identity
+    loggers: list[LoggerEntry] = field(default_factory=list)  # issue 25: trackers; not in the identity
     source_path: Path | None = None  # where it was loaded from; not part of the YAML
 
     def results_dir(self) -> Path:
@@ -149,6 +151,7 @@ class Experiment:
             "init_from": dataclasses.asdict(self.init_from) if self.init_from is not None else None,
             "forgetting": [p.as_dict() for p in self.forgetting],
             "queue": self.queue.as_dict(),
+            **({"loggers": [entry.as_dict() for entry in self.loggers]} if self.loggers else {}),
         }
 
 
@@ -237,7 +240,7 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     for label in labels:
         if labels.count(label) > 1:
             fail(origin, "methods", f"label {label!r} is used twice; give each entry its own 'label'")
-    parts = ("methods", "search", "protocol", "init_from", "forgetting", "queue", "launcher")
+    parts = ("methods", "search", "protocol", "init_from", "forgetting", "queue", "launcher", "loggers")
     rest = {k: v for k, v in raw.items() if k not in parts}
     shell = build(_ExperimentShell, rest, origin, "")
     name = shell.name
@@ -264,6 +267,7 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     fields["report"] = shell.report  # issue 12
     fields["queue"] = parse_queue(raw.get("queue"), origin)  # issue 13
     launcher = parse_launcher(raw.get("launcher"), origin)
+    loggers = parse_loggers(raw.get("loggers"), origin)  # issue 25
     return Experiment(
         methods=methods,
         search=search,
@@ -271,6 +275,7 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
         init_from=init_from,
         forgetting=forgetting,
         launcher=launcher,
+        loggers=loggers,
         **fields,
     )
 

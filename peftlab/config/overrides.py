@@ -36,6 +36,8 @@ def apply_override(raw: dict[str, Any], override: str, origin: str) -> None:
         shown = ".".join(parts[: i + 1])
         if isinstance(node, list):
             node = node[_list_index(node, part, origin, override, shown)]
+            if _shorthand(node) == part:  # `{lm_eval: {tasks: ...}}`: its keys are inside
+                node = node[part]
             if isinstance(node, str):  # `- lora` shorthand: promote to a mapping so it can take keys
                 raise ConfigError(f"{origin}: override {override!r}: write that method as a mapping first")
         elif isinstance(node, dict):
@@ -59,10 +61,24 @@ def _list_index(node: list[Any], part: str, origin: str, override: str, shown: s
         if -len(node) <= index < len(node):
             return index
         raise ConfigError(f"{origin}: override {override!r}: {shown} is out of range (list has {len(node)} items)")
-    labels = [(m.get("label") or m.get("method") or m.get("probe")) if isinstance(m, dict) else m for m in node]
+    labels = [
+        (m.get("label") or m.get("method") or m.get("probe") or m.get("logger") or _shorthand(m))
+        if isinstance(m, dict)
+        else m
+        for m in node
+    ]
     if part in labels:
         return labels.index(part)
     raise ConfigError(
         f"{origin}: override {override!r}: no entry {part!r} in the list; entries: "
         f"{', '.join(map(str, labels))}{closest(part, map(str, labels))}"
     )
+
+
+def _shorthand(item: Any) -> str | None:
+    """The name of a one-key entry such as `{lm_eval: {tasks: [...]}}` (a probe with its keys beneath), else None."""
+    if isinstance(item, dict) and len(item) == 1:
+        ((key, value),) = item.items()
+        if isinstance(value, dict) and key not in ("method", "probe", "logger", "label"):
+            return str(key)
+    return None

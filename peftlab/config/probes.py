@@ -8,7 +8,8 @@ type from `PROBE_KINDS`, one entry per probe.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from peftlab.config.schema import build, check, closest, fail
@@ -53,6 +54,29 @@ class LinearProbeParams:
         check(self.C > 0, "C", f"got {self.C}, must be positive")
 
 
+@dataclass
+class LMEvalParams:
+    """lm-evaluation-harness tasks run over the live model (causal LMs); the score is their mean `metric`.
+
+    `include_path`: a folder of task YAMLs of one's own (lm-eval's task format), e.g. over a local
+    jsonl file; relative to the working directory, else to the experiment file's folder.
+    """
+
+    tasks: list[str] = field(default_factory=list)
+    limit: int | None = None  # examples per task (lm-eval's --limit); null: all
+    include_path: str | None = None
+    num_fewshot: int | None = None  # null: each task's own default
+    batch_size: int = 8
+    metric: str = "acc"  # the per-task metric averaged into the score (and each example's `correct`)
+
+    def __post_init__(self) -> None:
+        check(bool(self.tasks), "tasks", "expected a non-empty list of lm-eval task names, e.g. [hellaswag]")
+        check(len(set(self.tasks)) == len(self.tasks), "tasks", f"got {self.tasks}, a task is listed twice")
+        check(self.limit is None or self.limit >= 1, "limit", f"got {self.limit}, must be at least 1 or null")
+        check(self.num_fewshot is None or self.num_fewshot >= 0, "num_fewshot", "must be 0 or more, or null")
+        check(self.batch_size >= 1, "batch_size", f"got {self.batch_size}, must be at least 1")
+
+
 # `previous_task` measures the init_from stage's task A, so its params are the stage's settings
 # (config/stages.py); the old name stays for code written against it
 PreviousTaskParams = InitFromConfig
@@ -73,6 +97,7 @@ PROBE_KINDS: dict[str, ProbeKind] = {
         ProbeKind("lm_loss", LMLossParams, ("sft",)),
         ProbeKind("linear_probe", LinearProbeParams, ("classification",)),
         ProbeKind("previous_task", InitFromConfig, ("classification",)),
+        ProbeKind("lm_eval", LMEvalParams, ("sft",)),
     )
 }
 
@@ -108,6 +133,10 @@ def parse_probes(raw: Any, origin: str, task: str, stage: InitFromConfig | None 
         path = f"forgetting[{i}]"
         if isinstance(item, str):
             item = {"probe": item}
+        if isinstance(item, dict) and "probe" not in item and len(item) == 1:  # `{lm_eval: {tasks: [...]}}`
+            ((key, value),) = item.items()
+            if key in PROBE_KINDS and isinstance(value, dict | None):
+                item = {"probe": key, **(value or {})}
         if not isinstance(item, dict):
             fail(origin, path, f"got {item!r}, expected a mapping with a 'probe' key")
         if "probe" not in item:
@@ -120,6 +149,13 @@ def parse_probes(raw: Any, origin: str, task: str, stage: InitFromConfig | None 
                 f"unknown probe {name!r}; allowed: {', '.join(probe_names())}{closest(str(name), probe_names())}",
             )
         cls = PROBE_KINDS[name]
+        if name == "lm_eval" and task not in cls.tasks:
+            fail(
+                origin,
+                f"{path}.probe",
+                f"lm_eval evaluates causal language models (task: sft); this experiment's task is {task!r}, "
+                "whose model is an encoder with a task head",
+            )
         if task not in cls.tasks:
             fitting = [n for n in probe_names() if task in PROBE_KINDS[n].tasks]
             fail(
@@ -139,7 +175,34 @@ def parse_probes(raw: Any, origin: str, task: str, stage: InitFromConfig | None 
             params = stage
         else:
             params = build(cls.params, {k: v for k, v in item.items() if k != "probe"}, origin, path)
+        if name == "lm_eval":
+            _check_lm_eval(params, origin, path)
         if any(e.probe == name for e in entries):
             fail(origin, path, f"probe {name!r} is listed twice; records keep one result per probe")
         entries.append(ProbeEntry(name, params))
     return entries
+
+
+def lm_eval_include_dir(include_path: str | None, search_dirs: list[Path]) -> Path | None:
+    """The folder of one's own lm-eval task YAMLs: as given when absolute, else the first search dir that has it."""
+    if include_path is None:
+        return None
+    path = Path(include_path)
+    if path.is_absolute():
+        return path
+    return next((d / path for d in search_dirs if (d / path).is_dir()), search_dirs[0] / path)
+
+
+def _check_lm_eval(params: LMEvalParams, origin: str, path: str) -> None:
+    """lm-eval installed, the include folder there, and every task name known to lm-eval (else the closest ones)."""
+    from peftlab.config import lm_eval_tasks
+
+    if not lm_eval_tasks.lm_eval_installed():
+        fail(origin, path, "lm_eval is not installed; pip install 'peftlab[lmeval]' (or: pip install lm-eval)")
+    dirs = [Path.cwd(), *([Path(origin).resolve().parent] if origin else [])]
+    include = lm_eval_include_dir(params.include_path, dirs)
+    if include is not None and not include.is_dir():
+        fail(origin, f"{path}.include_path", f"got {params.include_path!r}, no such folder of task YAMLs")
+    for task, near in lm_eval_tasks.unknown_tasks(params.tasks, include).items():
+        hint = f"; closest: {', '.join(near)}" if near else ""
+        fail(origin, f"{path}.tasks", f"unknown lm-eval task {task!r}{hint}")

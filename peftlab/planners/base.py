@@ -17,6 +17,8 @@ class RunSpec:
     params: dict[str, Any]
     config_hash: str  # hash of everything the run computes except the seed
     run_id: str
+    study: str | None = None  # a search trial's study and number (its trackers log it as a child run)
+    trial: int | None = None
 
     def describe(self) -> str:
         shown = ", ".join(f"{k}={v}" for k, v in self.params.items() if v is not None)

@@ -299,6 +299,8 @@ def trial_spec(experiment: Experiment, trial: Any) -> RunSpec:
         params=params,
         config_hash=config_hash[:16],
         run_id=f"{label}-t{trial.number:04d}-{run_hash[:8]}",
+        study=name,
+        trial=trial.number,
     )
 
 

@@ -4,7 +4,7 @@ Importing this package registers every built-in probe. `ProbeSuite` is an experi
 loaded once in the experiment process; `ProbeSuite.for_run` gives one run's measurer.
 """
 
-from peftlab.probes import linear_probe, lm_loss, previous_task  # noqa: F401  (registration side effect)
+from peftlab.probes import linear_probe, lm_eval_probe, lm_loss, previous_task  # noqa: F401  (registration side effect)
 from peftlab.probes.base import PROBES, Probe, RunContext, base_model_view, register
 from peftlab.probes.suite import ProbeSuite, RunProbes, learning_metric
 

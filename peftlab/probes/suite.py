@@ -63,7 +63,8 @@ class ProbeSuite:
         self.tokenizer = tokenizer
         dirs = experiment.search_dirs()
         self.probes = [
-            PROBES[e.probe](e.params, tokenizer, source_base_dir(e.params.source, dirs)) for e in experiment.forgetting
+            PROBES[e.probe](e.params, tokenizer, source_base_dir(_source_of(e.params), dirs))
+            for e in experiment.forgetting
         ]
         self.cache_dir = experiment.results_dir() / ".forgetting"
         self.learning_metric = learning_metric(experiment.task)
@@ -91,6 +92,7 @@ class RunProbes:
     def __init__(self, suite: ProbeSuite, run: RunContext) -> None:
         self.suite, self.run = suite, run
         self.values: dict[str, dict[str, Any]] = {}
+        self.examples: dict[str, Any] = {}  # per-example outcomes a probe keeps (lm_eval), for the predictions file
         self.learning: dict[str, Any] = {}
         self.base_key: dict[str, Any] = {}
         self.seconds = 0.0
@@ -138,6 +140,14 @@ class RunProbes:
             write_json_atomic(path, {"key": key, "value": value})
             return value
 
+    def _keep_examples(self, name: str, before: dict, after: dict) -> tuple[dict, dict]:
+        """Per-example outcomes (`examples`: {task: columns}) go to the predictions file, not into the record."""
+        for when, value in (("before", before), ("after", after)):
+            for task, block in (value.get("examples") or {}).items():
+                self.examples[f"{name}/{task}/{when}"] = block
+        strip = lambda value: {k: v for k, v in value.items() if k != "examples"}  # noqa: E731
+        return strip(before), strip(after)
+
     def after(self, model: Any, target_scores: dict[str, Any], record: dict[str, Any]) -> None:
         """Measure the tuned model, and write `learning` and `forgetting` (with per-probe cost) into the record."""
         started = time.perf_counter()
@@ -146,6 +156,7 @@ class RunProbes:
             t0 = time.perf_counter()
             after = probe.measure(model, self.run)
             before = self.values[probe.name]["value"]
+            before, after = self._keep_examples(probe.name, before, after)
             forgetting[probe.name] = {
                 "before": before[probe.score],
                 "after": after[probe.score],
@@ -179,9 +190,14 @@ def _scores(scores: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def source_base_dir(source: str, search_dirs: list[Path]) -> Path | None:
+def _source_of(params: Any) -> str | None:
+    """What a probe reads from disk: its data `source`, or (lm_eval) its folder of task YAMLs."""
+    return getattr(params, "source", None) or getattr(params, "include_path", None)
+
+
+def source_base_dir(source: str | None, search_dirs: list[Path]) -> Path | None:
     """The folder a relative probe source is found in, like the experiment's own data source."""
-    if source.startswith("builtin:"):
+    if source is None or source.startswith("builtin:"):
         return None
     return next((d for d in search_dirs if (d / source).exists()), None)
 
