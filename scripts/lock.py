@@ -39,7 +39,7 @@ LOCK = REQ / "lock.txt"
 ASSETS = REQ / "assets.txt"
 TOOLS = REQ / "bootstrap.txt"
 # what the set-up installs besides the core dependencies (the Makefile's `.[...]`)
-EXTRAS = ("dev", "gguf", "trl", "explorer")
+EXTRAS = ("dev", "gguf", "trl", "explorer", "trackers", "dashboard", "lmeval")
 # the CPU build of torch the lock was resolved against; it is installed separately, never from the lock
 TORCH_PIN = "torch==2.13.0"
 # torch's CUDA-only dependencies are a GPU user's own install, never pinned here
