@@ -372,6 +372,8 @@ def measure(run: Run) -> None:
         "padding_fraction": None,
     }
     record["memory"] = run.meter.record()
+    if outcome.training_state is not None:  # CPU: what the method itself holds, beside the process's peak RSS
+        record["memory"]["training_state"] = outcome.training_state
     if run.ranks is not None:  # every rank's peaks, gathered (collective)
         from peftlab.measure import per_rank_memory
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from peftlab.config import TrainConfig
+from peftlab.measure import StepAllocations, state_bytes, training_state
 
 
 class Diverged(RuntimeError):
@@ -40,6 +42,7 @@ class TrainOutcome:
     curve: list[dict[str, Any]] = field(default_factory=list)
     final_train_loss: float | None = None
     diverged_at: int | None = None
+    training_state: dict[str, Any] | None = None  # CPU only: measure.training_state of one warm-up step
 
 
 def autocast_factory(device: str, precision: str) -> Callable[[], contextlib.AbstractContextManager[Any]]:
@@ -146,38 +149,53 @@ def train(
     model.train()
     micro = iter(batches)
 
+    # the step whose allocations are profiled (CPU: peak RSS is mostly the runtime): the second, once the
+    # optimiser state exists, and only inside the timing warm-up so that its profiling costs no measured speed
+    profiled = 2 if device == "cpu" and cfg.timing_warmup_steps >= 2 and cfg.steps >= 2 and ranks is None else None
     for step in range(1, cfg.steps + 1):
-        started = time.perf_counter()
-        step_loss, step_tokens, step_samples = 0.0, 0, 0
-        for micro_step in range(1, cfg.grad_accum + 1):
-            indices = next(micro)
-            if ranks is not None:  # distributed: this rank's rows; gradients cross ranks on the last micro-batch only
-                indices = ranks.micro_batch(indices, model, last=micro_step == cfg.grad_accum)
-            host_batch = collate(indices)
-            step_tokens += int(host_batch["attention_mask"].sum())  # counted on the host: no device sync
-            step_samples += host_batch["input_ids"].shape[0]
-            batch = {k: v.to(device, non_blocking=True) for k, v in host_batch.items()}
-            with autocast():
-                loss = model(**batch).loss / cfg.grad_accum
+        allocations = StepAllocations() if step == profiled else contextlib.nullcontext()
+        allocations.__enter__()
+        try:
+            started = time.perf_counter()
+            step_loss, step_tokens, step_samples = 0.0, 0, 0
+            for micro_step in range(1, cfg.grad_accum + 1):
+                indices = next(micro)
+                if (
+                    ranks is not None
+                ):  # distributed: this rank's rows; gradients cross ranks on the last micro-batch only
+                    indices = ranks.micro_batch(indices, model, last=micro_step == cfg.grad_accum)
+                host_batch = collate(indices)
+                step_tokens += int(host_batch["attention_mask"].sum())  # counted on the host: no device sync
+                step_samples += host_batch["input_ids"].shape[0]
+                batch = {k: v.to(device, non_blocking=True) for k, v in host_batch.items()}
+                with autocast():
+                    loss = model(**batch).loss / cfg.grad_accum
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                else:
+                    loss.backward()
+                step_loss += loss.detach()
             if scaler is not None:
-                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            if cfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
             else:
-                loss.backward()
-            step_loss += loss.detach()
-        if scaler is not None:
-            scaler.unscale_(optimizer)
-        if cfg.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        scheduler.step()
-        if on_step is not None:
-            on_step(model, step)
-        optimizer.zero_grad(set_to_none=True)
-        step_loss = float(step_loss)  # syncs the device, so the step time below is honest
+                optimizer.step()
+            scheduler.step()
+            if on_step is not None:
+                on_step(model, step)
+            held = state_bytes(model, optimizer) if step == profiled else None  # before zero_grad frees the gradients
+            optimizer.zero_grad(set_to_none=True)
+            step_loss = float(step_loss)  # syncs the device, so the step time below is honest
+        except BaseException:
+            allocations.__exit__(*sys.exc_info())
+            raise
+        allocations.__exit__(None, None, None)
+        if held is not None:
+            out.training_state = training_state(held, allocations.peak_bytes)
         if ranks is not None:  # distributed: the global step's mean loss, tokens and samples
             step_loss, step_tokens, step_samples = ranks.reduce_step(step_loss, step_tokens, step_samples)
         if cuda:

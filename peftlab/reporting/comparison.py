@@ -43,6 +43,7 @@ METRIC_SOURCES = {  # summary metric name -> flattened record column (seed-level
 }
 COST_SOURCES = {  # sampled costs: they vary with the seed and the machine's load
     "peak_memory_mb": ("memory.peak_mb", False),
+    "train_state_mb": ("memory.training_state.total_mb", False),
     "train_tokens_per_s": ("speed.train_tokens_per_s", True),
 }
 METRICS = ("accuracy", "f1_macro", "mcc")  # what `metric=` may name (per-example outputs needed)

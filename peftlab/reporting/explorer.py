@@ -41,6 +41,7 @@ AXIS_ORDER = (
     "trainable_params",
     "trainable_pct",
     "peak_memory_mb",
+    "train_state_mb",
     "train_tokens_per_s",
     "saved_mb",
     "train_s",
@@ -204,7 +205,7 @@ def explorer_payload(summary: Any, frame: Any, results_dirs: Iterable[Path], out
     methods = [str(m) for m in dict.fromkeys(summary["method"])]
     axes = _axes(summary)
     keys = [a["key"] for a in axes]
-    costs = [k for k in ("peak_memory_mb", "trainable_params", "trainable_pct") if k in keys]
+    costs = [k for k in ("train_state_mb", "peak_memory_mb", "trainable_params", "trainable_pct") if k in keys]
     default_x = costs[0] if costs else (keys[-1] if keys else None)  # None: no finished run has a number
     default_y = "test_accuracy_mean" if "test_accuracy_mean" in keys else (keys[0] if keys else None)
     rows = []

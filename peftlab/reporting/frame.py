@@ -39,6 +39,7 @@ COST_COLUMNS = {
     "params.trainable": "trainable_params",
     "params.trainable_pct": "trainable_pct",
     "memory.peak_mb": "peak_memory_mb",
+    "memory.training_state.total_mb": "train_state_mb",
     "speed.train_tokens_per_s": "train_tokens_per_s",
     "size.saved_mb": "saved_mb",
     "time.train_s": "train_s",

@@ -56,6 +56,8 @@ def columns(summary: Any) -> list[Column]:
         Column("test_f1_macro_mean", "test macro-F1", "Macro-F1", "FOne", "max", _fixed(3), "test_f1_macro_ci95"),
         Column("trainable_pct", "trainable %", r"Train.\ \%", "TrainPct", "min", _pct, cost=True),
         Column("peak_memory_mb", memory, memory_tex, "PeakMem", "min", _thousands, cost=True),
+        # CPU: weights + gradients + optimiser state + one step's activations (measure.training_state)
+        Column("train_state_mb", "train state (MB)", r"Train state (MB)", "TrainStateMem", "min", _fixed(1), cost=True),
         Column("train_tokens_per_s", "train tok/s", "Tok/s", "TokPerSec", "max", _thousands, cost=True),
         Column("saved_mb", "saved MB", "Saved (MB)", "SavedMB", "min", _fixed(2), cost=True),
     ]
