@@ -222,9 +222,9 @@ def explorer_payload(summary: Any, frame: Any, results_dirs: Iterable[Path], out
                     "low": row.get("vs_ref_low"),
                     "high": row.get("vs_ref_high"),
                     "p_holm": row.get("vs_ref_p_holm"),
-                    "agree": row.get("vs_ref_seeds_agree"),
+                    "question": row.get("vs_ref_question"),  # (a) these models or (b) this recipe
                     "test": row.get("vs_ref_test"),
-                    "mdd": row.get("mdd"),
+                    "mdd": row.get("vs_ref_mdd"),  # this row's own, for its question
                 },
             }
         )

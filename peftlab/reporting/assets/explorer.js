@@ -290,15 +290,17 @@ function renderForest() {
   const annotations = rows.map((r, i) => {
     const p = r.forest.p_holm;
     let text = p === null ? "" : p < 0.001 ? "p<0.001" : "p=" + p.toFixed(3);
-    if (r.forest.agree) text += ", " + r.forest.agree + " seeds";
+    if (r.forest.question) text += ", " + r.forest.question;
+    if (r.forest.mdd !== null && r.forest.mdd !== undefined) text += ", MDD " + r.forest.mdd.toFixed(3);
     return { x: 1.01, xref: "paper", y: labels[i], yref: "y", text: text, showarrow: false, xanchor: "left", font: { size: 11, color: "#555" } };
   });
   const shapes = [{ type: "line", x0: 0, x1: 0, yref: "paper", y0: 0, y1: 1, line: { color: "#888", dash: "dash", width: 1 } }];
-  const exps = new Set(rows.map((r) => r.experiment));
-  const mdd = rows[0].forest.mdd;
-  if (exps.size === 1 && mdd !== null) {
-    shapes.push({ type: "rect", x0: -mdd, x1: mdd, yref: "paper", y0: 0, y1: 1, fillcolor: "#ddd", opacity: 0.4, line: { width: 0 }, layer: "below" });
-  }
+  // each row's own minimum detectable difference (its question, its seeds): a grey band on its line
+  rows.forEach((r, i) => {
+    const mdd = r.forest.mdd;
+    if (mdd === null || mdd === undefined) return;
+    shapes.push({ type: "rect", x0: -mdd, x1: mdd, yref: "y", y0: i - 0.35, y1: i + 0.35, fillcolor: "#ddd", opacity: 0.5, line: { width: 0 }, layer: "below" });
+  });
   const refs = [...new Set(rows.map((r) => r.forest.reference).filter((v) => v))];
   const tests = [...new Set(rows.map((r) => r.forest.test).filter((v) => v))];
   Plotly.react(div, traces, {
