@@ -156,7 +156,7 @@ def accuracy_vs_memory(runs: Any, summary: Any, styles: dict, out: Path) -> list
     if max(xs) / max(min(data[key]), 1e-9) > 20:
         ax.set_xscale("log")
     ax.set_xlabel(
-        "training state (MB): weights as stored + gradients + optimiser state + one step's activations"
+        "training state (MB): weights, gradients,\noptimiser state, one step's activations"
         if key == "train_state_mb"
         else _mem_label(summary)
     )
