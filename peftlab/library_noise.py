@@ -13,9 +13,15 @@ import logging
 _BNB_CPU_KERNEL_NOTICE = "Failed to load CPU gemm_4bit_forward"
 
 
+# With the optional `kernels` package installed (transformers >= 5.24 environments bring it), the same
+# kernel lookup logs that it skipped a hub check because the hub is offline: equally moot, and on
+# stderr it broke the one-line promise of every config error.
+_KERNELS_OFFLINE_NOTICE = "Skipping publisher trust check"
+
+
 class _DropBnbCpuKernelNotice(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(_BNB_CPU_KERNEL_NOTICE)
+        return not str(record.msg).startswith((_BNB_CPU_KERNEL_NOTICE, _KERNELS_OFFLINE_NOTICE))
 
 
 def install() -> None:
@@ -24,6 +30,7 @@ def install() -> None:
     `logging.getLogger` creates a logger on first use, and the filters stay when the library's
     own module later asks for the same logger by name.
     """
-    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
-    if not any(isinstance(f, _DropBnbCpuKernelNotice) for f in logger.filters):
-        logger.addFilter(_DropBnbCpuKernelNotice())
+    for name in ("bitsandbytes.backends.cpu.ops", "kernels._internals.hf_hub"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropBnbCpuKernelNotice) for f in logger.filters):
+            logger.addFilter(_DropBnbCpuKernelNotice())
