@@ -4,8 +4,10 @@ Each example is rendered with the tokenizer's chat template (user turn(s), then 
 answer). The loss covers the answer tokens only (labels -100 on the prompt and on padding), as
 trl's completion-only loss does, so the model learns to answer rather than to copy the prompt.
 Evaluation is generative: greedy answers to held-out prompts, scored by normalised exact match
-(`accuracy`, the number every table reports) and, when the answers are label names, macro-F1;
-plus the loss / perplexity of the reference answers and a few samples to read.
+(`accuracy`, the number every table reports; `data.answer_extractor` compares e.g. GSM8K final
+numbers instead) and, when the answers are label names, macro-F1; `data.metric: bleu | rouge`
+adds corpus BLEU or ROUGE-L as the primary score (peftlab/tasks/scoring.py); plus the loss /
+perplexity of the reference answers and a few samples to read.
 """
 
 from __future__ import annotations
