@@ -87,6 +87,16 @@ def test_each_metric_choice_makes_its_score_primary_and_keeps_its_columns():
         get_task_spec("sft", "meteor")
 
 
+def test_a_search_may_optimise_only_the_score_its_runs_compute():
+    from peftlab.config.search import primary_objective, task_objectives
+
+    assert "val_bleu" not in task_objectives("sft") and "val_rouge_l" not in task_objectives("sft")
+    assert "val_bleu" in task_objectives("sft", "bleu") and "val_accuracy" in task_objectives("sft", "bleu")
+    assert primary_objective("sft") == ("val_accuracy", "maximize")
+    assert primary_objective("sft", "rouge") == ("val_rouge_l", "maximize")
+    assert task_objectives("classification") == task_objectives("classification", None)
+
+
 # ---------------------------------------------------------------- end to end (tiny Llama, 2 steps)
 
 GSM_ROWS = [

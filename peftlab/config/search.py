@@ -37,13 +37,18 @@ SAMPLERS = ("tpe", "random", "grid")
 METRIC_PREFIX = "val_"  # objectives are validation scores: test scores are reported, never optimised
 
 
-def task_objectives(task: str) -> dict[str, tuple[tuple[str, ...], str]]:
-    """Every objective a study of `task` may name: `val_<metric>` for each declared metric, then the costs."""
+def task_objectives(task: str, metric: str | None = None) -> dict[str, tuple[tuple[str, ...], str]]:
+    """Every objective a study of `task` may name: `val_<metric>` for each declared metric the runs
+    compute (not the score of another `data.metric` choice, e.g. sft's bleu under exact_match), then the costs."""
     from peftlab.task_specs import get_task_spec
 
-    spec = get_task_spec(task)
+    spec = get_task_spec(task, metric)
+    # the first choice is the default, computed under every choice (sft: exact match, `accuracy`)
+    others = {c.primary for c in spec.metric_choices[1:]} - {spec.primary}
     metrics = {
-        f"{METRIC_PREFIX}{m.name}": (("metrics", "validation", m.name), m.optuna_direction) for m in spec.metrics
+        f"{METRIC_PREFIX}{m.name}": (("metrics", "validation", m.name), m.optuna_direction)
+        for m in spec.metrics
+        if m.name not in others
     }
     return {**metrics, **OBJECTIVES}
 
@@ -179,7 +184,7 @@ def parse_search(
 def _parse_objectives(raw: Any, origin: str, task: str, metric: str | None = None) -> list[tuple[str, str]]:
     if raw is None:
         return [primary_objective(task, metric)]
-    allowed = task_objectives(task)
+    allowed = task_objectives(task, metric)
     items = raw if isinstance(raw, list) else [raw]
     out = []
     for i, item in enumerate(items):

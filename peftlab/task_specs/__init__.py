@@ -70,7 +70,8 @@ class TaskSpec:
     # what "learning" is measured from (forgetting probes): a score of the same evaluation
     # (e.g. `majority_rate`) or "base_model" (the base model evaluated before training)
     learning_baseline: str = "base_model"
-    # the values `data.metric` may take (the first is the default, what `primary` already is) and
+    # the values `data.metric` may take (the first is the default, what `primary` already is, and
+    # computed under every choice; the others' primaries only when chosen) and
     # the answer extractors `data.answer_extractor` may name; a task with none takes neither key
     metric_choices: tuple[MetricChoice, ...] = ()
     answer_extractors: tuple[str, ...] = ()
