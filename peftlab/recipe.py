@@ -152,6 +152,8 @@ def setup(run: Run) -> None:
         tokenizer=ws.tokenizer,
         label_names=tuple(ws.data.label_names),
         max_new_tokens=ws.experiment.data.max_new_tokens,
+        metric=ws.experiment.data.metric,
+        answer_extractor=ws.experiment.data.answer_extractor,
     )
 
 

@@ -46,6 +46,10 @@ class DataConfig:
     instruction: str | None = None
     max_new_tokens: int | None = None  # task sft: tokens generated per answer; null: longest train answer + 1
     system: str | None = None  # task sft: system message put before each prompt; null: the chat template's own
+    # task sft: the primary score of the generated answers (exact_match, bleu, rouge); null: exact_match
+    metric: str | None = None
+    # task sft, exact match: compare the answer found in each text (gsm8k_final_number); null: whole answers
+    answer_extractor: str | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.text_column, list):
@@ -251,8 +255,8 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     _check_task(origin, shell.task, shell.data)
     search = None
     if raw.get("search") is not None:
-        search = parse_search(raw["search"], origin, methods, shell.train, shell.task)
-    protocol = parse_protocol(raw.get("protocol"), origin, methods, shell.task)
+        search = parse_search(raw["search"], origin, methods, shell.train, shell.task, shell.data.metric)
+    protocol = parse_protocol(raw.get("protocol"), origin, methods, shell.task, shell.data.metric)
     if protocol is not None and search is not None:
         fail(origin, "protocol", "a search: block chooses hyperparameters itself; use protocol or search, not both")
     init_from = parse_init_from(raw.get("init_from"), raw.get("forgetting"), origin, shell.task)
@@ -286,9 +290,26 @@ def _check_task(origin: str, task: str, data: DataConfig) -> None:
     if task not in names:
         fail(origin, "task", f"got {task!r}, allowed: {', '.join(names)}{closest(str(task), names)}")
     spec = get_task_spec(task)
+    if data.metric is not None:
+        offered = [c.name for c in spec.metric_choices]
+        if data.metric not in offered:
+            fail(origin, "data.metric", _not_offered(task, data.metric, offered, "metric choice"))
+    if data.answer_extractor is not None:
+        offered = list(spec.answer_extractors)
+        if data.answer_extractor not in offered:
+            fail(origin, "data.answer_extractor", _not_offered(task, data.answer_extractor, offered, "extractor"))
+        exact = spec.metric_choices[0].name if spec.metric_choices else None
+        if data.metric not in (None, exact):
+            fail(origin, "data.answer_extractor", f"extracts answers for metric {exact}, not {data.metric}")
     if data.text_pair_column is not None and not spec.pairs:
         pairing = ", ".join(n for n in names if get_task_spec(n).pairs)
         fail(origin, "data.text_column", f"task {task!r} takes one text per example; sentence pairs: {pairing}")
+
+
+def _not_offered(task: str, value: str, offered: list[str], what: str) -> str:
+    if not offered:
+        return f"task {task!r} has no {what}; leave the key out (got {value!r})"
+    return f"got {value!r}, task {task!r} offers: {', '.join(offered)}{closest(str(value), offered)}"
 
 
 def _check_distributed(origin: str, train: TrainConfig, methods: list[MethodEntry], blocks: dict[str, Any]) -> None:

@@ -38,7 +38,7 @@ class ProtocolConfig:
 
 
 def parse_protocol(
-    raw: Any, origin: str, methods: list[MethodEntry], task: str = "classification"
+    raw: Any, origin: str, methods: list[MethodEntry], task: str = "classification", metric: str | None = None
 ) -> ProtocolConfig | None:
     """`protocol: tuned` (defaults), `protocol: {tune: {trials, lr_factor, space, seed}}`, or hand_picked/null."""
     from peftlab.methods import get_method
@@ -79,7 +79,7 @@ def parse_protocol(
             trials=cfg.trials,
             space={entry.label: space},
             seed=cfg.seed,
-            objectives=[primary_objective(task)],  # the task's primary metric, on validation
+            objectives=[primary_objective(task, metric)],  # the task's primary metric, on validation
         )
     return cfg
 

@@ -37,22 +37,28 @@ SAMPLERS = ("tpe", "random", "grid")
 METRIC_PREFIX = "val_"  # objectives are validation scores: test scores are reported, never optimised
 
 
-def task_objectives(task: str) -> dict[str, tuple[tuple[str, ...], str]]:
-    """Every objective a study of `task` may name: `val_<metric>` for each declared metric, then the costs."""
+def task_objectives(task: str, metric: str | None = None) -> dict[str, tuple[tuple[str, ...], str]]:
+    """Every objective a study of `task` may name: `val_<metric>` for each declared metric the runs
+    compute (not the score of another `data.metric` choice, e.g. sft's bleu under exact_match), then the costs."""
     from peftlab.task_specs import get_task_spec
 
-    spec = get_task_spec(task)
+    spec = get_task_spec(task, metric)
+    # the first choice is the default, computed under every choice (sft: exact match, `accuracy`)
+    others = {c.primary for c in spec.metric_choices[1:]} - {spec.primary}
     metrics = {
-        f"{METRIC_PREFIX}{m.name}": (("metrics", "validation", m.name), m.optuna_direction) for m in spec.metrics
+        f"{METRIC_PREFIX}{m.name}": (("metrics", "validation", m.name), m.optuna_direction)
+        for m in spec.metrics
+        if m.name not in others
     }
     return {**metrics, **OBJECTIVES}
 
 
-def primary_objective(task: str) -> tuple[str, str]:
-    """(`val_<primary metric>`, its direction): what a study of `task` optimises unless told otherwise."""
+def primary_objective(task: str, metric: str | None = None) -> tuple[str, str]:
+    """(`val_<primary metric>`, its direction): what a study of `task` (scored by `data.metric`) optimises
+    unless told otherwise."""
     from peftlab.task_specs import get_task_spec
 
-    primary = get_task_spec(task).primary_metric
+    primary = get_task_spec(task, metric).primary_metric
     return f"{METRIC_PREFIX}{primary.name}", primary.optuna_direction
 
 
@@ -90,7 +96,12 @@ class SearchConfig:
 
 
 def parse_search(
-    raw: Any, origin: str, methods: list[MethodEntry], train: TrainConfig, task: str = "classification"
+    raw: Any,
+    origin: str,
+    methods: list[MethodEntry],
+    train: TrainConfig,
+    task: str = "classification",
+    metric: str | None = None,
 ) -> SearchConfig:
     from peftlab.methods import get_method
 
@@ -112,10 +123,10 @@ def parse_search(
     if cfg.storage is not None and cfg.storage != "journal" and "://" not in cfg.storage:
         shown = redact(cfg.storage)
         fail(origin, "search.storage", f"got {shown!r}, expected journal or a URL like sqlite:////abs/study.db")
-    cfg.objectives = _parse_objectives(raw.get("objectives"), origin, task)
+    cfg.objectives = _parse_objectives(raw.get("objectives"), origin, task, metric)
     cfg.pruner = _parse_pruner(raw.get("pruner", "none"), origin, train)
     if cfg.pruner["type"] != "none" and (len(cfg.objectives) > 1 or not cfg.objectives[0][0].startswith("val_")):
-        example = primary_objective(task)[0]
+        example = primary_objective(task, metric)[0]
         fail(origin, "search.pruner", f"pruning needs a single validation objective (e.g. {example})")
 
     space_raw = raw.get("space") or {}
@@ -170,10 +181,10 @@ def parse_search(
     return cfg
 
 
-def _parse_objectives(raw: Any, origin: str, task: str) -> list[tuple[str, str]]:
+def _parse_objectives(raw: Any, origin: str, task: str, metric: str | None = None) -> list[tuple[str, str]]:
     if raw is None:
-        return [primary_objective(task)]
-    allowed = task_objectives(task)
+        return [primary_objective(task, metric)]
+    allowed = task_objectives(task, metric)
     items = raw if isinstance(raw, list) else [raw]
     out = []
     for i, item in enumerate(items):

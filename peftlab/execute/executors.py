@@ -143,7 +143,8 @@ def _headline(record: dict[str, Any], test: dict[str, Any]) -> str:
     """The test scores the task's declaration shows (primary first), e.g. `acc 0.812  F1 0.800`."""
     from peftlab.task_specs import get_task_spec
 
-    spec = get_task_spec((record.get("config") or {}).get("task", "classification"))
+    config = record.get("config") or {}
+    spec = get_task_spec(config.get("task", "classification"), (config.get("data") or {}).get("metric"))
     shown = [spec.primary_metric, *(m for m in spec.metrics if m.short and m.name != spec.primary)]
     parts = [f"{m.short or m.name} {test[m.name]:{m.fmt}}" for m in shown if isinstance(test.get(m.name), (int, float))]
     return "  ".join(parts) or "no score"

@@ -40,7 +40,7 @@ class Workspace:
         """The task's declaration (peftlab/task_specs): its metrics, the primary one, its outputs."""
         from peftlab.task_specs import get_task_spec
 
-        return get_task_spec(self.experiment.task)
+        return get_task_spec(self.experiment.task, self.experiment.data.metric)
 
     @property
     def pad_id(self) -> int:

@@ -458,7 +458,7 @@ def summarise(experiment: Experiment, url: str) -> int:
     counts = _counts(study)
     print(f"peftlab: study {study.study_name}: {_fmt_counts(counts)}")
     best = []
-    primary_metric = get_task_spec(experiment.task).primary_metric  # what the test column shows
+    primary_metric = get_task_spec(experiment.task, experiment.data.metric).primary_metric  # what the test column shows
     primary, short = primary_metric.name, primary_metric.short or primary_metric.name
     if counts.get("COMPLETE"):
         for trial in study.best_trials:

@@ -30,7 +30,8 @@ def task_metric_columns(frame: Any) -> dict[str, str]:
     for task in (t for t in tasks if t in task_names()):
         for metric in get_task_spec(task).metrics:
             column = f"metrics.test.{metric.name}"
-            if metric.short and column not in METRIC_COLUMNS:
+            # a metric only some runs compute (sft's bleu, rouge_l: `data.metric`) adds no empty column
+            if metric.short and column not in METRIC_COLUMNS and column in frame.columns:
                 out[column] = f"test_{metric.name}"
     return out
 

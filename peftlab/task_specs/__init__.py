@@ -15,6 +15,7 @@ Every module of this package is imported by `_discover`: adding a task adds file
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 from dataclasses import dataclass
@@ -40,6 +41,15 @@ class MetricSpec:
 
 
 @dataclass(frozen=True)
+class MetricChoice:
+    """One value of `data.metric`: the declared metric it makes primary and the per-example outputs it keeps."""
+
+    name: str  # what `data.metric` says
+    primary: str  # a declared metric
+    per_example: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """A task's declaration; see the module docstring."""
 
@@ -60,6 +70,11 @@ class TaskSpec:
     # what "learning" is measured from (forgetting probes): a score of the same evaluation
     # (e.g. `majority_rate`) or "base_model" (the base model evaluated before training)
     learning_baseline: str = "base_model"
+    # the values `data.metric` may take (the first is the default, what `primary` already is, and
+    # computed under every choice; the others' primaries only when chosen) and
+    # the answer extractors `data.answer_extractor` may name; a task with none takes neither key
+    metric_choices: tuple[MetricChoice, ...] = ()
+    answer_extractors: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         names = [m.name for m in self.metrics]
@@ -67,6 +82,23 @@ class TaskSpec:
             raise ValueError(f"task {self.name!r}: primary metric {self.primary!r} is not among {names}")
         if len(set(names)) != len(names):
             raise ValueError(f"task {self.name!r}: a metric is declared twice in {names}")
+        for choice in self.metric_choices:
+            if choice.primary not in names:
+                raise ValueError(f"task {self.name!r}: metric choice {choice.name!r} names no declared metric")
+
+    def choose(self, metric: str | None) -> TaskSpec:
+        """This declaration with `data.metric` applied: its primary metric and per-example outputs.
+
+        None (the key unset) is the declaration itself, so runs without the key are unchanged.
+        KeyError (one line, naming the choices) for a metric the task does not offer.
+        """
+        if metric is None:
+            return self
+        for choice in self.metric_choices:
+            if choice.name == metric:
+                return dataclasses.replace(self, primary=choice.primary, per_example=choice.per_example)
+        offered = ", ".join(c.name for c in self.metric_choices) or "none (the key is not for this task)"
+        raise KeyError(f"task {self.name!r} does not offer metric {metric!r}; it offers: {offered}")
 
     def metric(self, name: str) -> MetricSpec:
         for m in self.metrics:
@@ -107,12 +139,15 @@ def task_names() -> list[str]:
     return sorted(REGISTRY)
 
 
-def get_task_spec(name: str) -> TaskSpec:
-    """The declaration of task `name`; KeyError (one line, naming the allowed tasks) for an unknown one."""
+def get_task_spec(name: str, metric: str | None = None) -> TaskSpec:
+    """The declaration of task `name` (with `data.metric` applied, see `TaskSpec.choose`).
+
+    KeyError (one line, naming the allowed values) for an unknown task or a metric it does not offer.
+    """
     _discover()
     if name not in REGISTRY:
         raise KeyError(f"unknown task {name!r}; allowed: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name]
+    return REGISTRY[name].choose(metric)
 
 
-__all__ = ["MetricSpec", "TaskSpec", "get_task_spec", "register", "task_names"]
+__all__ = ["MetricChoice", "MetricSpec", "TaskSpec", "get_task_spec", "register", "task_names"]

@@ -31,6 +31,8 @@ class EvalContext:
     tokenizer: Any
     label_names: tuple[str, ...] = ()  # answers that are labels get macro-F1 (task sft)
     max_new_tokens: int | None = None  # generation length (task sft); None: from the train answers
+    metric: str | None = None  # `data.metric` (task sft): exact_match, bleu, rouge; None: the task's default
+    answer_extractor: str | None = None  # `data.answer_extractor` (task sft): what exact match compares
 
 
 class Task(Protocol):

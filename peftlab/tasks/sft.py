@@ -4,14 +4,15 @@ Each example is rendered with the tokenizer's chat template (user turn(s), then 
 answer). The loss covers the answer tokens only (labels -100 on the prompt and on padding), as
 trl's completion-only loss does, so the model learns to answer rather than to copy the prompt.
 Evaluation is generative: greedy answers to held-out prompts, scored by normalised exact match
-(`accuracy`, the number every table reports) and, when the answers are label names, macro-F1;
-plus the loss / perplexity of the reference answers and a few samples to read.
+(`accuracy`, the number every table reports; `data.answer_extractor` compares e.g. GSM8K final
+numbers instead) and, when the answers are label names, macro-F1; `data.metric: bleu | rouge`
+adds corpus BLEU or ROUGE-L as the primary score (peftlab/tasks/scoring.py); plus the loss /
+perplexity of the reference answers and a few samples to read.
 """
 
 from __future__ import annotations
 
 import re
-import string
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ import numpy as np
 from peftlab.errors import ModelSourceError
 from peftlab.task_specs import get_task_spec
 from peftlab.tasks.batching import attention_mask, pad_rows
+from peftlab.tasks.scoring import normalize, score_generations
 
 IGNORE = -100  # label of tokens that carry no loss (prompt, padding)
 SAMPLES_KEPT = 8  # generated answers stored in each record, for reading
@@ -194,12 +196,6 @@ def collate(split: SftSplit, indices: Any, pad_id: int, padding_side: str = "rig
 # ---------------------------------------------------------------- evaluation
 
 
-def normalize(text: str) -> str:
-    """Lower case, surrounding punctuation and repeated spaces removed ("Positive." == "positive")."""
-    text = " ".join(text.lower().split())
-    return text.strip(string.punctuation + " ")
-
-
 def label_of(answer: str, names: tuple[str, ...]) -> tuple[int, int]:
     """(exact label id or -1, lenient label id or -1): lenient accepts an answer naming exactly one label."""
     norm = normalize(answer)
@@ -215,12 +211,21 @@ def _unwrap(model: Any) -> Any:
 
 
 def evaluate_split(
-    model: Any, split: SftSplit, ctx: Any, label_names: tuple[str, ...], max_new_tokens: int | None
+    model: Any,
+    split: SftSplit,
+    ctx: Any,
+    label_names: tuple[str, ...],
+    max_new_tokens: int | None,
+    metric: str | None = None,
+    answer_extractor: str | None = None,
 ) -> dict[str, Any]:
     """Loss/perplexity of the reference answers, then greedy answers scored against them.
 
-    `examples` holds the per-example outcomes (id, reference, generated answer, exact match) in
-    split order; the runner moves them into the run's predictions file (peftlab/predictions.py).
+    `metric` (`data.metric`; None: exact match) adds `bleu` or `rouge_l` beside the exact match
+    (`accuracy`, of the answers `answer_extractor` finds, or of the normalised whole answers).
+    `examples` holds the per-example outcomes (id, reference, generated answer, exact match and
+    the metric's own columns, peftlab/tasks/scoring.py) in split order; the runner moves them into
+    the run's predictions file (peftlab/predictions.py).
     """
     import torch
 
@@ -261,9 +266,9 @@ def evaluate_split(
     elapsed = time.perf_counter() - started
     model.train(was_training)
 
-    exact = [normalize(g) == normalize(r) for g, r in zip(generated, split.references, strict=True)]
+    generation_scores, columns = score_generations(metric, generated, split.references, answer_extractor)
     mean_loss = loss_sum / max(loss_tokens, 1)
-    scores: dict[str, Any] = {"accuracy": float(np.mean(exact)) if exact else float("nan")}
+    scores: dict[str, Any] = {k: float(v) for k, v in generation_scores.items()}
     if label_names and (split.label_ids >= 0).all():
         exact_ids, lenient_ids = zip(*(label_of(g, label_names) for g in generated), strict=True)
         refs = split.label_ids.tolist()
@@ -285,9 +290,15 @@ def evaluate_split(
                 {"prompt": split.prompts[i], "expected": split.references[i], "generated": generated[i]}
                 for i in range(min(SAMPLES_KEPT, len(split)))
             ],
-            "examples": outcomes(
-                split.ids or [f"row{i}" for i in range(len(split))], split.references, generated, exact
-            ),
+            "examples": {
+                **outcomes(
+                    split.ids or [f"row{i}" for i in range(len(split))],
+                    split.references,
+                    generated,
+                    columns.pop("correct"),
+                ),
+                **columns,
+            },
         }
     )
     return scores
@@ -343,7 +354,7 @@ class SftTask:
         return collate(split, indices, pad_id, padding_side)
 
     def evaluate(self, model: Any, split: SftSplit, ctx: Any) -> dict[str, Any]:
-        return evaluate_split(model, split, ctx, ctx.label_names, ctx.max_new_tokens)
+        return evaluate_split(model, split, ctx, ctx.label_names, ctx.max_new_tokens, ctx.metric, ctx.answer_extractor)
 
     def preload(self) -> None:
         from peftlab.metrics import load_metric
