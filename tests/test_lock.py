@@ -22,7 +22,7 @@ def _pins(path: Path) -> dict[str, str]:
 
 
 def _copy_project(tmp_path: Path) -> Path:
-    for part in ("scripts/lock.py", "pyproject.toml", "requirements"):
+    for part in ("scripts/lock.py", "pyproject.toml", "requirements.txt", "requirements"):
         src, dst = ROOT / part, tmp_path / part
         dst.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dst)
@@ -46,19 +46,19 @@ def test_a_lock_that_no_longer_matches_pyproject_is_one_line_naming_the_refresh(
     done = _check(project)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "requirements/lock.txt does not match pyproject.toml" in lines[0]
+    assert len(lines) == 1 and "requirements.txt does not match pyproject.toml" in lines[0]
     assert "make lock" in lines[0] and "Traceback" not in done.stderr
 
 
 def test_a_missing_lock_is_one_line(tmp_path):
     project = _copy_project(tmp_path)
-    (project / "requirements" / "lock.txt").unlink()
+    (project / "requirements.txt").unlink()
     done = _check(project)
-    assert done.returncode == 2 and "requirements/lock.txt missing" in done.stderr and "make lock" in done.stderr
+    assert done.returncode == 2 and "requirements.txt missing" in done.stderr and "make lock" in done.stderr
 
 
 def test_every_pin_is_hashed_and_no_index_host_is_named():
-    for path in REQ.glob("*.txt"):
+    for path in [ROOT / "requirements.txt", *REQ.glob("*.txt")]:
         text = path.read_text()
         assert "://" not in text, f"{path.name} names an index or host"
         for block in re.split(r"\n(?=[A-Za-z0-9])", text):
@@ -67,7 +67,7 @@ def test_every_pin_is_hashed_and_no_index_host_is_named():
 
 
 def test_the_lock_leaves_torch_to_the_user_and_holds_no_cuda_package():
-    pins = _pins(REQ / "lock.txt")
+    pins = _pins(ROOT / "requirements.txt")
     assert "torch" not in pins and "triton" not in pins
     assert not [name for name in pins if name.startswith("nvidia-")]
     assert pins["transformers"].startswith("5.") and "peft" in pins
@@ -82,7 +82,7 @@ def test_the_lock_satisfies_every_range_in_pyproject():
     sys.path.insert(0, str(ROOT / "scripts"))
     import lock
 
-    pins = _pins(REQ / "lock.txt")
+    pins = _pins(ROOT / "requirements.txt")
     wanted = list(project["dependencies"])
     for extra in lock.EXTRAS:
         wanted += project["optional-dependencies"][extra]
@@ -108,7 +108,7 @@ def test_an_environment_made_by_the_bootstrap_has_exactly_the_locked_releases():
     if lock_digest() is None:
         pytest.skip("this environment was not installed from the lock (no peftlab-lock.sha256 in sys.prefix)")
     off = {}
-    for name, version in _pins(REQ / "lock.txt").items():
+    for name, version in _pins(ROOT / "requirements.txt").items():
         try:
             installed = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

@@ -195,7 +195,7 @@ def lm_eval_include_dir(include_path: str | None, search_dirs: list[Path]) -> Pa
 
 def _check_lm_eval(params: LMEvalParams, origin: str, path: str) -> None:
     """lm-eval installed, the include folder there, and every task name known to lm-eval (else the closest ones)."""
-    from peftlab.config import lm_eval_tasks
+    import peftlab.config.lm_eval_tasks as lm_eval_tasks
 
     if not lm_eval_tasks.lm_eval_installed():
         fail(origin, path, "lm_eval is not installed; pip install 'peftlab[lmeval]' (or: pip install lm-eval)")
