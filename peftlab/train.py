@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -154,8 +153,7 @@ def train(
     profiled = 2 if device == "cpu" and cfg.timing_warmup_steps >= 2 and cfg.steps >= 2 and ranks is None else None
     for step in range(1, cfg.steps + 1):
         allocations = StepAllocations() if step == profiled else contextlib.nullcontext()
-        allocations.__enter__()
-        try:
+        with allocations:
             started = time.perf_counter()
             step_loss, step_tokens, step_samples = 0.0, 0, 0
             for micro_step in range(1, cfg.grad_accum + 1):
@@ -190,10 +188,6 @@ def train(
             held = state_bytes(model, optimizer) if step == profiled else None  # before zero_grad frees the gradients
             optimizer.zero_grad(set_to_none=True)
             step_loss = float(step_loss)  # syncs the device, so the step time below is honest
-        except BaseException:
-            allocations.__exit__(*sys.exc_info())
-            raise
-        allocations.__exit__(None, None, None)
         if held is not None:
             out.training_state = training_state(held, allocations.peak_bytes)
         if ranks is not None:  # distributed: the global step's mean loss, tokens and samples
