@@ -34,6 +34,11 @@ class MetricSpec:
     short: str = ""  # the run's one-line summary shows it under this name ("" : not shown)
     fmt: str = ".3f"
     curve: bool = True  # kept at every intermediate validation (the record's `metrics.curve`)
+    # how the statistics engine (peftlab/crossed.py) recomputes it from the per-example outputs of
+    # the predictions file, for paired and crossed intervals: "mean:<column>" (the mean of one
+    # per-example column: accuracy from `correct`), "macro_f1", "matthews" (from `gold`/`prediction`
+    # class ids), "pearson", "spearman" (numbers), "corpus_bleu" (n-gram counts); None: not resampled
+    statistic: str | None = None
 
     @property
     def optuna_direction(self) -> str:

@@ -11,8 +11,14 @@ SPEC = register(
         model_class="AutoModelForSequenceClassification",
         head="a fresh linear head, one output per class",
         metrics=(
-            MetricSpec("accuracy", "max", "share of examples whose argmax class is the gold class", short="acc"),
-            MetricSpec("f1_macro", "max", "macro-F1 over every class the head has", short="F1"),
+            MetricSpec(
+                "accuracy",
+                "max",
+                "share of examples whose argmax class is the gold class",
+                short="acc",
+                statistic="mean:correct",
+            ),
+            MetricSpec("f1_macro", "max", "macro-F1 over every class the head has", short="F1", statistic="macro_f1"),
             MetricSpec("loss", "min", "mean cross-entropy"),
         ),
         primary="accuracy",

@@ -17,9 +17,19 @@ SPEC = register(
         model_class="AutoModelForSequenceClassification",
         head="a fresh linear head with one output (num_labels=1, problem_type regression)",
         metrics=(
-            MetricSpec("pearson", "max", "Pearson correlation of predictions and gold (scipy)", short="pearson"),
             MetricSpec(
-                "spearman", "max", "Spearman rank correlation of predictions and gold (scipy)", short="spearman"
+                "pearson",
+                "max",
+                "Pearson correlation of predictions and gold (scipy)",
+                short="pearson",
+                statistic="pearson",
+            ),
+            MetricSpec(
+                "spearman",
+                "max",
+                "Spearman rank correlation of predictions and gold (scipy)",
+                short="spearman",
+                statistic="spearman",
             ),
             MetricSpec("mse", "min", "mean squared error", short="MSE"),
             MetricSpec("loss", "min", "mean MSE loss of the model's forward pass", curve=True),

@@ -19,7 +19,9 @@ SPEC = register(
         model_class="AutoModelForCausalLM",
         head="the pretrained LM head (no fresh module)",
         metrics=(
-            MetricSpec("accuracy", "max", "normalised exact match of the greedy answer", short="acc"),
+            MetricSpec(
+                "accuracy", "max", "normalised exact match of the greedy answer", short="acc", statistic="mean:correct"
+            ),
             MetricSpec("f1_macro", "max", "macro-F1 of answers that are label names", short="F1"),
             MetricSpec("loss", "min", "mean token loss of the reference answers"),
             MetricSpec("perplexity", "min", "exp(loss)", short="ppl", fmt=".2f", curve=False),
@@ -27,8 +29,16 @@ SPEC = register(
                 "label_mentioned_accuracy", "max", "answers naming exactly the gold label, leniently", curve=False
             ),
             MetricSpec("unparsed_fraction", "min", "answers that are no label name", curve=False),
-            MetricSpec("bleu", "max", "sacrebleu corpus BLEU / 100 (data.metric: bleu)", short="BLEU"),
-            MetricSpec("rouge_l", "max", "mean rouge-score ROUGE-L F-measure (data.metric: rouge)", short="ROUGE-L"),
+            MetricSpec(
+                "bleu", "max", "sacrebleu corpus BLEU / 100 (data.metric: bleu)", short="BLEU", statistic="corpus_bleu"
+            ),
+            MetricSpec(
+                "rouge_l",
+                "max",
+                "mean rouge-score ROUGE-L F-measure (data.metric: rouge)",
+                short="ROUGE-L",
+                statistic="mean:rouge_l",
+            ),
         ),
         primary="accuracy",
         per_example=_EXACT,
