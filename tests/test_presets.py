@@ -194,7 +194,8 @@ def test_mnli_run_scores_mismatched_into_the_record(tmp_path, tiny_bert, glue_mn
     assert mismatched["n"] == 7 and 0 <= mismatched["accuracy"] <= 1
     assert record["metrics"]["test"]["n"] == 9
     predictions = next((tmp_path / "results" / "p").rglob("*.jsonl.gz"))
-    rows = [json.loads(line) for line in gzip.open(predictions, "rt")]
+    with gzip.open(predictions, "rt") as fh:
+        rows = [json.loads(line) for line in fh]
     assert sum(r["split"] == "validation_mismatched" for r in rows) == 7
 
 
@@ -220,3 +221,185 @@ def test_cola_run_is_scored_by_matthews(tmp_path, tiny_bert, mirror):
     (record,) = load_records([tmp_path / "results" / "p"])
     assert -1 <= record["metrics"]["test"]["matthews"] <= 1
     assert record["metrics"]["validation"]["matthews"] is not None
+
+
+# --------------------------------------------------------------------------- multiple choice adapters
+
+
+def _loaded(name: str) -> dict[str, Any]:
+    """A preset's splits through the hub path, as pandas (what the multiple_choice task reads)."""
+    return {split: ds.to_pandas() for split, ds in _hub_dataset_dict(name).items()}
+
+
+def _assert_mc(frame: Any, n_choices: int) -> None:
+    assert list(frame.columns) == ["text", "choices", "label"]
+    assert all(len(list(c)) == n_choices for c in frame["choices"])
+    assert frame["label"].between(0, n_choices - 1).all()
+
+
+def test_piqa_and_arc_adapters_through_the_hub_path(mirror: Path):
+    piqa = {
+        "goal": ["How do I open a jar?", "How to dry a shirt?"],
+        "sol1": ["Twist the lid.", "Put it in water."],
+        "sol2": ["Hit it with a pillow.", "Hang it in the sun."],
+        "label": [0, 1],
+    }
+    write_hub_copy(
+        mirror,
+        "baber/piqa",
+        {None: {s: datasets.Dataset.from_dict(piqa) for s in ("train", "validation")}},
+    )
+    splits = _loaded("piqa")
+    assert set(splits) == {"train", "test"}  # hub validation is test; validation is carved later
+    _assert_mc(splits["test"], 2)
+    assert splits["test"]["text"][0] == "Question: How do I open a jar?\nAnswer:"
+    assert list(splits["test"]["choices"][1]) == ["Put it in water.", "Hang it in the sun."]
+    assert splits["test"]["label"].tolist() == [0, 1]
+
+    arc = {
+        "id": ["q1", "q2"],
+        "question": ["Which is a gas?", "What melts ice?"],
+        "choices": [
+            {"text": ["rock", "steam", "wood", "iron"], "label": ["A", "B", "C", "D"]},
+            {"text": ["heat", "cold", "dark"], "label": ["1", "2", "3"]},
+        ],
+        "answerKey": ["B", "1"],
+    }
+    write_hub_copy(
+        mirror,
+        "allenai/ai2_arc",
+        {"ARC-Easy": {s: datasets.Dataset.from_dict(arc) for s in ("train", "validation", "test")}},
+    )
+    test = _loaded("arc_easy")["test"]
+    assert test["label"].tolist() == [1, 0]
+    assert [len(list(c)) for c in test["choices"]] == [4, 3]
+    assert test["text"][0] == "Question: Which is a gas?\nAnswer:"
+
+
+def test_commonsense_adapters_follow_lm_eval():
+    import pandas as pd
+
+    from peftlab.data.presets import commonsense as cs
+
+    boolq = cs.boolq(pd.DataFrame({"question": ["is it wet"], "passage": ["Rain."], "idx": [0], "label": [1]}))
+    _assert_mc(boolq, 2)
+    assert boolq["text"][0] == "Rain.\nQuestion: is it wet?\nAnswer:" and boolq["choices"][0] == ["no", "yes"]
+
+    siqa = cs.siqa(
+        pd.DataFrame(
+            {"context": ["Kai ran."], "question": ["Why?"], "answerA": ["a"], "answerB": ["b"], "answerC": ["c"]}
+            | {"label": ["3"]}
+        )
+    )
+    _assert_mc(siqa, 3)
+    assert siqa["label"][0] == 2 and siqa["text"][0] == "Q: Kai ran. Why?\nA:"
+
+    hella = cs.hellaswag(
+        pd.DataFrame(
+            {
+                "activity_label": ["Cooking"],
+                "ctx_a": ["A man cracks eggs."],
+                "ctx_b": ["then he"],
+                "endings": [["stirs [title] them.", "sleeps.", "sings.", "runs."]],
+                "label": ["0"],
+            }
+        )
+    )
+    _assert_mc(hella, 4)
+    assert hella["text"][0] == "Cooking: A man cracks eggs. Then he" and hella["choices"][0][0] == "stirs. them."
+
+    wino = cs.winogrande(
+        pd.DataFrame(
+            {"sentence": ["The cup fell off the table because _ was tilted."], "option1": ["cup"]}
+            | {"option2": ["table"], "answer": ["2"]}
+        )
+    )
+    _assert_mc(wino, 2)
+    assert wino["text"][0] == "The cup fell off the table because"
+    assert wino["choices"][0] == ["cup was tilted.", "table was tilted."] and wino["label"][0] == 1
+
+    obqa = cs.openbookqa(
+        pd.DataFrame(
+            {
+                "id": ["1"],
+                "question_stem": ["The sun is"],
+                "choices": [{"text": ["cold", "a star"], "label": ["A", "B"]}],
+                "answerKey": [" B"],
+            }
+        )
+    )
+    _assert_mc(obqa, 2)
+    assert obqa["label"][0] == 1 and obqa["text"][0] == "The sun is"
+
+
+def test_an_adapter_meeting_other_columns_is_one_line(mirror: Path):
+    wrong = {"question": ["q"], "answer": ["a"]}
+    write_hub_copy(
+        mirror, "baber/piqa", {None: {s: datasets.Dataset.from_dict(wrong) for s in ("train", "validation")}}
+    )
+    with pytest.raises(DataSourceError) as info:
+        _hub_dataset_dict("piqa")
+    assert "\n" not in str(info.value) and "baber/piqa" in str(info.value) and "goal" in str(info.value)
+
+
+# --------------------------------------------------------------------------- train on one set, test on another
+
+
+def test_metamath_trains_and_gsm8k_tests(mirror: Path):
+    from peftlab.tasks.scoring import gsm8k_final_number
+
+    metamath = {
+        "type": ["GSM_Rephrased"] * 20,
+        "query": [f"What is {i} plus {i}?" for i in range(20)],
+        "original_question": ["x"] * 20,
+        "response": [f"Add them. The answer is: {2 * i}" for i in range(20)],
+    }
+    write_hub_copy(mirror, "meta-math/MetaMathQA", {None: {"train": datasets.Dataset.from_dict(metamath)}})
+    gsm = {"question": [f"Tom has {i} apples and buys 2. How many?" for i in range(5)]}
+    gsm["answer"] = [f"He has {i} + 2 = {i + 2}.\n#### {i + 2}" for i in range(5)]
+    write_hub_copy(mirror, "openai/gsm8k", {"main": {s: datasets.Dataset.from_dict(gsm) for s in ("train", "test")}})
+
+    data = load_instruction_data("metamath_qa", test_source="gsm8k")
+    assert data.kind == "conversations" and data.sizes() == {"train": 18, "validation": 2, "test": 5}
+    prompts = [data.conversation(t)[0][-1]["content"] for t in data.test["text"]]
+    assert all(p.startswith("Question: Tom has") and p.endswith("Think step by step.\nAnswer:") for p in prompts)
+    answers = sorted(gsm8k_final_number(data.conversation(t)[1]) for t in data.test["text"])
+    assert answers == ["2", "3", "4", "5", "6"]
+    train_answers = {data.conversation(t)[1] for t in data.train["text"]}
+    assert all(a.startswith("Add them.") for a in train_answers)  # MetaMathQA's responses
+    alone = load_instruction_data("metamath_qa")
+    assert alone.fingerprint != data.fingerprint and alone.sizes()["test"] == 2  # carved off MetaMathQA
+
+
+# --------------------------------------------------------------------------- GLUE metrics by task
+
+
+def test_matthews_and_binary_f1_are_sklearns():
+    from sklearn.metrics import f1_score, matthews_corrcoef
+
+    from peftlab.metrics import chosen_classification_score
+
+    gold, pred = [0, 1, 1, 0, 1, 1, 0, 0], [0, 1, 0, 0, 1, 1, 1, 1]
+    assert chosen_classification_score("matthews", pred, gold) == {
+        "matthews": pytest.approx(matthews_corrcoef(gold, pred))
+    }
+    assert chosen_classification_score("f1", pred, gold) == {"f1": pytest.approx(f1_score(gold, pred))}
+    assert chosen_classification_score("f1", pred, gold)["f1"] == pytest.approx(2 * 3 / (2 * 3 + 2 + 1))
+    assert (
+        chosen_classification_score("accuracy", pred, gold) == {}
+        and chosen_classification_score(None, pred, gold) == {}
+    )
+
+
+def test_classification_declares_the_glue_metrics_for_the_statistics_engine():
+    from peftlab.task_specs import get_task_spec
+
+    spec = get_task_spec("classification", "matthews")
+    assert spec.primary == "matthews" and spec.primary_metric.statistic == "matthews"
+    f1 = get_task_spec("classification", "f1")
+    assert (
+        f1.primary == "f1"
+        and f1.primary_metric.statistic == "f1_binary"
+        and f1.per_example[:2] == ("gold", "prediction")
+    )
+    assert get_task_spec("classification").primary == "accuracy"
