@@ -49,22 +49,3 @@ def go_offline_if_unreachable() -> bool:
         if hasattr(transformers_hub, "_is_offline_mode"):
             transformers_hub._is_offline_mode = True
     return True
-
-
-MIRROR_ENV = "PEFTLAB_DATASETS_MIRROR"
-
-
-def dataset_location(hub_id: str) -> tuple[str, bool]:
-    """(what `datasets.load_dataset` is given for `hub_id`, whether it is a local mirror).
-
-    `PEFTLAB_DATASETS_MIRROR=/dir` points hub ids at local copies laid out exactly as the hub's
-    repositories (`/dir/nyu-mll/glue/README.md` with its `configs:` block and
-    `/dir/nyu-mll/glue/mnli/train-00000-of-00001.parquet`, ...): the same `load_dataset(path,
-    config)` call then reads them offline. Ids without a copy there still go to the hub.
-    """
-    root = os.environ.get(MIRROR_ENV)
-    if root:
-        local = os.path.join(os.path.expanduser(root), hub_id)
-        if os.path.isdir(local):
-            return local, True
-    return hub_id, False

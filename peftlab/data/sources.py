@@ -641,7 +641,7 @@ def _hub_dataset_dict(spec: str) -> Any:
     A preset (``glue/mnli``, ``piqa``: peftlab/data/presets) is loaded as
     ``load_dataset(hub_id, config)`` and comes back keyed by peftlab's split names (plus its extra
     evaluation splits), each split already in canonical columns when the preset has an adapter.
-    A hub id with a local copy under ``PEFTLAB_DATASETS_MIRROR`` is read from there (peftlab/hub.py).
+    A hub id with a local copy under ``PEFTLAB_DATASETS_MIRROR`` is read from there (peftlab/data/mirror.py).
     """
     try:
         from datasets import load_dataset
@@ -649,7 +649,7 @@ def _hub_dataset_dict(spec: str) -> Any:
         raise DataSourceError(
             f"{spec}: hub datasets need the 'datasets' package (pip install datasets); {OFFLINE_HINT}"
         ) from err
-    from peftlab.hub import dataset_location
+    from peftlab.data.mirror import dataset_location
 
     preset = find_preset(spec)
     if preset is not None:
@@ -672,7 +672,7 @@ def _hub_dataset_dict(spec: str) -> Any:
 
 def _preset_dataset_dict(spec: str, preset: Preset, load_dataset: Any) -> dict[str, Any]:
     """A preset's hub splits under peftlab's names (train/validation/test and its extras), adapted."""
-    from peftlab.hub import dataset_location
+    from peftlab.data.mirror import dataset_location
 
     where, mirrored = dataset_location(preset.hub_id)
     args = (where,) if preset.hub_config is None else (where, preset.hub_config)

@@ -5,7 +5,7 @@ split plays each of peftlab's train/validation/test, how its rows become peftlab
 columns, its labels, and the `data:` keys it fills unless the user set them (columns, metric,
 answer extractor, choices column). It is loaded through the same `datasets.load_dataset` call as
 any hub id (peftlab/data/sources.py), online from the hub, offline from a local copy laid out as
-the hub's (`PEFTLAB_DATASETS_MIRROR`, peftlab/hub.py).
+the hub's (`PEFTLAB_DATASETS_MIRROR`, peftlab/data/mirror.py).
 
 A preset is for one task (`task`): GLUE's classification sets for `classification` and STS-B for
 `regression`, the commonsense sets for `multiple_choice` (columns `text`, `choices`, `label`),
