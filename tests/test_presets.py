@@ -403,3 +403,22 @@ def test_classification_declares_the_glue_metrics_for_the_statistics_engine():
         and f1.per_example[:2] == ("gold", "prediction")
     )
     assert get_task_spec("classification").primary == "accuracy"
+
+
+def test_test_source_replaces_the_test_split_of_a_classification_source(tmp_path: Path):
+    import pandas as pd
+
+    for name, n in (("a", 40), ("b", 6)):
+        folder = tmp_path / name
+        folder.mkdir()
+        pd.DataFrame({"text": [_sentence(i, name) for i in range(n)], "label": [i % 2 for i in range(n)]}).to_csv(
+            folder / "train.csv", index=False
+        )
+        pd.DataFrame({"text": [_sentence(i, name + "t") for i in range(n)], "label": [i % 2 for i in range(n)]}).to_csv(
+            folder / "test.csv", index=False
+        )
+    data = load_classification_data(str(tmp_path / "a"), test_source=str(tmp_path / "b"))
+    assert set(data.test["text"]) == {_sentence(i, "bt") for i in range(6)}
+    assert data.sizes() == {"train": 36, "validation": 4, "test": 6}
+    with pytest.raises(DataSourceError, match="test_source"):
+        load_classification_data(str(tmp_path / "a"), test_source="builtin:rotten_tomatoes")
