@@ -102,6 +102,7 @@ class Run:
     validation: dict[str, Any] | None = None
     eval_s: float = 0.0
     kept: dict[str, Any] = field(default_factory=dict)  # the latest per-example outcomes of each split
+    extra: dict[str, Any] = field(default_factory=dict)  # scores of a preset's extra splits (MNLI mismatched)
 
     @property
     def cfg(self) -> Any:
@@ -322,6 +323,7 @@ def evaluate(run: Run) -> None:
         if last
         else run.evaluate("validation")
     )
+    run.extra = _extra_splits(run)
     run.eval_s = time.perf_counter() - started
     run.meter.stop("eval")
     samples = run.test.pop("samples", None)
@@ -333,6 +335,15 @@ def evaluate(run: Run) -> None:
 
     if _writes(run.ws):
         run.record["predictions"] = write_predictions(run.ws.results_dir, run.spec.run_id, run.kept)
+
+
+def _extra_splits(run: Run) -> dict[str, Any]:
+    """Scores of the evaluation splits beside test (a preset's: MNLI's validation_mismatched), by name.
+
+    They land in the record as `metrics.<name>` and their per-example outcomes in the predictions file.
+    """
+    extra = [name for name in run.ws.splits if name not in ("train", "validation", "test")]
+    return {name: run.evaluate(name) for name in extra}
 
 
 def probes_after(run: Run) -> None:
@@ -363,6 +374,7 @@ def measure(run: Run) -> None:
         "validation": run.validation,
         "final_train_loss": outcome.final_train_loss,
         "curve": outcome.curve,
+        **run.extra,
     }
     record["speed"] = {
         "train_tokens_per_s": steady_tokens / steady_time if steady_time > 0 else None,

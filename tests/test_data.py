@@ -378,9 +378,9 @@ def test_hub_dataset_conversion(monkeypatch: pytest.MonkeyPatch) -> None:
         return fake
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
-    data = load_classification_data("glue/sst2", text_column="sentence")
+    data = load_classification_data("acme/sst2", text_column="sentence")  # glue/* names are presets now
     _assert_canonical(data)
-    assert calls == [("glue/sst2",), ("glue", "sst2")]
+    assert calls == [("acme/sst2",), ("acme", "sst2")]
     assert data.label_names == ("neg", "pos")
     # the all -1 test split counts as missing and is carved from train
     assert data.sizes() == {"train": 36, "validation": 6, "test": 4}

@@ -172,7 +172,7 @@ def test_bleu_and_rouge_end_to_end_are_the_packages_scores_of_the_kept_texts(tmp
 @pytest.mark.parametrize(
     ("extra", "data_keys", "key", "words"),
     [
-        ("", "  metric: bleu\n", "data.metric", ["'classification'", "no metric choice"]),
+        ("", "  metric: bleu\n", "data.metric", ["'classification'", "offers: accuracy, matthews, f1"]),
         ("task: sft\n", "  metric: meteor\n", "data.metric", ["'meteor'", "exact_match, bleu, rouge"]),
         ("task: sft\n", "  answer_extractor: last_word\n", "data.answer_extractor", ["gsm8k_final_number"]),
         (

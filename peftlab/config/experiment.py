@@ -32,7 +32,11 @@ from peftlab.task_specs import get_task_spec, task_names
 
 @dataclass
 class DataConfig:
+    # builtin:NAME, a local file/folder, a hub id, or a preset (glue/mnli, piqa, gsm8k: peftlab/data/presets),
+    # which fills the keys below that the file leaves out
     source: str = "builtin:rotten_tomatoes"
+    # the test split from another source (local, hub or preset): train on MetaMathQA, test on GSM8K
+    test_source: str | None = None
     # one column, or two for sentence pairs ([premise, hypothesis]); stored as text_column + text_pair_column
     text_column: str | list[str] = "text"
     label_column: str = "label"
@@ -246,6 +250,7 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
             fail(origin, "methods", f"label {label!r} is used twice; give each entry its own 'label'")
     parts = ("methods", "search", "protocol", "init_from", "forgetting", "queue", "launcher", "loggers")
     rest = {k: v for k, v in raw.items() if k not in parts}
+    rest = _with_preset(rest, origin)
     shell = build(_ExperimentShell, rest, origin, "")
     name = shell.name
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
@@ -282,6 +287,42 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
         loggers=loggers,
         **fields,
     )
+
+
+def _with_preset(rest: dict[str, Any], origin: str) -> dict[str, Any]:
+    """`data:` with the keys of a preset source (`data.source: glue/mnli`) filled where the file sets none.
+
+    The preset must be for the experiment's task; a name under a preset family that is not one
+    (`glue/foo`) is an error listing the presets. `data.test_source` is checked the same way.
+    """
+    data = rest.get("data")
+    if not isinstance(data, dict):
+        return rest
+    from peftlab.data.presets import fill_data_keys, find_preset, preset_names
+    from peftlab.errors import UserError
+
+    task = rest.get("task", "classification")
+    if task not in task_names():
+        return rest  # _check_task names the allowed tasks
+    found = []
+    for key in ("source", "test_source"):
+        if not isinstance(data.get(key), str):
+            continue
+        try:
+            preset = find_preset(data[key])
+        except UserError as err:
+            fail(origin, f"data.{key}", str(err))
+        if preset is None:
+            continue
+        if preset.task != task:
+            same = [n for n in preset_names() if find_preset(n).task == task]  # type: ignore[union-attr]
+            hint = f"; presets for task {task!r}: {', '.join(same)}" if same else ""
+            fail(origin, f"data.{key}", f"preset {preset.name!r} is for task {preset.task!r}, not {task!r}{hint}")
+        found.append(preset)
+    if not found:
+        return rest
+    known = {f.name for f in dataclasses.fields(DataConfig)}
+    return {**rest, "data": fill_data_keys(found[0], data, known)}
 
 
 def _check_task(origin: str, task: str, data: DataConfig) -> None:

@@ -35,7 +35,9 @@ from peftlab.data.sources import (
     _default_carve_sizes,
     _hub_dataset_dict,
     _local_path,
+    _reference,
     _split_files,
+    _test_split,
     compute_fingerprint,
     load_classification_data,
     make_frame,
@@ -97,8 +99,13 @@ def load_instruction_data(
     label_column: str = "label",
     base_dir: Path | None = None,
     limits: Mapping[str, int | None] | None = None,
+    test_source: str | None = None,
 ) -> InstructionData:
-    """Resolve `source` into SFT splits: conversations when the rows have them, else labelled texts."""
+    """Resolve `source` into SFT splits: conversations when the rows have them, else labelled texts.
+
+    `test_source` (`data.test_source`) supplies the test split from another source: train on
+    MetaMathQA, score GSM8K's test (peft's method_comparison).
+    """
     spec = source.strip()
     checked = _check_limits(spec, limits)
     raw: dict[str, pd.DataFrame] | None = None
@@ -107,11 +114,18 @@ def load_instruction_data(
         raw = _local_frames(path) if path is not None else _hub_frames(spec)
         if not _is_conversational(raw["train"]):
             raw = None  # a classification table: read it again through the classification path
+        elif test_source is not None:
+            raw["test"] = _test_split(test_source, base_dir, lambda s, p: _local_frames(p) if p else _hub_frames(s))
     if raw is None:
         template = instruction or default_instruction(spec)
         check_instruction(template)
         base = load_classification_data(
-            spec, text_column=text_column, label_column=label_column, base_dir=base_dir, limits=checked
+            spec,
+            text_column=text_column,
+            label_column=label_column,
+            base_dir=base_dir,
+            limits=checked,
+            test_source=test_source,
         )
         return InstructionData(
             train=base.train,
@@ -136,7 +150,8 @@ def load_instruction_data(
         label_names=(),
         source=source,
         fingerprint=compute_fingerprint([], splits),
-        name=spec,
+        name=_reference(spec)[0] if test_source is None else f"{_reference(spec)[0]}; test: {test_source}",
+        citation=_reference(spec)[1],
         kind="conversations",
         instruction=None,
     )

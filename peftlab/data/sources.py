@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import pandas as pd
 
 from peftlab.data.builtin import BUILTINS, builtin_reference, load_builtin
 from peftlab.data.frames import BUILTIN_PREFIX, DataSourceError, make_frame
+from peftlab.data.presets import Preset, find_preset
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test")
 SPLIT_SALT = "peftlab-split-v1"
@@ -49,16 +50,21 @@ class ClassificationData:
     fingerprint: str
     name: str | None = None  # what the rows are (a builtin's exact title), for records, tables and papers
     citation: str | None = None  # where they come from; None for a user's own file or a hub id
+    # evaluation splits beside test (a preset's, e.g. MNLI's validation_mismatched), scored into
+    # the record's `metrics.<name>`; empty for every other source
+    extra: Mapping[str, pd.DataFrame] = field(default_factory=dict)
 
     def split(self, name: str) -> pd.DataFrame:
         """Look up a split by name so callers can loop over SPLITS without getattr tricks."""
+        if name in self.extra:
+            return self.extra[name]
         if name not in SPLITS:
-            raise KeyError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
+            raise KeyError(f"unknown split {name!r}; expected one of {', '.join([*SPLITS, *self.extra])}")
         return getattr(self, name)
 
     def sizes(self) -> dict[str, int]:
-        """Row counts per split, for logs and result records."""
-        return {name: len(self.split(name)) for name in SPLITS}
+        """Row counts per split (and extra evaluation split), for logs and result records."""
+        return {name: len(self.split(name)) for name in (*SPLITS, *self.extra)}
 
     @property
     def num_labels(self) -> int:
@@ -122,6 +128,7 @@ def load_classification_data(
     limits: Mapping[str, int | None] | None = None,
     text_pair_column: str | None = None,
     targets: str = "classes",
+    test_source: str | None = None,
 ) -> ClassificationData:
     """Resolve ``source`` (builtin, local file/dir, or hub id) into fixed, fingerprinted splits.
 
@@ -129,7 +136,9 @@ def load_classification_data(
     decided here, in this order: ``builtin:`` prefix, existing (or path-looking) local path,
     otherwise a Hugging Face hub id. ``text_pair_column`` adds a second text per row (sentence
     pairs, column ``text_pair``); ``targets="numbers"`` keeps the labels as float targets
-    (regression, no label names) instead of numbering classes.
+    (regression, no label names) instead of numbering classes. ``test_source`` (a local or hub
+    source, or a preset) supplies the test split instead of ``source``: train on one set, score on
+    another (the same columns in both).
     """
     if not isinstance(source, str) or not source.strip():
         raise DataSourceError(f"data source must be a non-empty string, got {source!r}")
@@ -137,6 +146,8 @@ def load_classification_data(
     spec = source.strip()
 
     if spec.startswith(BUILTIN_PREFIX):
+        if test_source is not None:
+            raise DataSourceError(f"{spec}: test_source needs a local or hub source, not a builtin")
         if text_pair_column is not None:
             raise DataSourceError(
                 f"{spec}: a builtin has one text per row; text_pair_column needs a local or hub source"
@@ -150,6 +161,16 @@ def load_classification_data(
             raw_splits = _load_local(path, text_column, label_column, text_pair_column)
         else:
             raw_splits = _load_hub(spec, text_column, label_column, text_pair_column)
+        if test_source is not None:
+            raw_splits["test"] = _test_split(
+                test_source,
+                base_dir,
+                lambda s, p: (
+                    _load_local(p, text_column, label_column, text_pair_column)
+                    if p is not None
+                    else _load_hub(s, text_column, label_column, text_pair_column)
+                ),
+            )
         if targets == "numbers":
             splits, label_names = numeric_targets(spec, label_column, raw_splits), ()
         else:
@@ -157,7 +178,10 @@ def load_classification_data(
         splits = shuffle_splits(splits)
         splits = _carve_missing(spec, splits, _default_carve_sizes(spec, splits))
 
-    splits = {name: _apply_limit(df, checked_limits.get(name)) for name, df in splits.items()}
+    # an extra evaluation split (MNLI mismatched) is cut like test
+    splits = {
+        name: _apply_limit(df, checked_limits.get(name if name in SPLITS else "test")) for name, df in splits.items()
+    }
     title, citation = _reference(spec)
     return ClassificationData(
         train=splits["train"],
@@ -168,6 +192,7 @@ def load_classification_data(
         fingerprint=compute_fingerprint(label_names, splits),
         name=title,
         citation=citation,
+        extra={name: df for name, df in splits.items() if name not in SPLITS},
     )
 
 
@@ -208,10 +233,24 @@ def load_text_data(
     return TextData(**texts, source=source, fingerprint=compute_fingerprint((), splits), name=title, citation=citation)
 
 
+def _test_split(test_source: str, base_dir: Path | None, load: Any) -> Any:
+    """The test split of `test_source` (`data.test_source`), read by `load(spec, local path or None)`."""
+    spec = test_source.strip()
+    if spec.startswith(BUILTIN_PREFIX):
+        raise DataSourceError(f"{spec}: test_source must be a local or hub source (or a preset), not a builtin")
+    loaded = load(spec, _local_path(spec, base_dir))
+    if "test" not in loaded:
+        raise DataSourceError(f"{spec}: test_source has no test split (splits: {', '.join(loaded)})")
+    return loaded["test"]
+
+
 def _reference(spec: str) -> tuple[str, str | None]:
-    """(name, citation): a builtin's exact title and citation; other sources are named as given."""
+    """(name, citation): a builtin's or a preset's exact title and citation; other sources are named as given."""
     if spec.startswith(BUILTIN_PREFIX):
         return builtin_reference(spec[len(BUILTIN_PREFIX) :])
+    preset = find_preset(spec)
+    if preset is not None:
+        return preset.title, preset.citation
     return spec, None
 
 
@@ -219,11 +258,12 @@ def compute_fingerprint(label_names: Iterable[str], splits: Mapping[str, pd.Data
     """Hash label names and every (text, label) row in order, so a result names its exact data.
 
     JSON encoding per row keeps the hash unambiguous (no separator collisions) and independent
-    of pandas/numpy versions. Unlabelled text (no ``label`` column) hashes its texts alone.
+    of pandas/numpy versions. Unlabelled text (no ``label`` column) hashes its texts alone. Extra
+    evaluation splits (a preset's) follow the three, by name; without them the hash is unchanged.
     """
     digest = hashlib.sha256()
     digest.update(json.dumps(["labels", list(label_names)], ensure_ascii=False).encode("utf-8"))
-    for name in SPLITS:
+    for name in (*SPLITS, *sorted(set(splits) - set(SPLITS))):
         df = splits[name]
         digest.update(json.dumps(["split", name, len(df)]).encode("utf-8"))
         labels = df["label"].tolist() if "label" in df.columns else [None] * len(df)
@@ -578,6 +618,8 @@ def _load_hub(
                 break
     if "train" not in chosen:
         raise DataSourceError(f"{spec}: hub dataset has no train split (splits: {', '.join(available)})")
+    preset = find_preset(spec)
+    chosen.update({name: name for name in (preset.extra_splits if preset is not None else ())})
     result: dict[str, tuple[pd.DataFrame, tuple[str, ...] | None]] = {}
     for split, hub_split in chosen.items():
         part = dataset_dict[hub_split]
@@ -594,17 +636,28 @@ def _load_hub(
 
 
 def _hub_dataset_dict(spec: str) -> Any:
-    """Try ``load_dataset(id)``, then ``load_dataset(name, config)``; one-line error if both fail."""
+    """Try ``load_dataset(id)``, then ``load_dataset(name, config)``; one-line error if both fail.
+
+    A preset (``glue/mnli``, ``piqa``: peftlab/data/presets) is loaded as
+    ``load_dataset(hub_id, config)`` and comes back keyed by peftlab's split names (plus its extra
+    evaluation splits), each split already in canonical columns when the preset has an adapter.
+    A hub id with a local copy under ``PEFTLAB_DATASETS_MIRROR`` is read from there (peftlab/data/mirror.py).
+    """
     try:
         from datasets import load_dataset
     except ImportError as err:
         raise DataSourceError(
             f"{spec}: hub datasets need the 'datasets' package (pip install datasets); {OFFLINE_HINT}"
         ) from err
-    attempts: list[tuple[str, ...]] = [(spec,)]
+    from peftlab.data.mirror import dataset_location
+
+    preset = find_preset(spec)
+    if preset is not None:
+        return _preset_dataset_dict(spec, preset, load_dataset)
+    attempts: list[tuple[str, ...]] = [(dataset_location(spec)[0],)]
     if "/" in spec:
         name, config = spec.split("/", 1)
-        attempts.append((name, config))
+        attempts.append((dataset_location(name)[0], config))
     first_error: Exception | None = None
     for args in attempts:
         try:
@@ -615,6 +668,41 @@ def _hub_dataset_dict(spec: str) -> Any:
     raise DataSourceError(
         f"hub dataset {spec!r} could not be loaded ({_one_line(first_error)}); {OFFLINE_HINT}"
     ) from first_error
+
+
+def _preset_dataset_dict(spec: str, preset: Preset, load_dataset: Any) -> dict[str, Any]:
+    """A preset's hub splits under peftlab's names (train/validation/test and its extras), adapted."""
+    from peftlab.data.mirror import dataset_location
+
+    where, mirrored = dataset_location(preset.hub_id)
+    args = (where,) if preset.hub_config is None else (where, preset.hub_config)
+    kwargs = {"revision": preset.revision} if preset.revision and not mirrored else {}
+    try:
+        dataset_dict = load_dataset(*args, **kwargs)
+    except Exception as err:  # datasets raises many types (connection, FileNotFound, config)
+        raise DataSourceError(
+            f"preset {spec!r} ({preset.hub_id}{', ' + preset.hub_config if preset.hub_config else ''}) could not be "
+            f"loaded ({_one_line(err)}); {OFFLINE_HINT}, or set PEFTLAB_DATASETS_MIRROR to a local copy of the hub's"
+        ) from err
+    out: dict[str, Any] = {}
+    for ours, theirs in {**preset.splits, **preset.extra_splits}.items():
+        if theirs not in dataset_dict:
+            raise DataSourceError(
+                f"preset {spec!r}: {preset.hub_id} has no split {theirs!r} (splits: {', '.join(dataset_dict)})"
+            )
+        part = dataset_dict[theirs]
+        if preset.adapter is not None:
+            from datasets import Dataset
+
+            try:
+                frame = preset.adapter(part.to_pandas())
+            except (KeyError, ValueError, TypeError, AttributeError) as err:
+                raise DataSourceError(
+                    f"preset {spec!r}: {preset.hub_id}[{theirs}] rows are not as expected ({_one_line(err)})"
+                ) from err
+            part = Dataset.from_pandas(frame, preserve_index=False)
+        out[ours] = part
+    return out
 
 
 def _class_label_names(feature: Any) -> tuple[str, ...] | None:

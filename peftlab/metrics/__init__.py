@@ -38,3 +38,21 @@ def classification_scores(predictions: list[int], references: list[int], num_lab
     labels = list(range(num_labels)) or None  # None only for an empty split
     f1 = load_metric("f1").compute(predictions=predictions, references=references, average="macro", labels=labels)
     return {"accuracy": float(accuracy), "f1_macro": float(f1["f1"])}
+
+
+def chosen_classification_score(metric: str | None, predictions: list[int], references: list[int]) -> dict[str, float]:
+    """The score `data.metric` adds beside accuracy and macro-F1: GLUE's per-task metrics, by scikit-learn.
+
+    `matthews`: `matthews_corrcoef` (CoLA). `f1`: `f1_score` of class 1 (`average="binary"`,
+    GLUE's F1 for MRPC and QQP, whose class 1 is "equivalent"/"duplicate"); 0 when class 1 is
+    never predicted nor gold (`zero_division=0`). None or `accuracy`: nothing more.
+    """
+    if metric == "matthews":
+        from sklearn.metrics import matthews_corrcoef
+
+        return {"matthews": float(matthews_corrcoef(references, predictions))}
+    if metric == "f1":
+        from sklearn.metrics import f1_score
+
+        return {"f1": float(f1_score(references, predictions, average="binary", pos_label=1, zero_division=0))}
+    return {}

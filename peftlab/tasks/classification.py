@@ -59,7 +59,8 @@ def tokenize_split(
 
 
 def tokenize_frames(data: Any, tokenizer: Any, max_length: int, dtype: Any = np.int64) -> dict[str, TokenizedSplit]:
-    """The three splits of loaded data, as pairs where the frames have a `text_pair` column."""
+    """The three splits of loaded data and a preset's extra evaluation splits (pairs where there is `text_pair`)."""
+    frames = {"train": data.train, "validation": data.validation, "test": data.test, **getattr(data, "extra", {})}
     return {
         name: tokenize_split(
             frame["text"].tolist(),
@@ -69,7 +70,7 @@ def tokenize_frames(data: Any, tokenizer: Any, max_length: int, dtype: Any = np.
             pairs=frame["text_pair"].tolist() if "text_pair" in frame.columns else None,
             dtype=dtype,
         )
-        for name, frame in (("train", data.train), ("validation", data.validation), ("test", data.test))
+        for name, frame in frames.items()
     }
 
 
@@ -96,15 +97,16 @@ def evaluate_split(
     pad_id: int,
     autocast: Any,
     padding_side: str = "right",
+    metric: str | None = None,
 ) -> dict[str, Any]:
-    """Accuracy, macro-F1 and mean loss; examples sorted by length so batches carry almost no padding.
+    """Accuracy, macro-F1 and mean loss (+ `data.metric`'s Matthews or binary F1); sorted by length for little padding.
 
     `examples` holds the per-example outcomes (id, gold, prediction, correct) in split order; the
     runner moves them into the run's predictions file (peftlab/predictions.py).
     """
     import torch
 
-    from peftlab.metrics import classification_scores
+    from peftlab.metrics import chosen_classification_score, classification_scores
     from peftlab.predictions import outcomes
 
     was_training = model.training
@@ -126,6 +128,7 @@ def evaluate_split(
     elapsed = time.perf_counter() - started
     model.train(was_training)
     scores = classification_scores(predictions.tolist(), split.labels.tolist(), num_labels)
+    scores.update(chosen_classification_score(metric, predictions.tolist(), split.labels.tolist()))
     # what always answering the split's most frequent class scores: the learning baseline (peftlab/forgetting.py)
     scores["majority_rate"] = float(np.bincount(split.labels).max() / len(split)) if len(split) else None
     scores["loss"] = loss_sum / max(len(split), 1)
@@ -176,7 +179,9 @@ class ClassificationTask:
         return collate(split, indices, pad_id, padding_side)
 
     def evaluate(self, model: Any, split: TokenizedSplit, ctx: Any) -> dict[str, Any]:
-        return evaluate_split(model, split, ctx.batch_size, ctx.device, ctx.pad_id, ctx.autocast, ctx.padding_side)
+        return evaluate_split(
+            model, split, ctx.batch_size, ctx.device, ctx.pad_id, ctx.autocast, ctx.padding_side, ctx.metric
+        )
 
 
 def load_data(experiment: Any, base_dir: Any, targets: str) -> Any:
@@ -190,6 +195,7 @@ def load_data(experiment: Any, base_dir: Any, targets: str) -> Any:
         label_column=cfg.label_column,
         text_pair_column=cfg.text_pair_column,
         targets=targets,
+        test_source=cfg.test_source,
         base_dir=base_dir,
         limits={"train": cfg.train_limit, "validation": cfg.validation_limit, "test": cfg.test_limit},
     )

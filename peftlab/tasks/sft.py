@@ -323,6 +323,7 @@ class SftTask:
             label_column=cfg.label_column,
             base_dir=base_dir,
             limits={"train": cfg.train_limit, "validation": cfg.validation_limit, "test": cfg.test_limit},
+            test_source=cfg.test_source,
         )
         splits = {}
         for name in ("train", "validation", "test"):
