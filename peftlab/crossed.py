@@ -30,6 +30,7 @@ formulas and the generated tables.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -204,6 +205,57 @@ def corpus_bleu(max_order: int = 4) -> Metric:
         return np.nan_to_num(bp * geo, nan=0.0)
 
     return Metric("BLEU", ("matches", "totals", "hyp_len", "ref_len"), features, finish, bounds=(0.0, 1.0))
+
+
+def f1_binary(positive: int = 1) -> Metric:
+    """Binary F1 of class `positive` (GLUE's MRPC/QQP F1, sklearn's `f1_score` default): 2TP / (2TP + FP + FN).
+
+    0 when the class is never gold nor predicted (sklearn's zero_division=0).
+    """
+
+    def features(c: Mapping[str, np.ndarray]) -> np.ndarray:
+        g = np.asarray(c["gold"], dtype=np.int64) == positive
+        p = np.asarray(c["prediction"], dtype=np.int64) == positive
+        return np.stack([g & p, ~g & p, g & ~p], axis=1).astype(float)
+
+    def finish(s: np.ndarray) -> np.ndarray:
+        tp, fp, fn = s[..., 0], s[..., 1], s[..., 2]
+        denominator = 2 * tp + fp + fn
+        return np.divide(2 * tp, denominator, out=np.zeros_like(tp, dtype=float), where=denominator > 0)
+
+    return Metric("F1", ("gold", "prediction"), features, finish, bounds=(0.0, 1.0))
+
+
+# per-example columns whose mean is a share (0..1): their intervals are clipped there
+UNIT_COLUMNS = frozenset({"correct", "rouge_l", "acc", "acc_norm", "exact_match"})
+STATISTICS = ("mean:<column>", "macro_f1", "matthews", "f1_binary", "pearson", "spearman", "corpus_bleu")
+CLASS_STATISTICS = frozenset({"macro_f1", "matthews", "f1_binary"})  # need label-id gold and prediction
+
+
+def metric_for(statistic: str, name: str | None = None, num_labels: int | None = None) -> Metric:
+    """The engine's metric for a task's declared `MetricSpec.statistic` (peftlab/task_specs), named `name`.
+
+    The one place that maps a declaration to a resampleable function, so a report of any task uses
+    the same engine: "mean:<column>" (accuracy from `correct`, ROUGE-L from `rouge_l`), "macro_f1"
+    and "matthews" (over `num_labels` classes, default 2), "f1_binary" (class 1), "pearson",
+    "spearman", "corpus_bleu". ValueError (naming the allowed forms) for anything else.
+    """
+    if statistic.startswith("mean:") and statistic[5:]:
+        column = statistic[5:]
+        bounds = (0.0, 1.0) if column in UNIT_COLUMNS else (-math.inf, math.inf)
+        return mean_metric(name or column, column, bounds)
+    makers: dict[str, Callable[[], Metric]] = {
+        "macro_f1": lambda: macro_f1(int(num_labels or 2)),
+        "matthews": lambda: matthews(int(num_labels or 2)),
+        "f1_binary": f1_binary,
+        "pearson": lambda: PEARSON,
+        "spearman": lambda: SPEARMAN,
+        "corpus_bleu": corpus_bleu,
+    }
+    if statistic not in makers:
+        raise ValueError(f"unknown metric statistic {statistic!r}; allowed: {', '.join(STATISTICS)}")
+    metric = makers[statistic]()
+    return dataclasses.replace(metric, name=name) if name else metric
 
 
 # ---------------------------------------------------------------- data
@@ -538,6 +590,37 @@ def difference(
         f"{a.label} − {b.label}", metric.name, diff, answer_a, answer_b, n, (a.S, b.S), components,
         (tuple(va.observed), tuple(vb.observed)),
     )  # fmt: skip
+
+
+SEED_VALUES = "per-seed scores only (no per-example outputs): example term bounded by the binomial"
+
+
+def from_seed_values(values: Sequence[float], n: int, *, name: str = "", level: float = LEVEL) -> Result:
+    """Both questions for a share (accuracy) known only per seed, with its n test examples (figures' bands).
+
+    Without per-example outputs the crossed example variance cannot be estimated, but for a 0/1
+    outcome it is bounded: the seed mean's example-bootstrap variance is at most p̄(1 − p̄)/n, reached
+    when every seed agrees on every example (S identical seeds count as one, never as S test sets).
+    (a) uses that bound (normal reference); (b) adds the seed term, s²/S + p̄(1 − p̄)/n, with the
+    same Satterthwaite df as the engine. Both are conservative, never narrower than the crossed
+    truth; one seed leaves (b) not estimable.
+    """
+    v = np.asarray([x for x in values if math.isfinite(x)], float)
+    S = len(v)
+    if S == 0 or n <= 0:
+        empty = not_estimable(MODELS, math.nan, "no value")
+        return Result(name, "accuracy", math.nan, empty, not_estimable(RECIPE, math.nan), 0, (S,))
+    mean = float(v.mean())
+    v_a = mean * (1 - mean) / n
+    a = _answer(MODELS, mean, v_a, math.inf, (0.0, 1.0), level, False)
+    if S < 2:
+        b = not_estimable(RECIPE, mean)
+    else:
+        seed_term = float(v.var(ddof=1)) / S
+        b = _answer(
+            RECIPE, mean, seed_term + v_a, _satterthwaite([(seed_term, S - 1)], v_a, n), (0.0, 1.0), level, False
+        )
+    return Result(name, "accuracy", mean, a, b, n, (S,), None, (tuple(v),))
 
 
 # ---------------------------------------------------------------- families, best

@@ -3,7 +3,7 @@
 A run's record holds its scores; the predictions file holds what they were computed from: for
 each evaluated split (validation at the end of training, and test), one line per example with a
 stable example id, the gold answer, the prediction and whether it was correct (for task sft the
-generated answer is the prediction). Statistics pair runs on these ids (peftlab/stats.py).
+generated answer is the prediction). Statistics pair runs on these ids (peftlab/crossed.py).
 
 Format: `runs/<run_id>.predictions.jsonl.gz`, gzip (mtime 0, so equal content gives an equal
 file) of JSON lines `{"split", "id", ...}` with the per-example outputs the task declares
@@ -29,7 +29,7 @@ import math
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +110,20 @@ def write_predictions(results_dir: Path, run_id: str, splits: dict[str, dict | N
 
 @dataclass(frozen=True)
 class SplitPredictions:
-    """One split of one run: ids and 0/1 correctness (NaN where the task has none, e.g. regression), aligned."""
+    """One split of one run, aligned on `ids`: every per-example column the file holds.
+
+    `columns` has each key of the lines besides `split` and `id`, as the task declared them
+    (task_specs `per_example`): `gold`, `prediction`, `correct`, and e.g. BLEU's list-valued
+    `matches`/`totals` or `rouge_l`. `correct` is also kept as a float array (NaN where the task has
+    none, e.g. regression), `gold` and `prediction` as lists ([] when absent), for the readers that
+    only compare correctness.
+    """
 
     ids: np.ndarray  # str objects
     correct: np.ndarray  # float 0/1
     gold: list[Any]
     prediction: list[Any]
+    columns: dict[str, list[Any]] = field(default_factory=dict)
 
 
 class PredictionsError(ValueError):
@@ -134,23 +142,34 @@ def read_predictions(runs_dir: Path, record: dict[str, Any], *, verify: bool = T
         raise PredictionsError(f"{path}: cannot read ({err.strerror or err})") from None
     if verify and entry.get("sha256") and hashlib.sha256(payload).hexdigest() != entry["sha256"]:
         raise PredictionsError(f"{path}: sha256 differs from the record's; the file was changed or replaced")
-    columns: dict[str, dict[str, list]] = {}
+    blocks: dict[str, dict[str, list]] = {}
     try:
         for line in gzip.decompress(payload).decode().splitlines():
             if not line:
                 continue
             row = json.loads(line)
-            block = columns.setdefault(row["split"], {"id": [], "gold": [], "prediction": [], "correct": []})
-            for key in block:
-                block[key].append(row[key] if key != "correct" else row.get(key, math.nan))
-    except (OSError, EOFError, ValueError, KeyError) as err:
+            block = blocks.setdefault(row["split"], {"id": []})
+            k = len(block["id"])
+            block["id"].append(row["id"])
+            for key, value in row.items():
+                if key not in ("split", "id"):
+                    # a column first seen late (or missing in a line) is None there, never misaligned
+                    block.setdefault(key, [None] * k).append(value)
+            for values in block.values():
+                if len(values) == k:
+                    values.append(None)
+    except (OSError, EOFError, ValueError, KeyError, AttributeError) as err:
         raise PredictionsError(f"{path}: unreadable predictions file ({type(err).__name__})") from None
-    return {
-        name: SplitPredictions(
+    out = {}
+    for name, block in blocks.items():
+        n = len(block["id"])
+        columns = {k: v for k, v in block.items() if k != "id"}
+        correct = columns.get("correct", [None] * n)
+        out[name] = SplitPredictions(
             ids=np.asarray(block["id"], dtype=object),
-            correct=np.asarray(block["correct"], dtype=float),
-            gold=block["gold"],
-            prediction=block["prediction"],
+            correct=np.asarray([math.nan if c is None else float(c) for c in correct], dtype=float),
+            gold=columns.get("gold", []),
+            prediction=columns.get("prediction", []),
+            columns=columns,
         )
-        for name, block in columns.items()
-    }
+    return out

@@ -55,7 +55,7 @@ def write_report(
 
     `reference`: the method every other is paired against (default: the records' `report.reference`
     from the YAML, else `full` when present, else the first method). `metric`: the one the Δ columns
-    compare (accuracy by default; f1_macro and mcc need label-id predictions in every run).
+    compare (the task's primary metric by default; any metric the task declares with a statistic).
     """
     results_dirs = [Path(d) for d in results_dirs]
     out_dir = Path(out_dir)
@@ -87,7 +87,7 @@ def write_report(
         f"{environment_note(records)}"
         f"**Bold** marks a method significantly ahead of EVERY other method (intersection–union: each test "
         f"leader vs other at α = 0.05); otherwise {TIED} marks the tie set (the leader and every method not "
-        f"significantly below it). Accuracy and macro-F1 are tested by the crossed engine on the question named "
+        f"significantly behind it). The task's declared metrics are tested by the crossed engine on the question named "
         f"in the `question` column; validation accuracy, learning gain, forgetting, peak memory and tokens/s by a "
         f"Welch t-test over seeds (no mark at one seed), their [interval] a t-interval over seeds. Trainable % and "
         f"saved MB are deterministic: best value in bold (min), among methods that train. Forgetting is the amount "
@@ -283,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--metric",
-        help="metric the Δ columns compare with the crossed statistics: accuracy (default), f1_macro, mcc; "
+        help="metric the Δ columns compare with the crossed statistics (default: the task's primary metric; "
+        "any metric the task declares with a statistic, e.g. accuracy, f1_macro, pearson, spearman, bleu); "
         "needs every run's predictions file",
     )
     args = parser.parse_args(argv)

@@ -109,6 +109,43 @@ def test_every_metric_matches_its_reference_implementation():
     assert bleu == pytest.approx(math.exp(1 - 12 / 11) * math.exp(np.log(m / t).mean()))
 
 
+def test_each_declared_statistic_maps_to_one_engine_metric_matching_sklearn_and_scipy():
+    """`crossed.metric_for` is the one map from a task's `MetricSpec.statistic` to the engine (issue 24)."""
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import f1_score, matthews_corrcoef
+
+    from peftlab.task_specs import get_task_spec, task_names
+
+    rng = np.random.default_rng(5)
+    gold = rng.integers(0, 2, size=300)
+    pred = np.where(rng.random(300) < 0.8, gold, 1 - gold)
+    classes = {"gold": gold, "prediction": pred, "correct": (gold == pred).astype(float)}
+    assert crossed.metric_for("f1_binary").value(classes) == pytest.approx(f1_score(gold, pred))
+    assert crossed.metric_for("f1_binary").value({"gold": [0, 0], "prediction": [0, 0]}) == 0.0  # sklearn's 0
+    assert crossed.metric_for("macro_f1", num_labels=2).value(classes) == pytest.approx(
+        f1_score(gold, pred, average="macro")
+    )
+    assert crossed.metric_for("matthews").value(classes) == pytest.approx(matthews_corrcoef(gold, pred))
+    accuracy = crossed.metric_for("mean:correct", "accuracy")
+    assert accuracy.linear and accuracy.name == "accuracy" and accuracy.bounds == (0.0, 1.0)
+    assert accuracy.value(classes) == pytest.approx((gold == pred).mean())
+    x, y = rng.normal(size=200), rng.normal(size=200)
+    numbers = {"gold": y, "prediction": x + y}
+    assert crossed.metric_for("pearson").value(numbers) == pytest.approx(pearsonr(x + y, y).statistic)
+    assert crossed.metric_for("spearman").value(numbers) == pytest.approx(spearmanr(x + y, y).statistic)
+    assert crossed.metric_for("mean:error").bounds == (-math.inf, math.inf)  # an unknown column is not clipped
+    with pytest.raises(ValueError, match="allowed: mean:<column>, macro_f1"):
+        crossed.metric_for("median:correct")
+    for task in task_names():  # every shipped declaration resamples through the engine
+        spec = get_task_spec(task)
+        for metric in spec.metrics:
+            if metric.statistic:
+                assert set(crossed.metric_for(metric.statistic, metric.name).fields) <= {
+                    *spec.per_example,
+                    *(c for choice in spec.metric_choices for c in choice.per_example),
+                }, (task, metric.name)
+
+
 def test_nonlinear_metrics_get_both_questions_from_the_shared_bootstrap():
     rng = np.random.default_rng(4)
     seeds, n = 3, 300

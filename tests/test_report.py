@@ -587,7 +587,7 @@ def test_macro_f1_is_tested_by_the_engine_not_a_t_test_over_seeds(tmp_path):
     [
         ("yaml-reference", "report.reference 'nope' of experiment"),
         ("no-predictions", "statistics on f1_macro need the runs' predictions files"),
-        ("unknown-metric", "report metric 'bleu' is not one the statistics know; allowed: accuracy, f1_macro, mcc"),
+        ("unknown-metric", "report metric 'bleu' is not produced by task classification (exp); allowed: accuracy"),
         ("not-produced", "report metric 'mcc' is not produced by"),
     ],
 )

@@ -6,21 +6,27 @@ from peftlab/crossed.py and answer two labelled questions (docs/statistics.md):
 - (a) *these trained models*: test examples random, checkpoints fixed;
 - (b) *this training recipe*: seeds and test examples both random; not estimable at one seed.
 
+Which metrics, and which way is better, is the task's declaration (peftlab/task_specs: the
+record's `config.task` with `config.data.metric` applied): every declared metric with a
+`statistic` is recomputed from the predictions files' per-example columns by the engine
+(`crossed.metric_for`), its primary metric is the headline and the default of the Δ columns.
 The headline columns answer (b) where it is estimable, else (a), and say which (`*_question`).
 `add_statistics` adds, per row of the per-method summary:
 
-- `test_accuracy_low/high` (+ `test_accuracy_question`, `test_accuracy_interval`): the headline
-  interval; `test_accuracy_{a,b}_low/high` both questions'; `test_accuracy_ci95` the larger half;
-- `test_f1_macro_low/high` likewise, from the engine's macro-F1 (no t-test over seeds);
+- `task`, `primary_metric`, `primary_direction`: what the tables' headline column shows;
+- for each resampled metric m (accuracy, f1_macro, pearson, bleu, ...): `test_<m>_low/high`
+  (+ `test_<m>_question`, `test_<m>_interval`), the headline interval; `test_<m>_{a,b}_low/high`
+  both questions'; `test_<m>_ci95` the larger half; `test_<m>_mark`;
 - `reference`, `vs_ref_metric`, `vs_ref_{a,b}_{diff,low,high,p,p_holm,mdd}` and the headline
   `vs_ref_diff/low/high/p/p_holm/mdd/question`: the comparison against the experiment's reference,
   Holm-adjusted over the declared family (every method vs the reference, one metric, one question);
   `vs_ref_seeds_to_resolve`, `vs_ref_examples_to_resolve`: what would resolve the observed Δ;
-- `<metric>_mark`: "best" (significantly ahead of EVERY other method: intersection–union) or "tied";
+- `<metric>_mark`: "best" (significantly ahead of EVERY other method in the metric's direction:
+  intersection–union) or "tied";
 - costs (`peak_memory_mb`, `train_tokens_per_s`): an interval over seeds and a mark only where the
   difference is beyond seed noise.
 
-Records without predictions still get an interval and a comparison, both from the old nested
+Records without predictions still get an accuracy interval and comparison, both from the old nested
 bootstrap (peftlab/stats.py) and labelled as such; asking for a metric's statistics explicitly
 (`metric=`) on runs without predictions, or for a metric the task does not produce, is a UserError.
 """
@@ -29,13 +35,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from peftlab import crossed, stats
 from peftlab.errors import UserError
+
+if TYPE_CHECKING:
+    from peftlab.task_specs import TaskSpec
 
 METRIC_SOURCES = {  # summary metric name -> flattened record column (seed-level tests for the marks)
     "val_accuracy": "metrics.validation.accuracy",
@@ -46,17 +56,43 @@ COST_SOURCES = {  # sampled costs: they vary with the seed and the machine's loa
     "train_state_mb": ("memory.training_state.total_mb", False),
     "train_tokens_per_s": ("speed.train_tokens_per_s", True),
 }
-METRICS = ("accuracy", "f1_macro", "mcc")  # what `metric=` may name (per-example outputs needed)
 NESTED = "nested two-level bootstrap (no predictions: seeds × examples cannot be crossed; approximate)"
 SEEDS_ONLY = "(b) seeds only: Welch t-test over per-seed values"
+DEFAULT_TASK = "classification"  # records written before `config.task` existed
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One run's per-example test outputs: its seed, the example ids and every column its task keeps.
+
+    `columns` holds what the predictions file has besides `split`/`id` (peftlab/predictions.py):
+    `gold`, `prediction`, `correct`, and e.g. BLEU's list-valued `matches`/`totals`.
+    """
+
+    seed: int
+    ids: np.ndarray
+    columns: dict[str, Any]
+
+    @property
+    def correct(self) -> np.ndarray:
+        n = len(self.ids)
+        return np.asarray([math.nan if c is None else float(c) for c in self.columns.get("correct", [None] * n)])
+
+    @property
+    def gold(self) -> np.ndarray | None:
+        return _label_ids(self.columns.get("gold", []))
+
+    @property
+    def prediction(self) -> np.ndarray | None:
+        return _label_ids(self.columns.get("prediction", []))
 
 
 def load_outcomes(results_dirs: Iterable[Path], records: list[dict[str, Any]], log: Callable[[str], None] = print):
-    """{run_id: stats.SeedOutcomes} of the ok records whose predictions file is present and intact."""
+    """{run_id: Outcome} of the ok records whose predictions file is present and intact (its test split)."""
     from peftlab.predictions import PredictionsError, read_predictions
 
     dirs = [Path(d) / "runs" for d in results_dirs]
-    out: dict[str, stats.SeedOutcomes] = {}
+    out: dict[str, Outcome] = {}
     for record in records:
         entry = record.get("predictions")
         if record.get("status") != "ok" or not isinstance(entry, dict) or not entry.get("file"):
@@ -71,10 +107,7 @@ def load_outcomes(results_dirs: Iterable[Path], records: list[dict[str, Any]], l
             log(f"warning: {err}; compared unpaired")
             continue
         if test is not None:
-            gold, prediction = _label_ids(test.gold), _label_ids(test.prediction)
-            out[str(record["run_id"])] = stats.SeedOutcomes(
-                int(record.get("seed") or 0), test.ids, test.correct, gold, prediction
-            )
+            out[str(record["run_id"])] = Outcome(int(record.get("seed") or 0), test.ids, dict(test.columns))
     return out
 
 
@@ -84,6 +117,36 @@ def _label_ids(values: Any) -> Any:
     if not values or not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
         return None
     return np.asarray(values, dtype=np.int64)
+
+
+def _present(values: Any) -> bool:
+    """A column every example has (None marks an example the file did not give it)."""
+    return len(values) > 0 and all(v is not None for v in values)
+
+
+def experiment_task(in_exp: Any) -> TaskSpec:
+    """The task declaration of an experiment's runs: `config.task` with `config.data.metric` applied.
+
+    The most common value over the runs; records without `config.task` are classification (they
+    predate the key). A task or metric the registry does not know falls back to the plain
+    declaration (the report must still read old records).
+    """
+    from peftlab.task_specs import get_task_spec
+
+    def mode(column: str) -> str | None:
+        if column not in in_exp.columns:
+            return None
+        values = [v for v in in_exp[column].tolist() if isinstance(v, str) and v]
+        return max(set(values), key=values.count) if values else None
+
+    task = mode("config.task") or DEFAULT_TASK
+    try:
+        return get_task_spec(task, mode("config.data.metric"))
+    except KeyError:
+        try:
+            return get_task_spec(task)
+        except KeyError:
+            return get_task_spec(DEFAULT_TASK)
 
 
 def choose_reference(labels: list[str], wanted: str | None) -> str:
@@ -103,16 +166,20 @@ def _column(frame: Any, name: str) -> Any:
 
 
 class _Runs:
-    """The ok runs of one method: per-seed accuracy and n, and per-example outcomes where present."""
+    """The ok runs of one method that report the task's primary metric, and their per-example outputs."""
 
-    def __init__(self, label: str, group: Any, outcomes: dict[str, stats.SeedOutcomes], num_labels: int | None):
+    def __init__(
+        self, label: str, group: Any, outcomes: dict[str, Outcome], num_labels: int | None, primary: str = "accuracy"
+    ):
         self.label = label
-        acc = _column(group, "metrics.test.accuracy")
+        self.primary = primary
+        value = _column(group, f"metrics.test.{primary}")
         n = _column(group, "metrics.test.n").fillna(_column(group, "data.sizes.test"))
-        keep = acc.notna()
+        keep = value.notna()
         seeds = group["seed"][keep] if "seed" in group else [0] * int(keep.sum())
         self.seeds = [int(s) if s == s else 0 for s in seeds]
-        self.accuracy = acc[keep].astype(float).tolist()
+        self.values = value[keep].astype(float).tolist()  # the records' own primary metric, per run
+        self.accuracy = _column(group, "metrics.test.accuracy")[keep].astype(float).tolist()
         self.n = [int(v) if v == v else 0 for v in n[keep]]
         ids = group["run_id"][keep].astype(str).tolist() if "run_id" in group else []
         self.outcomes = [outcomes[i] for i in ids if i in outcomes]
@@ -120,52 +187,65 @@ class _Runs:
 
     @property
     def complete(self) -> bool:
-        """Every ok run has its predictions (a partial set would pair on fewer seeds than the mean uses)."""
-        return bool(self.accuracy) and len(self.outcomes) == len(self.accuracy)
+        """Every run has its predictions (a partial set would pair on fewer seeds than the mean uses)."""
+        return bool(self.values) and len(self.outcomes) == len(self.values)
 
-    @property
-    def labelled(self) -> bool:
-        """Classification predictions (label ids) in every run: macro-F1 and MCC can be computed."""
-        return (
-            self.complete
-            and self.num_labels is not None
-            and all(o.gold is not None and o.prediction is not None for o in self.outcomes)
-        )
+    def supports(self, metric: crossed.Metric, statistic: str) -> bool:
+        """Every run's file has the metric's per-example columns (label ids for the class metrics)."""
+        if not self.complete:
+            return False
+        for o in self.outcomes:
+            if not all(_present(o.columns.get(f, [])) for f in metric.fields):
+                return False
+            if statistic in crossed.CLASS_STATISTICS and (o.gold is None or o.prediction is None):
+                return False
+        return True
 
-    def crossed(self, metric: str) -> crossed.Runs:
-        columns = [{"correct": o.correct} for o in self.outcomes]
-        if metric != "accuracy":
-            columns = [{"gold": o.gold, "prediction": o.prediction} for o in self.outcomes]
-        return crossed.runs_from_seeds(
-            self.label, [(o.seed, o.ids, c) for o, c in zip(self.outcomes, columns, strict=True)]
-        )
-
-    def supports(self, metric: str) -> bool:
-        return self.complete if metric == "accuracy" else self.labelled
-
-
-def metric_of(name: str, num_labels: int | None) -> crossed.Metric:
-    if name == "accuracy":
-        return crossed.ACCURACY
-    if name == "f1_macro":
-        return crossed.macro_f1(int(num_labels or 2))
-    return crossed.matthews(int(num_labels or 2))
+    def crossed(self, metric: crossed.Metric, statistic: str) -> crossed.Runs:
+        per_seed = []
+        for o in self.outcomes:
+            columns = {f: o.columns[f] for f in metric.fields}
+            if statistic in crossed.CLASS_STATISTICS:
+                columns = {"gold": o.gold, "prediction": o.prediction}
+            elif "correct" in columns:
+                columns["correct"] = o.correct
+            per_seed.append((o.seed, o.ids, columns))
+        return crossed.runs_from_seeds(self.label, per_seed)
 
 
 class _Experiment:
-    """One experiment's methods and a cache of the engine's results (each pair is computed once)."""
+    """One experiment's methods, its task's declared metrics, and a cache of the engine's results."""
 
-    def __init__(self, key: str, runs: dict[str, _Runs]):
+    def __init__(self, key: str, runs: dict[str, _Runs], task: TaskSpec | None = None, num_labels: int | None = None):
+        from peftlab.task_specs import get_task_spec
+
         self.key, self.runs = key, runs
+        self.task = task or get_task_spec(DEFAULT_TASK)
+        self.num_labels = num_labels
         self._cache: dict[tuple, crossed.Result | None] = {}
+
+    def statistic(self, metric: str) -> str | None:
+        names = self.task.metric_names()
+        return self.task.metric(metric).statistic if metric in names else None
+
+    def engine_metric(self, metric: str) -> crossed.Metric | None:
+        """The engine's metric for a declared metric name (None: the task does not resample it)."""
+        statistic = self.statistic(metric)
+        if statistic is None:
+            return None
+        return crossed.metric_for(statistic, metric, self.num_labels)
+
+    def supports(self, label: str, metric: str) -> bool:
+        m = self.engine_metric(metric)
+        return m is not None and self.runs[label].supports(m, self.statistic(metric) or "")
 
     def estimate(self, label: str, metric: str) -> crossed.Result | None:
         k = ("one", label, metric)
         if k not in self._cache:
-            r = self.runs[label]
+            m, statistic = self.engine_metric(metric), self.statistic(metric) or ""
             self._cache[k] = (
-                crossed.estimate(r.crossed(metric), metric_of(metric, r.num_labels), key=f"{self.key}/{label}")
-                if r.supports(metric)
+                crossed.estimate(self.runs[label].crossed(m, statistic), m, key=f"{self.key}/{label}")
+                if m is not None and self.supports(label, metric)
                 else None
             )
         return self._cache[k]
@@ -173,12 +253,13 @@ class _Experiment:
     def difference(self, a: str, b: str, metric: str) -> crossed.Result | None:
         k = ("diff", a, b, metric)
         if k not in self._cache:
-            ra, rb = self.runs[a], self.runs[b]
+            m = self.engine_metric(metric)
             result = None
-            if ra.supports(metric) and rb.supports(metric):
+            if m is not None and self.supports(a, metric) and self.supports(b, metric):
+                statistic = self.statistic(metric) or ""
                 try:
                     result = crossed.difference(
-                        ra.crossed(metric), rb.crossed(metric), metric_of(metric, ra.num_labels),
+                        self.runs[a].crossed(m, statistic), self.runs[b].crossed(m, statistic), m,
                         key=f"{self.key}/{a}|{b}",
                     )  # fmt: skip
                 except ValueError:  # no shared test example
@@ -187,14 +268,16 @@ class _Experiment:
         return self._cache[k]
 
     def nested(self, a: str, b: str) -> stats.Comparison | None:
-        """The old nested bootstrap, for records without predictions (labelled wherever it shows)."""
+        """The old nested bootstrap of accuracy, for records without predictions (labelled wherever it shows)."""
         ra, rb = self.runs[a], self.runs[b]
-        if not ra.accuracy or not rb.accuracy or not all(ra.n) or not all(rb.n):
+        acc_a, acc_b = ra.accuracy, rb.accuracy
+        usable = all(v == v for v in acc_a + acc_b) and all(ra.n) and all(rb.n)
+        if not acc_a or not acc_b or not usable:
             return None
-        return stats.unpaired_comparison(a, ra.accuracy, ra.n, b, rb.accuracy, rb.n, kind=NESTED)
+        return stats.unpaired_comparison(a, acc_a, ra.n, b, acc_b, rb.n, kind=NESTED)
 
     def test(self, metric: str) -> Callable[[str, str], tuple[float, str] | None]:
-        """p of a − b for the marks: the engine's headline question, else the nested fallback."""
+        """p of a − b for the marks: the engine's headline question, else the nested fallback (accuracy)."""
 
         def test(a: str, b: str) -> tuple[float, str] | None:
             result = self.difference(a, b, metric)
@@ -209,30 +292,44 @@ class _Experiment:
         return test
 
 
-def _check_metric(metric: str | None, experiment: Any, runs: dict[str, _Runs], frame: Any) -> str:
-    """The metric the Δ columns compare; a one-line UserError for a bad request (exit 2, nothing written)."""
+def resampled_metrics(task: TaskSpec) -> list[str]:
+    """The task's metrics the engine can resample (a declared `statistic`), primary first."""
+    names = [m.name for m in task.metrics if m.statistic]
+    return sorted(names, key=lambda m: m != task.primary)
+
+
+def _check_metric(metric: str | None, experiment: Any, exp: _Experiment) -> str:
+    """The metric the Δ columns compare (default: the task's primary); a one-line UserError for a bad request."""
+    task = exp.task
     if metric is None:
-        return "accuracy"
-    if metric not in METRICS:
-        raise UserError(f"report metric {metric!r} is not one the statistics know; allowed: {', '.join(METRICS)}")
-    lacking = [label for label, r in runs.items() if r.accuracy and not r.complete]
+        return task.primary
+    offered = [m for m in resampled_metrics(task) if _produced(exp, m)]
+    if metric not in resampled_metrics(task):
+        raise UserError(
+            f"report metric {metric!r} is not produced by task {task.name} ({experiment}); "
+            f"allowed: {', '.join(offered) or 'none'}"
+        )
+    runs = {label: r for label, r in exp.runs.items() if r.values}
+    lacking = [label for label, r in runs.items() if not r.complete]
     if lacking:
         raise UserError(
             f"statistics on {metric} need the runs' predictions files; {experiment}: {lacking[0]} has runs without "
             "(re-run them, or drop --metric for the nested fallback on accuracy)"
         )
-    if metric != "accuracy":
-        tasks = (
-            sorted({str(t) for t in frame.get("config.task", []) if isinstance(t, str)}) if frame is not None else []
+    bad = [label for label in runs if not exp.supports(label, metric)]
+    if bad:
+        classes = exp.statistic(metric) in crossed.CLASS_STATISTICS
+        need = "label-id predictions" if classes else "its per-example outputs"
+        raise UserError(
+            f"report metric {metric!r} is not produced by task {task.name} ({experiment}: {bad[0]} has no {need}); "
+            f"allowed: {', '.join(offered) or 'none'}"
         )
-        bad = [label for label, r in runs.items() if r.accuracy and not r.labelled]
-        if bad:
-            task = f"task {tasks[0]}" if tasks else "this task"
-            raise UserError(
-                f"report metric {metric!r} is not produced by {task} ({experiment}: {bad[0]} has no label-id "
-                "predictions); allowed: accuracy"
-            )
     return metric
+
+
+def _produced(exp: _Experiment, metric: str) -> bool:
+    runs = [label for label, r in exp.runs.items() if r.values]
+    return bool(runs) and all(exp.supports(label, metric) for label in runs)
 
 
 HEADLINE = ("diff", "low", "high", "p", "p_holm", "mdd")
@@ -241,69 +338,128 @@ HEADLINE = ("diff", "low", "high", "p", "p_holm", "mdd")
 def add_statistics(
     summary: Any, frame: Any, outcomes: dict[str, Any], reference: str | None, metric: str | None = None
 ) -> Any:
-    """The columns described in the module docstring, experiment by experiment."""
+    """The columns described in the module docstring, experiment by experiment, for the task's metrics."""
     if summary.empty:
         return summary
     summary = summary.copy()
-    numbers = ["test_accuracy_low", "test_accuracy_high", "test_f1_macro_low", "test_f1_macro_high",
-               "vs_ref_seeds_to_resolve", "vs_ref_examples_to_resolve", "vs_ref_n"]  # fmt: skip
-    numbers += [f"test_{m}_{q}_{end}" for m in ("accuracy", "f1_macro") for q in "ab" for end in ("low", "high")]
-    numbers += [f"vs_ref_{part}" for part in HEADLINE] + [f"vs_ref_{q}_{p}" for q in "ab" for p in HEADLINE]
-    numbers += [f"{c}_{end}" for c in COST_SOURCES for end in ("low", "high")]
-    for name in numbers:
-        summary[name] = math.nan
-    labels_ = ("test_accuracy_interval", "test_accuracy_question", "test_f1_macro_question", "reference")
-    labels_ += ("vs_ref_test", "vs_ref_question", "vs_ref_metric", "test_accuracy_mark", "test_f1_macro_mark")
-    for name in labels_:
-        summary[name] = None
     experiments = frame["experiment"] if "experiment" in frame.columns else None
     ok = frame[frame["status"] == "ok"]
+    prepared = []
     for experiment in dict.fromkeys(summary["experiment"]):
         rows = summary.index[summary["experiment"] == experiment]
         in_exp = ok if experiments is None else ok[experiments[ok.index] == experiment]
+        task = experiment_task(in_exp if len(in_exp) else frame)
         labels = [str(m) for m in summary.loc[rows, "method"]]
         num = _column(in_exp, "data.num_labels").dropna()
         num_labels = int(num.max()) if len(num) else None
-        runs = {label: _Runs(label, in_exp[in_exp["label"] == label], outcomes, num_labels) for label in labels}
-        chosen = _check_metric(metric, experiment, runs, frame)
-        exp = _Experiment(str(experiment), runs)
+        runs = {
+            label: _Runs(label, in_exp[in_exp["label"] == label], outcomes, num_labels, task.primary)
+            for label in labels
+        }
+        exp = _Experiment(str(experiment), runs, task, num_labels)
+        chosen = _check_metric(metric, experiment, exp)  # every experiment is checked before anything is computed
+        prepared.append((experiment, rows, labels, in_exp, exp, chosen))
+    names = ["accuracy", "f1_macro", *(m for *_, exp, _ in prepared for m in resampled_metrics(exp.task))]
+    _init_columns(summary, list(dict.fromkeys(names)))
+    for experiment, rows, labels, in_exp, exp, chosen in prepared:
+        task = exp.task
+        summary.loc[rows, "task"] = task.name
+        summary.loc[rows, "primary_metric"] = task.primary
+        summary.loc[rows, "primary_direction"] = task.primary_metric.direction
+        measured = [m for m in resampled_metrics(task) if m == task.primary or _has_values(in_exp, m)]
+        for name in measured:
+            _means(summary, rows, labels, in_exp, name)
         for row, label in zip(rows, labels, strict=True):
-            _intervals(summary, row, exp, label)
+            _intervals(summary, row, exp, label, measured)
         ref = choose_reference(labels, _reference_for(frame, experiment, reference, labels))
         summary.loc[rows, "reference"] = ref
         summary.loc[rows, "vs_ref_metric"] = chosen
         _reference_comparisons(summary, rows, labels, exp, ref, chosen)
-        for name in ("accuracy", "f1_macro"):
+        for name in measured:
             points = {}
             for label in labels:
                 value = summary.loc[rows[labels.index(label)], f"test_{name}_mean"]
                 if value == value and (name == "accuracy" or exp.estimate(label, name) is not None):
                     points[label] = float(value)
-            if name == "f1_macro" and len(points) < len([r for r in runs.values() if r.accuracy]):
-                continue  # macro-F1 without label-id predictions: no test, no mark
-            marks = crossed.best_marks(points, exp.test(name))
+            if name != "accuracy" and len(points) < len([r for r in exp.runs.values() if r.values]):
+                continue  # without every run's per-example outputs: no test, no mark
+            maximise = task.metric(name).direction == "max"
+            marks = crossed.best_marks(points, exp.test(name), maximise=maximise)
             summary.loc[rows, f"test_{name}_mark"] = [marks.mark(label) for label in labels]
+        _unresampled_marks(summary, rows, labels, in_exp, task)
         _seed_marks(summary, rows, labels, in_exp)
         _cost_marks(summary, rows, labels, in_exp)
     return summary
 
 
-def _intervals(summary: Any, row: Any, exp: _Experiment, label: str) -> None:
+def _unresampled_marks(summary: Any, rows: Any, labels: list[str], in_exp: Any, task: TaskSpec) -> None:
+    """A declared test metric with no per-example statistic (regression's MSE): Welch over seeds, its direction.
+
+    Without a mark column the tables would bold the best displayed value, as for a deterministic cost.
+    """
+    for spec in task.metrics:
+        if spec.statistic or f"test_{spec.name}_mean" not in summary.columns:
+            continue
+        values = _per_seed(in_exp, labels, f"metrics.test.{spec.name}")
+        points = {label: float(np.mean(list(v.values()))) for label, v in values.items() if v}
+        marks = crossed.best_marks(points, _seed_test(values), maximise=spec.direction == "max")
+        if f"test_{spec.name}_mark" not in summary.columns:
+            summary[f"test_{spec.name}_mark"] = None
+        summary.loc[rows, f"test_{spec.name}_mark"] = [marks.mark(label) for label in labels]
+
+
+def _init_columns(summary: Any, names: list[str]) -> None:
+    numbers = ["vs_ref_seeds_to_resolve", "vs_ref_examples_to_resolve", "vs_ref_n"]
+    for m in names:
+        numbers += [f"test_{m}_low", f"test_{m}_high"]
+        numbers += [f"test_{m}_{q}_{end}" for q in "ab" for end in ("low", "high")]
+    numbers += [f"vs_ref_{part}" for part in HEADLINE] + [f"vs_ref_{q}_{p}" for q in "ab" for p in HEADLINE]
+    numbers += [f"{c}_{end}" for c in COST_SOURCES for end in ("low", "high")]
+    for name in numbers:
+        summary[name] = math.nan
+    labels_ = ["reference", "vs_ref_test", "vs_ref_question", "vs_ref_metric", "task", "primary_metric"]
+    labels_ += ["primary_direction"]
+    for m in names:
+        labels_ += [f"test_{m}_interval", f"test_{m}_question", f"test_{m}_mark"]
+    for name in labels_:
+        summary[name] = None
+
+
+def _has_values(in_exp: Any, metric: str) -> bool:
+    return bool(_column(in_exp, f"metrics.test.{metric}").notna().any())
+
+
+def _means(summary: Any, rows: Any, labels: list[str], in_exp: Any, metric: str) -> None:
+    """`test_<m>_mean`/`_ci95` from the records where the frame did not add them (a metric it does not list)."""
+    from peftlab.reporting.frame import ci95
+
+    mean, half = f"test_{metric}_mean", f"test_{metric}_ci95"
+    for column in (mean, half):
+        if column not in summary.columns:
+            summary[column] = math.nan
+    for row, label in zip(rows, labels, strict=True):
+        if summary.loc[row, mean] == summary.loc[row, mean]:
+            continue
+        values = _column(in_exp[in_exp["label"] == label], f"metrics.test.{metric}").dropna().tolist()
+        if values:
+            summary.loc[row, [mean, half]] = [sum(values) / len(values), ci95(values)]
+
+
+def _intervals(summary: Any, row: Any, exp: _Experiment, label: str, metrics: list[str]) -> None:
     r = exp.runs[label]
-    if not r.accuracy:
+    if not r.values:
         return
-    result = exp.estimate(label, "accuracy")
-    if result is None:  # no predictions: the old nested interval, labelled
-        interval = stats.method_interval(r.accuracy, r.n, key=f"{exp.key}/{label}")
-        summary.loc[row, ["test_accuracy_low", "test_accuracy_high"]] = [interval.low, interval.high]
-        summary.loc[row, "test_accuracy_ci95"] = interval.half
-        summary.loc[row, "test_accuracy_interval"] = f"{interval.kind}; {NESTED}"
-        summary.loc[row, "test_accuracy_question"] = "nested"
-    else:
-        _put(summary, row, "test_accuracy", result)
-    f1 = exp.estimate(label, "f1_macro")
-    if f1 is not None:
-        _put(summary, row, "test_f1_macro", f1)
+    for name in metrics:
+        result = exp.estimate(label, name)
+        if result is not None:
+            _put(summary, row, f"test_{name}", result)
+        elif name == "accuracy" and r.accuracy and all(a == a for a in r.accuracy) and all(r.n):
+            # no predictions: the old nested interval, labelled
+            interval = stats.method_interval(r.accuracy, r.n, key=f"{exp.key}/{label}")
+            summary.loc[row, ["test_accuracy_low", "test_accuracy_high"]] = [interval.low, interval.high]
+            summary.loc[row, "test_accuracy_ci95"] = interval.half
+            summary.loc[row, "test_accuracy_interval"] = f"{interval.kind}; {NESTED}"
+            summary.loc[row, "test_accuracy_question"] = "nested"
 
 
 def _put(summary: Any, row: Any, name: str, result: crossed.Result) -> None:
@@ -314,15 +470,14 @@ def _put(summary: Any, row: Any, name: str, result: crossed.Result) -> None:
     summary.loc[row, [f"{name}_low", f"{name}_high"]] = [head.low, head.high]
     summary.loc[row, f"{name}_ci95"] = max(head.estimate - head.low, head.high - head.estimate)
     summary.loc[row, f"{name}_question"] = head.question
-    if name == "test_accuracy":
-        summary.loc[row, "test_accuracy_interval"] = crossed.QUESTION[head.question]
+    summary.loc[row, f"{name}_interval"] = crossed.QUESTION[head.question]
 
 
 def _reference_comparisons(summary: Any, rows: Any, labels: list[str], exp: _Experiment, ref: str, metric: str) -> None:
     """Each method − the reference for both questions; Holm over the family (methods vs reference) per question."""
     done: list[tuple[Any, crossed.Result | stats.Comparison]] = []
     for row, label in zip(rows, labels, strict=True):
-        if label == ref or not exp.runs[label].accuracy or not exp.runs[ref].accuracy:
+        if label == ref or not exp.runs[label].values or not exp.runs[ref].values:
             continue
         result = exp.difference(label, ref, metric)
         if result is None and metric == "accuracy":

@@ -38,15 +38,24 @@ def _legend(fig: Any, ax: Any, ncols: int = 3) -> None:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(ncols, len(labels)), frameon=False)
 
 
-def _mean_band(frame: Any, x: str, y: str, n: str | None = None) -> Any:
-    """Mean and 95% band (`low`, `high`) of `y` at each `x` over seeds.
+BAND = {  # what a band answers, for the axis labels
+    "b": "95% band: recipe (b), seeds × examples crossed",
+    "a": "95% band: these models (a), one seed",
+    "seeds": "95% band: t over seeds",
+}
 
-    For an accuracy with its example count in column `n`: the two-level bootstrap of
-    peftlab/stats.py (honest at one seed, inside [0, 1]); otherwise the t-interval over seeds.
+
+def _mean_band(frame: Any, x: str, y: str, n: str | None = None) -> Any:
+    """Mean and 95% band (`low`, `high`, `question`) of `y` at each `x` over seeds.
+
+    For an accuracy with its example count in column `n`: peftlab/crossed.py's answer from the
+    per-seed values (`from_seed_values`: question (b) where ≥ 2 seeds, else (a); the example term
+    bounded by the binomial, since curves and rank lines carry no per-example outputs, so the band
+    is conservative and never counts one test set S times); otherwise the t-interval over seeds.
     """
     import pandas as pd
 
-    from peftlab.stats import method_interval
+    from peftlab.crossed import from_seed_values
 
     rows = []
     for xv, group in frame.groupby(x, sort=True):
@@ -57,13 +66,19 @@ def _mean_band(frame: Any, x: str, y: str, n: str | None = None) -> Any:
         mean = sum(values) / len(values)
         counts = group[n].tolist() if n and n in group.columns else []
         if counts and all(c == c and c > 0 for c in counts):
-            interval = method_interval(values, [int(c) for c in counts], key=f"{y}/{xv}")
-            low, high = interval.low, interval.high
+            head = from_seed_values(values, int(min(counts)), name=f"{y}/{xv}").headline
+            low, high, question = head.low, head.high, head.question
         else:
             half = ci95(values)
-            low, high = mean - half, mean + half
-        rows.append({x: xv, "mean": mean, "low": low, "high": high, "n": len(values)})
+            low, high, question = mean - half, mean + half, "seeds"
+        rows.append({x: xv, "mean": mean, "low": low, "high": high, "n": len(values), "question": question})
     return pd.DataFrame(rows)
+
+
+def band_label(bands: list[Any]) -> str:
+    """The axis-label phrase naming the question(s) the drawn bands answer."""
+    asked = [q for band in bands if "question" in band for q in dict.fromkeys(band["question"])]
+    return "; ".join(BAND[q] for q in dict.fromkeys(asked) if q in BAND)
 
 
 def missing_methods(summary: Any) -> list[str]:
@@ -261,14 +276,16 @@ def training_curves(runs: Any, summary: Any, styles: dict, out: Path) -> list[Pa
     if curves.empty:
         raise Skipped("no validation curve in these records")
     fig, ax = style.figure()
+    bands = []
     for label in [m for m in summary["method"] if m in set(curves["label"])]:
         band = _mean_band(curves[curves["label"] == label], "step", "val_accuracy", n="val_n")
+        bands.append(band)
         color, marker = styles[label]["color"], styles[label]["marker"]
         ax.plot(band["step"], band["mean"], color=color, marker=marker, markersize=3, label=label)
         low, high = band["low"].fillna(band["mean"]), band["high"].fillna(band["mean"])
         ax.fill_between(band["step"], low, high, color=color, alpha=0.18, lw=0)
     ax.set_xlabel("optimiser step")
-    ax.set_ylabel("validation accuracy")
+    ax.set_ylabel(f"validation accuracy\n({band_label(bands)})" if band_label(bands) else "validation accuracy")
     low, high = ax.get_ylim()  # bands over few seeds can run past what an accuracy can be
     ax.set_ylim(max(low, 0.0), min(high, 1.02))
     note_missing(ax, summary)
@@ -286,10 +303,11 @@ def _rank_lines(runs: Any, y: str) -> dict[tuple[str, str, str], Any]:
     }
 
 
-def _draw_rank_lines(ax: Any, lines: dict[tuple[str, str, str], Any], y: str, include: tuple[float, ...] = ()) -> None:
+def _draw_rank_lines(ax: Any, lines: dict[tuple[str, str, str], Any], y: str, include: tuple[float, ...] = ()) -> str:
     """Mean ± 95% band of `y` against rank, each seed's run as a faint point, log2 axis.
 
-    Accuracy bands are the two-level bootstrap (seeds, then test examples); other quantities keep the
+    Accuracy bands are crossed.py's answers from the per-seed values (`_mean_band`: (b) where ≥ 2
+    seeds, else (a)); other quantities keep the
     t-interval over seeds, which with two or three seeds is many times wider than the spread of the
     runs (t = 12.7 for two), so the y axis spans the runs themselves and bands run off it where they
     must. The seed points show what the interval is made of.
@@ -298,8 +316,10 @@ def _draw_rank_lines(ax: Any, lines: dict[tuple[str, str, str], Any], y: str, in
     several_targets = len({t for _, _, t in lines}) > 1
     ranks: set[float] = set()
     values = list(include)  # reference lines the axis must show (zero, full fine-tuning's mean)
+    bands = []
     for (method, line, targets), group in lines.items():
         band = _mean_band(group, "rank", y, n="test_n" if y == "test_accuracy" else None)
+        bands.append(band)
         look = line_styles[f"{method}|{line}|{targets}"]
         label = f"{line} ({targets})" if several_targets and targets else line
         ax.plot(band["rank"], band["mean"], color=look["color"], marker=look["marker"], label=label)
@@ -314,6 +334,7 @@ def _draw_rank_lines(ax: Any, lines: dict[tuple[str, str, str], Any], y: str, in
     ax.set_xscale("log", base=2)
     ax.set_xticks(sorted(ranks), [f"{r:g}" for r in sorted(ranks)])
     ax.minorticks_off()
+    return band_label(bands)
 
 
 def accuracy_vs_rank(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
@@ -321,9 +342,9 @@ def accuracy_vs_rank(runs: Any, summary: Any, styles: dict, out: Path) -> list[P
     if not lines:
         raise Skipped("no rank sweep in these records (no method with a hyperparameters.r that varies)")
     fig, ax = style.figure()
-    _draw_rank_lines(ax, lines, "test_accuracy")
+    bands = _draw_rank_lines(ax, lines, "test_accuracy")
     ax.set_xlabel("adapter rank $r$ (log$_2$ scale)")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel(f"test accuracy\n({bands})" if bands else "test accuracy")
     _legend(fig, ax, ncols=2)
     return style.save(fig, out, "accuracy_vs_rank")
 

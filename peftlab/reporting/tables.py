@@ -51,9 +51,8 @@ def columns(summary: Any) -> list[Column]:
     device = _main_device(summary)
     memory = "peak RSS (MB)" if device in (None, "cpu") else "peak alloc. (MB)"
     memory_tex = escape(memory[:1].upper() + memory[1:])
-    cols = [
-        Column("test_accuracy_mean", "test acc (95% CI)", "Acc.", "Acc", "max", _fixed(3), "test_accuracy_ci95"),
-        Column("test_f1_macro_mean", "test macro-F1", "Macro-F1", "FOne", "max", _fixed(3), "test_f1_macro_ci95"),
+    cols = [*metric_columns(summary)]
+    cols += [
         Column("trainable_pct", "trainable %", r"Train.\ \%", "TrainPct", "min", _pct, cost=True),
         Column("peak_memory_mb", memory, memory_tex, "PeakMem", "min", _thousands, cost=True),
         # CPU: weights + gradients + optimiser state + one step's activations (measure.training_state)
@@ -75,6 +74,105 @@ def columns(summary: Any) -> list[Column]:
             )
         )
     return [c for c in cols if c.key in summary.columns and summary[c.key].notna().any()]
+
+
+# metric name -> (Markdown short name, LaTeX header, macro suffix); others use the task's `short` or the name
+DISPLAY = {
+    "accuracy": ("acc", "Acc.", "Acc"),
+    "f1_macro": ("macro-F1", "Macro-F1", "FOne"),
+    "f1": ("F1", "F1", "FOneBinary"),
+    "mcc": ("MCC", "MCC", "MCC"),
+    "pearson": ("Pearson r", "Pearson $r$", "Pearson"),
+    "spearman": ("Spearman ρ", r"Spearman $\rho$", "Spearman"),
+    "bleu": ("BLEU", "BLEU", "Bleu"),
+    "rouge_l": ("ROUGE-L", "ROUGE-L", "RougeL"),
+    "mse": ("MSE", "MSE", "MSE"),
+}
+HEADLINE_MACROS = {"accuracy"}  # the primary metric's macros keep `Acc` when it is accuracy
+
+
+def metric_display(name: str) -> tuple[str, str, str]:
+    """(Markdown name, LaTeX header, macro suffix) of a declared metric."""
+    if name in DISPLAY:
+        return DISPLAY[name]
+    return name.replace("_", " "), escape(name.replace("_", " ")), camel(name)
+
+
+def _task_metrics(summary: Any) -> dict[str, Any]:
+    """Declared MetricSpec by name, over the summary's tasks (task_specs); {} for summaries without `task`."""
+    from peftlab.task_specs import get_task_spec
+
+    out: dict[str, Any] = {}
+    tasks = [t for t in dict.fromkeys(summary["task"]) if isinstance(t, str)] if "task" in summary.columns else []
+    for task in tasks or ["classification"]:
+        try:
+            spec = get_task_spec(task)
+        except KeyError:
+            continue
+        for metric in spec.metrics:
+            out.setdefault(metric.name, metric)
+    return out
+
+
+def primary_metrics(summary: Any) -> list[str]:
+    """The summary's headline metrics (each experiment's task's primary), accuracy for older summaries."""
+    if "primary_metric" not in summary.columns:
+        return ["accuracy"]
+    found = [m for m in dict.fromkeys(summary["primary_metric"]) if isinstance(m, str)]
+    return found or ["accuracy"]
+
+
+def headline_name(summary: Any) -> str:
+    """How the notes and sentences name the headline metric: `accuracy`, `Pearson r`, ..."""
+    names = primary_metrics(summary)
+    if names == ["accuracy"]:
+        return "accuracy"
+    return " / ".join(metric_display(m)[0] for m in names)
+
+
+def metric_columns(summary: Any) -> list[Column]:
+    """The quality columns: each task's primary metric first, named as declared, then its other metrics.
+
+    A metric's direction (`max`/`min`) comes from the task's declaration, so bold means better in
+    that direction; a metric with an engine interval shows `[low, high]` and "(95% CI)".
+    """
+    declared = _task_metrics(summary)
+    primaries = primary_metrics(summary)
+    names = [m.removeprefix("test_").removesuffix("_mean") for m in summary.columns]
+    names = [m for m in names if f"test_{m}_mean" in summary.columns and (m in declared or m in DISPLAY)]
+    order = list(dict.fromkeys([*primaries, "accuracy", "f1_macro", *names]))
+    cols = []
+    for name in order:
+        key = f"test_{name}_mean"
+        if key not in summary.columns:
+            continue
+        spec = declared.get(name)
+        if spec is None and name not in ("accuracy", "f1_macro"):
+            continue
+        short, latex, macro = metric_display(name)
+        ci = f"test_{name}_ci95"
+        headed = name in primaries or name == "accuracy"
+        header = f"test {short} (95% CI)" if headed else f"test {short}"
+        direction = spec.direction if spec is not None else "max"
+        fmt = _fixed(3) if spec is None or spec.fmt == ".3f" else (lambda v, f=spec.fmt: format(v, f))
+        cols.append(Column(key, header, latex, macro, direction, fmt, ci))
+    return cols
+
+
+def _direction(summary: Any, metric: str) -> str:
+    """`max` or `min`: the declared direction of `metric` (max when no task declares it)."""
+    spec = _task_metrics(summary).get(metric)
+    return spec.direction if spec is not None else "max"
+
+
+def _headline_questions(summary: Any) -> list[Any]:
+    """Per row: the question its headline interval answers (its task's primary metric's)."""
+    primaries = summary["primary_metric"] if "primary_metric" in summary.columns else ["accuracy"] * len(summary)
+    out = []
+    for (_, row), metric in zip(summary.iterrows(), primaries, strict=True):
+        metric = metric if isinstance(metric, str) else "accuracy"
+        out.append(row.get(f"test_{metric}_question"))
+    return out
 
 
 def _probes(summary: Any) -> list[str]:
@@ -171,10 +269,9 @@ def display_frame(summary: Any, *, latex: bool) -> Any:
     out["Not ok" if latex else "not ok"] = [
         _not_ok(row, notes.get(i), latex=latex) for i, (_, row) in enumerate(summary.iterrows())
     ]
-    if not latex and "test_accuracy_question" in summary.columns:
-        out["question"] = [
-            QUESTION_TEXT.get(q, "") if isinstance(q, str) else "" for q in summary["test_accuracy_question"]
-        ]
+    questions = _headline_questions(summary)
+    if not latex and any(isinstance(q, str) for q in questions):
+        out["question"] = [QUESTION_TEXT.get(q, "") if isinstance(q, str) else "" for q in questions]
     for col in cols:
         mask = best_mask(summary, col)
         tied = [m == "tied" for m in marks(summary, col)]
@@ -190,7 +287,7 @@ def display_frame(summary: Any, *, latex: bool) -> Any:
             for v, h, b, t, lh in zip(summary[col.key], halves, mask, tied, bounds, strict=True)
         ]
         compared = "vs_ref_diff" in summary.columns and summary["vs_ref_diff"].notna().any()
-        if col.key == "test_accuracy_mean" and compared:
+        if col.key == f"test_{primary_metrics(summary)[0]}_mean" and compared:
             out.update(_reference_columns(summary, latex=latex))
     if not latex:
         if "trainable_params" in summary.columns:
@@ -210,7 +307,6 @@ QUESTION_TEXT = {  # the `question` column: which question the row's headline in
     "a": "these models (a); (b) n.e.: 1 seed",
     "nested": "nested (no predictions)",
 }
-METRIC_SHORT = {"accuracy": "acc", "f1_macro": "macro-F1", "mcc": "MCC"}
 
 
 def _reference_columns(summary: Any, *, latex: bool) -> dict[str, list[str]]:
@@ -218,7 +314,7 @@ def _reference_columns(summary: Any, *, latex: bool) -> dict[str, list[str]]:
     refs = [r for r in dict.fromkeys(summary["reference"]) if isinstance(r, str)]
     name = refs[0] if len(refs) == 1 else "reference"
     metrics = [m for m in dict.fromkeys(summary.get("vs_ref_metric", [])) if isinstance(m, str)]
-    short = METRIC_SHORT.get(metrics[0], metrics[0]) if len(metrics) == 1 else "metric"
+    short = metric_display(metrics[0])[0] if len(metrics) == 1 else "metric"
     cols: dict[str, list[str]] = {k: [] for k in ("b", "pb", "a", "pa", "mdd", "resolve", "head", "phead")}
     for _, row in summary.iterrows():
         if row["method"] == row["reference"]:
@@ -331,19 +427,21 @@ def table_notes(summary: Any) -> list[str]:
     for experiment in experiments:
         part = summary if experiment is None else summary[summary["experiment"] == experiment]
         head = f"{experiment}: " if len(experiments) > 1 else ""
-        asked = [q for q in dict.fromkeys(part.get("test_accuracy_question", [])) if isinstance(q, str)]
+        primary = primary_metrics(part)[0]
+        what = headline_name(part)
+        asked = [q for q in dict.fromkeys(_headline_questions(part)) if isinstance(q, str)]
         if asked:
             lines.append(
                 f"{head}Two questions, named in the `question` column and in every Δ header: {QUESTION['b']}; "
                 f"{QUESTION['a']}. Headline intervals and marks answer (b) where estimable (≥ 2 seeds with "
                 "predictions), else (a); (b) is not estimable at one seed and no width is invented for it."
             )
-        kinds = [k for k in dict.fromkeys(part.get("test_accuracy_interval", [])) if isinstance(k, str)]
+        kinds = [k for k in dict.fromkeys(part.get(f"test_{primary}_interval", [])) if isinstance(k, str)]
         if kinds:
             lines.append(
-                f"{head}Test accuracy: mean over seeds [95% interval: {'; '.join(kinds)}]. (b): seeds × examples "
-                "crossed variance components, t on Satterthwaite df; (a): the example bootstrap with the same "
-                "examples for every seed and method, normal reference (docs/statistics.md)."
+                f"{head}Test {what} (the task's primary metric): mean over seeds [95% interval: {'; '.join(kinds)}]. "
+                "(b): seeds × examples crossed variance components, t on Satterthwaite df; (a): the example "
+                "bootstrap with the same examples for every seed and method, normal reference (docs/statistics.md)."
             )
         if "vs_ref_test" in part.columns and part["vs_ref_diff"].notna().any():
             metric = next((m for m in part.get("vs_ref_metric", []) if isinstance(m, str)), "accuracy")
@@ -359,19 +457,23 @@ def table_notes(summary: Any) -> list[str]:
                 f"two-sided α = {ALPHA}); to resolve Δ: seeds per method (b, today's examples) or test examples "
                 "(a, or b when seeds alone cannot) at which the observed Δ would be detected with that power."
             )
-        if "test_accuracy_mark" in part.columns and part["test_accuracy_mean"].notna().sum() > 1:
-            best = part.loc[part["test_accuracy_mark"] == "best", "method"].tolist()
-            ranked = part.sort_values("test_accuracy_mean", ascending=False)
-            tied = ranked.loc[ranked["test_accuracy_mark"] == "tied", "method"].tolist()  # leader first
+        mark, mean = f"test_{primary}_mark", f"test_{primary}_mean"
+        if mark in part.columns and mean in part.columns and part[mean].notna().sum() > 1:
+            lower = _direction(part, primary) == "min"
+            best = part.loc[part[mark] == "best", "method"].tolist()
+            ranked = part.sort_values(mean, ascending=lower)
+            tied = ranked.loc[ranked[mark] == "tied", "method"].tolist()  # leader first
+            better = "lower" if lower else "higher"
             if best:
                 lines.append(
-                    f"{head}**Bold**: significantly more accurate than EVERY other method (intersection–union, each "
-                    f"test at α = {ALPHA}): {best[0]}."
+                    f"{head}**Bold**: significantly better in test {what} ({better} is better) than EVERY other "
+                    f"method (intersection–union, each test at α = {ALPHA}): {best[0]}."
                 )
             elif tied:
                 lines.append(
-                    f"{head}No method is significantly best in test accuracy; {TIED} marks the tie set (the leader "
-                    f"and every method not significantly below it, α = {ALPHA}): {', '.join(tied)}."
+                    f"{head}No method is significantly best in test {what}; {TIED} marks the tie set (the leader "
+                    f"and every method not significantly {'above' if lower else 'below'} it, α = {ALPHA}): "
+                    f"{', '.join(tied)}."
                 )
     notes = footnote_numbers(summary)
     for position, number in notes.items():
@@ -483,9 +585,12 @@ def macro_values(summary: Any, records: list[dict[str, Any]]) -> dict[str, str]:
                     put(f"{name}{col.macro}", _latex_number(col.fmt(float(row[col.key]))), raw=True)
                 if col.ci and _finite(row.get(col.ci)):
                     put(f"{name}{col.macro}CI", _latex_number(col.fmt(float(row[col.ci])).lstrip("+")), raw=True)
-            if _finite(row.get("test_accuracy_low")) and _finite(row.get("test_accuracy_high")):
-                put(f"{name}AccLow", _fixed(3)(float(row["test_accuracy_low"])), raw=True)
-                put(f"{name}AccHigh", _fixed(3)(float(row["test_accuracy_high"])), raw=True)
+            for metric in dict.fromkeys(["accuracy", *primary_metrics(part)]):
+                low, high = row.get(f"test_{metric}_low"), row.get(f"test_{metric}_high")
+                if _finite(low) and _finite(high):  # the headline interval's ends (e.g. AccLow, PearsonHigh)
+                    suffix = metric_display(metric)[2]
+                    put(f"{name}{suffix}Low", _fixed(3)(float(low)), raw=True)
+                    put(f"{name}{suffix}High", _fixed(3)(float(high)), raw=True)
             if _finite(row.get("vs_ref_diff")):
                 for suffix, key in (("Diff", "vs_ref_diff"), ("DiffLow", "vs_ref_low"), ("DiffHigh", "vs_ref_high")):
                     put(f"{name}{suffix}", _latex_number(f"{float(row[key]):+.3f}"), raw=True)
@@ -527,30 +632,38 @@ def stats_macros(part: Any) -> dict[str, str]:
     from peftlab.crossed import ALPHA
 
     out: dict[str, str] = {}
-    if "test_accuracy_mark" not in part.columns:
+    primary = primary_metrics(part)[0]
+    mark, mean = f"test_{primary}_mark", f"test_{primary}_mean"
+    if mark not in part.columns or mean not in part.columns:
         return out
-    ranked = part.dropna(subset=["test_accuracy_mean"]).sort_values("test_accuracy_mean", ascending=False)
-    acc = {m: _fixed(3)(float(v)) for m, v in zip(ranked["method"], ranked["test_accuracy_mean"], strict=True)}
-    best = ranked.loc[ranked["test_accuracy_mark"] == "best", "method"].tolist()
-    tied = ranked.loc[ranked["test_accuracy_mark"] == "tied", "method"].tolist()
-    questions = [q for q in dict.fromkeys(part.get("test_accuracy_question", [])) if isinstance(q, str)]
+    what = "accuracy" if primary == "accuracy" else metric_display(primary)[0]
+    lower = _direction(part, primary) == "min"
+    ranked = part.dropna(subset=[mean]).sort_values(mean, ascending=lower)
+    acc = {m: _fixed(3)(float(v)) for m, v in zip(ranked["method"], ranked[mean], strict=True)}
+    best = ranked.loc[ranked[mark] == "best", "method"].tolist()
+    tied = ranked.loc[ranked[mark] == "tied", "method"].tolist()
+    questions = [q for q in dict.fromkeys(part.get(f"test_{primary}_question", [])) if isinstance(q, str)]
     about = " and ".join(QUESTION_WORDS.get(q, q) for q in questions) or "the test examples"
     tt = lambda m: rf"\texttt{{{escape(m)}}}"  # noqa: E731
+    leading = "most accurate" if primary == "accuracy" else f"best in test {escape(what)}"
     if best and len(ranked) > 1:
         runner = ranked["method"].iloc[1]
         out["BestAccSentence"] = (
-            f"The most accurate variant is {tt(best[0])} (test accuracy {acc[best[0]]}), significantly ahead of "
+            f"The {leading} variant is {tt(best[0])} (test {escape(what)} {acc[best[0]]}), significantly ahead of "
             f"every other variant, the runner-up {tt(runner)} ({acc[runner]}) included (question: {escape(about)}; "
             f"each paired test at $\\alpha={ALPHA}$)"
         )
     elif best:
-        out["BestAccSentence"] = f"Only {tt(best[0])} finished (test accuracy {acc[best[0]]})"
+        out["BestAccSentence"] = f"Only {tt(best[0])} finished (test {escape(what)} {acc[best[0]]})"
     elif tied:
         names = ", ".join(f"{tt(m)} ({acc[m]})" for m in tied)
         out["BestAccSentence"] = (
-            f"No variant is significantly the most accurate: {names} are tied "
-            f"(none is significantly below the leader; question: {escape(about)}; paired tests, "
-            f"$\\alpha={ALPHA}$)"
+            f"No variant is significantly the {leading.removeprefix('best in ')}: {names} are tied "
+            if primary == "accuracy"
+            else f"No variant is significantly best in test {escape(what)}: {names} are tied "
+        ) + (
+            f"(none is significantly {'above' if lower else 'below'} the leader; question: {escape(about)}; "
+            f"paired tests, $\\alpha={ALPHA}$)"
         )
     if questions:
         out["Question"] = escape(about)
@@ -560,7 +673,7 @@ def stats_macros(part: Any) -> dict[str, str]:
     tests = [t for t in dict.fromkeys(part.get("vs_ref_test", [])) if isinstance(t, str)]
     if tests:
         out["DiffTest"] = escape("; ".join(tests))
-    kinds = [k for k in dict.fromkeys(part.get("test_accuracy_interval", [])) if isinstance(k, str)]
+    kinds = [k for k in dict.fromkeys(part.get(f"test_{primary}_interval", [])) if isinstance(k, str)]
     if kinds:
         out["IntervalMethod"] = escape("; ".join(kinds))
     mdd = part["vs_ref_mdd"].dropna() if "vs_ref_mdd" in part.columns else []
