@@ -477,12 +477,20 @@ class Result:
         return self.a if question == MODELS else self.b
 
     def seeds_to_resolve(self, alpha: float = ALPHA, power: float = POWER, most: int = 1000) -> float:
-        """Seeds per method at which (b) would detect the observed Δ (normal approximation); inf if examples limit."""
-        if self.components is None or self.estimate == 0 or not math.isfinite(self.estimate):
+        """Seeds per method at which (b) would detect the observed Δ with `power`; inf if examples limit.
+
+        The reference is the t the interval itself would use at s seeds (Satterthwaite df of the
+        projected terms), not the normal: at 2-4 seeds t on ~1-6 df is far wider, and a normal
+        projection said "2 seeds" for differences that 3 seeds had not resolved.
+        """
+        c = self.components
+        if c is None or self.estimate == 0 or not math.isfinite(self.estimate):
             return math.nan
-        z = _quantile(1 - alpha / 2, math.inf) + _quantile(power, math.inf)
         for s in range(2, most + 1):
-            if z * math.sqrt(self.components.variance(seeds=s)) <= abs(self.estimate):
+            seed_terms = [((a + i) / s, s - 1) for a, i in zip(c.seed_var, c.interaction, strict=True)]
+            df = _satterthwaite(seed_terms, c.example, c.n)
+            q = _quantile(1 - alpha / 2, df) + _quantile(power, df)
+            if q * math.sqrt(c.variance(seeds=s)) <= abs(self.estimate):
                 return float(s)
         return math.inf
 

@@ -269,3 +269,24 @@ def test_calibration_larger_grid():
         for q in ("a", "b"):
             assert 0.93 - 3 * se <= row.cover_diff[q] <= 0.97 + 3 * se, (row.cell, q)
             assert row.type_i[q] <= 0.06 + 3 * se, (row.cell, q)
+
+
+def test_seeds_to_resolve_uses_the_t_the_interval_would_use_not_the_normal():
+    """At 2-4 seeds the (b) interval's t has ~1-6 df: a normal projection promised too few seeds."""
+    rng = np.random.default_rng(11)
+    a, b = pair(3, 1000, 0.02, rng)
+    result = crossed.difference(runs("A", a), runs("B", b))
+    c = result.components
+    seeds = result.seeds_to_resolve()
+    z = 1.959964 + 0.841621
+    normal = next((s for s in range(2, 1001) if z * math.sqrt(c.variance(seeds=s)) <= abs(result.estimate)), math.inf)
+    assert seeds >= normal
+
+    def resolves(s: int) -> bool:
+        terms = [((v + i) / s, s - 1) for v, i in zip(c.seed_var, c.interaction, strict=True)]
+        df = crossed._satterthwaite(terms, c.example, c.n)
+        q = crossed._quantile(0.975, df) + crossed._quantile(0.8, df)
+        return q * math.sqrt(c.variance(seeds=s)) <= abs(result.estimate)
+
+    if math.isfinite(seeds):
+        assert resolves(int(seeds)) and (seeds == 2 or not resolves(int(seeds) - 1))
