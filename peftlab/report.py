@@ -215,7 +215,9 @@ def _rank_tables(
         return []
     sweep.to_csv(paths[0], index=False, float_format="%.6g")
     paths[1].write_text(
-        "### Test accuracy by LoRA rank (mean [95% interval, two-level bootstrap]; Δ: paired difference vs "
+        "### Test accuracy by LoRA rank (mean [95% interval of "
+        + _question_meaning(sweep)
+        + "]; Δ: paired difference vs "
         + _delta_meaning(sweep)
         + ")\n\n"
         f"Best rank per line in **bold** only where its interval clears every other rank's; {TIED}: tied leaders "
@@ -230,12 +232,23 @@ def _rank_tables(
     return paths
 
 
+def _question_meaning(sweep: Any) -> str:
+    """Which question the cells' intervals answer (docs/statistics.md): the summary's headline, per line."""
+    from peftlab.crossed import MODELS, QUESTION, RECIPE
+
+    asked = set(sweep["vs_line_question"].dropna()) if "vs_line_question" in sweep.columns else set()
+    if not asked or asked == {"nested"}:
+        return "the nested two-level bootstrap: no predictions files, so seeds × examples cannot be crossed"
+    named = [QUESTION[q] for q in (RECIPE, MODELS) if q in asked]
+    return "; ".join(named) + (" (each cell: (b) where it has ≥ 2 seeds, else (a))" if len(named) > 1 else "")
+
+
 def _delta_meaning(sweep: Any) -> str:
     if "line_ref_rank" in sweep.columns and sweep["line_ref_rank"].notna().any():
         ranks = sorted({int(r) for r in sweep["line_ref_rank"].dropna()})
         return (
-            f"the same line at r = {'/'.join(map(str, ranks))} [95% paired two-level bootstrap interval], "
-            "p Holm-adjusted over the line's ranks"
+            f"the same line at r = {'/'.join(map(str, ranks))} [95% interval, same question, paired on the "
+            "same test sentences], p Holm-adjusted over the line's ranks"
         )
     return "the summary's reference, by its test, p Holm-adjusted"
 

@@ -108,7 +108,7 @@ def note_missing(ax: Any, summary: Any) -> None:
 def _accuracy_points(ax: Any, data: Any, x: str, styles: dict) -> None:
     """One marker per method at (x, mean test accuracy) with its 95% interval, where one exists.
 
-    The interval is the two-level bootstrap of peftlab/stats.py (inside [0, 1] by construction);
+    The interval is the summary's headline (peftlab/crossed.py: (b) where estimable, else (a));
     summaries without it (older callers) fall back to the half-width, clipped to [0, 1].
     """
     for _, row in data.iterrows():
