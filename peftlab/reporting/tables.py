@@ -760,8 +760,8 @@ def rank_sweep(runs: Any, summary: Any = None) -> Any:
     A line is a method variant without its rank (`lora-q[r=4]` → `lora-q`), the same grouping as
     the accuracy-vs-rank figure. Empty when no line varies its rank. With the `summary`, each cell
     carries that variant's headline interval (peftlab/crossed.py: (b) where estimable, else (a))
-    and its paired difference against the experiment's reference (set `report.reference: lora-q[r=8]` to read a sweep against r = 8);
-    without it, the t-interval over seeds.
+    and its paired difference against the experiment's reference (set `report.reference:
+    lora-q[r=8]` to read a sweep against r = 8); without it, the t-interval over seeds.
     """
     import pandas as pd
 
