@@ -301,3 +301,12 @@ def test_the_builtin_mmlu_is_lm_evals_continuation_format():
     shares = np.bincount(data.train["label"]) / len(data.train)
     assert len(shares) == 4 and all(0.2 < s < 0.3 for s in shares)  # MMLU's answer letters are near balanced
     assert "Hendrycks" in data.citation and data.fingerprint == load_choice_data("builtin:mmlu").fingerprint
+
+
+def test_methods_check_the_model_class_the_run_will_load(tiny_bert, tiny_llama):
+    """The fit check's skeleton is the encoder's choice model or the causal LM, as the runtime loads them."""
+    from peftlab.methods.fit import meta_skeleton
+
+    assert type(meta_skeleton(str(tiny_bert), "multiple_choice")).__name__ == "BertForMultipleChoice"
+    assert type(meta_skeleton(str(tiny_llama), "multiple_choice")).__name__ == "LlamaForCausalLM"
+    assert type(meta_skeleton(str(tiny_bert), "classification")).__name__ == "BertForSequenceClassification"
