@@ -184,6 +184,7 @@ def build(run: Run) -> None:
 
     from peftlab.measure import count_parameters
     from peftlab.methods import ModelContext
+    from peftlab.tasks import model_task_type
 
     ws, cfg, method, record = run.ws, run.cfg, run.method, run.record
     started = time.perf_counter()
@@ -191,7 +192,7 @@ def build(run: Run) -> None:
     run.load_kwargs = method.load_kwargs(run.params, run.device, keep) if method.load_kwargs else {}
     model = ws.task.load_model(run.source, ws.data, run.load_kwargs, ws.pad_id)
     ctx = ModelContext(
-        task_type=ws.task.peft_task_type,
+        task_type=model_task_type(ws.task, model),
         model_type=model.config.model_type,
         total_steps=cfg.steps,
         head_modules=ws.task.head_modules(model),

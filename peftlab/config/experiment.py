@@ -41,6 +41,9 @@ class DataConfig:
     text_column: str | list[str] = "text"
     label_column: str = "label"
     text_pair_column: str | None = None  # the second text of each pair (tasks that take pairs)
+    # task multiple_choice: one column holding each row's choices as a list, or one column per choice
+    # ([sol1, sol2]); null: "choices". The label column holds the 0-based index of the correct one
+    choices_column: str | list[str] | None = None
     max_length: int = 128
     train_limit: int | None = None
     validation_limit: int | None = None
@@ -68,6 +71,13 @@ class DataConfig:
             if len(columns) == 2:
                 self.text_pair_column = columns[1]
         check(self.text_pair_column != self.text_column, "text_pair_column", "the same column as text_column")
+        if isinstance(self.choices_column, list):
+            columns = self.choices_column
+            check(
+                len(columns) >= 2 and len(set(columns)) == len(columns),
+                "choices_column",
+                f"got {columns!r}, expected one column of lists or at least 2 distinct columns [a, b]",
+            )
         check(self.max_length >= 8, "max_length", f"got {self.max_length}, must be at least 8")
         check(self.max_new_tokens is None or self.max_new_tokens >= 1, "max_new_tokens", "must be at least 1 or null")
         if self.instruction is not None:
@@ -342,6 +352,9 @@ def _check_task(origin: str, task: str, data: DataConfig) -> None:
         exact = spec.metric_choices[0].name if spec.metric_choices else None
         if data.metric not in (None, exact):
             fail(origin, "data.answer_extractor", f"extracts answers for metric {exact}, not {data.metric}")
+    if data.choices_column is not None and spec.targets != "choices":
+        choosing = ", ".join(n for n in names if get_task_spec(n).targets == "choices")
+        fail(origin, "data.choices_column", f"task {task!r} has no choices; tasks with choices: {choosing}")
     if data.text_pair_column is not None and not spec.pairs:
         pairing = ", ".join(n for n in names if get_task_spec(n).pairs)
         fail(origin, "data.text_column", f"task {task!r} takes one text per example; sentence pairs: {pairing}")

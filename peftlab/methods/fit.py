@@ -24,7 +24,11 @@ class Unfit(ValueError):
 
 
 def meta_skeleton(location: str, task: str) -> Any:
-    """The task's model class built from the config on the meta device."""
+    """The task's model class built from the config on the meta device.
+
+    A task that declares several classes (`A | B`) is built with the first whose mapping has the
+    model's config, as its runtime loads it.
+    """
     import torch
     import transformers
     from transformers import AutoConfig
@@ -32,7 +36,8 @@ def meta_skeleton(location: str, task: str) -> Any:
     from peftlab.task_specs import get_task_spec
 
     config = AutoConfig.from_pretrained(location)
-    auto = getattr(transformers, get_task_spec(task).model_class)  # the class the task declares
+    classes = [getattr(transformers, name) for name in get_task_spec(task).model_classes]  # as the task declares
+    auto = next((c for c in classes if type(config) in c._model_mapping), classes[-1])
     with torch.device("meta"):
         return auto.from_config(config)
 

@@ -62,7 +62,9 @@ class TaskSpec:
     summary: str
     runtime: str  # module whose `TASK` runs it (imported lazily, by name)
     peft_task_type: str  # handed to the methods: SEQ_CLS, CAUSAL_LM
-    model_class: str  # the transformers auto class the model is loaded with
+    # the transformers auto class the model is loaded with; several separated by " | ": the first
+    # whose mapping has the model's config (multiple choice: an encoder's head, else a causal LM)
+    model_class: str
     head: str  # what the task trains on top of the backbone
     metrics: tuple[MetricSpec, ...]
     primary: str  # the metric every comparison, search default and tuned protocol uses
@@ -70,7 +72,8 @@ class TaskSpec:
     # what a statistics engine resamples per example
     per_example: tuple[str, ...]
     predictions: str  # how one predictions line looks, in words
-    targets: Literal["classes", "numbers", "answers"] = "classes"  # what the data's label column holds
+    # what the data's label column holds; "choices": the index of the correct one of `data.choices_column`
+    targets: Literal["classes", "numbers", "answers", "choices"] = "classes"
     pairs: bool = False  # takes `data.text_column: [a, b]` / `data.text_pair_column` (sentence pairs)
     # what "learning" is measured from (forgetting probes): a score of the same evaluation
     # (e.g. `majority_rate`) or "base_model" (the base model evaluated before training)
@@ -117,6 +120,11 @@ class TaskSpec:
     @property
     def primary_metric(self) -> MetricSpec:
         return self.metric(self.primary)
+
+    @property
+    def model_classes(self) -> tuple[str, ...]:
+        """The auto classes of `model_class`, in the order they are tried."""
+        return tuple(c.strip() for c in self.model_class.split("|"))
 
     def curve_metrics(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.metrics if m.curve)

@@ -65,6 +65,16 @@ class Task(Protocol):
         ...
 
 
+def model_task_type(task: Task, model: Any) -> str:
+    """The peft task type for this loaded model: the task's `model_task_type(model)` where it has one.
+
+    A task whose model class depends on the model (multiple choice: an encoder's head or a causal
+    LM) answers per model; every other task has one `peft_task_type`.
+    """
+    per_model = getattr(task, "model_task_type", None)
+    return per_model(model) if per_model is not None else task.peft_task_type
+
+
 def get_task(name: str) -> Task:
     """The runtime of task `name`, found through its declaration (peftlab/task_specs)."""
     from peftlab.task_specs import get_task_spec
