@@ -310,3 +310,33 @@ def test_methods_check_the_model_class_the_run_will_load(tiny_bert, tiny_llama):
     assert type(meta_skeleton(str(tiny_bert), "multiple_choice")).__name__ == "BertForMultipleChoice"
     assert type(meta_skeleton(str(tiny_llama), "multiple_choice")).__name__ == "LlamaForCausalLM"
     assert type(meta_skeleton(str(tiny_bert), "classification")).__name__ == "BertForSequenceClassification"
+
+
+# ---------------------------------------------------------------- a commonsense preset, end to end
+
+
+def test_a_commonsense_preset_runs_and_reports_acc_through_the_hub_layout(tmp_path, tiny_llama, monkeypatch, capsys):
+    """`data.source: piqa` (a preset) offline, through a local copy laid out as the hub's, into a report."""
+    import datasets
+
+    from tests.test_presets import write_hub_copy
+
+    mirror = tmp_path / "hub"
+    monkeypatch.setenv("PEFTLAB_DATASETS_MIRROR", str(mirror))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")
+    rng = np.random.default_rng(3)
+    goals = [f"How do I do thing {i}?" for i in range(40)]
+    piqa = {
+        "goal": goals,
+        "sol1": [f"Use tool {i}." for i in range(40)],
+        "sol2": [f"Ignore item {i}." for i in range(40)],
+        "label": [int(v) for v in rng.integers(0, 2, 40)],
+    }
+    write_hub_copy(mirror, "baber/piqa", {None: {s: datasets.Dataset.from_dict(piqa) for s in ("train", "validation")}})
+    methods = "  - {method: zero_shot}\n  - {method: lora, lr: 1.0e-2}\n"
+    assert main([str(_experiment(tmp_path, tiny_llama, "  source: piqa\n  test_limit: 12\n", methods))]) == 0
+    records = _records(tmp_path)
+    assert [r["status"] for r in records] == ["ok", "ok"]
+    assert all(r["data"]["num_labels"] == 2 and r["metrics"]["test"]["n"] == 12 for r in records)
+    summary = (tmp_path / "results" / "t" / "summary.md").read_text()
+    assert "test acc" in summary and "accuracy" not in summary.split("\n\n")[1].split("\n")[0]
