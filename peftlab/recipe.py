@@ -409,6 +409,7 @@ PHASES = (setup, start_from, build, probes_before, train, evaluate, probes_after
 
 def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
     from peftlab.environment import git_state, lock_digest, package_versions
+    from peftlab.record import task_info
 
     exp = ws.experiment
     return {
@@ -419,6 +420,7 @@ def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
         "seed": spec.seed,
         "status": "failed",
         "error": None,
+        "task": task_info(exp.task, exp.data.metric),  # what the run is scored by (schema version 2)
         "hyperparameters": {"lr": spec.lr, **spec.params},
         "config": {
             **computed_config(exp),
