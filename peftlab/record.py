@@ -197,6 +197,7 @@ class RunRecord(BaseModel):
         """The record as the JSON object written to disk: the keys that were given, none added."""
         return self.model_dump(mode="json", exclude_unset=True)
 
+
 # ---------------------------------------------------------------- versions
 
 
