@@ -21,10 +21,12 @@ The model imports nothing heavy (pydantic only), so config, planners and reports
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SCHEMA_VERSION = 2
 # outcomes that a re-run would reproduce; `failed` and `killed` (a SIGKILL with no sign of the OOM
@@ -84,17 +86,6 @@ class ParamCounts(_Section):
     trainable: int | None = None
     total: int | None = None
     trainable_pct: float | None = None
-
-
-class BuildInfo(BaseModel):
-    """What the build phase produced: the parameter counts, the model's type and dtype, resolved targets."""
-
-    params: ParamCounts
-    model_type: str | None = None
-    dtype: str | None = None
-    targets: dict[str, Any] = Field(default_factory=dict)  # merged into `hyperparameters`
-    build_s: float
-    calibrate_s: float | None = None
 
 
 class Metrics(_Section):
@@ -198,6 +189,238 @@ class RunRecord(BaseModel):
         return self.model_dump(mode="json", exclude_unset=True)
 
 
+# ---------------------------------------------------------------- what each phase returns
+
+
+class Part(BaseModel):
+    """What one phase of the recipe produced. `fragment` is the part of the record it fills (nested
+    keys, merged into the record by `assemble`): a phase returns its part and writes nothing shared.
+    What a phase hands in is made plain JSON first (numpy scalars, paths, NaN as null)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain(cls, data: Any) -> Any:
+        return plain(data) if isinstance(data, dict) else data
+
+    def fragment(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class Tracked(Part):
+    """Where each tracker (`loggers:`) put the run."""
+
+    trackers: dict[str, Any]
+
+    def fragment(self) -> dict[str, Any]:
+        return {"trackers": self.trackers}
+
+
+class SetupInfo(Part):
+    """The setup phase: the device the run uses, and the launch's ranks under `train.distributed`."""
+
+    device: dict[str, Any]
+    distributed: dict[str, Any] | None = None
+
+    def fragment(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"env": {"device": self.device}}
+        if self.distributed is not None:
+            out["distributed"] = self.distributed
+        return out
+
+
+class StartInfo(Part):
+    """The start_from phase, when the run starts from an `init_from:` stage: the stage and its cost."""
+
+    init_from: dict[str, Any]
+    init_from_s: float
+
+    def fragment(self) -> dict[str, Any]:
+        return {"init_from": self.init_from, "time": {"init_from_s": self.init_from_s}}
+
+
+class BuildInfo(Part):
+    """The build phase: what trains (parameter counts), the model's type and dtype, resolved targets."""
+
+    params: ParamCounts
+    model_type: str | None = None
+    dtype: str | None = None
+    targets: dict[str, Any] = Field(default_factory=dict)  # merged into `hyperparameters`
+    build_s: float
+    calibrate_s: float | None = None
+
+    def fragment(self) -> dict[str, Any]:
+        time = (
+            {"build_s": self.build_s}
+            if self.calibrate_s is None
+            else {"calibrate_s": self.calibrate_s, "build_s": self.build_s}
+        )
+        return {
+            "params": self.params.model_dump(),
+            "model": {"model_type": self.model_type, "dtype": self.dtype},
+            "hyperparameters": self.targets,
+            "time": time,
+        }
+
+
+class Evaluation(Part):
+    """The evaluate phase: the task's final scores per split, and where the per-example outcomes went."""
+
+    test: Scores
+    validation: Scores | None = None
+    final_eval_s: float
+    samples: list[Any] | dict[str, Any] | None = None  # the test split's samples, when the task keeps some
+    predictions: dict[str, Any] | None = None  # the predictions file beside the record
+
+    def fragment(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "metrics": {"test": self.test, "validation": self.validation},
+            "time": {"final_eval_s": self.final_eval_s},
+        }
+        if self.samples is not None:
+            out["samples"] = {"test": self.samples}
+        if self.predictions is not None:
+            out["predictions"] = self.predictions
+        return out
+
+
+class ProbeResults(Part):
+    """The probes_after phase: what fine-tuning cost elsewhere (`forgetting`) and what it gained (`learning`)."""
+
+    forgetting: dict[str, Any]
+    learning: dict[str, Any] | None = None
+    forgetting_s: float
+    predictions: dict[str, Any] | None = None  # rewritten with the probes' per-example outcomes
+
+    def fragment(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"forgetting": self.forgetting, "time": {"forgetting_s": self.forgetting_s}}
+        if self.learning is not None:
+            out["learning"] = self.learning
+        if self.predictions is not None:
+            out["predictions"] = self.predictions
+        return out
+
+
+class TrainingOutcome(Part):
+    """The measure phase: the training outcome (steps, losses, timing) and what it cost (speed, memory)."""
+
+    steps: int
+    final_train_loss: float | None = None
+    curve: list[dict[str, Any]] = Field(default_factory=list)
+    train_s: float
+    validation_s: float | None = None
+    speed: Speed
+    memory: dict[str, Any]
+    samples_per_step: list[int] | None = None  # the global batch, under `train.distributed`
+
+    def fragment(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "metrics": {"final_train_loss": self.final_train_loss, "curve": self.curve},
+            "speed": self.speed.model_dump(),
+            "memory": self.memory,
+            "time": {"train_s": self.train_s, "validation_s": self.validation_s, "steps": self.steps},
+        }
+        if self.samples_per_step is not None:
+            out["distributed"] = {"samples_per_step": self.samples_per_step}
+        return out
+
+
+class PrunedOutcome(Part):
+    """A search trial stopped by its pruner: the last intermediate validation, no test score."""
+
+    validation: Scores | None = None
+    final_train_loss: float | None = None
+    curve: list[dict[str, Any]] = Field(default_factory=list)
+    train_s: float
+    steps: int
+
+    def fragment(self) -> dict[str, Any]:
+        metrics = {"test": None, "validation": self.validation, "final_train_loss": self.final_train_loss}
+        return {"metrics": {**metrics, "curve": self.curve}, "time": {"train_s": self.train_s, "steps": self.steps}}
+
+
+class Saved(Part):
+    """The save phase: the size of the saved safetensors and where a kept adapter or model went."""
+
+    size: Size
+    artifacts: dict[str, str] | None = None
+
+    def fragment(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"size": self.size.model_dump(exclude_unset=True)}
+        if self.artifacts is not None:
+            out["artifacts"] = self.artifacts
+        return out
+
+
+class Outcome(Part):
+    """How the run ended, from the recipe itself."""
+
+    status: Status
+    error: str | None = None
+    traceback: str | None = None
+    total_s: float | None = None  # None: not timed (a run process that died without a record)
+    finished_at: str | None = None
+
+    def fragment(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status, "error": self.error}
+        if self.traceback is not None:
+            out["traceback"] = self.traceback
+        if self.total_s is not None:
+            out["time"] = {"total_s": self.total_s, "finished_at": self.finished_at}
+        return out
+
+
+def _merge(into: dict[str, Any], fragment: dict[str, Any]) -> dict[str, Any]:
+    for key, value in fragment.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            into[key] = _merge(dict(into[key]), value)
+        else:
+            into[key] = value
+    return into
+
+
+def assemble(base: dict[str, Any], parts: list[Part]) -> RunRecord:
+    """The record: `base` (what is known before the run, see recipe.base_record) with each part's
+    fragment merged in, in the order the phases ran; validated (RecordError, one line)."""
+    record = copy.deepcopy(base)
+    for part in parts:
+        _merge(record, part.fragment())
+    record["schema_version"] = SCHEMA_VERSION
+    return validate(plain(record), where=f"record {record.get('run_id')}")
+
+
+def plain(value: Any) -> Any:
+    """`value` as plain JSON: non-finite floats as null (JSON has none), numpy scalars as numbers, paths as text."""
+    return json.loads(json.dumps(_finite(value), allow_nan=False, default=jsonable))
+
+
+def jsonable(value: Any) -> Any:
+    """`json.dump`'s fallback for what records hold besides plain JSON."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if hasattr(value, "item"):  # numpy / torch scalars
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+        try:
+            return _finite(value.item())
+        except (TypeError, ValueError):
+            return value
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 # ---------------------------------------------------------------- versions
 
 
@@ -269,16 +492,29 @@ __all__ = [
     "BuildInfo",
     "DataInfo",
     "Environment",
+    "Evaluation",
     "Metrics",
     "ModelInfo",
+    "Outcome",
     "ParamCounts",
+    "Part",
+    "ProbeResults",
+    "PrunedOutcome",
     "RecordError",
     "RunRecord",
+    "Saved",
     "Scores",
+    "SetupInfo",
     "Size",
     "Speed",
+    "StartInfo",
     "TaskInfo",
     "Timing",
+    "Tracked",
+    "TrainingOutcome",
+    "assemble",
+    "jsonable",
+    "plain",
     "task_info",
     "upgrade",
     "upgrade_1_to_2",

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from peftlab.record import FINISHED, SCHEMA_VERSION, STATUSES, RecordError, RunRecord, validate
+from peftlab.record import FINISHED, SCHEMA_VERSION, STATUSES, RecordError, RunRecord, jsonable, plain, validate
 
 __all__ = [
     "FINISHED",
@@ -50,7 +50,7 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=False, allow_nan=False, default=_jsonable)
+            json.dump(payload, fh, indent=2, sort_keys=False, allow_nan=False, default=jsonable)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -75,32 +75,13 @@ def publish_dir(tmp: Path, target: Path) -> None:
     os.rename(tmp, target)
 
 
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy / torch scalars
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN: store non-finite floats as null so every reader can parse the record."""
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def write_record(results_dir: Path, record: dict[str, Any] | RunRecord) -> Path:
     """Validate `record` (RecordError, one line, for a bad one: nothing is written) and write it atomically."""
     payload = record.as_json() if isinstance(record, RunRecord) else record
     run_id = payload.get("run_id") or "?"
-    plain = json.loads(json.dumps(_finite(payload), allow_nan=False, default=_jsonable))
-    plain["schema_version"] = SCHEMA_VERSION  # what this code writes, whatever the dict said
-    model = validate(plain, where=f"record {run_id}")
+    data = plain(payload)
+    data["schema_version"] = SCHEMA_VERSION  # what this code writes, whatever the dict said
+    model = validate(data, where=f"record {run_id}")
     path = record_path(results_dir, model.run_id)
     write_json_atomic(path, model.as_json())
     return path

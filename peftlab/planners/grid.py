@@ -8,19 +8,13 @@ new id instead of silently mixing old and new results.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 import time
 from typing import Any
 
 from peftlab.config import Experiment, MethodEntry, computed_config
+from peftlab.config.identity import json_digest
 from peftlab.planners.base import Assignment, RunSpec, fmt_duration
-
-
-def _hash(payload: Any) -> str:
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def with_alpha_ratio(params: dict[str, Any], ratio: float | None) -> dict[str, Any]:
@@ -64,7 +58,7 @@ def make_plan(experiment: Experiment, only: list[str] | None = None) -> list[Run
         if only and entry.label not in only and entry.method not in only:
             continue
         for label, lr, params in _variants(entry):
-            config_hash = _hash({**shared, "method": entry.method, "lr": lr, "params": params})
+            config_hash = json_digest({**shared, "method": entry.method, "lr": lr, "params": params})
             slug = label.replace("[", "-").replace("]", "").replace(",", "-").replace("=", "")
             for seed in experiment.seeds:
                 runs.append(

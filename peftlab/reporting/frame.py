@@ -55,15 +55,10 @@ def ci95(values: Any) -> float:
 
     A t-interval rather than a bootstrap: with three seeds a bootstrap has nothing to resample.
     """
-    from scipy import stats
+    from peftlab.crossed import seed_interval
 
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    n = len(values)
-    if n < 2:
-        return float("nan")
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n))
+    low, high = seed_interval([float(v) for v in values if v is not None], 0.95)
+    return (high - low) / 2
 
 
 def forgetting_probes(frame: Any) -> list[str]:
