@@ -159,6 +159,10 @@ def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def records_frame(records: list[dict[str, Any]]) -> Any:
+    """One row per record, one column per dotted path (`metrics.test.accuracy`), by `pandas.json_normalize`.
+
+    Lists (the curve, label names) stay one cell; a split a record has no scores for is NaN.
+    """
     import pandas as pd
 
-    return pd.DataFrame([flatten(r) for r in records])
+    return pd.json_normalize(records, sep=".")

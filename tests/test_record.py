@@ -140,3 +140,141 @@ def test_load_records_reports_each_unreadable_file_and_keeps_the_rest(tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(line.startswith("peftlab: skipped ") for line in err)
     assert "Traceback" not in "".join(err)
+
+
+# ---------------------------------------------------------------- the phases' parts and the assembly
+
+
+def _base() -> dict:
+    """What recipe.base_record knows before a run (the keys the parts fill are there, empty)."""
+    return {
+        **minimal("lora-s0-abc", status="failed"),
+        "task": {"name": "classification", "primary": "accuracy", "direction": "max"},
+        "hyperparameters": {"lr": 1e-3, "r": 4},
+        "model": {"spec": "builtin:tiny"},
+        "metrics": {},
+        "params": {},
+        "memory": {},
+        "speed": {},
+        "time": {"started_at": "2026-01-01T00:00:00+00:00"},
+        "size": {},
+        "env": {"pid": 1},
+    }
+
+
+def _finished_parts() -> list:
+    import numpy as np
+
+    from peftlab.record import BuildInfo, Evaluation, Outcome, Saved, SetupInfo, TrainingOutcome
+
+    return [
+        SetupInfo(device={"type": "cpu"}),
+        BuildInfo(
+            params={"trainable": np.int64(10), "total": 100, "trainable_pct": 10.0},
+            model_type="bert",
+            dtype="torch.float32",
+            targets={"resolved_target_modules": ["query"]},
+            build_s=0.5,
+        ),
+        Evaluation(test={"accuracy": np.float64(0.75), "n": 8}, validation={"accuracy": 0.5}, final_eval_s=0.1),
+        TrainingOutcome(
+            steps=4,
+            final_train_loss=float("nan"),  # JSON has no NaN: null
+            curve=[{"step": 4, "train_loss": 0.7}],
+            train_s=1.0,
+            validation_s=0.2,
+            speed={"train_tokens_per_s": 10.0, "latency_ms_bs1": float("nan")},
+            memory={"device": "cpu", "peak_mb": 5.0},
+        ),
+        Saved(size={"saved_bytes": 1024, "saved_mb": 0.001, "what": "adapter"}, artifacts={"adapter": "/tmp/a"}),
+        Outcome(status="ok", total_s=2.0, finished_at="2026-01-01T00:00:02+00:00"),
+    ]
+
+
+def test_the_record_is_assembled_from_the_parts_the_phases_return(tmp_path):
+    from peftlab.record import assemble
+
+    base = _base()
+    record = assemble(base, _finished_parts())
+    assert base["metrics"] == {} and base["status"] == "failed"  # the base is not written into
+    data = record.as_json()
+    assert data["status"] == "ok" and data["error"] is None and "traceback" not in data
+    assert data["metrics"] == {
+        "test": {"accuracy": 0.75, "n": 8},
+        "validation": {"accuracy": 0.5},
+        "final_train_loss": None,
+        "curve": [{"step": 4, "train_loss": 0.7}],
+    }
+    assert data["params"]["trainable"] == 10 and data["env"] == {"pid": 1, "device": {"type": "cpu"}}
+    assert data["hyperparameters"] == {"lr": 1e-3, "r": 4, "resolved_target_modules": ["query"]}
+    assert data["model"] == {"spec": "builtin:tiny", "model_type": "bert", "dtype": "torch.float32"}
+    assert data["time"]["started_at"] and data["time"]["steps"] == 4 and data["time"]["total_s"] == 2.0
+    assert data["speed"]["latency_ms_bs1"] is None and data["artifacts"] == {"adapter": "/tmp/a"}
+    assert read_record(write_record(tmp_path, record)) == data
+
+
+def test_a_pruned_or_failed_run_keeps_what_was_measured_before_it_stopped():
+    from peftlab.record import Outcome, PrunedOutcome, SetupInfo, assemble
+
+    pruned = PrunedOutcome(validation={"accuracy": 0.4}, final_train_loss=0.9, curve=[], train_s=1.0, steps=2)
+    data = assemble(_base(), [SetupInfo(device={"type": "cpu"}), pruned, Outcome(status="pruned", error="at 2")])
+    data = data.as_json()
+    assert data["metrics"]["test"] is None and data["metrics"]["validation"] == {"accuracy": 0.4}
+    assert data["time"] == {"started_at": "2026-01-01T00:00:00+00:00", "train_s": 1.0, "steps": 2}
+    failed = assemble(_base(), [Outcome(status="failed", error="RuntimeError: x", traceback="Traceback ...")])
+    assert failed.status == "failed" and failed.traceback == "Traceback ..." and failed.metrics.test is None
+
+
+def test_a_part_of_the_wrong_type_is_refused_where_the_phase_returns_it():
+    from pydantic import ValidationError
+
+    from peftlab.record import BuildInfo, Evaluation
+
+    with pytest.raises(ValidationError):
+        BuildInfo(params={"trainable": "many"}, build_s=0.1)
+    with pytest.raises(ValidationError):
+        Evaluation(test=0.8, final_eval_s=0.1)
+
+
+def test_the_protocol_block_is_a_pure_function_of_the_finished_record():
+    from peftlab.planners.tuned import stamp
+
+    block = {"tuned": True, "chosen": {"lr": 0.01, "r": 4}, "trials": 2}
+    record = {**minimal(), "hyperparameters": {"lr": 0.01, "r": 4, "alpha": 8.0}}
+    before = copy.deepcopy(record)
+    added = stamp(block)(record)
+    assert record == before  # derived, never written into the record
+    assert added == {"protocol": {**block, "as_chosen": True}}
+    assert stamp(block)({**record, "hyperparameters": {"lr": 0.02, "r": 4}})["protocol"]["as_chosen"] is False
+    untuned = {"tuned": False, "why": "not trained: nothing to tune"}
+    assert stamp(untuned)(record) == {"protocol": untuned}
+
+
+def test_the_trial_block_is_a_pure_function_of_the_finished_record():
+    from types import SimpleNamespace
+
+    from peftlab.planners.optuna_search import trial_block
+
+    experiment = SimpleNamespace(search=SimpleNamespace(objectives=[("val_accuracy", "maximize")]))
+    static = {"number": 3, "study": "demo-1234", "params": {"lr": 0.01}}
+    ok = {**minimal(), "metrics": {"validation": {"accuracy": 0.7}}}
+    before = copy.deepcopy(ok)
+    block = trial_block(experiment, static, ok)
+    assert ok == before
+    assert block == {
+        **static,
+        "state": "COMPLETE",
+        "values": {"val_accuracy": 0.7},
+        "directions": {"val_accuracy": "maximize"},
+    }
+    assert trial_block(experiment, static, {**ok, "metrics": {}})["state"] == "FAIL"  # ok but no objective value
+    assert trial_block(experiment, static, {**ok, "status": "pruned"})["state"] == "PRUNED"
+
+
+def test_records_flatten_with_json_normalize_to_the_paths_reports_read(tmp_path):
+    from peftlab.results import records_frame
+
+    frame = records_frame([read_record(V1), {**read_record(V1), "run_id": "b", "metrics": {"test": None}}])
+    assert frame.loc[0, "metrics.test.accuracy"] == v1()["metrics"]["test"]["accuracy"]
+    assert frame.loc[0, "config.train.steps"] == 60 and frame.loc[0, "task.primary"] == "accuracy"
+    assert frame["metrics.test.accuracy"].isna().tolist() == [False, True]
