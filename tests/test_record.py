@@ -278,3 +278,19 @@ def test_records_flatten_with_json_normalize_to_the_paths_reports_read(tmp_path)
     assert frame.loc[0, "metrics.test.accuracy"] == v1()["metrics"]["test"]["accuracy"]
     assert frame.loc[0, "config.train.steps"] == 60 and frame.loc[0, "task.primary"] == "accuracy"
     assert frame["metrics.test.accuracy"].isna().tolist() == [False, True]
+
+
+def test_the_report_names_each_unreadable_record_in_one_line_and_reports_the_rest(tmp_path, capsys):
+    from peftlab.report import main as report_main
+    from tests.test_report import make_records
+
+    results = make_records(tmp_path / "plain", sweep=False, forgetting=False, seeds=(0, 1))
+    (runs_dir(results) / "torn.json").write_text("{")
+    (runs_dir(results) / "future.json").write_text(json.dumps({**minimal("future"), "schema_version": 99}))
+    assert report_main([str(results)]) == 0
+    err = capsys.readouterr().err
+    skipped = [line for line in err.splitlines() if line.startswith("peftlab: skipped ")]
+    assert len(skipped) == 2 and "Traceback" not in err
+    assert any("torn.json: not JSON" in line for line in skipped)
+    assert any("future.json: schema_version 99" in line for line in skipped)
+    assert (results / "summary.csv").is_file()
