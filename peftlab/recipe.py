@@ -81,19 +81,24 @@ def execute_run(
         if part is not None:
             parts.append(part)
     finished = datetime.now(UTC).isoformat(timespec="seconds")
-    ended = Outcome(
-        status=status, error=error, traceback=trace, total_s=time.perf_counter() - started, finished_at=finished
+    total_s = time.perf_counter() - started
+    record = _assembled(
+        base, parts, Outcome(status=status, error=error, traceback=trace, total_s=total_s, finished_at=finished)
     )
-    try:
-        record = assemble(base, [*parts, ended]).as_json()
-    except RecordError as err:  # a phase measured something the record cannot hold: the run failed, say why
-        ended = Outcome(status="failed", error=str(err), total_s=ended.total_s, finished_at=finished)
-        record = assemble(base, [ended]).as_json()
     if on_record is not None:
         record.update(on_record(record))
     _publish(ws, record, trackers)
     _stop_launch_on_failure(ws, record)
     return record
+
+
+def _assembled(base: dict[str, Any], parts: list[Part], ended: Outcome) -> dict[str, Any]:
+    """The record from its base and the phases' parts; a run whose parts make no valid record failed, saying why."""
+    try:
+        return assemble(base, [*parts, ended]).as_json()
+    except RecordError as err:
+        failed = Outcome(status="failed", error=str(err), total_s=ended.total_s, finished_at=ended.finished_at)
+        return assemble(base, [failed]).as_json()
 
 
 def _ending(err: Exception) -> tuple[str, str | None, str | None, Part | None]:
@@ -240,16 +245,11 @@ def build(run: Run) -> BuildInfo:
         model.to(run.device)
     # data-aware initialisation (EVA, LoRA-GA), before anything is counted
     calibrate_s = _calibrate(run, model, ctx) if method.calibrate is not None else None
-    targets = {}
-    if getattr(model, "peft_config", None):  # resolved layers, and whether a fused q/k/v projection is one
-        from peftlab.methods.targets import describe_targets
-
-        targets = describe_targets(model)
     built = BuildInfo(
         params=count_parameters(model),
         model_type=model.config.model_type if hasattr(model, "config") else None,
         dtype=str(next(model.parameters()).dtype),
-        targets=targets,
+        targets=_targets(model),
         calibrate_s=calibrate_s,
         build_s=time.perf_counter() - started,
     )
@@ -259,6 +259,15 @@ def build(run: Run) -> BuildInfo:
         wrapped = run.ranks.wrap(model, method.full_model)
         run.train_model = torch.compile(wrapped) if cfg.compile else wrapped
     return built
+
+
+def _targets(model: Any) -> dict[str, Any]:
+    """A peft model's resolved layers, and whether a fused q/k/v projection is one; nothing for others."""
+    if not getattr(model, "peft_config", None):
+        return {}
+    from peftlab.methods.targets import describe_targets
+
+    return describe_targets(model)
 
 
 class _DeviceBatches(Sequence[dict[str, Any]]):

@@ -187,7 +187,7 @@ class GridPlanner:
         return 1 if self.statuses.get("failed") else 0
 
     def _shared_statuses(self) -> dict[str, int]:
-        from peftlab.results import read_record, record_path
+        from peftlab.results import RecordError, read_record, record_path
 
         assert self.cursor is not None
         statuses: dict[str, int] = {}
@@ -195,7 +195,10 @@ class GridPlanner:
         for index, spec in enumerate(self.plan):
             path = record_path(results_dir, spec.run_id)
             if self.cursor.ran[index] and path.is_file():
-                status = read_record(path).get("status", "failed")
+                try:
+                    status = read_record(path).get("status", "failed")
+                except RecordError:  # unreadable: counted as a failure to retry, like a missing record
+                    status = "failed"
                 statuses[status] = statuses.get(status, 0) + 1
         return statuses
 

@@ -14,7 +14,6 @@ params. Optuna itself is imported lazily: validation and `--dry-run` never load 
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -396,7 +395,7 @@ def recover_stale(
 
 def _record_of(experiment: Experiment, trial: Any) -> dict[str, Any] | None:
     """The record a trial's run left, if a whole one exists."""
-    from peftlab.results import read_record, record_path
+    from peftlab.results import RecordError, read_record, record_path
 
     run_id = trial.user_attrs.get("run_id")
     path = record_path(experiment.results_dir(), run_id) if run_id else None
@@ -404,7 +403,7 @@ def _record_of(experiment: Experiment, trial: Any) -> dict[str, Any] | None:
         return None
     try:
         return read_record(path)
-    except (OSError, json.JSONDecodeError):
+    except RecordError:  # torn, invalid or of a newer schema: as if there were none
         return None
 
 
@@ -445,9 +444,20 @@ def _fmt_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "no trials yet"
 
 
+def _readable(path: Any) -> dict[str, Any]:
+    """The record at `path`; {} where there is none or it cannot be read (said in one line)."""
+    from peftlab.results import RecordError, read_record
+
+    try:
+        return read_record(path) if path.is_file() else {}
+    except RecordError as err:  # the summary goes on without this trial's test score
+        print(f"peftlab: {err}", file=sys.stderr)
+        return {}
+
+
 def summarise(experiment: Experiment, url: str) -> int:
     """Best trial (or Pareto front) by validation, with its test score from the record; search.json."""
-    from peftlab.results import read_record, record_path, write_json_atomic
+    from peftlab.results import record_path, write_json_atomic
 
     storage = open_storage(url)
     study = load_study(experiment, storage)
@@ -459,7 +469,7 @@ def summarise(experiment: Experiment, url: str) -> int:
     if counts.get("COMPLETE"):
         for trial in study.best_trials:
             path = record_path(experiment.results_dir(), trial.user_attrs.get("run_id", ""))
-            record = read_record(path) if path.is_file() else {}
+            record = _readable(path)
             test = (record.get("metrics") or {}).get("test") or {}
             best.append(
                 {
