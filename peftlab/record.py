@@ -67,7 +67,7 @@ class DataInfo(_Section):
     fingerprint: str | None = None
     sizes: dict[str, int] = Field(default_factory=dict)
     num_labels: int | None = None
-    label_names: list[str] = Field(default_factory=list)
+    label_names: list[str] | None = Field(default_factory=list)  # none for a task without classes
     max_length: int | None = None
 
 

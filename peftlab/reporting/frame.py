@@ -16,7 +16,7 @@ METRIC_COLUMNS = {
     "metrics.test.accuracy": "test_accuracy",
     "metrics.test.f1_macro": "test_f1_macro",
     "metrics.validation.accuracy": "val_accuracy",
-    "learning.gain": "learning_gain",  # target score after training − baseline (see peftlab/forgetting.py)
+    "learning.gain": "learning_gain",  # target score after training − baseline (see peftlab/probes/suite.py)
 }
 
 
@@ -45,7 +45,7 @@ COST_COLUMNS = {
     "size.saved_mb": "saved_mb",
     "time.train_s": "train_s",
 }
-# forgetting.<probe>.delta: the amount forgotten, positive = worse (see peftlab/forgetting.py)
+# forgetting.<probe>.delta: the amount forgotten, positive = worse (see peftlab/probes/suite.py)
 FORGETTING = re.compile(r"^forgetting\.(?P<probe>.+)\.delta$")
 _GRID_TAG = re.compile(r"\[(?P<tag>[^\]]*)\]$")
 
