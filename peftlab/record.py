@@ -154,8 +154,8 @@ class RunRecord(BaseModel):
     run_id: str = Field(min_length=1)
     experiment: str | None = None
     label: str | None = None
-    method: str
-    seed: int
+    method: str | None = None
+    seed: int | None = None
     status: Status
     error: str | None = None
     traceback: str | None = None
