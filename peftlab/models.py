@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from peftlab.config.schema import closest
 from peftlab.errors import ModelSourceError
-from peftlab.schema import closest
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,12 @@
 """One run as a recipe: setup → start_from → build → probes before → train → evaluate → probes after → measure → save.
 
 Each phase is a short function over `Run`, the run in progress, and the recipe is the list of
-phases read top to bottom (torchtune-style). The training loop itself stays in train.py; the
-plugins a phase uses are found in their registries: methods/, tasks/, probes/.
+phases read top to bottom (torchtune-style). A phase returns what it produced as a typed part
+(peftlab/record.py: `BuildInfo`, `Evaluation`, `ProbeResults`, `TrainingOutcome`, ...) or None;
+`Run` carries only what later phases need (the model, the device, the scores). The recipe
+assembles the record from its base and the parts at the end, validated, whatever the outcome.
+The training loop itself stays in train.py; the plugins a phase uses are found in their
+registries: methods/, tasks/, probes/.
 
 `execute_run` always writes a record, whatever happens (status ok / diverged / oom / pruned /
 failed): a failing run is a result, and the experiment goes on.
@@ -20,6 +24,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from peftlab.config import computed_config
+from peftlab.record import (
+    BuildInfo,
+    Evaluation,
+    Outcome,
+    Part,
+    ProbeResults,
+    PrunedOutcome,
+    RecordError,
+    Saved,
+    SetupInfo,
+    StartInfo,
+    Tracked,
+    TrainingOutcome,
+    assemble,
+)
 from peftlab.results import write_record
 
 if TYPE_CHECKING:
@@ -39,37 +58,59 @@ def execute_run(
 ) -> dict:
     """Make one run through the phases and write its record, whatever the outcome.
 
-    `report` is handed to the loop (a search's pruner); `on_record` may add to the record just
-    before it is written, so that a search trial's record is complete in one atomic write;
+    `report` is handed to the loop (a search's pruner); `on_record` derives the planner's own
+    blocks (a trial's, a protocol's) from the finished record, added before the one atomic write;
     `threads` is the executor's share of the cores when `train.threads` is unset.
     """
-    from peftlab.train import Diverged, Pruned
-
-    record = base_record(ws, spec)
+    base = base_record(ws, spec)
     started = time.perf_counter()
-    trackers = _open_trackers(ws, spec, record)
+    trackers, parts = _open_trackers(ws, spec, base), []
+    if trackers is not None:
+        parts.append(Tracked(trackers=trackers.where()))  # where to find the run in each tracker
     try:
-        run = Run(ws, spec, record, position, quiet, report, threads, trackers)
+        run = Run(ws, spec, position, quiet, report, threads, trackers)
         for phase in PHASES:
-            phase(run)
-        record["status"] = "ok"
-    except Diverged as err:
-        record["status"], record["error"] = "diverged", str(err)
-    except Pruned as err:
-        record["status"], record["error"] = "pruned", str(err)
+            part = phase(run)
+            if part is not None:
+                parts.append(part)
+        status, error, trace = "ok", None, None
     except KeyboardInterrupt:
         raise
     except Exception as err:  # a failing run is a result; the experiment goes on
-        record["status"] = "oom" if _is_oom(err) else "failed"
-        record["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
-        record["traceback"] = traceback.format_exc(limit=12)
-    record["time"]["total_s"] = time.perf_counter() - started
-    record["time"]["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+        status, error, trace, part = _ending(err)
+        if part is not None:
+            parts.append(part)
+    finished = datetime.now(UTC).isoformat(timespec="seconds")
+    total_s = time.perf_counter() - started
+    record = _assembled(
+        base, parts, Outcome(status=status, error=error, traceback=trace, total_s=total_s, finished_at=finished)
+    )
     if on_record is not None:
-        on_record(record)
+        record.update(on_record(record))
     _publish(ws, record, trackers)
     _stop_launch_on_failure(ws, record)
     return record
+
+
+def _assembled(base: dict[str, Any], parts: list[Part], ended: Outcome) -> dict[str, Any]:
+    """The record from its base and the phases' parts; a run whose parts make no valid record failed, saying why."""
+    try:
+        return assemble(base, [*parts, ended]).as_json()
+    except RecordError as err:
+        failed = Outcome(status="failed", error=str(err), total_s=ended.total_s, finished_at=ended.finished_at)
+        return assemble(base, [failed]).as_json()
+
+
+def _ending(err: Exception) -> tuple[str, str | None, str | None, Part | None]:
+    """How an exception ends a run: (status, error, traceback, the part measured before it, if any)."""
+    from peftlab.train import Diverged, Pruned
+
+    if isinstance(err, Diverged):
+        return "diverged", str(err), None, None
+    if isinstance(err, Pruned):  # keep what was measured before the pruner stopped it
+        return "pruned", str(err), None, pruned_outcome(err.outcome)
+    first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return "oom" if _is_oom(err) else "failed", f"{type(err).__name__}: {first}", traceback.format_exc(limit=12), None
 
 
 @dataclass
@@ -78,7 +119,6 @@ class Run:
 
     ws: Workspace
     spec: RunSpec
-    record: dict[str, Any]
     position: tuple[int, int]
     quiet: bool
     report: Report | None = None
@@ -119,7 +159,7 @@ class Run:
 # ---------------------------------------------------------------- the phases
 
 
-def setup(run: Run) -> None:
+def setup(run: Run) -> SetupInfo:
     """Method, device, memory meter, evaluation context."""
     import torch
 
@@ -135,14 +175,14 @@ def setup(run: Run) -> None:
     if cfg.threads or run.threads:
         torch.set_num_threads(cfg.threads or run.threads)
     run.device = resolve_device(cfg.device)
+    distributed = None
     if cfg.distributed:  # one run over every process of the launch; every rank has planned before any writes
         from peftlab.distributed import start
 
         run.ranks = start(cfg.distributed, run.device)
         run.device = run.ranks.device
         run.ranks.barrier()
-        run.record["distributed"] = run.ranks.describe(cfg.batch_size)
-    run.record["env"]["device"] = device_info(run.device)
+        distributed = run.ranks.describe(cfg.batch_size)
     run.meter = MemoryMeter(run.device)
     run.eval_ctx = EvalContext(
         batch_size=cfg.eval_batch_size,
@@ -156,9 +196,10 @@ def setup(run: Run) -> None:
         metric=ws.experiment.data.metric,
         answer_extractor=ws.experiment.data.answer_extractor,
     )
+    return SetupInfo(device=device_info(run.device), distributed=distributed)
 
 
-def start_from(run: Run) -> None:
+def start_from(run: Run) -> StartInfo | None:
     """The model source: the experiment's model, or the `init_from:` stage's (trained by the first run that needs it).
 
     The run's own seed is set after the stage, so a run that trained stage A computes exactly
@@ -169,16 +210,16 @@ def start_from(run: Run) -> None:
     from peftlab.stages import stage_summary
 
     ws = run.ws
-    run.source = ws.model_source
+    run.source, started = ws.model_source, None
     if ws.stage is not None:
-        started = time.perf_counter()
+        t0 = time.perf_counter()
         run.source, run.checkpoint = ws.stage.start(ws.model_source, run.spec.seed, run.device, quiet=run.quiet)
-        run.record["time"]["init_from_s"] = time.perf_counter() - started
-        run.record["init_from"] = stage_summary(run.checkpoint)
+        started = StartInfo(init_from=stage_summary(run.checkpoint), init_from_s=time.perf_counter() - t0)
     set_seed(run.spec.seed)
+    return started
 
 
-def build(run: Run) -> None:
+def build(run: Run) -> BuildInfo:
     """Load the model (quantised where the method says so), let the method prepare it, count what trains."""
     import torch
 
@@ -186,7 +227,7 @@ def build(run: Run) -> None:
     from peftlab.methods import ModelContext
     from peftlab.tasks import model_task_type
 
-    ws, cfg, method, record = run.ws, run.cfg, run.method, run.record
+    ws, cfg, method = run.ws, run.cfg, run.method
     started = time.perf_counter()
     keep = ws.task.unquantized_modules(run.source, ws.data) if method.load_kwargs else ()
     run.load_kwargs = method.load_kwargs(run.params, run.device, keep) if method.load_kwargs else {}
@@ -204,21 +245,31 @@ def build(run: Run) -> None:
     sharded_later = run.ranks is not None and run.ranks.mode == "fsdp" and method.trains  # each rank moves its shard
     if not run.load_kwargs.get("device_map") and not sharded_later:
         model.to(run.device)
-    if method.calibrate is not None:  # data-aware initialisation (EVA, LoRA-GA), before anything is counted
-        record["time"]["calibrate_s"] = _calibrate(run, model, ctx)
-    record["params"] = count_parameters(model)
-    record["model"]["model_type"] = model.config.model_type if hasattr(model, "config") else None
-    record["model"]["dtype"] = str(next(model.parameters()).dtype)
-    if getattr(model, "peft_config", None):  # resolved layers, and whether a fused q/k/v projection is one
-        from peftlab.methods.targets import describe_targets
-
-        record["hyperparameters"].update(describe_targets(model))
-    record["time"]["build_s"] = time.perf_counter() - started
+    # data-aware initialisation (EVA, LoRA-GA), before anything is counted
+    calibrate_s = _calibrate(run, model, ctx) if method.calibrate is not None else None
+    built = BuildInfo(
+        params=count_parameters(model),
+        model_type=model.config.model_type if hasattr(model, "config") else None,
+        dtype=str(next(model.parameters()).dtype),
+        targets=_targets(model),
+        calibrate_s=calibrate_s,
+        build_s=time.perf_counter() - started,
+    )
     run.model = model
     run.forward_model = torch.compile(model) if cfg.compile else model
     if run.ranks is not None and method.trains:  # DDP wraps the model; FSDP shards it in place
         wrapped = run.ranks.wrap(model, method.full_model)
         run.train_model = torch.compile(wrapped) if cfg.compile else wrapped
+    return built
+
+
+def _targets(model: Any) -> dict[str, Any]:
+    """A peft model's resolved layers, and whether a fused q/k/v projection is one; nothing for others."""
+    if not getattr(model, "peft_config", None):
+        return {}
+    from peftlab.methods.targets import describe_targets
+
+    return describe_targets(model)
 
 
 class _DeviceBatches(Sequence[dict[str, Any]]):
@@ -266,7 +317,7 @@ def probes_before(run: Run) -> None:
 def train(run: Run) -> None:
     """The one training loop (train.py), validation every eval_every steps; skipped for a reference row."""
     from peftlab.tasks.batching import train_batches
-    from peftlab.train import Pruned, TrainOutcome, step_bar
+    from peftlab.train import TrainOutcome, step_bar
     from peftlab.train import train as train_loop
 
     ws, cfg, spec = run.ws, run.cfg, run.spec
@@ -297,22 +348,24 @@ def train(run: Run) -> None:
             log=run.trackers.log if run.trackers is not None else None,
         )
         run.meter.stop("train")
-    except Pruned as err:  # keep what was measured before the pruner stopped it
-        _record_pruned(run.record, err.outcome)
-        raise
     finally:
         bar.close()
 
 
-def _record_pruned(record: dict[str, Any], outcome: Any) -> None:
+def pruned_outcome(outcome: Any) -> PrunedOutcome:
+    """What a trial stopped by its pruner measured: its last intermediate validation, losses and time."""
     curve = outcome.curve
     last = {k.removeprefix("val_"): v for k, v in curve[-1].items() if k.startswith("val_")} if curve else None
-    record["metrics"] = {"test": None, "validation": last, "final_train_loss": outcome.final_train_loss}
-    record["metrics"]["curve"] = curve
-    record["time"].update({"train_s": outcome.train_time_s, "steps": outcome.steps_done})
+    return PrunedOutcome(
+        validation=last,
+        final_train_loss=outcome.final_train_loss,
+        curve=curve,
+        train_s=outcome.train_time_s,
+        steps=outcome.steps_done,
+    )
 
 
-def evaluate(run: Run) -> None:
+def evaluate(run: Run) -> Evaluation:
     """Final scores on test (per-example samples kept) and validation (the loop's last one when at the end)."""
     curve, steps = run.outcome.curve, run.cfg.steps
     run.meter.start()
@@ -330,12 +383,17 @@ def evaluate(run: Run) -> None:
     samples = run.test.pop("samples", None)
     if isinstance(run.validation, dict):
         run.validation.pop("samples", None)
-    if samples is not None:
-        run.record["samples"] = {"test": samples}
     from peftlab.predictions import write_predictions  # per-example outcomes beside the record, for paired stats
 
-    if _writes(run.ws):
-        run.record["predictions"] = write_predictions(run.ws.results_dir, run.spec.run_id, run.kept)
+    predictions = write_predictions(run.ws.results_dir, run.spec.run_id, run.kept) if _writes(run.ws) else None
+    return Evaluation(
+        test=run.test,
+        validation=run.validation,
+        final_eval_s=run.eval_s,
+        samples=samples,
+        predictions=predictions,
+        extra=run.extra,
+    )
 
 
 def _extra_splits(run: Run) -> dict[str, Any]:
@@ -344,40 +402,38 @@ def _extra_splits(run: Run) -> dict[str, Any]:
     They land in the record as `metrics.<name>` and their per-example outcomes in the predictions file.
     """
     extra = [name for name in run.ws.splits if name not in ("train", "validation", "test")]
-    return {name: run.evaluate(name) for name in extra}
+    scores = {name: run.evaluate(name) for name in extra}
+    for value in scores.values():
+        value.pop("samples", None)  # samples are kept for the test split only
+    return scores
 
 
-def probes_after(run: Run) -> None:
-    """The same probes on the tuned model; `forgetting` and `learning` go into the record."""
-    if run.probes is not None:
-        run.probes.after(run.model, run.test, run.record)
-        if run.probes.examples and _writes(run.ws):  # lm_eval's per-example outcomes join the predictions file
-            from peftlab.predictions import write_predictions
+def probes_after(run: Run) -> ProbeResults | None:
+    """The same probes on the tuned model: what was forgotten, and what was learned."""
+    if run.probes is None:
+        return None
+    results = run.probes.after(run.model, run.test)
+    if run.probes.examples and _writes(run.ws):  # lm_eval's per-example outcomes join the predictions file
+        from peftlab.predictions import write_predictions
 
-            run.kept.update(run.probes.examples)
-            run.record["predictions"] = write_predictions(run.ws.results_dir, run.spec.run_id, run.kept)
+        run.kept.update(run.probes.examples)
+        results.predictions = write_predictions(run.ws.results_dir, run.spec.run_id, run.kept)
+    return results
 
 
-def measure(run: Run) -> None:
+def measure(run: Run) -> TrainingOutcome:
     """Scores, speed (warm-up steps excluded), memory and time into the record; latency at batch size 1."""
     import numpy as np
 
     from peftlab.measure import step_time_stats
 
-    outcome, record, warm = run.outcome, run.record, run.cfg.timing_warmup_steps
+    outcome, warm = run.outcome, run.cfg.timing_warmup_steps
     past_warmup = len(outcome.step_times) > warm
     steady = slice(warm, None) if past_warmup else slice(None)
     steady_time = float(np.sum(outcome.step_times[steady])) if past_warmup else outcome.train_time_s
     steady_tokens = int(np.sum(outcome.step_tokens[steady]))
     steady_samples = int(np.sum(outcome.step_samples[steady]))
-    record["metrics"] = {
-        "test": run.test,
-        "validation": run.validation,
-        "final_train_loss": outcome.final_train_loss,
-        "curve": outcome.curve,
-        **run.extra,
-    }
-    record["speed"] = {
+    speed = {
         "train_tokens_per_s": steady_tokens / steady_time if steady_time > 0 else None,
         "train_samples_per_s": steady_samples / steady_time if steady_time > 0 else None,
         **step_time_stats(outcome.step_times, warm),
@@ -386,32 +442,34 @@ def measure(run: Run) -> None:
         "eval_tokens_per_s": run.test.get("tokens_per_s"),
         "padding_fraction": None,
     }
-    record["memory"] = run.meter.record()
+    memory = run.meter.record()
     if outcome.training_state is not None:  # CPU: what the method itself holds, beside the process's peak RSS
-        record["memory"]["training_state"] = outcome.training_state
+        memory["training_state"] = outcome.training_state
+    samples_per_step = None
     if run.ranks is not None:  # every rank's peaks, gathered (collective)
         from peftlab.measure import per_rank_memory
 
-        record["memory"] = per_rank_memory(run.ranks.gather(record["memory"]))
-        record["distributed"]["samples_per_step"] = sorted(set(outcome.step_samples))  # the global batch
-    record["time"].update(
-        {
-            "train_s": outcome.train_time_s,
-            "validation_s": outcome.eval_time_s,
-            "final_eval_s": run.eval_s,
-            "steps": outcome.steps_done,
-        }
+        memory = per_rank_memory(run.ranks.gather(memory))
+        samples_per_step = sorted(set(outcome.step_samples))  # the global batch
+    return TrainingOutcome(
+        steps=outcome.steps_done,
+        final_train_loss=outcome.final_train_loss,
+        curve=outcome.curve,
+        train_s=outcome.train_time_s,
+        validation_s=outcome.eval_time_s,
+        speed={**speed, **_inference_latency(run)},
+        memory=memory,
+        samples_per_step=samples_per_step,
     )
-    record["speed"].update(_inference_latency(run))
 
 
-def save(run: Run) -> None:
+def save(run: Run) -> Saved:
     """What `save:` asks for, atomically; the record's `size` is the saved safetensors' size either way."""
     state = run.ranks.full_state_dict(run.model) if run.ranks is not None and run.method.trains else None
     if _writes(run.ws):  # FSDP's whole state dict was gathered on every rank above; rank 0 saves it
-        run.record["size"] = _save_outputs(run.model, run.ws, run.spec, run.method, run.record, state)
-    else:  # another rank's record is never written; its summary line goes nowhere
-        run.record["size"] = {"saved_bytes": 0, "saved_mb": 0.0, "what": "saved by rank 0"}
+        return _save_outputs(run.model, run.ws, run.spec, run.method, state)
+    # another rank's record is never written; its summary line goes nowhere
+    return Saved(size={"saved_bytes": 0, "saved_mb": 0.0, "what": "saved by rank 0"})
 
 
 PHASES = (setup, start_from, build, probes_before, train, evaluate, probes_after, measure, save)
@@ -422,6 +480,7 @@ PHASES = (setup, start_from, build, probes_before, train, evaluate, probes_after
 
 def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
     from peftlab.environment import git_state, lock_digest, package_versions
+    from peftlab.record import task_info
 
     exp = ws.experiment
     return {
@@ -432,6 +491,7 @@ def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
         "seed": spec.seed,
         "status": "failed",
         "error": None,
+        "task": task_info(exp.task, exp.data.metric),  # what the run is scored by (schema version 2)
         "hyperparameters": {"lr": spec.lr, **spec.params},
         "config": {
             **computed_config(exp),
@@ -471,9 +531,7 @@ def _open_trackers(ws: Workspace, spec: RunSpec, record: dict[str, Any]) -> Any:
         return None
     from peftlab.loggers import open_trackers, run_info
 
-    trackers = open_trackers(ws.experiment.loggers, run_info(ws.experiment, spec, record))
-    record["trackers"] = trackers.where()  # where to find the run in each tracker
-    return trackers
+    return open_trackers(ws.experiment.loggers, run_info(ws.experiment, spec, record))
 
 
 def _publish(ws: Workspace, record: dict[str, Any], trackers: Any) -> None:
@@ -514,10 +572,8 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(err).lower()
 
 
-def _save_outputs(
-    model: Any, ws: Workspace, spec: RunSpec, method: Any, record: dict[str, Any], state: dict | None = None
-) -> dict[str, Any]:
-    """Save what the experiment's `save:` asks for (atomically) and return the record's `size` entry.
+def _save_outputs(model: Any, ws: Workspace, spec: RunSpec, method: Any, state: dict | None = None) -> Saved:
+    """Save what the experiment's `save:` asks for (atomically): the record's `size`, and where it went.
 
     The size is that of the saved safetensors whether or not they are kept: an adapter method's
     adapter (with a trained head, if any), a full fine-tune's whole model. `state`: the whole
@@ -532,13 +588,13 @@ def _save_outputs(
     extra = {"state_dict": state} if state is not None else {}
 
     if not method.trains:
-        return {"saved_bytes": 0, "saved_mb": 0.0, "what": "nothing (the base model as loaded)"}
+        return Saved(size={"saved_bytes": 0, "saved_mb": 0.0, "what": "nothing (the base model as loaded)"})
     what = "full model" if method.full_model else "adapter (incl. trained head)"
     save = ws.experiment.save
     keep = save.full_models if method.full_model else save.adapters
     if not keep:
         size = saved_size_bytes(model, **extra)
-        return {"saved_bytes": size, "saved_mb": size / MB, "what": what}
+        return Saved(size={"saved_bytes": size, "saved_mb": size / MB, "what": what})
     folder = ws.results_dir / save.dir
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / spec.run_id
@@ -557,8 +613,8 @@ def _save_outputs(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    record["artifacts"] = {"full_model" if method.full_model else "adapter": str(target)}
-    return {"saved_bytes": size, "saved_mb": size / MB, "what": what}
+    artifacts = {"full_model" if method.full_model else "adapter": str(target)}
+    return Saved(size={"saved_bytes": size, "saved_mb": size / MB, "what": what}, artifacts=artifacts)
 
 
 def _inference_latency(run: Run) -> dict[str, Any]:

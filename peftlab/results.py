@@ -1,24 +1,40 @@
 """Run records: one self-describing JSON file per run, written atomically.
 
 A record is the unit of truth: tables, figures and the paper are derived from records only.
-A reader never sees a half-written file, because records are renamed into place.
+A reader never sees a half-written file, because records are renamed into place. A record is
+validated against its model (peftlab/record.py, docs/record.md) when it is written and when it
+is read; an older `schema_version` is upgraded on read, a newer one refused with one line.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
-# outcomes that a re-run would reproduce; `failed` and `killed` (a SIGKILL with no sign of the OOM
-# killer, see peftlab/oom.py) are retried. `pruned`: a search trial stopped early by its pruner on
-# an intermediate validation score (a decision, so not repeated).
-FINISHED = ("ok", "diverged", "oom", "pruned")
-STATUSES = ("ok", "diverged", "oom", "pruned", "failed", "killed")
+from peftlab.record import FINISHED, SCHEMA_VERSION, STATUSES, RecordError, RunRecord, jsonable, plain, validate
+
+__all__ = [
+    "FINISHED",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "RecordError",
+    "Unreadable",
+    "finished_record",
+    "load_records",
+    "read_record",
+    "read_run_record",
+    "record_path",
+    "records_frame",
+    "write_record",
+]
+
+# what `load_records` does with a file it cannot read: (path, one-line reason)
+Unreadable = Callable[[Path, str], None]
 
 
 def runs_dir(results_dir: Path) -> Path:
@@ -34,7 +50,7 @@ def write_json_atomic(path: Path, payload: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=2, sort_keys=False, allow_nan=False, default=_jsonable)
+            json.dump(payload, fh, indent=2, sort_keys=False, allow_nan=False, default=jsonable)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
@@ -59,36 +75,35 @@ def publish_dir(tmp: Path, target: Path) -> None:
     os.rename(tmp, target)
 
 
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy / torch scalars
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN: store non-finite floats as null so every reader can parse the record."""
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def write_record(results_dir: Path, record: dict[str, Any]) -> Path:
-    if record.get("status") not in STATUSES:
-        raise ValueError(f"record status must be one of {STATUSES}, got {record.get('status')!r}")
-    path = record_path(results_dir, record["run_id"])
-    write_json_atomic(path, _finite({"schema_version": SCHEMA_VERSION, **record}))
+def write_record(results_dir: Path, record: dict[str, Any] | RunRecord) -> Path:
+    """Validate `record` (RecordError, one line, for a bad one: nothing is written) and write it atomically."""
+    payload = record.as_json() if isinstance(record, RunRecord) else record
+    run_id = payload.get("run_id") or "?"
+    data = plain(payload)
+    data["schema_version"] = SCHEMA_VERSION  # what this code writes, whatever the dict said
+    model = validate(data, where=f"record {run_id}")
+    path = record_path(results_dir, model.run_id)
+    write_json_atomic(path, model.as_json())
     return path
 
 
+def read_run_record(path: Path) -> RunRecord:
+    """The record at `path`, upgraded to this schema version and validated; RecordError (one line) if it cannot be."""
+    try:
+        with open(path) as fh:
+            raw = json.load(fh)
+    except OSError as err:
+        raise RecordError(f"{path}: cannot be read ({err.strerror or err})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RecordError(f"{path}: not JSON ({err})") from None
+    if not isinstance(raw, dict):
+        raise RecordError(f"{path}: not a record (a JSON {type(raw).__name__}, not an object)")
+    return validate(raw, where=str(path))
+
+
 def read_record(path: Path) -> dict[str, Any]:
-    with open(path) as fh:
-        return json.load(fh)
+    """`read_run_record` as the plain dict every reader indexes (`record["metrics"]["test"]`)."""
+    return read_run_record(path).as_json()
 
 
 def finished_record(results_dir: Path, run_id: str) -> dict[str, Any] | None:
@@ -97,19 +112,34 @@ def finished_record(results_dir: Path, run_id: str) -> dict[str, Any] | None:
         return None
     try:
         record = read_record(path)
-    except (OSError, json.JSONDecodeError):
+    except RecordError:
         return None
     return record if record.get("status") in FINISHED else None
 
 
-def load_records(results_dirs: Iterable[Path], run_ids: set[str] | None = None) -> list[dict[str, Any]]:
-    """Every readable record under the given experiment folders (optionally only `run_ids`)."""
+def skipped_line(path: Path, reason: str) -> None:
+    """The default for an unreadable record: one line on stderr naming the file and why it is skipped."""
+    reason = reason if reason.startswith(str(path)) else f"{path}: {reason}"
+    print(f"peftlab: skipped {reason}", file=sys.stderr)
+
+
+def load_records(
+    results_dirs: Iterable[Path], run_ids: set[str] | None = None, *, unreadable: Unreadable | None = skipped_line
+) -> list[dict[str, Any]]:
+    """Every readable record under the given experiment folders (optionally only `run_ids`).
+
+    A file that cannot be read (not JSON, an invalid record, a schema version this peftlab does
+    not read) is reported to `unreadable` with its one-line reason and left out: by default one
+    line on stderr, never a traceback and never silently.
+    """
     records = []
     for results_dir in results_dirs:
         for path in sorted(runs_dir(Path(results_dir)).glob("*.json")):
             try:
                 record = read_record(path)
-            except (OSError, json.JSONDecodeError):
+            except RecordError as err:
+                if unreadable is not None:
+                    unreadable(path, str(err))
                 continue
             if run_ids is None or record.get("run_id") in run_ids:
                 records.append(record)
@@ -129,6 +159,10 @@ def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def records_frame(records: list[dict[str, Any]]) -> Any:
+    """One row per record, one column per dotted path (`metrics.test.accuracy`), by `pandas.json_normalize`.
+
+    Lists (the curve, label names) stay one cell; a split a record has no scores for is NaN.
+    """
     import pandas as pd
 
-    return pd.DataFrame([flatten(r) for r in records])
+    return pd.json_normalize(records, sep=".")

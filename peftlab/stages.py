@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from peftlab.config.stages import InitFromConfig
+from peftlab.environment import device_type
 from peftlab.models import file_lock
-from peftlab.probes.base import RunContext, classification_splits, device_type, digest, eval_mode, predict
+from peftlab.probes.base import RunContext, classification_splits, digest, eval_mode, predict
 from peftlab.probes.previous_task import HEAD_FILE, META_FILE
 from peftlab.probes.suite import source_base_dir
 

@@ -153,12 +153,10 @@ def _macro_f1(counts: np.ndarray) -> np.ndarray:
 
 
 def _t_interval(values: np.ndarray, level: float) -> tuple[float, float]:
-    from scipy import stats
+    """The t-interval over seeds: the statistics engine's one (crossed.seed_interval)."""
+    from peftlab.crossed import seed_interval
 
-    if len(values) < 2:
-        return math.nan, math.nan
-    half = stats.t.ppf(0.5 + level / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return float(values.mean() - half), float(values.mean() + half)
+    return seed_interval(values, level)
 
 
 # ---------------------------------------------------------------- two methods, paired

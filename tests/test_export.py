@@ -54,8 +54,9 @@ def test_merged_classifier_keeps_its_trained_head(experiment_file, tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from peftlab.config import load_experiment
-    from peftlab.plan import make_plan
-    from peftlab.runner import execute_run, prepare_workspace
+    from peftlab.execute.workspace import prepare_workspace
+    from peftlab.planners.grid import make_plan
+    from peftlab.recipe import execute_run
 
     experiment = load_experiment(experiment_file("  - method: lora\n    lr: 1.0e-2\n", steps=2))
     ws = prepare_workspace(experiment)

@@ -76,7 +76,7 @@ def test_config_errors_are_one_line_and_name_the_allowed_probes(experiment_file,
 
 
 def test_run_ids_change_only_when_the_experiment_has_probes(experiment_file, topic_dataset):
-    from peftlab.plan import make_plan
+    from peftlab.planners.grid import make_plan
 
     plain = make_plan(load_experiment(experiment_file()))[0].run_id
     again = make_plan(load_experiment(experiment_file(extra="forgetting: []\n")))[0].run_id
@@ -86,7 +86,7 @@ def test_run_ids_change_only_when_the_experiment_has_probes(experiment_file, top
 
 def test_old_and_new_spelling_of_the_stage_give_the_same_experiment_and_run_ids(experiment_file, topic_dataset):
     from peftlab.config import computed_config
-    from peftlab.plan import make_plan
+    from peftlab.planners.grid import make_plan
 
     old = load_experiment(experiment_file(extra=_probes(topic_dataset)))
     both = "  - probe: linear_probe\n    source: {topic}\n    max_length: 32\n  - probe: previous_task\n"
@@ -134,8 +134,9 @@ def test_a_stage_needs_a_classification_experiment(tiny_llama, tmp_path):
 
 
 def _run(experiment_file, topic: Path, methods: str, *, steps: int, extra: str | None = None) -> list[dict]:
-    from peftlab.plan import make_plan
-    from peftlab.runner import execute_run, prepare_workspace
+    from peftlab.execute.workspace import prepare_workspace
+    from peftlab.planners.grid import make_plan
+    from peftlab.recipe import execute_run
 
     experiment = load_experiment(experiment_file(methods, steps=steps, extra=extra or _probes(topic)))
     ws = prepare_workspace(experiment)
@@ -207,7 +208,7 @@ def test_full_finetuning_at_a_high_learning_rate_forgets_more(tiny_bert, tiny_da
 def _run_context(seed: int = 0, checkpoint: Path | None = None):
     import contextlib
 
-    from peftlab.forgetting import RunContext
+    from peftlab.probes import RunContext
 
     return RunContext("cpu", contextlib.nullcontext, 0, "right", seed, checkpoint)
 
@@ -219,7 +220,8 @@ def probe_tokenizer(tiny_bert: Path):
 
 
 def _linear_probe(tiny_bert: Path, topic: Path):
-    from peftlab.forgetting import LinearProbe, LinearProbeParams
+    from peftlab.config.probes import LinearProbeParams
+    from peftlab.probes.linear_probe import LinearProbe
 
     params = LinearProbeParams(source=str(topic), max_length=32, train_limit=100, test_limit=60)
     return LinearProbe(params, probe_tokenizer(tiny_bert), None)
@@ -236,8 +238,9 @@ def _classifier(tiny_bert: Path):
 
 @pytest.mark.parametrize("method", ["prompt_tuning", "prefix_tuning", "lora"])
 def test_before_is_the_base_model_even_for_prompt_and_prefix_tuning(tiny_bert, topic_dataset, method):
-    from peftlab.forgetting import base_model_view, pooled_features
     from peftlab.methods import ModelContext, get_method
+    from peftlab.probes import base_model_view
+    from peftlab.probes.base import pooled_features
 
     probe = _linear_probe(tiny_bert, topic_dataset)
     split, run = probe.splits["test"], _run_context()
@@ -280,8 +283,9 @@ def test_probes_are_deterministic_for_a_seed(tiny_bert, topic_dataset, tmp_path)
 def test_lm_loss_before_is_the_base_model_and_an_unchanged_lora_forgets_zero(tiny_llama, method):
     from transformers import AutoModelForCausalLM
 
-    from peftlab.forgetting import base_model_view, measure_lm_loss
     from peftlab.methods import ModelContext, get_method
+    from peftlab.probes import base_model_view
+    from peftlab.probes.lm_loss import measure_lm_loss
 
     blocks = np.random.default_rng(0).integers(0, 32, size=(6, 24))  # ids inside the tiny vocabulary
     run = _run_context()
@@ -303,7 +307,8 @@ def test_lm_loss_before_is_the_base_model_and_an_unchanged_lora_forgets_zero(tin
 
 
 def test_lm_loss_probe_reads_builtin_news_into_fixed_blocks():
-    from peftlab.forgetting import LMLossParams, LMLossProbe
+    from peftlab.config.probes import LMLossParams
+    from peftlab.probes.lm_loss import LMLossProbe
 
     class Chars:  # a character-level stand-in tokenizer: the builtin text, not the tokenizer, is under test
         eos_token_id = 1
@@ -322,8 +327,9 @@ def test_lm_loss_end_to_end_on_an_sft_experiment(tmp_path, tiny_llama, tiny_data
     import json
 
     from peftlab.config import load_experiment
-    from peftlab.plan import make_plan
-    from peftlab.runner import execute_run, prepare_workspace
+    from peftlab.execute.workspace import prepare_workspace
+    from peftlab.planners.grid import make_plan
+    from peftlab.recipe import execute_run
 
     text = tmp_path / "general.csv"  # general text as a table with a text column, one document per row
     text.write_text(

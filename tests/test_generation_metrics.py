@@ -115,8 +115,9 @@ def _run(tmp_path: Path, model: Path, rows: list[dict], data_keys: str, method: 
     import gzip
 
     from peftlab.config import load_experiment
-    from peftlab.plan import make_plan
-    from peftlab.runner import execute_run, prepare_workspace
+    from peftlab.execute.workspace import prepare_workspace
+    from peftlab.planners.grid import make_plan
+    from peftlab.recipe import execute_run
 
     data = tmp_path / "data.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")

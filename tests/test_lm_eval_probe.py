@@ -58,8 +58,9 @@ def _probe(task_dir: Path, tasks: str = "[tiny_sentiment]") -> str:
 
 
 def _run(path: Path) -> list[dict]:
-    from peftlab.plan import make_plan
-    from peftlab.runner import execute_run, prepare_workspace
+    from peftlab.execute.workspace import prepare_workspace
+    from peftlab.planners.grid import make_plan
+    from peftlab.recipe import execute_run
 
     experiment = load_experiment(path)
     ws = prepare_workspace(experiment)

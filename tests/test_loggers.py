@@ -41,8 +41,9 @@ def _experiment(folder: Path, bert: Path, data: Path, extra: str, name: str = "t
 def tracked(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, tiny_dataset: Path) -> tuple[Path, dict]:
     """One run logged to all three trackers; (its folder, its record)."""
     from peftlab.config import load_experiment
-    from peftlab.plan import make_plan
-    from peftlab.runner import execute_run, prepare_workspace
+    from peftlab.execute.workspace import prepare_workspace
+    from peftlab.planners.grid import make_plan
+    from peftlab.recipe import execute_run
 
     folder = tmp_path_factory.mktemp("tracked")
     loggers = (
@@ -196,8 +197,9 @@ def test_without_loggers_nothing_is_imported_and_the_record_is_unchanged(tmp_pat
     script = (
         "import sys\n"
         "from peftlab.config import load_experiment\n"
-        "from peftlab.plan import make_plan\n"
-        "from peftlab.runner import execute_run, prepare_workspace\n"
+        "from peftlab.planners.grid import make_plan\n"
+        "from peftlab.execute.workspace import prepare_workspace\n"
+        "from peftlab.recipe import execute_run\n"
         f"exp = load_experiment({str(path)!r})\n"
         "(spec,) = make_plan(exp)\n"
         "record = execute_run(prepare_workspace(exp), spec, quiet=True)\n"
@@ -252,7 +254,7 @@ def test_a_logger_key_is_checked_like_any_other(tmp_path, tiny_bert, tiny_datase
 
 def test_loggers_leave_the_run_ids_unchanged(tmp_path, tiny_bert, tiny_dataset):
     from peftlab.config import load_experiment
-    from peftlab.plan import make_plan
+    from peftlab.planners.grid import make_plan
 
     plain = make_plan(load_experiment(_experiment(tmp_path, tiny_bert, tiny_dataset, "", name="a")))
     logged = make_plan(load_experiment(_experiment(tmp_path, tiny_bert, tiny_dataset, "loggers: [mlflow]\n", "a")))
@@ -266,7 +268,7 @@ def test_only_rank_0_of_a_distributed_launch_opens_trackers(tmp_path, tiny_bert,
     from types import SimpleNamespace
 
     from peftlab.config import load_experiment
-    from peftlab.plan import make_plan
+    from peftlab.planners.grid import make_plan
     from peftlab.recipe import _open_trackers
 
     extra = "loggers: [tensorboard]\n"

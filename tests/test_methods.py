@@ -186,7 +186,7 @@ def test_the_generic_peft_entry_is_checked_against_the_config_class_before_any_r
 ):
     from peftlab.config import load_experiment
     from peftlab.errors import ConfigError
-    from peftlab.runner import prepare_workspace
+    from peftlab.execute.workspace import prepare_workspace
 
     path = experiment_file("  - method: peft\n" + entry)
     with pytest.raises(ConfigError, match=message) as err:
@@ -200,8 +200,9 @@ def test_the_generic_peft_entry_is_checked_against_the_config_class_before_any_r
 def test_the_generic_peft_entry_trains_a_method_without_a_module_of_its_own(experiment_file):
     """C3A has no peftlab module: `method: peft` runs it by its config class, with a target set resolved."""
     from peftlab.config import load_experiment
-    from peftlab.plan import make_plan
-    from peftlab.runner import execute_run, prepare_workspace
+    from peftlab.execute.workspace import prepare_workspace
+    from peftlab.planners.grid import make_plan
+    from peftlab.recipe import execute_run
 
     path = experiment_file(
         "  - method: peft\n    config: C3AConfig\n    kwargs: {block_size: 16, target_modules: qv}\n", steps=2
@@ -220,7 +221,7 @@ def test_a_method_that_does_not_support_the_task_is_a_config_error_before_any_ru
 
     from peftlab.config import load_experiment
     from peftlab.errors import ConfigError
-    from peftlab.runner import prepare_workspace
+    from peftlab.execute.workspace import prepare_workspace
 
     monkeypatch.setitem(REGISTRY, "lora", dataclasses.replace(REGISTRY["lora"], tasks=("sft",)))
     path = experiment_file()

@@ -44,7 +44,7 @@ def test_round_trip_is_exact_and_leaves_no_temp_files(tmp_path):
     path = write_record(tmp_path, rec)
     assert path == record_path(tmp_path, "lora-s0-abc")
     loaded = read_record(path)
-    assert loaded.pop("schema_version") == 1
+    assert loaded.pop("schema_version") == 2
     assert loaded == rec
     assert [p.name for p in path.parent.iterdir()] == [path.name]
 

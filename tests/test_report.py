@@ -1,6 +1,6 @@
 """The report on synthetic records written by the real record writer: every table, macro and figure.
 
-The records imitate runner.py's shape (same keys), several methods × 3 seeds, a LoRA rank sweep and
+The records imitate recipe.py's shape (same keys), several methods × 3 seeds, a LoRA rank sweep and
 forgetting deltas, with numbers chosen so that "best" is known in advance.
 """
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from peftlab.config import load_experiment
+from peftlab.execute.lock import hold_results_lock
 from peftlab.results import write_record
-from peftlab.runner import hold_results_lock
 
 GRID = "  - method: lora\n    lr: 1.0e-2\n    grid:\n      r: [1, 4]\n"
 SEARCH = "search:\n  trials: 3\n  pruner: median\n  space:\n    lora:\n      r: [1, 2, 4, 8]\n"
@@ -113,7 +113,7 @@ def _stale_trial(study, run_id: str) -> int:
 
 
 def test_stale_trials_are_finished_from_their_record_or_requeued(experiment_file):
-    from peftlab import search
+    from peftlab.planners import optuna_search as search
 
     exp = load_experiment(experiment_file(extra=SEARCH))
     storage = search.open_storage(search.storage_url(exp))
@@ -150,7 +150,7 @@ def test_a_second_sweep_on_a_busy_results_folder_is_a_one_line_error(experiment_
 
 @pytest.mark.parametrize("kind", ["journal"])
 def test_journal_storage_is_accepted(experiment_file, kind):
-    from peftlab import search
+    from peftlab.planners import optuna_search as search
 
     exp = load_experiment(experiment_file(extra=SEARCH + f"  storage: {kind}\n"))
     assert search.storage_url(exp).endswith("study.journal")

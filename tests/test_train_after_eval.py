@@ -30,8 +30,9 @@ def cpu_claims_avx512bf16(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _run_all(path: Path) -> list[dict]:
     from peftlab.config import load_experiment
-    from peftlab.plan import make_plan
-    from peftlab.runner import execute_run, prepare_workspace
+    from peftlab.execute.workspace import prepare_workspace
+    from peftlab.planners.grid import make_plan
+    from peftlab.recipe import execute_run
 
     experiment = load_experiment(path)
     ws = prepare_workspace(experiment)

@@ -7,10 +7,18 @@ keys added later are left out while unset, and old run ids stay valid.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from peftlab.config.experiment import Experiment
+
+
+def json_digest(payload: Any) -> str:
+    """The sha256 (hex) of `payload` as canonical JSON (sorted keys, anything else as its text): the one
+    hash behind run ids, config hashes, study and queue names and the probes' cache keys."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 # data keys added after records existed: left out of the hash while unset, so old run ids stay valid

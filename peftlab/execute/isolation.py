@@ -181,13 +181,14 @@ def _record_for_dead_run(
 ) -> dict[str, Any]:
     from peftlab.oom import killed_status
     from peftlab.recipe import base_record
+    from peftlab.record import Outcome, assemble
 
-    record = base_record(ws, spec)
     if os.WIFSIGNALED(status):
-        record["status"], record["error"] = killed_status(os.WTERMSIG(status), oom_kills)
+        ending, error = killed_status(os.WTERMSIG(status), oom_kills)
     else:
-        record["error"] = f"run process exited with code {os.WEXITSTATUS(status)} without writing a record"
+        ending, error = "failed", f"run process exited with code {os.WEXITSTATUS(status)} without writing a record"
+    record = assemble(base_record(ws, spec), [Outcome(status=ending, error=error)]).as_json()
     if on_record is not None:
-        on_record(record)
+        record.update(on_record(record))
     write_record(ws.results_dir, record)
     return record

@@ -27,9 +27,10 @@ class RunSpec:
 
 # (step, validation scores) -> stop now? Called in the planner's process, never in the run's.
 Report = Callable[[int, dict[str, float]], bool]
-# Adds to a run's record just before it is written; a pure function of the record (it runs in the
-# run's process, which must not open the planner's storage).
-OnRecord = Callable[[dict[str, Any]], None]
+# The planner's own blocks of a run's record (`trial`, `protocol`), derived from the finished record
+# and added just before it is written: a pure function of the record (it runs in the run's process,
+# which must not open the planner's storage), returning {key: block}; it never changes the record.
+OnRecord = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 @dataclass

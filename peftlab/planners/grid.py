@@ -8,19 +8,13 @@ new id instead of silently mixing old and new results.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 import time
 from typing import Any
 
 from peftlab.config import Experiment, MethodEntry, computed_config
+from peftlab.config.identity import json_digest
 from peftlab.planners.base import Assignment, RunSpec, fmt_duration
-
-
-def _hash(payload: Any) -> str:
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def with_alpha_ratio(params: dict[str, Any], ratio: float | None) -> dict[str, Any]:
@@ -64,7 +58,7 @@ def make_plan(experiment: Experiment, only: list[str] | None = None) -> list[Run
         if only and entry.label not in only and entry.method not in only:
             continue
         for label, lr, params in _variants(entry):
-            config_hash = _hash({**shared, "method": entry.method, "lr": lr, "params": params})
+            config_hash = json_digest({**shared, "method": entry.method, "lr": lr, "params": params})
             slug = label.replace("[", "-").replace("]", "").replace(",", "-").replace("=", "")
             for seed in experiment.seeds:
                 runs.append(
@@ -193,7 +187,7 @@ class GridPlanner:
         return 1 if self.statuses.get("failed") else 0
 
     def _shared_statuses(self) -> dict[str, int]:
-        from peftlab.results import read_record, record_path
+        from peftlab.results import RecordError, read_record, record_path
 
         assert self.cursor is not None
         statuses: dict[str, int] = {}
@@ -201,7 +195,10 @@ class GridPlanner:
         for index, spec in enumerate(self.plan):
             path = record_path(results_dir, spec.run_id)
             if self.cursor.ran[index] and path.is_file():
-                status = read_record(path).get("status", "failed")
+                try:
+                    status = read_record(path).get("status", "failed")
+                except RecordError:  # unreadable: counted as a failure to retry, like a missing record
+                    status = "failed"
                 statuses[status] = statuses.get(status, 0) + 1
         return statuses
 

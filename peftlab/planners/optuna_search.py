@@ -14,8 +14,6 @@ params. Optuna itself is imported lazily: validation and `--dry-run` never load 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import sys
 import time
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from peftlab.config import computed_config
+from peftlab.config.identity import json_digest
 from peftlab.config.queue import redact
 from peftlab.config.search import objective_path
 from peftlab.planners.base import Assignment, RunSpec
@@ -52,10 +51,6 @@ STATE_OF_STATUS = {"ok": "COMPLETE", "pruned": "PRUNED"}  # any other status: FA
 # ---------------------------------------------------------------- naming and description (no optuna)
 
 
-def _hash(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def study_name(experiment: Experiment) -> str:
     """Named by what its trials compute, like run ids: change the data or steps and a new study starts.
 
@@ -72,7 +67,7 @@ def study_name(experiment: Experiment) -> str:
         "objectives": cfg.objectives,
         "seed": experiment.seeds[0],
     }
-    return f"{experiment.name}-{_hash(payload)[:8]}"
+    return f"{experiment.name}-{json_digest(payload)[:8]}"
 
 
 def storage_url(experiment: Experiment) -> str:
@@ -287,9 +282,9 @@ def trial_spec(experiment: Experiment, trial: Any) -> RunSpec:
     choices = {key: _suggest(trial, prefix + key, dim) for key, dim in experiment.search.space[label].items()}
     lr, params = apply_choices(entry, choices)
     seed = experiment.seeds[0]
-    config_hash = _hash({**computed_config(experiment), "method": entry.method, "lr": lr, "params": params})
+    config_hash = json_digest({**computed_config(experiment), "method": entry.method, "lr": lr, "params": params})
     name = study_name(experiment)
-    run_hash = _hash({"study": name, "trial": trial.number, "config": config_hash})
+    run_hash = json_digest({"study": name, "trial": trial.number, "config": config_hash})
     return RunSpec(
         experiment=experiment.name,
         label=f"{label}[t{trial.number}]",
@@ -400,7 +395,7 @@ def recover_stale(
 
 def _record_of(experiment: Experiment, trial: Any) -> dict[str, Any] | None:
     """The record a trial's run left, if a whole one exists."""
-    from peftlab.results import read_record, record_path
+    from peftlab.results import RecordError, read_record, record_path
 
     run_id = trial.user_attrs.get("run_id")
     path = record_path(experiment.results_dir(), run_id) if run_id else None
@@ -408,7 +403,7 @@ def _record_of(experiment: Experiment, trial: Any) -> dict[str, Any] | None:
         return None
     try:
         return read_record(path)
-    except (OSError, json.JSONDecodeError):
+    except RecordError:  # torn, invalid or of a newer schema: as if there were none
         return None
 
 
@@ -449,9 +444,20 @@ def _fmt_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "no trials yet"
 
 
+def _readable(path: Any) -> dict[str, Any]:
+    """The record at `path`; {} where there is none or it cannot be read (said in one line)."""
+    from peftlab.results import RecordError, read_record
+
+    try:
+        return read_record(path) if path.is_file() else {}
+    except RecordError as err:  # the summary goes on without this trial's test score
+        print(f"peftlab: {err}", file=sys.stderr)
+        return {}
+
+
 def summarise(experiment: Experiment, url: str) -> int:
     """Best trial (or Pareto front) by validation, with its test score from the record; search.json."""
-    from peftlab.results import read_record, record_path, write_json_atomic
+    from peftlab.results import record_path, write_json_atomic
 
     storage = open_storage(url)
     study = load_study(experiment, storage)
@@ -463,7 +469,7 @@ def summarise(experiment: Experiment, url: str) -> int:
     if counts.get("COMPLETE"):
         for trial in study.best_trials:
             path = record_path(experiment.results_dir(), trial.user_attrs.get("run_id", ""))
-            record = read_record(path) if path.is_file() else {}
+            record = _readable(path)
             test = (record.get("metrics") or {}).get("test") or {}
             best.append(
                 {
@@ -600,7 +606,7 @@ class OptunaSearch:
             storage = open_storage(self.url, self.queue)
             salt = self.worker * 7919 + len(load_study(self.experiment, storage).trials)
             if self.joining:  # workers on other hosts have the same index: their draws must differ too
-                salt += int(_hash(worker_identity())[:6], 16)
+                salt += int(json_digest(worker_identity())[:6], 16)
             self.study = load_study(self.experiment, storage, salt=salt)
         return self.study
 
@@ -646,8 +652,8 @@ class OptunaSearch:
         if beat is not None:
             self._beats[spec.run_id] = beat
 
-        def on_record(record: dict[str, Any], experiment: Experiment = self.experiment) -> None:
-            record["trial"] = trial_block(experiment, static, record)
+        def on_record(record: dict[str, Any], experiment: Experiment = self.experiment) -> dict[str, Any]:
+            return {"trial": trial_block(experiment, static, record)}
 
         return Assignment(spec, position, report=TrialReporter(self.experiment, trial), on_record=on_record)
 

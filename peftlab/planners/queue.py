@@ -19,12 +19,11 @@ Records are written atomically to the shared `output_dir`, as always; the queue 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
 from peftlab.config import computed_config
+from peftlab.config.identity import json_digest
 from peftlab.config.queue import redact
 from peftlab.planners.base import Assignment, RunSpec, fmt_duration
 from peftlab.planners.grid import make_plan
@@ -45,8 +44,7 @@ def queue_url(experiment: Experiment) -> str:
 
 def queue_name(experiment: Experiment) -> str:
     """Named by what the runs compute, like run ids; more seeds or methods add runs to the same queue."""
-    payload = json.dumps(computed_config(experiment), sort_keys=True, default=str)
-    return f"{experiment.name}-queue-{hashlib.sha256(payload.encode()).hexdigest()[:8]}"
+    return f"{experiment.name}-queue-{json_digest(computed_config(experiment))[:8]}"
 
 
 def open_queue(experiment: Experiment) -> Any:

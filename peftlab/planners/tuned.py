@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from peftlab.config.search import primary_objective
-from peftlab.planners.base import Assignment
+from peftlab.planners.base import Assignment, OnRecord
 from peftlab.planners.grid import GridPlanner, SharedCursor
 from peftlab.planners.optuna_search import (
     OptunaSearch,
@@ -73,13 +73,23 @@ def best_of(search: OptunaSearch) -> dict[str, Any] | None:
     return block
 
 
-def stamp(block: dict[str, Any]) -> Any:
-    """The final run's record hook: it carries how its configuration was chosen (runs in the run's process)."""
+def stamp(block: dict[str, Any]) -> OnRecord:
+    """The final run's record hook: its `protocol` block says how its configuration was chosen (a pure
+    function of the finished record, run in the run's process)."""
 
-    def on_record(record: dict[str, Any]) -> None:
-        record["protocol"] = block
+    def on_record(record: dict[str, Any]) -> dict[str, Any]:
+        return {"protocol": protocol_block(block, record)}
 
     return on_record
+
+
+def protocol_block(block: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """The record's `protocol` block: how the configuration was chosen (the study's facts, known before
+    the run) and, read off the record itself, whether this final run used exactly the chosen values."""
+    if "chosen" not in block:
+        return dict(block)
+    used = record.get("hyperparameters") or {}
+    return {**block, "as_chosen": all(used.get(k) == v for k, v in block["chosen"].items())}
 
 
 class TunedProtocol:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from peftlab.config.identity import json_digest
 from peftlab.config.probes import PROBE_KINDS
 
 
@@ -182,9 +181,6 @@ def classification_splits(params: Any, tokenizer: Any, base_dir: Path | None, li
     return data, splits
 
 
-def device_type(device: str) -> str:
-    return device.split(":", 1)[0]
-
-
 def digest(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """A probe cache key's name: the first 16 hex digits of the shared JSON digest."""
+    return json_digest(payload)[:16]

@@ -31,9 +31,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from peftlab.environment import device_type
 from peftlab.models import file_lock
-from peftlab.probes.base import PROBES, RunContext, base_model_view, device_type, digest
+from peftlab.probes.base import PROBES, RunContext, base_model_view, digest
 from peftlab.probes.previous_task import META_FILE
+from peftlab.record import ProbeResults
 
 
 def learning_metric(task: str) -> tuple[str, Literal["max", "min"]]:
@@ -148,8 +150,8 @@ class RunProbes:
         strip = lambda value: {k: v for k, v in value.items() if k != "examples"}  # noqa: E731
         return strip(before), strip(after)
 
-    def after(self, model: Any, target_scores: dict[str, Any], record: dict[str, Any]) -> None:
-        """Measure the tuned model, and write `learning` and `forgetting` (with per-probe cost) into the record."""
+    def after(self, model: Any, target_scores: dict[str, Any]) -> ProbeResults:
+        """Measure the tuned model: the record's `forgetting` (with per-probe cost) and `learning`."""
         started = time.perf_counter()
         forgetting: dict[str, Any] = {}
         for probe in self.suite.probes:
@@ -173,15 +175,18 @@ class RunProbes:
                 **{k: stage_a[k] for k in ("accuracy", "steps", "final_train_loss", "build_s")},
             }
         self.seconds += time.perf_counter() - started
-        record["forgetting"] = forgetting
+        return ProbeResults(forgetting=forgetting, learning=self._learning(target_scores), forgetting_s=self.seconds)
+
+    def _learning(self, target_scores: dict[str, Any]) -> dict[str, Any] | None:
+        """The record's `learning`: the target task's primary metric before and after, and the gain."""
         baseline = self.suite.learning_baseline
         if self.suite.learning_metric is not None and (self.learning or baseline != "base_model"):
             key, better = self.suite.learning_metric
             base = self.learning.get(key) if baseline == "base_model" else target_scores.get(baseline)
             after = target_scores.get(key)
             gain = None if base is None or after is None else (after - base if better == "max" else base - after)
-            record["learning"] = {"metric": key, "base": base, "after": after, "gain": gain, "baseline": baseline}
-        record["time"]["forgetting_s"] = self.seconds
+            return {"metric": key, "base": base, "after": after, "gain": gain, "baseline": baseline}
+        return None
 
 
 def _scores(scores: dict[str, Any]) -> dict[str, Any]:
@@ -206,8 +211,3 @@ def _describe(value: Any) -> Any:
     """JSON stand-in for load kwargs (a quantisation config, a dtype) in cache keys."""
     to_dict = getattr(value, "to_dict", None)
     return to_dict() if callable(to_dict) else str(value)
-
-
-# the names these had in peftlab/forgetting.py
-Forgetting = ProbeSuite
-RunForgetting = RunProbes

@@ -147,12 +147,9 @@ def accuracy_vs_trainable_params(runs: Any, summary: Any, styles: dict, out: Pat
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points not dominated by one with less (or equal) cost and higher accuracy, cheapest first."""
-    front: list[tuple[float, float]] = []
-    for cost, acc in sorted(points, key=lambda p: (p[0], -p[1])):
-        if not front or acc > front[-1][1]:
-            front.append((cost, acc))
-    return front
+    """Points not dominated by one with less (or equal) cost and higher accuracy, cheapest first (each once)."""
+    keep = non_dominated(points, (False, True))
+    return sorted({p for p, kept in zip(points, keep, strict=True) if kept})
 
 
 def accuracy_vs_memory(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:

@@ -16,7 +16,7 @@ METRIC_COLUMNS = {
     "metrics.test.accuracy": "test_accuracy",
     "metrics.test.f1_macro": "test_f1_macro",
     "metrics.validation.accuracy": "val_accuracy",
-    "learning.gain": "learning_gain",  # target score after training − baseline (see peftlab/forgetting.py)
+    "learning.gain": "learning_gain",  # target score after training − baseline (see peftlab/probes/suite.py)
 }
 
 
@@ -45,7 +45,7 @@ COST_COLUMNS = {
     "size.saved_mb": "saved_mb",
     "time.train_s": "train_s",
 }
-# forgetting.<probe>.delta: the amount forgotten, positive = worse (see peftlab/forgetting.py)
+# forgetting.<probe>.delta: the amount forgotten, positive = worse (see peftlab/probes/suite.py)
 FORGETTING = re.compile(r"^forgetting\.(?P<probe>.+)\.delta$")
 _GRID_TAG = re.compile(r"\[(?P<tag>[^\]]*)\]$")
 
@@ -55,15 +55,10 @@ def ci95(values: Any) -> float:
 
     A t-interval rather than a bootstrap: with three seeds a bootstrap has nothing to resample.
     """
-    from scipy import stats
+    from peftlab.crossed import seed_interval
 
-    values = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    n = len(values)
-    if n < 2:
-        return float("nan")
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return float(stats.t.ppf(0.975, n - 1) * sd / math.sqrt(n))
+    low, high = seed_interval([float(v) for v in values if v is not None], 0.95)
+    return (high - low) / 2
 
 
 def forgetting_probes(frame: Any) -> list[str]:

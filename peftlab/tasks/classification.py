@@ -129,7 +129,7 @@ def evaluate_split(
     model.train(was_training)
     scores = classification_scores(predictions.tolist(), split.labels.tolist(), num_labels)
     scores.update(chosen_classification_score(metric, predictions.tolist(), split.labels.tolist()))
-    # what always answering the split's most frequent class scores: the learning baseline (peftlab/forgetting.py)
+    # what always answering the split's most frequent class scores: the learning baseline (peftlab/probes/suite.py)
     scores["majority_rate"] = float(np.bincount(split.labels).max() / len(split)) if len(split) else None
     scores["loss"] = loss_sum / max(len(split), 1)
     scores["samples_per_s"] = len(split) / elapsed if elapsed > 0 else None
