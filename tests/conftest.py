@@ -44,6 +44,24 @@ def write_label_splits(
     return folder
 
 
+@pytest.fixture
+def no_thread_pool():
+    """For a test that computes with torch in the pytest process itself: one thread while it does.
+
+    Runs are forked from this process (peftlab/execute/isolation.py), and fork is safe only while
+    the forking process has never started an OpenMP thread pool: a pool alive at fork time deadlocks
+    the child in its first parallel op (a log-softmax over a vocabulary is enough). With one thread
+    torch runs those ops inline and starts no pool; the count is restored after the test (a pool is
+    only started by the next parallel op, and later tests fork instead of computing here).
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with train/validation/test CSVs whose label is carried by one cue word."""

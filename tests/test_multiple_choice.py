@@ -119,7 +119,7 @@ def test_choices_are_scored_as_lm_eval_encodes_them(tiny_llama):
     assert tok.convert_ids_to_tokens(short.choice_ids[0][1]) == ["was", "very", "bad"]
 
 
-def test_the_sum_of_continuation_log_probs_is_the_models(tiny_llama):
+def test_the_sum_of_continuation_log_probs_is_the_models(tiny_llama, no_thread_pool):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -180,7 +180,7 @@ def test_an_encoder_trains_its_fresh_choice_head_end_to_end(tmp_path, tiny_bert,
     assert {r["prediction"] for r in rows} <= {0, 1}
 
 
-def test_the_encoder_head_is_fresh_and_trained_by_every_method(tmp_path, tiny_bert):
+def test_the_encoder_head_is_fresh_and_trained_by_every_method(tmp_path, tiny_bert, no_thread_pool):
     import torch
 
     from peftlab.methods import ModelContext

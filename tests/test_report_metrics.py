@@ -181,6 +181,7 @@ def test_a_min_direction_metric_is_bold_for_the_lowest_value(tmp_path, monkeypat
         metrics=(task_specs.MetricSpec("error", "min", "share wrong", short="err", statistic="mean:wrong"),),
         primary="error",
         per_example=("wrong",),
+        metric_choices=(),
     )
     monkeypatch.setitem(task_specs.REGISTRY, "toy_error", toy)
     results = tmp_path / "toy"
