@@ -31,6 +31,7 @@ BLOCKS: dict[str, tuple[str, str]] = {
         "results/rank_ablation_rslora/rank_sweep.md",
         "docs/findings/2026-11-23-rank-ablation.md",
     ),
+    "mmlu_choice-summary": ("results/mmlu_choice/summary.md", "docs/findings/2026-12-06-mmlu-choice.md"),
     "rank_ablation_rslora-vs-qv": (
         "results/rank_ablation_rslora/vs_lora_qv.md",
         "docs/findings/2026-11-23-rank-ablation.md",
