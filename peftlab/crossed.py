@@ -712,15 +712,21 @@ def seed_test(values_a: Sequence[float], values_b: Sequence[float]) -> float:
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
 
 
-def seed_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float]:
-    """t-interval over seeds of per-seed numbers (costs); NaN at one seed."""
+def seed_interval(
+    values: Sequence[float], level: float = LEVEL, bounds: tuple[float, float] = (-math.inf, math.inf)
+) -> tuple[float, float]:
+    """t-interval over seeds of per-seed numbers (costs); NaN at one seed.
+
+    `bounds`: where the quantity can lie (memory and throughput are ≥ 0). At two seeds t has one
+    df and the interval can reach past a bound; cutting it there loses no coverage.
+    """
     from scipy import stats
 
     v = np.asarray([x for x in values if math.isfinite(x)], float)
     if len(v) < 2:
         return math.nan, math.nan
     half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v))
-    return float(v.mean() - half), float(v.mean() + half)
+    return float(max(v.mean() - half, bounds[0])), float(min(v.mean() + half, bounds[1]))
 
 
 def p_text(p: float, draws: int | None = None) -> str:

@@ -31,6 +31,10 @@ BLOCKS: dict[str, tuple[str, str]] = {
         "results/rank_ablation_rslora/rank_sweep.md",
         "docs/findings/2026-11-23-rank-ablation.md",
     ),
+    "vader_regression-summary": (
+        "results/vader_regression/summary.md",
+        "docs/findings/2026-12-05-vader-regression.md",
+    ),
     "mmlu_choice-summary": ("results/mmlu_choice/summary.md", "docs/findings/2026-12-06-mmlu-choice.md"),
     "rank_ablation_rslora-vs-qv": (
         "results/rank_ablation_rslora/vs_lora_qv.md",

@@ -290,3 +290,12 @@ def test_seeds_to_resolve_uses_the_t_the_interval_would_use_not_the_normal():
 
     if math.isfinite(seeds):
         assert resolves(int(seeds)) and (seeds == 2 or not resolves(int(seeds) - 1))
+
+
+def test_a_cost_interval_stops_at_the_bound_the_quantity_cannot_cross():
+    """Two seeds of a throughput: t on 1 df reaches below zero, which no tokens/s can be."""
+    low, high = crossed.seed_interval([400.0, 1300.0])
+    assert low < 0 < high
+    clipped = crossed.seed_interval([400.0, 1300.0], bounds=(0.0, math.inf))
+    assert clipped == (0.0, high)
+    assert crossed.seed_interval([400.0, 410.0], bounds=(0.0, math.inf)) == crossed.seed_interval([400.0, 410.0])

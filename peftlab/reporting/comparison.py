@@ -581,7 +581,7 @@ def _cost_marks(summary: Any, rows: Any, labels: list[str], in_exp: Any) -> None
         values = _per_seed(in_exp, labels, source)
         for row, label in zip(rows, labels, strict=True):
             summary.loc[row, [f"{name}_low", f"{name}_high"]] = list(
-                crossed.seed_interval(list(values[label].values()))
+                crossed.seed_interval(list(values[label].values()), bounds=(0.0, math.inf))  # costs are ≥ 0
             )
         points = {label: float(np.mean(list(v.values()))) for label, v in values.items() if v and trains[label]}
         marks = crossed.best_marks(points, _seed_test(values), maximise=maximise)
