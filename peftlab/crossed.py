@@ -729,6 +729,15 @@ def seed_interval(
     return float(max(v.mean() - half, bounds[0])), float(min(v.mean() + half, bounds[1]))
 
 
+def seed_half_width(values: Sequence[float | None], level: float = LEVEL) -> float:
+    """Half-width of `seed_interval` (NaN for fewer than two values): the tables' "± x" over seeds.
+
+    A t-interval rather than a bootstrap: with three seeds a bootstrap has nothing to resample.
+    """
+    low, high = seed_interval([float(v) for v in values if v is not None], level)
+    return (high - low) / 2
+
+
 def p_text(p: float, draws: int | None = None) -> str:
     """A p-value as printed: never 0 (`< 1/B` for a bootstrap, `< 0.001` otherwise)."""
     if p is None or not math.isfinite(p):

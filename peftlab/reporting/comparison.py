@@ -431,8 +431,6 @@ def _has_values(in_exp: Any, metric: str) -> bool:
 
 def _means(summary: Any, rows: Any, labels: list[str], in_exp: Any, metric: str) -> None:
     """`test_<m>_mean`/`_ci95` from the records where the frame did not add them (a metric it does not list)."""
-    from peftlab.reporting.frame import ci95
-
     mean, half = f"test_{metric}_mean", f"test_{metric}_ci95"
     for column in (mean, half):
         if column not in summary.columns:
@@ -442,7 +440,7 @@ def _means(summary: Any, rows: Any, labels: list[str], in_exp: Any, metric: str)
             continue
         values = _column(in_exp[in_exp["label"] == label], f"metrics.test.{metric}").dropna().tolist()
         if values:
-            summary.loc[row, [mean, half]] = [sum(values) / len(values), ci95(values)]
+            summary.loc[row, [mean, half]] = [sum(values) / len(values), crossed.seed_half_width(values)]
 
 
 def _intervals(summary: Any, row: Any, exp: _Experiment, label: str, metrics: list[str]) -> None:

@@ -51,14 +51,10 @@ _GRID_TAG = re.compile(r"\[(?P<tag>[^\]]*)\]$")
 
 
 def ci95(values: Any) -> float:
-    """Half-width of the 95% t-interval of the mean (NaN for fewer than two values).
+    """Half-width of the 95% t-interval of the mean over seeds (crossed.seed_half_width)."""
+    from peftlab.crossed import seed_half_width
 
-    A t-interval rather than a bootstrap: with three seeds a bootstrap has nothing to resample.
-    """
-    from peftlab.crossed import seed_interval
-
-    low, high = seed_interval([float(v) for v in values if v is not None], 0.95)
-    return (high - low) / 2
+    return seed_half_width(list(values), 0.95)
 
 
 def forgetting_probes(frame: Any) -> list[str]:
