@@ -52,3 +52,26 @@ def test_paired_lines_uses_the_crossed_engine_and_names_the_question(tmp_path, c
     assert len(rows) == 2 and all("| recipe (b) |" in row for row in rows)
     assert "peftlab/crossed.py" in text and "stats.py" not in text
     assert module.main([str(results), "la", "nope"]) == 2
+
+
+def test_the_forest_plot_names_the_primary_metric_it_compares(tmp_path, monkeypatch):
+    """A regression experiment's Δ is in Pearson r, and the axis says so (not "accuracy")."""
+    from peftlab.reporting import figures, style
+
+    labels: list[str] = []
+
+    def keep(fig, out_dir, stem):
+        labels.append(fig.axes[0].get_xlabel())
+        return []
+
+    monkeypatch.setattr(style, "save", keep)
+    summary = pd.DataFrame(
+        {
+            "experiment": ["e"], "method": ["lora"], "reference": ["full"], "primary_metric": ["pearson"],
+            "vs_ref_diff": [-0.05], "vs_ref_low": [-0.1], "vs_ref_high": [0.0], "vs_ref_p_holm": [0.2],
+            "vs_ref_question": ["b"], "vs_ref_test": ["(b) this training recipe: crossed"], "vs_ref_mdd": [0.1],
+            "runs_ok": [2],
+        }
+    )  # fmt: skip
+    figures.paired_differences(pd.DataFrame(), summary, {}, tmp_path)
+    assert labels and labels[0].startswith("Δ test Pearson r vs full")

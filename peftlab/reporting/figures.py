@@ -39,8 +39,8 @@ def _legend(fig: Any, ax: Any, ncols: int = 3) -> None:
 
 
 BAND = {  # what a band answers, for the axis labels
-    "b": "95% band: recipe (b), seeds × examples crossed",
-    "a": "95% band: these models (a), one seed",
+    "b": "95% band: recipe (b)",
+    "a": "95% band: these models (a)",
     "seeds": "95% band: t over seeds",
 }
 
@@ -249,7 +249,10 @@ def paired_differences(runs: Any, summary: Any, styles: dict, out: Path) -> list
     refs = [r for r in dict.fromkeys(data["reference"]) if isinstance(r, str)]
     tests = [t for t in dict.fromkeys(data["vs_ref_test"]) if isinstance(t, str)]
     short = [t.split(":")[0] for t in tests]
-    ax.set_xlabel(f"Δ test accuracy vs {', '.join(refs)} (95% interval)\n{'; '.join(short)}; p Holm-adjusted")
+    from peftlab.reporting.tables import headline_name
+
+    metric = headline_name(summary)  # the task's primary metric: the one the Δ columns compare
+    ax.set_xlabel(f"Δ test {metric} vs {', '.join(refs)} (95% interval)\n{'; '.join(short)}; p Holm-adjusted")
     note_missing(ax, summary)
     _legend(fig, ax)
     return style.save(fig, out, "paired_differences")
