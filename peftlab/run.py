@@ -7,6 +7,7 @@ a second. A user mistake ends with one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import sys
@@ -222,17 +223,21 @@ def leave_nothing_if_nothing_ran(results_dir: Path) -> Iterator[None]:
 
     A data error, a target that matches no layer or an interrupt while loading is a user's
     mistake caught before the first run: it must not leave an empty `results/<name>/` behind
-    (only the lock file and empty folders count as nothing). A folder that existed before, or
-    that holds anything else, is left as it is.
+    (only the lock file and empty folders count as nothing), nor the parents it created for it
+    (`results/` itself on a first run). A folder that existed before, or that holds anything
+    else, is left as it is.
     """
-    existed = results_dir.exists()
+    created = [d for d in (results_dir, *results_dir.parents) if not d.exists()]  # innermost first
     try:
         yield
     except BaseException:
-        if not existed and results_dir.is_dir():
+        if created and results_dir.is_dir():
             written = [p for p in results_dir.rglob("*") if p.is_file() and p.name != ".lock"]
             if not written:
                 shutil.rmtree(results_dir, ignore_errors=True)
+                for parent in created[1:]:  # only while empty: another command may have written there
+                    with contextlib.suppress(OSError):
+                        parent.rmdir()
         raise
 
 

@@ -32,7 +32,7 @@ def test_a_data_error_leaves_no_results_folder(tmp_path, tiny_bert, capsys, data
     assert main([str(exp)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and says in err[0]
-    assert not (tmp_path / "results" / "bad").exists()
+    assert not (tmp_path / "results").exists()  # not even the parent the command created for it
 
 
 def test_a_target_that_matches_nothing_leaves_no_results_folder(tmp_path, experiment_file, capsys):
@@ -40,6 +40,13 @@ def test_a_target_that_matches_nothing_leaves_no_results_folder(tmp_path, experi
     assert main([str(exp)]) == 2
     assert "nowhere" in capsys.readouterr().err
     assert not (tmp_path / "results" / "tiny").exists()
+
+
+def test_a_parent_that_holds_other_results_is_kept(tmp_path, experiment_file):
+    exp = experiment_file("  - {method: lora, lr: 1.0e-3, target_modules: [nowhere]}\n")
+    (tmp_path / "results" / "other").mkdir(parents=True)
+    assert main([str(exp)]) == 2
+    assert not (tmp_path / "results" / "tiny").exists() and (tmp_path / "results" / "other").is_dir()
 
 
 def test_an_existing_results_folder_is_left_as_it_was(tmp_path, experiment_file):
