@@ -142,7 +142,6 @@ class Run:
     validation: dict[str, Any] | None = None
     eval_s: float = 0.0
     kept: dict[str, Any] = field(default_factory=dict)  # the latest per-example outcomes of each split
-    extra: dict[str, Any] = field(default_factory=dict)  # scores of a preset's extra splits (MNLI mismatched)
 
     @property
     def cfg(self) -> Any:
@@ -377,7 +376,7 @@ def evaluate(run: Run) -> Evaluation:
         if last
         else run.evaluate("validation")
     )
-    run.extra = _extra_splits(run)
+    extra = _extra_splits(run)  # a preset's further evaluation splits (MNLI mismatched)
     run.eval_s = time.perf_counter() - started
     run.meter.stop("eval")
     samples = run.test.pop("samples", None)
@@ -392,7 +391,7 @@ def evaluate(run: Run) -> Evaluation:
         final_eval_s=run.eval_s,
         samples=samples,
         predictions=predictions,
-        extra=run.extra,
+        extra=extra,
     )
 
 
