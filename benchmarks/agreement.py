@@ -19,9 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from peftlab import crossed
+from peftlab.records.results import load_records
 from peftlab.reporting.comparison import load_outcomes
-from peftlab.results import load_records
+from peftlab.stats import crossed
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,10 +4,10 @@
                                      [--out results/calibration/calibration.md]
                                      [--seeds 1 2 3 5 10] [--n 200 1000] [--skip-old]
 
-Simulates crossed seed × example outcomes with known truth (peftlab/calibration.py) over
+Simulates crossed seed × example outcomes with known truth (peftlab/stats/calibration.py) over
 S ∈ {1, 2, 3, 5, 10}, n ∈ {200, 1000}, seed sd ∈ {0, 0.01, 0.02}, with and without a method ×
-example interaction, and scores the crossed engine (peftlab/crossed.py) and, for the "before"
-table, the old nested engine (peftlab/stats.py) on the same draws. Writes one Markdown file with
+example interaction, and scores the crossed engine (peftlab/stats/crossed.py) and, for the "before"
+table, the old nested engine (peftlab/stats/nested.py) on the same draws. Writes one Markdown file with
 both tables and prints how long it took; `python scripts/update_readme.py calibration` pastes it,
 as generated, into docs/statistics.md.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from peftlab import calibration
+from peftlab.stats import calibration
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     took_new = time.perf_counter() - started
     passed = sum(calibration.within_target(r) for r in new)
     parts = [
-        calibration.markdown(new, "After: crossed engine (peftlab/crossed.py)"),
+        calibration.markdown(new, "After: crossed engine (peftlab/stats/crossed.py)"),
         f"\nCells with every estimable number inside the targets: {passed} of {len(new)} ({took_new:.0f} s wall).",
     ]
     if not args.skip_old:
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             "",
             calibration.markdown(
                 old,
-                "Before: nested two-level bootstrap (peftlab/stats.py), one interval and p-value judged against "
+                "Before: nested two-level bootstrap (peftlab/stats/nested.py), one interval and p-value judged against "
                 "either question's truth",
             ),
             f"\nCells with every number inside the targets: {passed_old} of {len(old)} ({took_old:.0f} s wall).",

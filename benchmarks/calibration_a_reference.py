@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from peftlab import calibration, crossed
+from peftlab.stats import calibration, crossed
 
 
 def _t_answer(answer: crossed.Answer, n: int) -> tuple[float, float, float]:

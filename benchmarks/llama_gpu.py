@@ -3,7 +3,7 @@
     python benchmarks/llama_gpu.py [--steps 20] [--batch 8] [--seq 1024]
 
 The model is built from a TinyLlama-1.1B-shaped config with random weights: speed and memory do
-not depend on weight values. Every method trains through peftlab's own loop (`peftlab.train`) on
+not depend on weight values. Every method trains through peftlab's own loop (`peftlab.runtime.train`) on
 the same random token batches. Needs CUDA; bitsandbytes for QLoRA.
 
 FLOPs per token are counted the usual way (Kaplan et al.; PaLM appendix B): forward 2N plus the
@@ -65,8 +65,8 @@ def run(method: str, config: Any, args: argparse.Namespace, device: str) -> dict
     import torch
 
     from peftlab.config import TrainConfig
-    from peftlab.measure import MemoryMeter, count_parameters
-    from peftlab.train import train
+    from peftlab.runtime.measure import MemoryMeter, count_parameters
+    from peftlab.runtime.train import train
 
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()

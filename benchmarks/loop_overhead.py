@@ -7,7 +7,7 @@ are interleaved (a b c d a b c d ...) so that a noisy machine slows all variants
 median over repetitions is compared. Throughput counts real (non-padding) tokens, with the first
 `--warmup` steps of each repetition left out. Runs unchanged on CUDA (bf16 autocast everywhere).
 
-(a) peftlab: `peftlab.train.train` with length-grouped batches and dynamic padding
+(a) peftlab: `peftlab.runtime.train.train` with length-grouped batches and dynamic padding
 (b) minimal PyTorch loop over the very same batches (the floor for loop overhead)
 (c) HF Trainer, the seed-tutorial recipe: tokenizer padding="max_length", random batches
 (d) HF Trainer with dynamic padding (DataCollatorWithPadding), random batches
@@ -34,7 +34,7 @@ def build_model(source: Any, device: str, seed: int) -> Any:
     import torch
 
     from peftlab.methods import ModelContext, get_method
-    from peftlab.models import head_modules, load_classifier
+    from peftlab.runtime.models import head_modules, load_classifier
 
     torch.manual_seed(seed)
     method = get_method("lora")
@@ -45,8 +45,8 @@ def build_model(source: Any, device: str, seed: int) -> Any:
 
 def run_peftlab(ctx: dict, rep: int) -> float:
     from peftlab.config import TrainConfig
+    from peftlab.runtime.train import train
     from peftlab.tasks.classification import collate
-    from peftlab.train import train
 
     model = build_model(ctx["source"], ctx["device"], rep)
     cfg = TrainConfig(
@@ -66,8 +66,8 @@ def run_peftlab(ctx: dict, rep: int) -> float:
 def run_plain(ctx: dict, rep: int) -> float:
     import torch
 
+    from peftlab.runtime.train import autocast_factory
     from peftlab.tasks.classification import collate
-    from peftlab.train import autocast_factory
 
     model = build_model(ctx["source"], ctx["device"], rep)
     device, split, pad = ctx["device"], ctx["split"], ctx["pad_id"]
@@ -154,8 +154,8 @@ def main() -> None:
     import torch
 
     from peftlab.data import load_classification_data
-    from peftlab.environment import resolve_device
-    from peftlab.models import load_tokenizer, quiet_transformers, resolve_model_source
+    from peftlab.records.environment import resolve_device
+    from peftlab.runtime.models import load_tokenizer, quiet_transformers, resolve_model_source
     from peftlab.tasks.classification import tokenize_split, train_batches
 
     quiet_transformers()

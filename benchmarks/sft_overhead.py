@@ -11,7 +11,7 @@ Repetitions are interleaved (a b a b ...) so a noisy machine slows both alike, a
 is compared. Throughput counts real (non-padding) tokens per second of optimiser steps, with the
 first `--warmup` steps of each repetition left out.
 
-(a) peftlab: `peftlab.train.train` over length-grouped batches with dynamic padding
+(a) peftlab: `peftlab.runtime.train.train` over length-grouped batches with dynamic padding
 (b) trl `SFTTrainer` as documented: a prompt-completion dataset, `completion_only_loss=True`,
     its own sampler and collator (dynamic padding, random batches)
 Needs trl: `pip install -e '.[trl]'`.
@@ -40,7 +40,7 @@ def build_model(ctx: dict, seed: int) -> Any:
     import torch
 
     from peftlab.methods import ModelContext, get_method
-    from peftlab.models import load_causal_lm
+    from peftlab.runtime.models import load_causal_lm
 
     torch.manual_seed(seed)
     method = get_method("lora")
@@ -51,8 +51,8 @@ def build_model(ctx: dict, seed: int) -> Any:
 
 def run_peftlab(ctx: dict, rep: int) -> float:
     from peftlab.config import TrainConfig
+    from peftlab.runtime.train import train
     from peftlab.tasks.sft import collate
-    from peftlab.train import train
 
     model = build_model(ctx, rep)
     cfg = TrainConfig(
@@ -125,8 +125,8 @@ def main() -> None:
     import torch
 
     from peftlab.data import load_instruction_data
-    from peftlab.environment import resolve_device
-    from peftlab.models import load_tokenizer, quiet_transformers, resolve_model_source
+    from peftlab.records.environment import resolve_device
+    from peftlab.runtime.models import load_tokenizer, quiet_transformers, resolve_model_source
     from peftlab.tasks.batching import train_batches
     from peftlab.tasks.sft import labelled_conversations, tokenize_conversations
 

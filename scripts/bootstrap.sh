@@ -38,10 +38,10 @@ echo "bootstrap: installing the locked dependencies (requirements.txt)"
 "$py" -c "import peftlab, torch, transformers, peft" || { echo "bootstrap: install failed" >&2; exit 1; }
 "$py" scripts/lock.py hash > "$VENV/peftlab-lock.sha256"
 "$py" - <<'EOF'
-from peftlab.environment import package_versions, lock_digest
+from peftlab.records.environment import package_versions, lock_digest
 v = package_versions()
 print("bootstrap: lock " + (lock_digest() or "?") + ": " + ", ".join(f"{k} {v[k]}" for k in ("torch", "transformers", "peft", "bitsandbytes", "optuna", "accelerate") if v.get(k)))
 EOF
-"$py" -m peftlab.assets list
+"$py" -m peftlab.cli.assets list
 echo "$want" > "$stamp"
 echo "bootstrap: done in $(( $(date +%s) - started ))s"

@@ -23,7 +23,7 @@ extras=$("$PYTHON" -c "import sys; sys.path.insert(0, 'scripts'); import lock; p
 "${uv[@]}" --require-hashes --no-deps -r requirements/assets.txt
 echo "canary: newest allowed releases installed in $(( $(date +%s) - started ))s:"
 "$py" - <<'PY'
-from peftlab.environment import package_versions
+from peftlab.records.environment import package_versions
 print("  " + ", ".join(f"{k} {v}" for k, v in package_versions().items() if v and k != "peftlab"))
 PY
 status=0

@@ -160,7 +160,7 @@ def refresh() -> int:
     )
     assets_in = REQ / ".assets.in"
     sys.path.insert(0, str(ROOT))
-    from peftlab.assets import requirements  # needs peftlab's dependencies: run from the set-up's venv
+    from peftlab.cli.assets import requirements  # needs peftlab's dependencies: run from the set-up's venv
 
     assets_in.write_text("\n".join(sorted(requirements())) + "\n")
     try:

@@ -3,7 +3,7 @@
 The rsLoRA control (`rank_ablation_rslora.yaml`) asks "does rank-stable scaling change the result
 at rank k?", a question across two experiments that the per-experiment report cannot pair. Both
 experiments share data, seeds and test sentences, so their runs pair example by example. The
-statistics are the crossed engine's (peftlab/crossed.py), each row labelled with the question its
+statistics are the crossed engine's (peftlab/stats/crossed.py), each row labelled with the question its
 headline answers: (b) this training recipe where both lines have ≥ 2 seeds, else (a) these models.
 
     python scripts/paired_lines.py results/rank_ablation results/rank_ablation_rslora \
@@ -26,9 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     (*dirs,) = args.results
 
-    from peftlab import crossed
+    from peftlab.records.results import load_records
     from peftlab.reporting.comparison import load_outcomes
-    from peftlab.results import load_records
+    from peftlab.stats import crossed
 
     records = load_records(dirs, None)
     outcomes = load_outcomes(dirs, records, lambda message: print(message, file=sys.stderr))
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         for q in (crossed.MODELS, crossed.RECIPE)
     }
     lines = [
-        f"### `{args.line_a}` − `{args.line_b}` in test accuracy, rank by rank (peftlab/crossed.py: paired on the "
+        f"### `{args.line_a}` − `{args.line_b}` in test accuracy, rank by rank (stats/crossed.py: paired on the "
         "same test sentences; headline = (b) this training recipe where both sides have ≥ 2 seeds, else (a) these "
         "trained models; p Holm-adjusted over the ranks, per question)",
         "",

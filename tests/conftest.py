@@ -177,11 +177,11 @@ def tiny_llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def sft_results(tmp_path_factory: pytest.TempPathFactory, tiny_llama: Path, tiny_dataset: Path) -> Path:
     """One tiny `sft` experiment run in-process (zero-shot, LoRA, prompt tuning; 2 steps): its results folder."""
+    from peftlab.cli.report import write_experiment_report
     from peftlab.config import load_experiment
-    from peftlab.execute.workspace import prepare_workspace
     from peftlab.planners.grid import make_plan
-    from peftlab.recipe import execute_run
-    from peftlab.report import write_experiment_report
+    from peftlab.runtime.recipe import execute_run
+    from peftlab.runtime.workspace import prepare_workspace
 
     folder = tmp_path_factory.mktemp("sft_exp")
     path = folder / "sft.yaml"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from peftlab.measure import count_parameters
 from peftlab.methods import ModelContext, get_method
-from peftlab.models import load_classifier, resolve_model_source
+from peftlab.runtime.measure import count_parameters
+from peftlab.runtime.models import load_classifier, resolve_model_source
 
 
 def _prepared(name: str, folder: Path, **params: object):

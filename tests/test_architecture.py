@@ -80,11 +80,11 @@ def _functions(paths: list[Path]) -> list[tuple[int, str]]:
 def test_the_run_path_reads_in_short_functions():
     """One run is a list of phases, not one long function; the loop itself (train.py) is the exception."""
     package = ROOT / "peftlab"
-    paths = [package / "recipe.py", package / "run.py", *(package / "execute").glob("*.py")]
-    paths += [*(package / "planners").glob("*.py"), package / "stages.py"]
+    paths = [package / "runtime" / "recipe.py", package / "cli" / "run.py", *(package / "execute").glob("*.py")]
+    paths += [*(package / "planners").glob("*.py"), package / "runtime" / "stages.py"]
     long = sorted(f"{name} ({n} lines)" for n, name in _functions(paths) if n > 45)
     assert not long, f"functions longer than 45 lines in the run path: {', '.join(long)}"
-    from peftlab.recipe import PHASES
+    from peftlab.runtime.recipe import PHASES
 
     assert [p.__name__ for p in PHASES] == [
         "setup",

@@ -131,9 +131,9 @@ def test_every_method_trains_or_is_a_config_error_on_every_architecture(
 ):
     from peftlab.config import load_experiment
     from peftlab.errors import ConfigError
-    from peftlab.execute.workspace import prepare_workspace
     from peftlab.planners.grid import make_plan
-    from peftlab.recipe import execute_run
+    from peftlab.runtime.recipe import execute_run
+    from peftlab.runtime.workspace import prepare_workspace
 
     experiment = load_experiment(_experiment(tmp_path, arch_models[arch], tiny_dataset, task, method))
     expected = EXPECTED_CONFIG_ERRORS.get((arch, method, task))
@@ -232,9 +232,9 @@ def test_a_name_that_matches_nothing_says_what_the_model_has(skeletons):
 )
 def test_the_record_says_when_a_fused_projection_was_adapted(arch, spec, fused, arch_models, tiny_dataset, tmp_path):
     from peftlab.config import load_experiment
-    from peftlab.execute.workspace import prepare_workspace
     from peftlab.planners.grid import make_plan
-    from peftlab.recipe import execute_run
+    from peftlab.runtime.recipe import execute_run
+    from peftlab.runtime.workspace import prepare_workspace
 
     path = _experiment(tmp_path, arch_models[arch], tiny_dataset, "sft", "lora")
     path.write_text(path.read_text() + f"    target_modules: {'null' if spec is None else spec}\n")
@@ -265,9 +265,9 @@ def test_all_linear_trains_and_leaves_the_fresh_head_to_modules_to_save(
 ):
     """peft's own all-linear reached into RoBERTa's and DistilBERT's fresh heads (which are trained whole)."""
     from peftlab.config import load_experiment
-    from peftlab.execute.workspace import prepare_workspace
     from peftlab.planners.grid import make_plan
-    from peftlab.recipe import execute_run
+    from peftlab.runtime.recipe import execute_run
+    from peftlab.runtime.workspace import prepare_workspace
 
     path = _experiment(tmp_path, arch_models[arch], tiny_dataset, "classification", method)
     path.write_text(path.read_text() + "    target_modules: all-linear\n")

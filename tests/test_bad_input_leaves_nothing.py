@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from peftlab.run import main
+from peftlab.cli.run import main
 
 
 @pytest.mark.parametrize(

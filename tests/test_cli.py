@@ -11,7 +11,7 @@ def test_run_subcommand_is_python_m_peftlab_run(experiment_file, capsys):
     path = experiment_file()
     assert main(["run", str(path), "--dry-run"]) == 0
     via_run = capsys.readouterr().out
-    from peftlab.run import main as run_main
+    from peftlab.cli.run import main as run_main
 
     assert run_main([str(path), "--dry-run"]) == 0
     assert capsys.readouterr().out == via_run and "runs →" in via_run

@@ -138,7 +138,7 @@ def test_cli_user_error_is_one_line_exit_2(yaml_file):
 def test_dry_run_prints_plan_without_importing_torch(yaml_file):
     path = yaml_file()
     code = (
-        "import sys\nfrom peftlab.run import main\n"
+        "import sys\nfrom peftlab.cli.run import main\n"
         f"rc = main([{str(path)!r}, '--dry-run', 'seeds=[0,1,2]'])\n"
         "assert rc == 0, rc\nassert 'torch' not in sys.modules, 'dry run imported torch'\n"
     )

@@ -1,4 +1,4 @@
-"""peftlab/crossed.py: the crossed seeds × examples engine, its two questions, marks, power and calibration."""
+"""peftlab/stats/crossed.py: the crossed seeds × examples engine, its two questions, marks, power and calibration."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from peftlab import calibration, crossed
+from peftlab.stats import calibration, crossed
 
 
 def runs(label: str, correct: np.ndarray, **extra: np.ndarray) -> crossed.Runs:

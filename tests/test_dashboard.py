@@ -38,7 +38,7 @@ def _experiment(folder: Path, bert: Path, data: Path, extra: str, name: str) -> 
 
 
 def test_the_dashboard_serves_a_searchs_study_and_stops(tmp_path, tiny_bert, tiny_dataset):
-    from peftlab.run import main
+    from peftlab.cli.run import main
 
     search = "search: {sampler: random, trials: 2, space: {lora: {r: [2, 4]}}}\n"
     path = _experiment(tmp_path, tiny_bert, tiny_dataset, search, "searched")
@@ -72,7 +72,7 @@ def test_the_dashboard_serves_a_searchs_study_and_stops(tmp_path, tiny_bert, tin
 
 
 def _serve(target: Path) -> tuple[str, list[str], object]:
-    from peftlab.dashboard import open_dashboard
+    from peftlab.cli.dashboard import open_dashboard
 
     server, lines = open_dashboard(str(target), port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -111,8 +111,8 @@ def test_a_postgresql_study_is_served_and_its_password_never_printed(tmp_path, t
     try:
         import optuna
 
+        from peftlab.cli.dashboard import main
         from peftlab.config import load_experiment
-        from peftlab.dashboard import main
         from peftlab.planners.optuna_search import open_storage, study_name
 
         extra = f"search: {{trials: 2, storage: '{pg.url}', space: {{lora: {{r: [2, 4]}}}}}}\n"
@@ -139,7 +139,7 @@ def test_a_postgresql_study_is_served_and_its_password_never_printed(tmp_path, t
 
 
 def test_a_folder_with_no_study_is_one_line_exit_2_nothing_created(tmp_path, capsys):
-    from peftlab.dashboard import main
+    from peftlab.cli.dashboard import main
 
     folder = tmp_path / "results" / "grid_only"
     (folder / "runs").mkdir(parents=True)

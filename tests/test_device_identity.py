@@ -12,13 +12,12 @@ import pytest
 
 from peftlab.config import load_experiment
 from peftlab.planners.grid import computed_config, make_plan
+from peftlab.records.results import records_frame
 from peftlab.reporting.frame import summarise
-from peftlab.results import records_frame
 
 
 def _gpus(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
-    from peftlab import environment
-
+    from peftlab.records import environment
     monkeypatch.setattr(environment, "auto_device_type", lambda: "cuda" if count else "cpu")
 
 
@@ -85,7 +84,7 @@ def test_a_cpu_only_torch_build_is_cpu_without_importing_torch(tmp_path: Path) -
     if torch.version.cuda is not None or torch.version.hip is not None:
         pytest.skip("this test reads a CPU-only torch build")
     code = (
-        "import sys\nfrom peftlab.environment import device_type\n"
+        "import sys\nfrom peftlab.records.environment import device_type\n"
         "print(device_type('auto'))\nassert 'torch' not in sys.modules\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -94,8 +93,7 @@ def test_a_cpu_only_torch_build_is_cpu_without_importing_torch(tmp_path: Path) -
 
 
 def test_cuda_visible_devices_hiding_every_gpu_means_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    from peftlab import environment
-
+    from peftlab.records import environment
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert environment._nvml_visible_device_count() == 0
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from peftlab.cli.run import main as run_main
 from peftlab.config import computed_config, load_experiment
 from peftlab.errors import ConfigError
-from peftlab.run import main as run_main
 
 METHODS = "  - method: lora\n    lr: 1.0e-2\n    dropout: 0.0\n  - method: full\n    lr: 1.0e-3\n"
 
@@ -68,7 +68,7 @@ def _losses(record: dict) -> list[float]:
 # torchrun starts two processes that run the real command line's `main` on the DDP and then the
 # FSDP experiment: one launch for both, as loading torch twice per rank would double the test's time
 DRIVER = """import sys
-from peftlab.run import main
+from peftlab.cli.run import main
 sys.exit(max(main([sys.argv[1], "-q", "--no-report"]), main([sys.argv[2], "-q", "--no-report"])))
 """
 

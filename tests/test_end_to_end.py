@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from peftlab.predictions import read_predictions
+from peftlab.records.predictions import read_predictions
 
 METHODS = "  - method: full\n    lr: 1.0e-3\n  - method: lora\n    lr: 1.0e-2\n  - method: prompt_tuning\n"
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from peftlab.report import compare_records
-from peftlab.report import main as report_main
+from peftlab.cli.report import compare_records
+from peftlab.cli.report import main as report_main
 from peftlab.reporting.explorer import explorer_payload
 from peftlab.reporting.figures import non_dominated
 from peftlab.reporting.tables import display_frame
@@ -260,7 +260,7 @@ def test_in_chromium_a_page_with_nothing_to_plot_still_works(tmp_path, browser):
     """Every run failed: the table shows the failures, the plots say why they are empty, no script error."""
     from selenium.webdriver.common.by import By
 
-    from peftlab.results import write_record
+    from peftlab.records.results import write_record
     from tests.test_report import synthetic_record
 
     results = tmp_path / "broken"

@@ -1,4 +1,4 @@
-"""`python -m peftlab.export RUN --merge OUT`: merged models load with plain transformers and compute what
+"""`python -m peftlab.cli.export RUN --merge OUT`: merged models load with plain transformers and compute what
 the adapted model computed; runs with nothing to merge fail with one line and exit code 2."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from peftlab.export import find_record, load_adapted, main
+from peftlab.cli.export import find_record, load_adapted, main
 
 
 def _record(results: Path, method: str) -> Path:
@@ -54,9 +54,9 @@ def test_merged_classifier_keeps_its_trained_head(experiment_file, tmp_path):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from peftlab.config import load_experiment
-    from peftlab.execute.workspace import prepare_workspace
     from peftlab.planners.grid import make_plan
-    from peftlab.recipe import execute_run
+    from peftlab.runtime.recipe import execute_run
+    from peftlab.runtime.workspace import prepare_workspace
 
     experiment = load_experiment(experiment_file("  - method: lora\n    lr: 1.0e-2\n", steps=2))
     ws = prepare_workspace(experiment)

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from peftlab.run import main
+from peftlab.cli.run import main
 
 
 def cli(args: list[str], prelude: str = "") -> int:
     """The CLI in a fresh process: runs fork, which is only safe where torch has not computed yet."""
-    code = f"{prelude}\nfrom peftlab.run import main\nraise SystemExit(main({args!r}))\n"
+    code = f"{prelude}\nfrom peftlab.cli.run import main\nraise SystemExit(main({args!r}))\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert result.returncode in (0, 1), result.stderr[-3000:]
     return result.returncode
@@ -44,9 +44,9 @@ def test_nan_loss_is_diverged_and_the_next_run_still_runs(experiment_file, tmp_p
 def test_out_of_memory_is_recorded_as_oom(experiment_file, tmp_path, monkeypatch):
     import torch
 
-    import peftlab.train
+    import peftlab.runtime.train
 
-    real_train = peftlab.train.train
+    real_train = peftlab.runtime.train.train
     calls = []
 
     def train_or_oom(*args, **kwargs):
@@ -55,7 +55,7 @@ def test_out_of_memory_is_recorded_as_oom(experiment_file, tmp_path, monkeypatch
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(peftlab.train, "train", train_or_oom)
+    monkeypatch.setattr(peftlab.runtime.train, "train", train_or_oom)
     assert main([str(experiment_file(TWO_METHODS, steps=2)), "-q", "--no-report", "--in-process"]) == 0
     recs = records(tmp_path)
     assert recs["full"]["status"] == "oom" and "out of memory" in recs["full"]["error"]
@@ -72,8 +72,8 @@ def _sigkill_prelude(proc: Path, oom: bool) -> str:
     (proc / "vmstat").write_text("pgfault 10\noom_kill 4\n")
     bump = f"        open({str(proc / 'vmstat')!r}, 'w').write('oom_kill 5\\n')\n" if oom else ""
     return (
-        "import os, signal, pathlib\nimport peftlab.oom\nimport peftlab.recipe as r\n"
-        f"peftlab.oom.PROC = pathlib.Path({str(proc)!r})\n"
+        "import os, signal, pathlib\nimport peftlab.runtime.oom\nimport peftlab.runtime.recipe as r\n"
+        f"peftlab.runtime.oom.PROC = pathlib.Path({str(proc)!r})\n"
         "def die(run):\n"
         "    if run.spec.method == 'full':\n"
         f"{bump}"

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from test_report import records_with_predictions
 
-from peftlab import crossed
+from peftlab.stats import crossed
 
 
 def test_bands_from_per_seed_accuracies_are_never_narrower_than_the_crossed_engine():
@@ -50,7 +50,7 @@ def test_paired_lines_uses_the_crossed_engine_and_names_the_question(tmp_path, c
     text = out.read_text()
     rows = [line for line in text.splitlines() if line.startswith("| 4 ") or line.startswith("| 8 ")]
     assert len(rows) == 2 and all("| recipe (b) |" in row for row in rows)
-    assert "peftlab/crossed.py" in text and "stats.py" not in text
+    assert "peftlab/stats/crossed.py" in text and "stats.py" not in text
     assert module.main([str(results), "la", "nope"]) == 2
 
 

@@ -105,7 +105,7 @@ def test_old_and_new_spelling_of_the_stage_give_the_same_experiment_and_run_ids(
 
 
 def test_previous_task_without_a_stage_is_a_one_line_error_exit_2(experiment_file, topic_dataset, capsys):
-    from peftlab.run import main
+    from peftlab.cli.run import main
 
     path = experiment_file(extra="forgetting:\n  - probe: previous_task\n")
     with pytest.raises(ConfigError, match=r"forgetting\[0\]\.probe: previous_task measures task A of an init_from"):
@@ -134,9 +134,9 @@ def test_a_stage_needs_a_classification_experiment(tiny_llama, tmp_path):
 
 
 def _run(experiment_file, topic: Path, methods: str, *, steps: int, extra: str | None = None) -> list[dict]:
-    from peftlab.execute.workspace import prepare_workspace
     from peftlab.planners.grid import make_plan
-    from peftlab.recipe import execute_run
+    from peftlab.runtime.recipe import execute_run
+    from peftlab.runtime.workspace import prepare_workspace
 
     experiment = load_experiment(experiment_file(methods, steps=steps, extra=extra or _probes(topic)))
     ws = prepare_workspace(experiment)
@@ -162,7 +162,7 @@ def test_a_run_whose_weights_do_not_move_forgets_exactly_zero(experiment_file, t
 
 
 def test_the_stage_is_trained_once_and_handed_on_to_every_run(experiment_file, topic_dataset, monkeypatch):
-    from peftlab.stages import InitFromStage
+    from peftlab.runtime.stages import InitFromStage
 
     trained = []
     train_task_a = InitFromStage._train_task_a
@@ -185,8 +185,8 @@ def test_the_stage_is_trained_once_and_handed_on_to_every_run(experiment_file, t
 def test_full_finetuning_at_a_high_learning_rate_forgets_more(tiny_bert, tiny_dataset, topic_dataset):
     from peftlab.config import TrainConfig
     from peftlab.data import load_classification_data
+    from peftlab.runtime.train import train
     from peftlab.tasks.classification import collate, tokenize_split, train_batches
-    from peftlab.train import train
 
     probe, run = _linear_probe(tiny_bert, topic_dataset), _run_context()
     before = probe.measure(_classifier(tiny_bert), run)["accuracy"]
@@ -230,7 +230,7 @@ def _linear_probe(tiny_bert: Path, topic: Path):
 def _classifier(tiny_bert: Path):
     from transformers import set_seed
 
-    from peftlab.models import load_classifier, resolve_model_source
+    from peftlab.runtime.models import load_classifier, resolve_model_source
 
     set_seed(0)
     return load_classifier(resolve_model_source(str(tiny_bert)), ("neg", "pos"), pad_token_id=0)
@@ -259,8 +259,8 @@ def test_before_is_the_base_model_even_for_prompt_and_prefix_tuning(tiny_bert, t
 
 def test_probes_are_deterministic_for_a_seed(tiny_bert, topic_dataset, tmp_path):
     from peftlab.config import InitFromConfig, TrainConfig
-    from peftlab.models import resolve_model_source
-    from peftlab.stages import InitFromStage
+    from peftlab.runtime.models import resolve_model_source
+    from peftlab.runtime.stages import InitFromStage
 
     first = _linear_probe(tiny_bert, topic_dataset).measure(_classifier(tiny_bert), _run_context())
     second = _linear_probe(tiny_bert, topic_dataset).measure(_classifier(tiny_bert), _run_context())
@@ -327,9 +327,9 @@ def test_lm_loss_end_to_end_on_an_sft_experiment(tmp_path, tiny_llama, tiny_data
     import json
 
     from peftlab.config import load_experiment
-    from peftlab.execute.workspace import prepare_workspace
     from peftlab.planners.grid import make_plan
-    from peftlab.recipe import execute_run
+    from peftlab.runtime.recipe import execute_run
+    from peftlab.runtime.workspace import prepare_workspace
 
     text = tmp_path / "general.csv"  # general text as a table with a text column, one document per row
     text.write_text(

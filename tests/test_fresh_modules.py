@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from peftlab.methods import REGISTRY, ModelContext, get_method
-from peftlab.models import resolve_model_source
+from peftlab.runtime.models import resolve_model_source
 from peftlab.tasks.classification import TASK
 
 LABELS = ("negative", "positive")

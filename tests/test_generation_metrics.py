@@ -14,7 +14,7 @@ import pytest
 from rouge_score.rouge_scorer import RougeScorer
 from sacrebleu.metrics import BLEU
 
-from peftlab import crossed
+from peftlab.stats import crossed
 from peftlab.task_specs import get_task_spec
 from peftlab.tasks.scoring import bleu, exact_match, gsm8k_final_number, rouge_l, score_generations
 
@@ -115,9 +115,9 @@ def _run(tmp_path: Path, model: Path, rows: list[dict], data_keys: str, method: 
     import gzip
 
     from peftlab.config import load_experiment
-    from peftlab.execute.workspace import prepare_workspace
     from peftlab.planners.grid import make_plan
-    from peftlab.recipe import execute_run
+    from peftlab.runtime.recipe import execute_run
+    from peftlab.runtime.workspace import prepare_workspace
 
     data = tmp_path / "data.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")

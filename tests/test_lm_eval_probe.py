@@ -58,9 +58,9 @@ def _probe(task_dir: Path, tasks: str = "[tiny_sentiment]") -> str:
 
 
 def _run(path: Path) -> list[dict]:
-    from peftlab.execute.workspace import prepare_workspace
     from peftlab.planners.grid import make_plan
-    from peftlab.recipe import execute_run
+    from peftlab.runtime.recipe import execute_run
+    from peftlab.runtime.workspace import prepare_workspace
 
     experiment = load_experiment(path)
     ws = prepare_workspace(experiment)
@@ -68,7 +68,7 @@ def _run(path: Path) -> list[dict]:
 
 
 def test_before_and_after_on_the_live_model_with_per_example_outcomes(tmp_path, tiny_llama, tiny_dataset, local_task):
-    from peftlab.predictions import read_predictions
+    from peftlab.records.predictions import read_predictions
 
     methods = "  - method: zero_shot\n  - method: full\n    lr: 5.0e-2\n"
     zero, full = _run(_sft(tmp_path, tiny_llama, tiny_dataset, _probe(local_task), methods))

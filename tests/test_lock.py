@@ -96,14 +96,14 @@ def test_the_lock_satisfies_every_range_in_pyproject():
 
 
 def test_the_assets_lock_pins_exactly_the_builtin_asset_packages():
-    from peftlab.assets import requirements
+    from peftlab.cli.assets import requirements
 
     wanted = {r.split("==")[0].lower(): r.split("==")[1] for r in requirements()}
     assert _pins(REQ / "assets.txt") == wanted
 
 
 def test_an_environment_made_by_the_bootstrap_has_exactly_the_locked_releases():
-    from peftlab.environment import lock_digest
+    from peftlab.records.environment import lock_digest
 
     if lock_digest() is None:
         pytest.skip("this environment was not installed from the lock (no peftlab-lock.sha256 in sys.prefix)")
@@ -120,8 +120,7 @@ def test_an_environment_made_by_the_bootstrap_has_exactly_the_locked_releases():
 
 
 def test_records_name_the_lock_they_were_made_with(tmp_path, monkeypatch):
-    from peftlab import environment
-
+    from peftlab.records import environment
     monkeypatch.setattr(sys, "prefix", str(tmp_path))
     environment.lock_digest.cache_clear()
     assert environment.lock_digest() is None  # an environment installed by hand

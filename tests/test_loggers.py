@@ -41,9 +41,9 @@ def _experiment(folder: Path, bert: Path, data: Path, extra: str, name: str = "t
 def tracked(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, tiny_dataset: Path) -> tuple[Path, dict]:
     """One run logged to all three trackers; (its folder, its record)."""
     from peftlab.config import load_experiment
-    from peftlab.execute.workspace import prepare_workspace
     from peftlab.planners.grid import make_plan
-    from peftlab.recipe import execute_run
+    from peftlab.runtime.recipe import execute_run
+    from peftlab.runtime.workspace import prepare_workspace
 
     folder = tmp_path_factory.mktemp("tracked")
     loggers = (
@@ -198,8 +198,8 @@ def test_without_loggers_nothing_is_imported_and_the_record_is_unchanged(tmp_pat
         "import sys\n"
         "from peftlab.config import load_experiment\n"
         "from peftlab.planners.grid import make_plan\n"
-        "from peftlab.execute.workspace import prepare_workspace\n"
-        "from peftlab.recipe import execute_run\n"
+        "from peftlab.runtime.workspace import prepare_workspace\n"
+        "from peftlab.runtime.recipe import execute_run\n"
         f"exp = load_experiment({str(path)!r})\n"
         "(spec,) = make_plan(exp)\n"
         "record = execute_run(prepare_workspace(exp), spec, quiet=True)\n"
@@ -214,7 +214,7 @@ def test_without_loggers_nothing_is_imported_and_the_record_is_unchanged(tmp_pat
 
 
 def test_an_unknown_logger_is_one_line_exit_2_nothing_written(tmp_path, tiny_bert, tiny_dataset, capsys):
-    from peftlab.run import main
+    from peftlab.cli.run import main
 
     path = _experiment(tmp_path, tiny_bert, tiny_dataset, "loggers: [tensorbord]\n")
     assert main([str(path)]) == 2
@@ -227,8 +227,8 @@ def test_an_unknown_logger_is_one_line_exit_2_nothing_written(tmp_path, tiny_ber
 def test_a_missing_package_names_the_pip_install(tmp_path, tiny_bert, tiny_dataset, capsys, monkeypatch):
     import importlib.util
 
+    from peftlab.cli.run import main
     from peftlab.config import loggers
-    from peftlab.run import main
 
     real = importlib.util.find_spec
     monkeypatch.setattr(loggers.importlib.util, "find_spec", lambda name: None if name == "wandb" else real(name))
@@ -269,7 +269,7 @@ def test_only_rank_0_of_a_distributed_launch_opens_trackers(tmp_path, tiny_bert,
 
     from peftlab.config import load_experiment
     from peftlab.planners.grid import make_plan
-    from peftlab.recipe import _open_trackers
+    from peftlab.runtime.recipe import _open_trackers
 
     extra = "loggers: [tensorboard]\n"
     experiment = load_experiment(_experiment(tmp_path, tiny_bert, tiny_dataset, extra), ["train.distributed=ddp"])
@@ -288,7 +288,7 @@ def test_only_rank_0_of_a_distributed_launch_opens_trackers(tmp_path, tiny_bert,
 def test_a_search_trial_is_a_child_run_of_its_study(tmp_path, tiny_bert, tiny_dataset):
     from mlflow.tracking import MlflowClient
 
-    from peftlab.run import main
+    from peftlab.cli.run import main
 
     search = (
         "search: {sampler: random, trials: 2, space: {lora: {r: [2, 4]}}}\n"

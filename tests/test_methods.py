@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from peftlab.config import TrainConfig
-from peftlab.measure import count_parameters
 from peftlab.methods import REGISTRY, ModelContext, get_method
-from peftlab.models import head_modules, load_classifier, load_tokenizer, resolve_model_source
+from peftlab.runtime.measure import count_parameters
+from peftlab.runtime.models import head_modules, load_classifier, load_tokenizer, resolve_model_source
+from peftlab.runtime.train import train
 from peftlab.tasks.classification import collate, tokenize_split, train_batches
-from peftlab.train import train
 
 # What each method may change: its own modules plus the fresh classification head.
 INTENDED = {
@@ -186,7 +186,7 @@ def test_the_generic_peft_entry_is_checked_against_the_config_class_before_any_r
 ):
     from peftlab.config import load_experiment
     from peftlab.errors import ConfigError
-    from peftlab.execute.workspace import prepare_workspace
+    from peftlab.runtime.workspace import prepare_workspace
 
     path = experiment_file("  - method: peft\n" + entry)
     with pytest.raises(ConfigError, match=message) as err:
@@ -200,9 +200,9 @@ def test_the_generic_peft_entry_is_checked_against_the_config_class_before_any_r
 def test_the_generic_peft_entry_trains_a_method_without_a_module_of_its_own(experiment_file):
     """C3A has no peftlab module: `method: peft` runs it by its config class, with a target set resolved."""
     from peftlab.config import load_experiment
-    from peftlab.execute.workspace import prepare_workspace
     from peftlab.planners.grid import make_plan
-    from peftlab.recipe import execute_run
+    from peftlab.runtime.recipe import execute_run
+    from peftlab.runtime.workspace import prepare_workspace
 
     path = experiment_file(
         "  - method: peft\n    config: C3AConfig\n    kwargs: {block_size: 16, target_modules: qv}\n", steps=2
@@ -221,7 +221,7 @@ def test_a_method_that_does_not_support_the_task_is_a_config_error_before_any_ru
 
     from peftlab.config import load_experiment
     from peftlab.errors import ConfigError
-    from peftlab.execute.workspace import prepare_workspace
+    from peftlab.runtime.workspace import prepare_workspace
 
     monkeypatch.setitem(REGISTRY, "lora", dataclasses.replace(REGISTRY["lora"], tasks=("sft",)))
     path = experiment_file()

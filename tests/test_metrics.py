@@ -25,7 +25,7 @@ def test_classification_evaluation_f1_covers_every_class_of_the_head(tiny_bert, 
     import pandas as pd
     import torch
 
-    from peftlab.models import load_classifier, load_tokenizer, resolve_model_source
+    from peftlab.runtime.models import load_classifier, load_tokenizer, resolve_model_source
     from peftlab.tasks.classification import evaluate_split, tokenize_split
 
     source = resolve_model_source(str(tiny_bert))

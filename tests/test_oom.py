@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from peftlab import oom
+from peftlab.runtime import oom
 
 
 @pytest.fixture

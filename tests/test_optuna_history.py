@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from peftlab.records.results import records_frame
 from peftlab.reporting import figures
 from peftlab.reporting.frame import tidy_runs
-from peftlab.results import records_frame
 
 LOSSES = [0.9, 0.5, 0.7, 0.4, 0.6]
 PARAMS = [8000, 4000, 16000, 2000, 4000]

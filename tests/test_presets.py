@@ -172,7 +172,7 @@ def test_gsm8k_presets_fill_the_answer_extractor(tmp_path: Path):
     ids=["unknown-preset", "wrong-task", "wrong-task-sft", "wrong-task-test-source", "metric", "metric-regression"],
 )
 def test_bad_preset_input_is_one_line_exit_2_nothing_written(tmp_path, tiny_bert, capsys, task, data, says):
-    from peftlab.run import main
+    from peftlab.cli.run import main
 
     assert main([str(_experiment(tmp_path, data, task=task, model=str(tiny_bert)))]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -184,8 +184,8 @@ def test_mnli_run_scores_mismatched_into_the_record(tmp_path, tiny_bert, glue_mn
     """End to end on a tiny BERT: the preset's extra split is evaluated beside test, with its predictions."""
     import gzip
 
-    from peftlab.results import load_records
-    from peftlab.run import main
+    from peftlab.cli.run import main
+    from peftlab.records.results import load_records
 
     exp = _experiment(tmp_path, "{source: glue/mnli, max_length: 32}", model=str(tiny_bert))
     assert main([str(exp), "--no-report", "-q"]) == 0
@@ -200,8 +200,8 @@ def test_mnli_run_scores_mismatched_into_the_record(tmp_path, tiny_bert, glue_mn
 
 
 def test_cola_run_is_scored_by_matthews(tmp_path, tiny_bert, mirror):
-    from peftlab.results import load_records
-    from peftlab.run import main
+    from peftlab.cli.run import main
+    from peftlab.records.results import load_records
 
     features = datasets.Features(
         {

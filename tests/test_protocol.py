@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from peftlab.cli.run import main
 from peftlab.config import load_experiment
 from peftlab.errors import ConfigError
-from peftlab.run import main
 
 PROTOCOL = "protocol:\n  tune:\n    trials: 2\n    lr_factor: 10\n"
 
@@ -98,7 +98,7 @@ def test_protocol_dry_run_shows_both_phases_without_torch_or_optuna(experiment_f
     methods = "  - method: lora\n    lr: 1.0e-2\n  - zero_shot\n"
     path = experiment_file(methods, seeds="[0, 1]", extra=PROTOCOL)
     code = (
-        "import sys\nfrom peftlab.run import main\n"
+        "import sys\nfrom peftlab.cli.run import main\n"
         f"assert main([{str(path)!r}, '--dry-run']) == 0\n"
         "assert 'torch' not in sys.modules and 'optuna' not in sys.modules\n"
     )

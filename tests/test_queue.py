@@ -69,7 +69,7 @@ def test_the_queue_block_validates_with_one_line_errors(experiment_file):
 
 
 def test_a_password_never_reaches_search_json_or_the_plan(experiment_file, capsys):
-    from peftlab.run import main
+    from peftlab.cli.run import main
 
     url = "postgresql://alice:s3cret@db.invalid/peftlab"
     extra = f"search:\n  trials: 2\n  storage: {url}\n  space:\n    lora:\n      r: [1, 2]\n"
@@ -80,7 +80,7 @@ def test_a_password_never_reaches_search_json_or_the_plan(experiment_file, capsy
 
 
 def test_an_unreachable_storage_is_one_line_naming_the_setting_and_writes_nothing(experiment_file, tmp_path, capsys):
-    from peftlab.run import main
+    from peftlab.cli.run import main
 
     path = experiment_file(extra="queue:\n  storage: postgresql://alice:s3cret@127.0.0.1:1/peftlab\n")
     assert main([str(path), "--join", "-q"]) == 2
@@ -96,8 +96,8 @@ def test_an_unreachable_storage_is_one_line_naming_the_setting_and_writes_nothin
 def test_devices_naming_a_missing_gpu_is_one_line_exit_2_and_writes_nothing(
     experiment_file, tmp_path, capsys, monkeypatch
 ):
+    from peftlab.cli.run import main
     from peftlab.execute import devices
-    from peftlab.run import main
 
     monkeypatch.setattr(devices, "visible_gpu_count", lambda: 2)
     path = experiment_file(methods=GRID)
@@ -189,7 +189,7 @@ def test_a_silent_workers_run_is_taken_over_after_the_grace_period(experiment_fi
 
 
 def test_a_popped_run_with_a_finished_record_is_told_not_run_again(experiment_file):
-    from peftlab.results import write_record
+    from peftlab.records.results import write_record
 
     exp, queue = _queue(experiment_file)
     queue.start()
@@ -219,7 +219,7 @@ def test_joiners_share_a_grid_through_a_journal_queue(experiment_file, tmp_path)
     """One joiner from the CLI, one through `join_experiment` (what a SLURM task calls): each run once."""
     path = experiment_file(methods=GRID, steps=2, seeds="[0]")
     code = (
-        "import sys\nfrom peftlab.execute.join import join_experiment\n"
+        "import sys\nfrom peftlab.cli.join import join_experiment\n"
         f"sys.exit(join_experiment({str(path)!r}, ['train.steps=2', '-q']))\n"
     )
     function = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

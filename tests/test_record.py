@@ -1,4 +1,4 @@
-"""The typed, versioned run record (peftlab/record.py): validated when written and when read, an
+"""The typed, versioned run record (peftlab/records/record.py): validated when written and when read, an
 old version upgraded by an explicit function, a newer one refused with one line, and no
 unreadable file skipped in silence."""
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from peftlab.record import SCHEMA_VERSION, RecordError, RunRecord, upgrade, upgrade_1_to_2, validate
-from peftlab.results import load_records, read_record, read_run_record, record_path, runs_dir, write_record
+from peftlab.records.record import SCHEMA_VERSION, RecordError, RunRecord, upgrade, upgrade_1_to_2, validate
+from peftlab.records.results import load_records, read_record, read_run_record, record_path, runs_dir, write_record
 
 # a record written by the code before schema version 2 (a real run of the forgetting experiment,
 # its curve, package list and citation shortened)
@@ -165,7 +165,7 @@ def _base() -> dict:
 def _finished_parts() -> list:
     import numpy as np
 
-    from peftlab.record import BuildInfo, Evaluation, Outcome, Saved, SetupInfo, TrainingOutcome
+    from peftlab.records.record import BuildInfo, Evaluation, Outcome, Saved, SetupInfo, TrainingOutcome
 
     return [
         SetupInfo(device={"type": "cpu"}),
@@ -192,7 +192,7 @@ def _finished_parts() -> list:
 
 
 def test_the_record_is_assembled_from_the_parts_the_phases_return(tmp_path):
-    from peftlab.record import assemble
+    from peftlab.records.record import assemble
 
     base = _base()
     record = assemble(base, _finished_parts())
@@ -214,7 +214,7 @@ def test_the_record_is_assembled_from_the_parts_the_phases_return(tmp_path):
 
 
 def test_a_pruned_or_failed_run_keeps_what_was_measured_before_it_stopped():
-    from peftlab.record import Outcome, PrunedOutcome, SetupInfo, assemble
+    from peftlab.records.record import Outcome, PrunedOutcome, SetupInfo, assemble
 
     pruned = PrunedOutcome(validation={"accuracy": 0.4}, final_train_loss=0.9, curve=[], train_s=1.0, steps=2)
     data = assemble(_base(), [SetupInfo(device={"type": "cpu"}), pruned, Outcome(status="pruned", error="at 2")])
@@ -228,7 +228,7 @@ def test_a_pruned_or_failed_run_keeps_what_was_measured_before_it_stopped():
 def test_a_part_of_the_wrong_type_is_refused_where_the_phase_returns_it():
     from pydantic import ValidationError
 
-    from peftlab.record import BuildInfo, Evaluation
+    from peftlab.records.record import BuildInfo, Evaluation
 
     with pytest.raises(ValidationError):
         BuildInfo(params={"trainable": "many"}, build_s=0.1)
@@ -272,7 +272,7 @@ def test_the_trial_block_is_a_pure_function_of_the_finished_record():
 
 
 def test_records_flatten_with_json_normalize_to_the_paths_reports_read(tmp_path):
-    from peftlab.results import records_frame
+    from peftlab.records.results import records_frame
 
     frame = records_frame([read_record(V1), {**read_record(V1), "run_id": "b", "metrics": {"test": None}}])
     assert frame.loc[0, "metrics.test.accuracy"] == v1()["metrics"]["test"]["accuracy"]
@@ -281,7 +281,7 @@ def test_records_flatten_with_json_normalize_to_the_paths_reports_read(tmp_path)
 
 
 def test_the_report_names_each_unreadable_record_in_one_line_and_reports_the_rest(tmp_path, capsys):
-    from peftlab.report import main as report_main
+    from peftlab.cli.report import main as report_main
     from tests.test_report import make_records
 
     results = make_records(tmp_path / "plain", sweep=False, forgetting=False, seeds=(0, 1))

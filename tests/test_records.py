@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from peftlab.report import ci95, summarise
-from peftlab.results import (
+from peftlab.cli.report import ci95, summarise
+from peftlab.records.results import (
     finished_record,
     load_records,
     read_record,

@@ -16,10 +16,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from peftlab.report import main as report_main
-from peftlab.report import write_experiment_report, write_report
+from peftlab.cli.report import main as report_main
+from peftlab.cli.report import write_experiment_report, write_report
+from peftlab.records.results import load_records, records_frame, write_record
 from peftlab.reporting.latex import camel, escape
-from peftlab.results import load_records, records_frame, write_record
 
 # label -> (method, test accuracy, trainable params, peak MB, tokens/s, saved MB, hyperparameters)
 METHODS = {
@@ -398,7 +398,7 @@ def records_with_predictions(
     """
     import numpy as np
 
-    from peftlab.predictions import example_ids, write_predictions
+    from peftlab.records.predictions import example_ids, write_predictions
 
     ids = example_ids((f"text {i}", i % 2) for i in range(n))
     gold = [i % 2 for i in range(n)]

@@ -12,11 +12,11 @@ import pytest
 from scipy import stats
 from test_report import METHODS, _md_rows, synthetic_record
 
-from peftlab import crossed
-from peftlab.predictions import example_ids, read_predictions, write_predictions
-from peftlab.report import main as report_main
-from peftlab.report import write_report
-from peftlab.results import write_record
+from peftlab.cli.report import main as report_main
+from peftlab.cli.report import write_report
+from peftlab.records.predictions import example_ids, read_predictions, write_predictions
+from peftlab.records.results import write_record
+from peftlab.stats import crossed
 
 CSV = 1e-5  # summary.csv keeps 6 significant digits
 NOISE = {"full": 0.4, "lora": 0.8, "prompt_tuning": 2.0}  # prediction = gold + noise: Pearson falls with it
@@ -156,7 +156,7 @@ def test_an_sft_report_with_bleu_resamples_sacrebleus_corpus_bleu(tmp_path):
 def test_read_predictions_returns_every_declared_column_list_valued_ones_included(tmp_path):
     results = tmp_path / "e2e"
     bleu_records(results, n=20, seeds=(0,))
-    from peftlab.results import load_records
+    from peftlab.records.results import load_records
 
     record = load_records([results])[0]
     split = read_predictions(results / "runs", record)["test"]

@@ -20,7 +20,7 @@ import pytest
 
 from peftlab.config import load_experiment
 from peftlab.execute.lock import hold_results_lock
-from peftlab.results import write_record
+from peftlab.records.results import write_record
 
 GRID = "  - method: lora\n    lr: 1.0e-2\n    grid:\n      r: [1, 4]\n"
 SEARCH = "search:\n  trials: 3\n  pruner: median\n  space:\n    lora:\n      r: [1, 2, 4, 8]\n"

@@ -77,7 +77,7 @@ def test_search_space_merges_defaults_and_alpha_replaces_ratio(experiment_file):
 def test_search_dry_run_imports_neither_torch_nor_optuna(experiment_file):
     path = experiment_file(extra=search_block(pruner="median"))
     code = (
-        "import sys\nfrom peftlab.run import main\n"
+        "import sys\nfrom peftlab.cli.run import main\n"
         f"assert main([{str(path)!r}, '--dry-run']) == 0\n"
         "assert 'torch' not in sys.modules and 'optuna' not in sys.modules\n"
     )
@@ -127,7 +127,7 @@ def test_two_workers_share_one_study(experiment_file, tmp_path):
 
 def test_the_report_of_a_search_reads_its_trials_off_the_records_without_opening_the_study(experiment_file):
     from peftlab.planners.optuna_search import OptunaSearch, study_name
-    from peftlab.results import write_record
+    from peftlab.records.results import write_record
 
     exp = load_experiment(experiment_file(extra=search_block()))
     name = study_name(exp)

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from peftlab.config import TrainConfig
-from peftlab.measure import count_parameters
 from peftlab.methods import REGISTRY, ModelContext, get_method
-from peftlab.models import load_tokenizer, resolve_model_source
+from peftlab.runtime.measure import count_parameters
+from peftlab.runtime.models import load_tokenizer, resolve_model_source
+from peftlab.runtime.train import train
 from peftlab.tasks.batching import train_batches
 from peftlab.tasks.sft import IGNORE, TASK, collate, label_of, normalize, tokenize_conversations
-from peftlab.train import train
 
 # What each method may change on a causal LM (no fresh head: the LM head is pretrained and tied).
 INTENDED = {
@@ -239,8 +239,8 @@ def test_a_bad_instruction_template_fails_config_validation(experiment_file):
 def test_a_gguf_builtin_without_gguf_installed_is_a_one_line_error(monkeypatch, tmp_path):
     import importlib.util
 
-    from peftlab import models
     from peftlab.errors import ModelSourceError
+    from peftlab.runtime import models
 
     real = importlib.util.find_spec
     monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None if name == "gguf" else real(name))
@@ -255,7 +255,7 @@ def test_a_gguf_builtin_without_gguf_installed_is_a_one_line_error(monkeypatch, 
 
 
 def test_sft_predictions_keep_the_generated_answers_with_ids_shared_by_every_method(sft_results):
-    from peftlab.predictions import read_predictions
+    from peftlab.records.predictions import read_predictions
 
     records = [json.loads(f.read_text()) for f in (sft_results / "runs").glob("*.json")]
     tests = {}

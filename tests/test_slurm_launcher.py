@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from peftlab.cli.run import main as run_main
 from peftlab.config import load_experiment
 from peftlab.config.launcher import LauncherConfig
-from peftlab.run import main as run_main
 
 
 def test_the_launcher_block_is_read_and_validated(experiment_file):
@@ -110,7 +110,7 @@ HANDSHAKE = """
 import os, pickle, signal, sys, threading, time
 from pathlib import Path
 from peftlab.execute import join_worker
-from peftlab.execute.join_worker import JoinWorker
+from peftlab.cli.join_worker import JoinWorker
 
 join_worker.STOP_GRACE_S = 5.0
 log = Path(os.environ["LOG"])
@@ -160,7 +160,7 @@ def test_checkpoint_stops_the_worker_like_ctrl_c_and_resubmits_a_fresh_one(tmp_p
 
 def test_each_worker_gets_its_share_of_the_cores_as_omp_threads(monkeypatch):
     """Workers sharing a node must not each start a thread per core (they spin against each other)."""
-    from peftlab.execute.join_worker import JoinWorker
+    from peftlab.cli.join_worker import JoinWorker
 
     for name in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"):
         monkeypatch.delenv(name, raising=False)

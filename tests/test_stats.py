@@ -1,4 +1,4 @@
-"""peftlab/stats.py and the predictions files: intervals, paired tests, Holm, marks, power, fallbacks."""
+"""peftlab/stats/nested.py and the predictions files: intervals, paired tests, Holm, marks, power, fallbacks."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from peftlab import stats
-from peftlab.predictions import PredictionsError, example_ids, read_predictions, write_predictions
+from peftlab.records.predictions import PredictionsError, example_ids, read_predictions, write_predictions
+from peftlab.stats import nested as stats
 
 IDS = np.asarray(example_ids((f"text {i}", i % 2) for i in range(1000)), dtype=object)
 
@@ -140,8 +140,7 @@ def test_macro_f1_interval_stays_in_range_at_one_seed_and_matches_sklearn():
     import numpy as np
     from sklearn.metrics import f1_score
 
-    from peftlab import stats
-
+    from peftlab.stats import nested as stats
     rng = np.random.default_rng(0)
     gold = rng.integers(0, 3, size=300)
     pred = np.where(rng.random(300) < 0.7, gold, rng.integers(0, 3, size=300))

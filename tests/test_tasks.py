@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 from conftest import FILLER, NEGATIVE, POSITIVE
 
+from peftlab.cli.run import main
 from peftlab.config import load_experiment
 from peftlab.errors import ConfigError
-from peftlab.run import main
 from peftlab.task_specs import get_task_spec, task_names
 
 
@@ -222,14 +222,14 @@ def test_regression_trains_end_to_end_with_its_metrics_and_predictions(tmp_path,
 
     pred, gold = [r["prediction"] for r in rows], [r["gold"] for r in rows]
     assert test["pearson"] == pytest.approx(stats.pearsonr(pred, gold)[0], abs=1e-5)
-    from peftlab.predictions import read_predictions
+    from peftlab.records.predictions import read_predictions
 
     split = read_predictions(tmp_path / "results" / "t" / "runs", record)["test"]
     assert split.prediction == pred and np.isnan(split.correct).all()
 
 
 def test_regression_model_has_one_output_and_mse_loss(tmp_path, tiny_bert):
-    from peftlab.models import resolve_model_source
+    from peftlab.runtime.models import resolve_model_source
     from peftlab.tasks import get_task
 
     model = get_task("regression").load_model(resolve_model_source(str(tiny_bert), [tmp_path]), None, {}, 0)

@@ -30,9 +30,9 @@ def cpu_claims_avx512bf16(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _run_all(path: Path) -> list[dict]:
     from peftlab.config import load_experiment
-    from peftlab.execute.workspace import prepare_workspace
     from peftlab.planners.grid import make_plan
-    from peftlab.recipe import execute_run
+    from peftlab.runtime.recipe import execute_run
+    from peftlab.runtime.workspace import prepare_workspace
 
     experiment = load_experiment(path)
     ws = prepare_workspace(experiment)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from peftlab.run import main
+from peftlab.cli.run import main
 
 MB = 1024 * 1024
 
@@ -50,7 +50,7 @@ def test_kineto_memory_events_the_measurement_reads():
     """torch.profiler's private event list (checked on torch 2.13): what measure.StepAllocations sums."""
     import torch
 
-    from peftlab.measure import StepAllocations
+    from peftlab.runtime.measure import StepAllocations
 
     with StepAllocations() as allocations:
         x = torch.ones(256, 1024)  # 1 MiB

@@ -97,7 +97,7 @@ class DataConfig:
 class SaveConfig:
     """What a finished run leaves on disk besides its record (under results/<experiment>/<dir>/<run_id>/).
 
-    Adapters are small and what `python -m peftlab.export` merges; full-model copies are as
+    Adapters are small and what `python -m peftlab.cli.export` merges; full-model copies are as
     large as the model, so they are off unless asked for.
     """
 

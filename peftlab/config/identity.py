@@ -43,7 +43,7 @@ def computed_config(experiment: Experiment) -> dict[str, Any]:
     both spellings give the same ids. A stage nobody measures is named under `init_from`. The device
     is the resolved type (`cpu`/`cuda`), never `auto`: CPU and GPU runs are different results.
     """
-    from peftlab.environment import device_type
+    from peftlab.records.environment import device_type
 
     train = {**dataclasses.asdict(experiment.train), "device": device_type(experiment.train.device)}
     if train["distributed"] is None:  # added later: left out while unset, so old run ids stay valid

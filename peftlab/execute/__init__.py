@@ -9,7 +9,7 @@ executors.py  serial and worker-pool executors: planner assignments in, records 
 from peftlab.execute.executors import SerialExecutor, WorkerPoolExecutor, summary_line
 from peftlab.execute.isolation import can_fork, die_with_parent, run_isolated
 from peftlab.execute.lock import hold_results_lock
-from peftlab.execute.workspace import Workspace, prepare_workspace
+from peftlab.runtime.workspace import Workspace, prepare_workspace
 
 __all__ = [
     "SerialExecutor",

@@ -18,8 +18,8 @@ from peftlab.execute.isolation import Interrupts, can_fork, die_with_parent, run
 from peftlab.planners.base import fmt_duration
 
 if TYPE_CHECKING:
-    from peftlab.execute.workspace import Workspace
     from peftlab.planners.base import Assignment, Planner
+    from peftlab.runtime.workspace import Workspace
 
 
 class SerialExecutor:
@@ -29,7 +29,7 @@ class SerialExecutor:
         self.ws, self.isolate, self.quiet, self.threads, self.tag = ws, isolate, quiet, threads, tag
 
     def run_one(self, assignment: Assignment) -> dict[str, Any]:
-        from peftlab.recipe import execute_run
+        from peftlab.runtime.recipe import execute_run
 
         run = run_isolated if self.isolate else execute_run
         return run(

@@ -23,11 +23,11 @@ import traceback
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from peftlab.results import read_record, record_path, write_record
+from peftlab.records.results import read_record, record_path, write_record
 
 if TYPE_CHECKING:
-    from peftlab.execute.workspace import Workspace
     from peftlab.planners.base import OnRecord, Report, RunSpec
+    from peftlab.runtime.workspace import Workspace
 
 
 class Interrupts:
@@ -125,12 +125,12 @@ def run_isolated(
     threads: int | None = None,
 ) -> dict:
     """Run in a forked child; a child that dies without a record gets one written for it here."""
-    from peftlab.recipe import execute_run
+    from peftlab.runtime.recipe import execute_run
 
     run_kwargs: dict[str, Any] = {"on_record": on_record, "threads": threads}
     path = record_path(ws.results_dir, spec.run_id)
     before = path.stat().st_mtime_ns if path.exists() else None
-    from peftlab.oom import oom_kill_count
+    from peftlab.runtime.oom import oom_kill_count
 
     oom_kills = oom_kill_count()  # a SIGKILL is `oom` only if the kernel's count rises meanwhile
     channel = _ReportChannel() if report is not None else None
@@ -179,9 +179,9 @@ def _child(parent: int, run: Any, channel: _ReportChannel | None) -> None:
 def _record_for_dead_run(
     ws: Workspace, spec: RunSpec, status: int, on_record: OnRecord | None, oom_kills: int | None
 ) -> dict[str, Any]:
-    from peftlab.oom import killed_status
-    from peftlab.recipe import base_record
-    from peftlab.record import Outcome, assemble
+    from peftlab.records.record import Outcome, assemble
+    from peftlab.runtime.oom import killed_status
+    from peftlab.runtime.recipe import base_record
 
     if os.WIFSIGNALED(status):
         ending, error = killed_status(os.WTERMSIG(status), oom_kills)

@@ -31,7 +31,7 @@ class MlflowSink:
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
-        from peftlab.models import file_lock
+        from peftlab.runtime.models import file_lock
 
         for name in ("mlflow", "alembic"):  # no INFO lines about creating and migrating its tables
             logging.getLogger(name).setLevel(logging.WARNING)
@@ -65,7 +65,7 @@ class MlflowSink:
 
     def _study_run(self, experiment_id: str, info: RunInfo) -> str:
         """The study's parent run: found by its tag, or made once (a lock in the results folder)."""
-        from peftlab.models import file_lock
+        from peftlab.runtime.models import file_lock
 
         where = f"tags.`peftlab.role` = 'study' and tags.`peftlab.study` = '{info.study}'"
         with file_lock(info.results_dir / ".mlflow-study.lock"):

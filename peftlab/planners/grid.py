@@ -116,7 +116,7 @@ class GridPlanner:
         self.cursor: SharedCursor | None = None
 
     def describe(self) -> list[str]:
-        from peftlab.results import finished_record
+        from peftlab.records.results import finished_record
 
         exp, results_dir = self.experiment, self.experiment.results_dir()
         lines = [
@@ -130,7 +130,7 @@ class GridPlanner:
         return lines
 
     def start(self) -> list[str]:
-        from peftlab.results import finished_record
+        from peftlab.records.results import finished_record
 
         results_dir = self.experiment.results_dir()
         self.todo = [
@@ -158,7 +158,7 @@ class GridPlanner:
         return Assignment(spec, (index, len(self.plan)), remaining=len(self.todo))
 
     def _next_shared(self) -> Assignment | None:
-        from peftlab.results import finished_record
+        from peftlab.records.results import finished_record
 
         assert self.cursor is not None
         results_dir = self.experiment.results_dir()
@@ -187,7 +187,7 @@ class GridPlanner:
         return 1 if self.statuses.get("failed") else 0
 
     def _shared_statuses(self) -> dict[str, int]:
-        from peftlab.results import RecordError, read_record, record_path
+        from peftlab.records.results import RecordError, read_record, record_path
 
         assert self.cursor is not None
         statuses: dict[str, int] = {}

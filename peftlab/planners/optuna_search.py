@@ -334,7 +334,7 @@ def tell_from_record(experiment: Experiment, study: Any, number: int, record: di
 def step_aside(experiment: Experiment, record: dict[str, Any]) -> None:
     """A run whose trial was taken over while it ran (a heartbeat late past the grace period on a
     loaded host): its record stays, marked, and out of the report; the retry is the trial."""
-    from peftlab.results import write_record
+    from peftlab.records.results import write_record
 
     record["trial"] = {**record["trial"], "state": "FAIL", "taken_over": True}
     write_record(experiment.results_dir(), record)
@@ -395,7 +395,7 @@ def recover_stale(
 
 def _record_of(experiment: Experiment, trial: Any) -> dict[str, Any] | None:
     """The record a trial's run left, if a whole one exists."""
-    from peftlab.results import RecordError, read_record, record_path
+    from peftlab.records.results import RecordError, read_record, record_path
 
     run_id = trial.user_attrs.get("run_id")
     path = record_path(experiment.results_dir(), run_id) if run_id else None
@@ -446,7 +446,7 @@ def _fmt_counts(counts: dict[str, int]) -> str:
 
 def _readable(path: Any) -> dict[str, Any]:
     """The record at `path`; {} where there is none or it cannot be read (said in one line)."""
-    from peftlab.results import RecordError, read_record
+    from peftlab.records.results import RecordError, read_record
 
     try:
         return read_record(path) if path.is_file() else {}
@@ -457,7 +457,7 @@ def _readable(path: Any) -> dict[str, Any]:
 
 def summarise(experiment: Experiment, url: str) -> int:
     """Best trial (or Pareto front) by validation, with its test score from the record; search.json."""
-    from peftlab.results import record_path, write_json_atomic
+    from peftlab.records.results import record_path, write_json_atomic
 
     storage = open_storage(url)
     study = load_study(experiment, storage)
@@ -686,7 +686,7 @@ class OptunaSearch:
 
     def run_ids(self) -> set[str]:
         """This study's trials, read off the records' `trial` blocks (the report never opens the study)."""
-        from peftlab.results import load_records
+        from peftlab.records.results import load_records
 
         name = study_name(self.experiment)
         records = load_records([self.experiment.results_dir()])

@@ -112,7 +112,7 @@ class RunQueue:
         """Queue every planned run that has no finished record and no live trial yet."""
         from optuna.trial import TrialState
 
-        from peftlab.results import finished_record
+        from peftlab.records.results import finished_record
 
         study, results_dir = self._open(), self.experiment.results_dir()
         live = {_run_id(t) for t in study.get_trials(deepcopy=False) if t.state != TrialState.FAIL}
@@ -169,7 +169,7 @@ class RunQueue:
         """The popped trial's run, or None when it is a duplicate or already has a finished record."""
         from optuna.trial import TrialState
 
-        from peftlab.results import finished_record
+        from peftlab.records.results import finished_record
 
         run_id = _run_id(trial)
         beat = self._beat
@@ -196,7 +196,7 @@ class RunQueue:
 
     def _recover(self, study: Any) -> list[str]:
         """Runs whose worker died: told from their record if it exists, else failed and queued again."""
-        from peftlab.results import finished_record
+        from peftlab.records.results import finished_record
 
         notes, results_dir = [], self.experiment.results_dir()
         for trial in [*silent_trials(study, self.experiment.queue), *dead_here(study)]:

@@ -94,7 +94,7 @@ def summarise(out: dict[str, Any], tasks: list[str], metric: str) -> dict[str, A
 
 def outcomes_of(samples: list[dict[str, Any]], metric: str) -> dict[str, list[Any]]:
     """One task's samples as the predictions file's columns (id, gold, prediction, correct)."""
-    from peftlab.predictions import example_ids, outcomes
+    from peftlab.records.predictions import example_ids, outcomes
 
     ids = [s.get("doc_hash") for s in samples]
     if not all(ids):

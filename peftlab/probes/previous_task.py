@@ -1,6 +1,6 @@
 """`previous_task`: sequential fine-tuning, task A's accuracy after training on the experiment's task B.
 
-Measure-only: the experiment's `init_from:` stage (peftlab/stages.py) trains task A and hands its
+Measure-only: the experiment's `init_from:` stage (peftlab/runtime/stages.py) trains task A and hands its
 model on as every run's source; this probe scores task A through the head that stage kept, on
 the run's backbone, before (adapter disabled) and after training on B. Its params are the
 stage's settings (the same task A). The stage's checkpoint format is defined here (`HEAD_FILE`,

@@ -19,7 +19,7 @@ zero-shot score (an instruction-tuned LM answers before any training).
 Heavy work is done once: probe data is loaded and tokenised in the experiment's parent process
 (which never computes with torch), "before" values depend only on the base model and are cached
 under `results/<experiment>/.forgetting/` (file-locked). Probes only measure: the model a run starts
-from, `init_from:`'s stage-A model when there is one, is the stage's business (peftlab/stages.py).
+from, `init_from:`'s stage-A model when there is one, is the stage's business (peftlab/runtime/stages.py).
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from peftlab.environment import device_type
-from peftlab.models import file_lock
 from peftlab.probes.base import PROBES, RunContext, base_model_view, digest
 from peftlab.probes.previous_task import META_FILE
-from peftlab.record import ProbeResults
+from peftlab.records.environment import device_type
+from peftlab.records.record import ProbeResults
+from peftlab.runtime.models import file_lock
 
 
 def learning_metric(task: str) -> tuple[str, Literal["max", "min"]]:
@@ -74,7 +74,7 @@ class ProbeSuite:
 
     def for_run(self, seed: int, device: str, *, quiet: bool = False, checkpoint: Path | None = None) -> RunProbes:
         """The run's measurer; `checkpoint` is the init_from stage's folder the run started from, if any."""
-        from peftlab.train import autocast_factory
+        from peftlab.runtime.train import autocast_factory
 
         run = RunContext(
             device=device,
@@ -131,7 +131,7 @@ class RunProbes:
         self.seconds += time.perf_counter() - started
 
     def _cached(self, key: dict[str, Any], compute: Callable[[], dict[str, Any]], what: str) -> dict[str, Any]:
-        from peftlab.results import write_json_atomic
+        from peftlab.records.results import write_json_atomic
 
         path = self.suite.cache_dir / f"before-{digest(key)}.json"
         with file_lock(path.with_suffix(".lock")):

@@ -1,4 +1,4 @@
-"""Tables, figures and LaTeX macros derived from run records (see `peftlab.report` for the CLI)."""
+"""Tables, figures and LaTeX macros derived from run records (see `peftlab.cli.report` for the CLI)."""
 
 from __future__ import annotations
 

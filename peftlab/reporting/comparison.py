@@ -1,7 +1,7 @@
 """The summary's statistics columns: crossed intervals, paired differences vs the reference, marks, power.
 
 Seeds and test examples are crossed (every seed scores the same examples), so the statistics come
-from peftlab/crossed.py and answer two labelled questions (docs/statistics.md):
+from peftlab/stats/crossed.py and answer two labelled questions (docs/statistics.md):
 
 - (a) *these trained models*: test examples random, checkpoints fixed;
 - (b) *this training recipe*: seeds and test examples both random; not estimable at one seed.
@@ -27,7 +27,7 @@ The headline columns answer (b) where it is estimable, else (a), and say which (
   difference is beyond seed noise.
 
 Records without predictions still get an accuracy interval and comparison, both from the old nested
-bootstrap (peftlab/stats.py) and labelled as such; asking for a metric's statistics explicitly
+bootstrap (peftlab/stats/nested.py) and labelled as such; asking for a metric's statistics explicitly
 (`metric=`) on runs without predictions, or for a metric the task does not produce, is a UserError.
 """
 
@@ -41,8 +41,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from peftlab import crossed, stats
 from peftlab.errors import UserError
+from peftlab.stats import crossed
+from peftlab.stats import nested as stats
 
 if TYPE_CHECKING:
     from peftlab.task_specs import TaskSpec
@@ -65,7 +66,7 @@ DEFAULT_TASK = "classification"  # records written before `config.task` existed
 class Outcome:
     """One run's per-example test outputs: its seed, the example ids and every column its task keeps.
 
-    `columns` holds what the predictions file has besides `split`/`id` (peftlab/predictions.py):
+    `columns` holds what the predictions file has besides `split`/`id` (peftlab/records/predictions.py):
     `gold`, `prediction`, `correct`, and e.g. BLEU's list-valued `matches`/`totals`.
     """
 
@@ -89,7 +90,7 @@ class Outcome:
 
 def load_outcomes(results_dirs: Iterable[Path], records: list[dict[str, Any]], log: Callable[[str], None] = print):
     """{run_id: Outcome} of the ok records whose predictions file is present and intact (its test split)."""
-    from peftlab.predictions import PredictionsError, read_predictions
+    from peftlab.records.predictions import PredictionsError, read_predictions
 
     dirs = [Path(d) / "runs" for d in results_dirs]
     out: dict[str, Outcome] = {}

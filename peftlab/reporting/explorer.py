@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from peftlab.errors import UserError
+from peftlab.records.results import record_path
 from peftlab.reporting.frame import device_types
 from peftlab.reporting.tables import columns, display_frame, table_notes
-from peftlab.results import record_path
 
 EXPLORER_NAME = "explorer.html"
 INSTALL_HINT = "pip install 'peftlab[explorer]'"
@@ -140,7 +140,7 @@ def _record_links(frame: Any, results_dirs: list[Path], out_dir: Path) -> list[s
 
     Looked up by (experiment, run id): two experiments may hold runs with the same id.
     """
-    from peftlab.results import load_records
+    from peftlab.records.results import load_records
 
     where: dict[tuple[str, str], Path] = {}
     for results_dir in results_dirs:

@@ -48,14 +48,14 @@ BAND = {  # what a band answers, for the axis labels
 def _mean_band(frame: Any, x: str, y: str, n: str | None = None) -> Any:
     """Mean and 95% band (`low`, `high`, `question`) of `y` at each `x` over seeds.
 
-    For an accuracy with its example count in column `n`: peftlab/crossed.py's answer from the
+    For an accuracy with its example count in column `n`: peftlab/stats/crossed.py's answer from the
     per-seed values (`from_seed_values`: question (b) where ≥ 2 seeds, else (a); the example term
     bounded by the binomial, since curves and rank lines carry no per-example outputs, so the band
     is conservative and never counts one test set S times); otherwise the t-interval over seeds.
     """
     import pandas as pd
 
-    from peftlab.crossed import from_seed_values
+    from peftlab.stats.crossed import from_seed_values
 
     rows = []
     for xv, group in frame.groupby(x, sort=True):
@@ -108,7 +108,7 @@ def note_missing(ax: Any, summary: Any) -> None:
 def _accuracy_points(ax: Any, data: Any, x: str, styles: dict) -> None:
     """One marker per method at (x, mean test accuracy) with its 95% interval, where one exists.
 
-    The interval is the summary's headline (peftlab/crossed.py: (b) where estimable, else (a));
+    The interval is the summary's headline (peftlab/stats/crossed.py: (b) where estimable, else (a));
     summaries without it (older callers) fall back to the half-width, clipped to [0, 1].
     """
     for _, row in data.iterrows():

@@ -52,7 +52,7 @@ _GRID_TAG = re.compile(r"\[(?P<tag>[^\]]*)\]$")
 
 def ci95(values: Any) -> float:
     """Half-width of the 95% t-interval of the mean over seeds (crossed.seed_half_width)."""
-    from peftlab.crossed import seed_half_width
+    from peftlab.stats.crossed import seed_half_width
 
     return seed_half_width(list(values), 0.95)
 
@@ -157,7 +157,7 @@ def summarise(
     first line of a failure is kept (`first_error`), so a method whose runs all failed is a row.
     A variant run on several device types gets one row per type, its label suffixed ` (cuda)`.
     Test accuracy gets the crossed seeds × examples intervals of both questions and the paired
-    comparison against the reference (peftlab/reporting/comparison.py, peftlab/crossed.py);
+    comparison against the reference (peftlab/reporting/comparison.py, peftlab/stats/crossed.py);
     `outcomes` maps run ids to their per-example test outcomes (None: records without predictions,
     compared by the old nested bootstrap and labelled so); `metric` the one the Δ columns compare.
     """
@@ -225,7 +225,7 @@ def _first_error(runs: Any) -> str | None:
 
 def load_frame(results_dirs: Iterable[Any], run_ids: set[str] | None = None) -> tuple[list[dict], Any]:
     """The records under the given experiment folders and their flattened frame."""
-    from peftlab.results import load_records, records_frame
+    from peftlab.records.results import load_records, records_frame
 
     records = load_records(list(results_dirs), run_ids)
     return records, records_frame(records) if records else None

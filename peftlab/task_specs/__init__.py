@@ -34,7 +34,7 @@ class MetricSpec:
     short: str = ""  # the run's one-line summary shows it under this name ("" : not shown)
     fmt: str = ".3f"
     curve: bool = True  # kept at every intermediate validation (the record's `metrics.curve`)
-    # how the statistics engine (peftlab/crossed.py) recomputes it from the per-example outputs of
+    # how the statistics engine (peftlab/stats/crossed.py) recomputes it from the per-example outputs of
     # the predictions file, for paired and crossed intervals: "mean:<column>" (the mean of one
     # per-example column: accuracy from `correct`), "macro_f1", "matthews" (from `gold`/`prediction`
     # class ids), "pearson", "spearman" (numbers), "corpus_bleu" (n-gram counts); None: not resampled
@@ -68,7 +68,7 @@ class TaskSpec:
     head: str  # what the task trains on top of the backbone
     metrics: tuple[MetricSpec, ...]
     primary: str  # the metric every comparison, search default and tuned protocol uses
-    # columns of each predictions-file line besides `split` and `id` (peftlab/predictions.py):
+    # columns of each predictions-file line besides `split` and `id` (peftlab/records/predictions.py):
     # what a statistics engine resamples per example
     per_example: tuple[str, ...]
     predictions: str  # how one predictions line looks, in words

@@ -43,7 +43,7 @@ def tokenize_split(
     dtype: Any = np.int64,
 ) -> TokenizedSplit:
     """Tokenise single texts, or (text, pair) sentence pairs; `dtype` is the labels' (float for regression)."""
-    from peftlab.predictions import example_ids
+    from peftlab.records.predictions import example_ids
 
     texts = list(texts)
     labels = np.asarray(labels, dtype=dtype)
@@ -102,12 +102,12 @@ def evaluate_split(
     """Accuracy, macro-F1 and mean loss (+ `data.metric`'s Matthews or binary F1); sorted by length for little padding.
 
     `examples` holds the per-example outcomes (id, gold, prediction, correct) in split order; the
-    runner moves them into the run's predictions file (peftlab/predictions.py).
+    runner moves them into the run's predictions file (peftlab/records/predictions.py).
     """
     import torch
 
     from peftlab.metrics import chosen_classification_score, classification_scores
-    from peftlab.predictions import outcomes
+    from peftlab.records.predictions import outcomes
 
     was_training = model.training
     model.eval()
@@ -159,19 +159,19 @@ class ClassificationTask:
             load_metric(name)
 
     def load_model(self, source: Any, data: Any, load_kwargs: dict[str, Any], pad_token_id: int | None) -> Any:
-        from peftlab.models import load_classifier
+        from peftlab.runtime.models import load_classifier
 
         return load_classifier(source, data.label_names, load_kwargs, pad_token_id=pad_token_id)
 
     def head_modules(self, model: Any) -> tuple[str, ...]:
         """Every module the checkpoint lacked (head, DistilBERT's pre_classifier, a missing pooler)."""
-        from peftlab.models import fresh_modules
+        from peftlab.runtime.models import fresh_modules
 
         return fresh_modules(model)
 
     def unquantized_modules(self, source: Any, data: Any) -> tuple[str, ...]:
         """The fresh modules, found on a weightless (meta-device) copy of the model."""
-        from peftlab.models import fresh_modules, load_classifier
+        from peftlab.runtime.models import fresh_modules, load_classifier
 
         return fresh_modules(load_classifier(source, data.label_names, {"device_map": {"": "meta"}}))
 

@@ -88,7 +88,7 @@ def encode_pair(tokenizer: Any, context: str, continuation: str) -> tuple[list[i
 
 def tokenize_causal(frame: Any, tokenizer: Any, max_length: int) -> ChoiceSplit:
     """Every (context, choice) pair as one sequence, kept to its last `max_length` tokens."""
-    from peftlab.predictions import example_ids
+    from peftlab.records.predictions import example_ids
 
     texts, choice_lists, labels = frame["text"].tolist(), [list(c) for c in frame["choices"]], frame["label"]
     all_ids, all_lengths = [], []
@@ -113,7 +113,7 @@ def tokenize_causal(frame: Any, tokenizer: Any, max_length: int) -> ChoiceSplit:
 
 def tokenize_encoder(frame: Any, tokenizer: Any, max_length: int) -> ChoiceSplit:
     """Each (context, choice) as the tokenizer's pair encoding, truncated longest-first to `max_length`."""
-    from peftlab.predictions import example_ids
+    from peftlab.records.predictions import example_ids
 
     texts, choice_lists, labels = frame["text"].tolist(), [list(c) for c in frame["choices"]], frame["label"]
     flat_texts = [t for t, choices in zip(texts, choice_lists, strict=True) for _ in choices]
@@ -233,7 +233,7 @@ def evaluate_split(model: Any, split: ChoiceSplit, ctx: Any) -> dict[str, Any]:
     """acc, acc_norm and the loss, with `examples`: gold, prediction, correct and correct_norm per example."""
     import torch
 
-    from peftlab.predictions import outcomes
+    from peftlab.records.predictions import outcomes
 
     was_training = model.training
     model.eval()
@@ -309,7 +309,7 @@ class MultipleChoiceTask:
 
     def prepare_data(self, experiment: Any, tokenizer: Any, base_dir: Any) -> tuple[Any, dict[str, Any]]:
         from peftlab.data.choices import load_choice_data
-        from peftlab.models import resolve_model_source
+        from peftlab.runtime.models import resolve_model_source
 
         cfg = experiment.data
         data = load_choice_data(
@@ -327,7 +327,7 @@ class MultipleChoiceTask:
         }
 
     def load_model(self, source: Any, data: Any, load_kwargs: dict[str, Any], pad_token_id: int | None) -> Any:
-        from peftlab.models import load_causal_lm
+        from peftlab.runtime.models import load_causal_lm
 
         if not is_encoder(source.location):
             return load_causal_lm(source, load_kwargs, pad_token_id=pad_token_id)
@@ -335,12 +335,12 @@ class MultipleChoiceTask:
 
     def head_modules(self, model: Any) -> tuple[str, ...]:
         """Encoders: every module the checkpoint lacked (the head, a missing pooler). Causal LMs: none."""
-        from peftlab.models import fresh_modules
+        from peftlab.runtime.models import fresh_modules
 
         return fresh_modules(model) if has_choice_head(model) else ()
 
     def unquantized_modules(self, source: Any, data: Any) -> tuple[str, ...]:
-        from peftlab.models import fresh_modules
+        from peftlab.runtime.models import fresh_modules
 
         if not is_encoder(source.location):
             return ("lm_head",)  # as sft: quantising the output projection costs accuracy for little memory
@@ -360,7 +360,7 @@ def _load_encoder(source: Any, load_kwargs: dict[str, Any], pad_token_id: int | 
     """`AutoModelForMultipleChoice` with its fresh head recorded as the modules every method trains."""
     from transformers import AutoModelForMultipleChoice
 
-    from peftlab.models import FRESH_MODULES_ATTR, _hub_error, newly_initialised_modules
+    from peftlab.runtime.models import FRESH_MODULES_ATTR, _hub_error, newly_initialised_modules
 
     try:
         model, info = AutoModelForMultipleChoice.from_pretrained(

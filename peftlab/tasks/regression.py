@@ -87,7 +87,7 @@ class RegressionTask:
         return data, tokenize_frames(data, tokenizer, experiment.data.max_length, dtype=np.float32)
 
     def _load(self, source: Any, load_kwargs: dict[str, Any], pad_token_id: int | None = None) -> Any:
-        from peftlab.models import load_classifier
+        from peftlab.runtime.models import load_classifier
 
         kwargs = {**load_kwargs, "problem_type": "regression"}  # MSE loss on the one output
         return load_classifier(source, (TARGET,), kwargs, pad_token_id=pad_token_id)
@@ -96,12 +96,12 @@ class RegressionTask:
         return self._load(source, load_kwargs, pad_token_id)
 
     def head_modules(self, model: Any) -> tuple[str, ...]:
-        from peftlab.models import fresh_modules
+        from peftlab.runtime.models import fresh_modules
 
         return fresh_modules(model)
 
     def unquantized_modules(self, source: Any, data: Any) -> tuple[str, ...]:
-        from peftlab.models import fresh_modules
+        from peftlab.runtime.models import fresh_modules
 
         return fresh_modules(self._load(source, {"device_map": {"": "meta"}}))
 

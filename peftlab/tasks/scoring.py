@@ -1,7 +1,7 @@
 """Scores of generated text (task sft's `data.metric`): answer extraction, exact match, BLEU, ROUGE-L.
 
 Every scorer returns the corpus score and the per-example columns the predictions file keeps, so
-that the statistics engine (peftlab/crossed.py) can resample examples and recompute the score:
+that the statistics engine (peftlab/stats/crossed.py) can resample examples and recompute the score:
 
 - `exact_match`: `correct` per example; the score is their mean (`crossed.ACCURACY`).
 - `bleu`: sacrebleu's corpus BLEU (its defaults: 13a tokenisation, exp smoothing), divided by 100

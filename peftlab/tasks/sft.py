@@ -101,7 +101,7 @@ def tokenize_conversations(
             prompt = _cut_middle(prompt, max_length - len(completion), head, tail)
         ids_out.append(list(prompt) + list(completion))
         prompt_lengths.append(len(prompt))
-    from peftlab.predictions import example_ids
+    from peftlab.records.predictions import example_ids
 
     labels = np.full(len(conversations), -1, dtype=np.int64) if label_ids is None else np.asarray(label_ids)
     return SftSplit(
@@ -225,12 +225,12 @@ def evaluate_split(
     (`accuracy`, of the answers `answer_extractor` finds, or of the normalised whole answers).
     `examples` holds the per-example outcomes (id, reference, generated answer, exact match and
     the metric's own columns, peftlab/tasks/scoring.py) in split order; the runner moves them into
-    the run's predictions file (peftlab/predictions.py).
+    the run's predictions file (peftlab/records/predictions.py).
     """
     import torch
 
     from peftlab.metrics import load_metric
-    from peftlab.predictions import outcomes
+    from peftlab.records.predictions import outcomes
 
     was_training = model.training
     model.eval()
@@ -341,7 +341,7 @@ class SftTask:
         return data, splits
 
     def load_model(self, source: Any, data: Any, load_kwargs: dict[str, Any], pad_token_id: int | None) -> Any:
-        from peftlab.models import load_causal_lm
+        from peftlab.runtime.models import load_causal_lm
 
         return load_causal_lm(source, load_kwargs, pad_token_id=pad_token_id)
 

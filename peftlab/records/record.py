@@ -1,6 +1,6 @@
 """The run record as a typed, versioned model: the one contract every layer shares.
 
-A record is written by the recipe (peftlab/recipe.py) and read by the planners, the reports and
+A record is written by the recipe (peftlab/runtime/recipe.py) and read by the planners, the reports and
 the paper. Its JSON keys are the public paths every reader uses (`metrics.test.accuracy`,
 `config.train.steps`), so the model keeps them as they are and types what each phase produces:
 
@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 SCHEMA_VERSION = 2
 # outcomes that a re-run would reproduce; `failed` and `killed` (a SIGKILL with no sign of the OOM
-# killer, see peftlab/oom.py) are retried. `pruned`: a search trial stopped early by its pruner on
+# killer, see peftlab/runtime/oom.py) are retried. `pruned`: a search trial stopped early by its pruner on
 # an intermediate validation score (a decision, so not repeated).
 FINISHED = ("ok", "diverged", "oom", "pruned")
 STATUSES = ("ok", "diverged", "oom", "pruned", "failed", "killed")

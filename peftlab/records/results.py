@@ -2,7 +2,7 @@
 
 A record is the unit of truth: tables, figures and the paper are derived from records only.
 A reader never sees a half-written file, because records are renamed into place. A record is
-validated against its model (peftlab/record.py, docs/record.md) when it is written and when it
+validated against its model (peftlab/records/record.py, docs/record.md) when it is written and when it
 is read; an older `schema_version` is upgraded on read, a newer one refused with one line.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from peftlab.record import FINISHED, SCHEMA_VERSION, STATUSES, RecordError, RunRecord, jsonable, plain, validate
+from peftlab.records.record import FINISHED, SCHEMA_VERSION, STATUSES, RecordError, RunRecord, jsonable, plain, validate
 
 __all__ = [
     "FINISHED",

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from peftlab.config.stages import InitFromConfig
-from peftlab.environment import device_type
-from peftlab.models import file_lock
 from peftlab.probes.base import RunContext, classification_splits, digest, eval_mode, predict
 from peftlab.probes.previous_task import HEAD_FILE, META_FILE
 from peftlab.probes.suite import source_base_dir
+from peftlab.records.environment import device_type
+from peftlab.runtime.models import file_lock
 
 
 class InitFromStage:
@@ -48,8 +48,8 @@ class InitFromStage:
 
     def start(self, base: Any, seed: int, device: str, *, quiet: bool = False) -> tuple[Any, Path]:
         """(the run's model source, the stage folder): the stage-A model, trained now if no run has yet."""
-        from peftlab.models import ModelSource
-        from peftlab.train import autocast_factory
+        from peftlab.runtime.models import ModelSource
+        from peftlab.runtime.train import autocast_factory
 
         run = RunContext(
             device=device,
@@ -87,9 +87,9 @@ class InitFromStage:
     def _train_task_a(self, base: Any, run: RunContext, seed: int, out: Path) -> dict[str, Any]:
         from transformers import set_seed
 
-        from peftlab.models import load_classifier
+        from peftlab.runtime.models import load_classifier
+        from peftlab.runtime.train import step_bar, train
         from peftlab.tasks.classification import collate, train_batches
-        from peftlab.train import step_bar, train
 
         p = self.params
         started = time.perf_counter()
@@ -129,7 +129,7 @@ class InitFromStage:
         """The backbone as an HF folder (what runs load), task A's head(s) beside it, and the tokenizer."""
         from safetensors.torch import save_file
 
-        from peftlab.models import head_modules
+        from peftlab.runtime.models import head_modules
 
         heads = head_modules(model)
         if not heads:

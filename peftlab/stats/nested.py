@@ -2,7 +2,7 @@
 
 Issue 23: seeds and test examples are crossed (every seed scores the same examples), but this
 engine resamples each seed's examples independently, as if nested; its intervals are too narrow
-whenever seeds matter. Tables, figures and the paper now use peftlab/crossed.py, which answers two
+whenever seeds matter. Tables, figures and the paper now use peftlab/stats/crossed.py, which answers two
 labelled questions; this module remains for records without predictions files (labelled
 "nested (no predictions)") and for benchmarks/calibration.py's before/after table. `best_marks`
 follows the intersection–union rule of crossed.best_marks. What follows describes the old method,
@@ -154,7 +154,7 @@ def _macro_f1(counts: np.ndarray) -> np.ndarray:
 
 def _t_interval(values: np.ndarray, level: float) -> tuple[float, float]:
     """The t-interval over seeds: the statistics engine's one (crossed.seed_interval)."""
-    from peftlab.crossed import seed_interval
+    from peftlab.stats.crossed import seed_interval
 
     return seed_interval(values, level)
 

@@ -2,7 +2,7 @@
 
 Each phase is a short function over `Run`, the run in progress, and the recipe is the list of
 phases read top to bottom (torchtune-style). A phase returns what it produced as a typed part
-(peftlab/record.py: `BuildInfo`, `Evaluation`, `ProbeResults`, `TrainingOutcome`, ...) or None;
+(peftlab/records/record.py: `BuildInfo`, `Evaluation`, `ProbeResults`, `TrainingOutcome`, ...) or None;
 `Run` carries only what later phases need (the model, the device, the scores). The recipe
 assembles the record from its base and the parts at the end, validated, whatever the outcome.
 The training loop itself stays in train.py; the plugins a phase uses are found in their
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from peftlab.config import computed_config
-from peftlab.record import (
+from peftlab.records.record import (
     BuildInfo,
     Evaluation,
     Outcome,
@@ -39,11 +39,11 @@ from peftlab.record import (
     TrainingOutcome,
     assemble,
 )
-from peftlab.results import write_record
+from peftlab.records.results import write_record
 
 if TYPE_CHECKING:
-    from peftlab.execute.workspace import Workspace
     from peftlab.planners.base import OnRecord, Report, RunSpec
+    from peftlab.runtime.workspace import Workspace
 
 
 def execute_run(
@@ -103,7 +103,7 @@ def _assembled(base: dict[str, Any], parts: list[Part], ended: Outcome) -> dict[
 
 def _ending(err: Exception) -> tuple[str, str | None, str | None, Part | None]:
     """How an exception ends a run: (status, error, traceback, the part measured before it, if any)."""
-    from peftlab.train import Diverged, Pruned
+    from peftlab.runtime.train import Diverged, Pruned
 
     if isinstance(err, Diverged):
         return "diverged", str(err), None, None
@@ -162,11 +162,11 @@ def setup(run: Run) -> SetupInfo:
     """Method, device, memory meter, evaluation context."""
     import torch
 
-    from peftlab.environment import device_info, resolve_device
-    from peftlab.measure import MemoryMeter
     from peftlab.methods import get_method
+    from peftlab.records.environment import device_info, resolve_device
+    from peftlab.runtime.measure import MemoryMeter
+    from peftlab.runtime.train import autocast_factory
     from peftlab.tasks import EvalContext
-    from peftlab.train import autocast_factory
 
     ws, cfg = run.ws, run.cfg
     run.method = get_method(run.spec.method)
@@ -176,7 +176,7 @@ def setup(run: Run) -> SetupInfo:
     run.device = resolve_device(cfg.device)
     distributed = None
     if cfg.distributed:  # one run over every process of the launch; every rank has planned before any writes
-        from peftlab.distributed import start
+        from peftlab.runtime.distributed import start
 
         run.ranks = start(cfg.distributed, run.device)
         run.device = run.ranks.device
@@ -206,7 +206,7 @@ def start_from(run: Run) -> StartInfo | None:
     """
     from transformers import set_seed
 
-    from peftlab.stages import stage_summary
+    from peftlab.runtime.stages import stage_summary
 
     ws = run.ws
     run.source, started = ws.model_source, None
@@ -222,8 +222,8 @@ def build(run: Run) -> BuildInfo:
     """Load the model (quantised where the method says so), let the method prepare it, count what trains."""
     import torch
 
-    from peftlab.measure import count_parameters
     from peftlab.methods import ModelContext
+    from peftlab.runtime.measure import count_parameters
     from peftlab.tasks import model_task_type
 
     ws, cfg, method = run.ws, run.cfg, run.method
@@ -315,9 +315,9 @@ def probes_before(run: Run) -> None:
 
 def train(run: Run) -> None:
     """The one training loop (train.py), validation every eval_every steps; skipped for a reference row."""
+    from peftlab.runtime.train import TrainOutcome, step_bar
+    from peftlab.runtime.train import train as train_loop
     from peftlab.tasks.batching import train_batches
-    from peftlab.train import TrainOutcome, step_bar
-    from peftlab.train import train as train_loop
 
     ws, cfg, spec = run.ws, run.cfg, run.spec
     split, padding_side = ws.splits["train"], run.eval_ctx.padding_side
@@ -382,7 +382,9 @@ def evaluate(run: Run) -> Evaluation:
     samples = run.test.pop("samples", None)
     if isinstance(run.validation, dict):
         run.validation.pop("samples", None)
-    from peftlab.predictions import write_predictions  # per-example outcomes beside the record, for paired stats
+    from peftlab.records.predictions import (
+        write_predictions,  # per-example outcomes beside the record, for paired stats
+    )
 
     predictions = write_predictions(run.ws.results_dir, run.spec.run_id, run.kept) if _writes(run.ws) else None
     return Evaluation(
@@ -413,7 +415,7 @@ def probes_after(run: Run) -> ProbeResults | None:
         return None
     results = run.probes.after(run.model, run.test)
     if run.probes.examples and _writes(run.ws):  # lm_eval's per-example outcomes join the predictions file
-        from peftlab.predictions import write_predictions
+        from peftlab.records.predictions import write_predictions
 
         run.kept.update(run.probes.examples)
         results.predictions = write_predictions(run.ws.results_dir, run.spec.run_id, run.kept)
@@ -424,7 +426,7 @@ def measure(run: Run) -> TrainingOutcome:
     """Scores, speed (warm-up steps excluded), memory and time into the record; latency at batch size 1."""
     import numpy as np
 
-    from peftlab.measure import step_time_stats
+    from peftlab.runtime.measure import step_time_stats
 
     outcome, warm = run.outcome, run.cfg.timing_warmup_steps
     past_warmup = len(outcome.step_times) > warm
@@ -446,7 +448,7 @@ def measure(run: Run) -> TrainingOutcome:
         memory["training_state"] = outcome.training_state
     samples_per_step = None
     if run.ranks is not None:  # every rank's peaks, gathered (collective)
-        from peftlab.measure import per_rank_memory
+        from peftlab.runtime.measure import per_rank_memory
 
         memory = per_rank_memory(run.ranks.gather(memory))
         samples_per_step = sorted(set(outcome.step_samples))  # the global batch
@@ -478,8 +480,8 @@ PHASES = (setup, start_from, build, probes_before, train, evaluate, probes_after
 
 
 def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
-    from peftlab.environment import git_state, lock_digest, package_versions
-    from peftlab.record import task_info
+    from peftlab.records.environment import git_state, lock_digest, package_versions
+    from peftlab.records.record import task_info
 
     exp = ws.experiment
     return {
@@ -543,7 +545,7 @@ def _publish(ws: Workspace, record: dict[str, Any], trackers: Any) -> None:
 
 def _writes(ws: Workspace) -> bool:
     """Whether this process writes files: always, except on the ranks other than 0 of a distributed launch."""
-    from peftlab.distributed import launch_from_env
+    from peftlab.runtime.distributed import launch_from_env
 
     return ws.experiment.train.distributed is None or launch_from_env().writes
 
@@ -553,7 +555,7 @@ def _stop_launch_on_failure(ws: Workspace, record: dict[str, Any]) -> None:
     launcher (torchrun, accelerate) ends them all. A re-run retries the run; a divergence is seen by every
     rank alike (the loss is all-reduced) and is a result, not a failure."""
     if ws.experiment.train.distributed is not None and record["status"] in ("failed", "oom"):
-        from peftlab.distributed import launch_from_env
+        from peftlab.runtime.distributed import launch_from_env
 
         where = f"on rank {launch_from_env().rank}"
         raise SystemExit(f"peftlab: run {record['run_id']} {record['status']} {where}: {record['error']}")
@@ -581,8 +583,8 @@ def _save_outputs(model: Any, ws: Workspace, spec: RunSpec, method: Any, state: 
     import shutil
     import tempfile
 
-    from peftlab.measure import MB, saved_size_bytes
-    from peftlab.results import publish_dir
+    from peftlab.records.results import publish_dir
+    from peftlab.runtime.measure import MB, saved_size_bytes
 
     extra = {"state_dict": state} if state is not None else {}
 

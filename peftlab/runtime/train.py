@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from peftlab.config import TrainConfig
-from peftlab.measure import StepAllocations, state_bytes, training_state
+from peftlab.runtime.measure import StepAllocations, state_bytes, training_state
 
 
 class Diverged(RuntimeError):

@@ -15,8 +15,8 @@ seed-to-seed sd of accuracy is `seed_sd`. Everything normal makes both truths cl
 
 Coverage is measured with B's accuracy 0.78 and A's 0.80; type-I error of (b) with μ_A = μ_B and
 independent seeds, of (a) additionally with α_A = α_B (so that these checkpoints are truly equal).
-Both the crossed engine (peftlab/crossed.py) and, for the "before" table, the old nested engine
-(peftlab/stats.py) are scored on the same draws.
+Both the crossed engine (peftlab/stats/crossed.py) and, for the "before" table, the old nested engine
+(peftlab/stats/nested.py) are scored on the same draws.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def simulate(cell: Cell, rng: np.random.Generator, *, null: str | None = None) -
 
 
 def _runs(label: str, y: np.ndarray):
-    from peftlab import crossed
+    from peftlab.stats import crossed
 
     return crossed.Runs(label, tuple(range(len(y))), np.arange(y.shape[1]), {"correct": y})
 
@@ -119,7 +119,7 @@ def _inside(low: float, high: float, value: float) -> bool:
 
 def new_engine(draw: Draw, null_a: Draw, null_b: Draw) -> dict[str, tuple[bool | None, bool | None, bool | None]]:
     """Per question: (Δ interval covers, single-method interval covers, null rejected); None: not estimable."""
-    from peftlab import crossed
+    from peftlab.stats import crossed
 
     a, b = _runs("A", draw.a), _runs("B", draw.b)
     diff, one = crossed.difference(a, b), crossed.estimate(a)
@@ -139,7 +139,7 @@ def new_engine(draw: Draw, null_a: Draw, null_b: Draw) -> dict[str, tuple[bool |
 
 
 def _old(draw: Draw, draws: int):
-    from peftlab import stats
+    from peftlab.stats import nested as stats
 
     ids = np.arange(draw.a.shape[1])
     a = [stats.SeedOutcomes(s, ids, y) for s, y in enumerate(draw.a)]

@@ -72,7 +72,7 @@ def make_executor(kind: str, cfg: LauncherConfig, folder: Path, name: str) -> An
 def launch(experiment: Experiment, planner: Planner, kind: str, overrides: list[str], wait: bool) -> int:
     """Submit `tasks` join workers; with `wait`, report progress and return 1 if any task failed."""
     check_launcher(kind)
-    from peftlab.execute.join_worker import JoinWorker
+    from peftlab.cli.join_worker import JoinWorker
 
     cfg = experiment.launcher or LauncherConfig()
     results_dir = experiment.results_dir()

@@ -49,11 +49,11 @@ class Workspace:
 
 def prepare_workspace(experiment: Experiment) -> Workspace:
     """Resolve the model and data sources and tokenise once; user mistakes surface here, before any run."""
-    from peftlab.models import load_tokenizer, quiet_transformers, resolve_model_source
+    from peftlab.runtime.models import load_tokenizer, quiet_transformers, resolve_model_source
     from peftlab.tasks import get_task
 
     if _uses_hub(experiment):
-        from peftlab.hub import go_offline_if_unreachable
+        from peftlab.runtime.hub import go_offline_if_unreachable
 
         go_offline_if_unreachable()
     quiet_transformers()
@@ -69,7 +69,7 @@ def prepare_workspace(experiment: Experiment) -> Workspace:
     task.preload()  # metric modules loaded once here, inherited by every forked run
     stage = None
     if experiment.init_from is not None:
-        from peftlab.stages import InitFromStage
+        from peftlab.runtime.stages import InitFromStage
 
         stage = InitFromStage.for_experiment(experiment, tokenizer)
     forgetting = None

@@ -23,7 +23,7 @@ on example ids) and a metric, and answers:
   `_satterthwaite`) and n − 1 for the example term, so two seeds give honest, wide intervals.
   One seed: **not estimable** (no width is invented).
 
-The calibration suite (peftlab/calibration.py, benchmarks/calibration.py) checks coverage and type-I
+The calibration suite (peftlab/stats/calibration.py, benchmarks/calibration.py) checks coverage and type-I
 error of both questions on simulated crossed outcomes with known truth; docs/statistics.md has the
 formulas and the generated tables.
 """

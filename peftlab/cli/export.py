@@ -1,4 +1,4 @@
-"""`python -m peftlab.export RUN --merge OUT/`: a run's adapter merged into its base model, saved standalone.
+"""`python -m peftlab.cli.export RUN --merge OUT/`: a run's adapter merged into its base model, saved standalone.
 
 The deployment step of the LoRA tutorials (`merge_and_unload`): load the run's base model as the
 run loaded it (same source, same task head), attach the adapter the run saved under
@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from peftlab.errors import UserError
-from peftlab.results import publish_dir
+from peftlab.records.results import publish_dir
 
 MERGEABLE = ("LORA", "ADALORA", "IA3")  # peft types whose update is a change of the weights (DoRA is LORA)
 
@@ -70,7 +70,7 @@ def load_adapted(record: dict[str, Any], adapter: Path) -> tuple[Any, Any]:
     """(base model + adapter as a PeftModel, tokenizer), loaded in full precision as the run's task loads it."""
     from peft import PeftModel
 
-    from peftlab.models import ModelSource, load_tokenizer, quiet_transformers, resolve_model_source
+    from peftlab.runtime.models import ModelSource, load_tokenizer, quiet_transformers, resolve_model_source
     from peftlab.tasks import get_task
 
     quiet_transformers()
@@ -117,7 +117,7 @@ def merge_run(record_file: Path, out: Path) -> Path:
             shutil.rmtree(tmp, ignore_errors=True)
     if record["method"] == "qlora":
         print(
-            "peftlab.export: note: the adapter was trained on a 4-bit base and is merged into the full-precision "
+            "peftlab.cli.export: note: the adapter was trained on a 4-bit base and is merged into the full-precision "
             "base, so outputs differ slightly from the run's own (quantised) model",
             file=sys.stderr,
         )
@@ -125,7 +125,7 @@ def merge_run(record_file: Path, out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m peftlab.export", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m peftlab.cli.export", description=__doc__.splitlines()[0])
     parser.add_argument("run", help="run id (e.g. lora-s0-1a2b3c4d) or path to its record .json")
     parser.add_argument("--merge", metavar="OUT", required=True, type=Path, help="folder to write the merged model")
     parser.add_argument("--results", metavar="DIR", default=Path("results"), type=Path, help="default: results")
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"peftlab.export: merged model written to {out} (loads with transformers' from_pretrained alone)")
+    print(f"peftlab.cli.export: merged model written to {out} (loads with transformers' from_pretrained alone)")
     return 0
 
 

@@ -12,6 +12,6 @@ from __future__ import annotations
 
 def join_experiment(experiment_path: str, overrides: list[str]) -> int:
     """Work on the experiment's queue until it is empty; the exit code (2: a user mistake, printed in one line)."""
-    from peftlab.run import main  # the CLI's own path: the same checks, messages and exit codes
+    from peftlab.cli.run import main  # the CLI's own path: the same checks, messages and exit codes
 
     return main([str(experiment_path), *overrides, "--join"])

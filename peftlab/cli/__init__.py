@@ -2,10 +2,10 @@
 
   peftlab run EXPERIMENT.yaml [key=value ...]   plan, run what is missing, report   (python -m peftlab.run)
   peftlab report results/<experiment> ...       tables and figures from records      (python -m peftlab.report)
-  peftlab export results/<experiment> RUN_ID    merge a run's adapter into a model   (python -m peftlab.export)
-  peftlab paper                                 the paper from the reports           (python -m peftlab.paper)
-  peftlab assets                                the builtin model and data, offline  (python -m peftlab.assets)
-  peftlab dashboard results/<experiment>        its Optuna study in optuna-dashboard (python -m peftlab.dashboard)
+  peftlab export results/<experiment> RUN_ID    merge a run's adapter into a model   (python -m peftlab.cli.export)
+  peftlab paper                                 the paper from the reports           (python -m peftlab.cli.paper)
+  peftlab assets                                the builtin model and data, offline  (python -m peftlab.cli.assets)
+  peftlab dashboard results/<experiment>        its Optuna study in optuna-dashboard (python -m peftlab.cli.dashboard)
 
 Each subcommand is the module's own `main`, so `peftlab run --help` and `python -m peftlab.run
 --help` say the same. `peftlab EXPERIMENT.yaml` (no subcommand) still means `peftlab run`.
@@ -17,12 +17,12 @@ import importlib
 import sys
 
 COMMANDS = {
-    "run": ("peftlab.run", "plan an experiment, run what is missing, write its report"),
-    "report": ("peftlab.report", "tables (CSV, Markdown, LaTeX), macros and figures from run records"),
-    "export": ("peftlab.export", "merge a finished run's adapter into a standalone model"),
-    "paper": ("peftlab.paper", "build the paper from the experiments' reports"),
-    "assets": ("peftlab.assets", "check or install the builtin model and data for offline use"),
-    "dashboard": ("peftlab.dashboard", "open an experiment's Optuna study in optuna-dashboard (127.0.0.1)"),
+    "run": ("peftlab.cli.run", "plan an experiment, run what is missing, write its report"),
+    "report": ("peftlab.cli.report", "tables (CSV, Markdown, LaTeX), macros and figures from run records"),
+    "export": ("peftlab.cli.export", "merge a finished run's adapter into a standalone model"),
+    "paper": ("peftlab.cli.paper", "build the paper from the experiments' reports"),
+    "assets": ("peftlab.cli.assets", "check or install the builtin model and data for offline use"),
+    "dashboard": ("peftlab.cli.dashboard", "open an experiment's Optuna study in optuna-dashboard (127.0.0.1)"),
 }
 
 

@@ -3,7 +3,7 @@
 A run's record holds its scores; the predictions file holds what they were computed from: for
 each evaluated split (validation at the end of training, and test), one line per example with a
 stable example id, the gold answer, the prediction and whether it was correct (for task sft the
-generated answer is the prediction). Statistics pair runs on these ids (peftlab/crossed.py).
+generated answer is the prediction). Statistics pair runs on these ids (peftlab/stats/crossed.py).
 
 Format: `runs/<run_id>.predictions.jsonl.gz`, gzip (mtime 0, so equal content gives an equal
 file) of JSON lines `{"split", "id", ...}` with the per-example outputs the task declares

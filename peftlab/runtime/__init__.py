@@ -1,0 +1,1 @@
+"""One run, phase by phase: the recipe, the one training loop, models, measurement, OOM handling."""

@@ -1,0 +1,1 @@
+"""Statistics over records: the crossed seeds x examples engine, the nested fallback, calibration."""
