@@ -16,10 +16,13 @@ import sys
 import tempfile
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peftlab.errors import UserError
 from peftlab.records.results import publish_dir
+
+if TYPE_CHECKING:
+    from peftlab.records.record import RunRecord
 
 MERGEABLE = ("LORA", "ADALORA", "IA3")  # peft types whose update is a change of the weights (DoRA is LORA)
 
@@ -39,22 +42,23 @@ def find_record(run: str, results_root: Path) -> Path:
     return matches[0]
 
 
-def _adapter_dir(record: dict[str, Any]) -> Path:
+def _adapter_dir(record: RunRecord) -> Path:
     """The run's saved adapter, or a one-line reason why there is nothing to merge."""
     from peftlab.methods import REGISTRY
+    from peftlab.records.record import Artifacts
 
-    name, run_id = record["method"], record["run_id"]
+    name, run_id = record.method or "", record.run_id
     method = REGISTRY.get(name)
-    if record.get("status") != "ok":
-        raise UserError(f"run {run_id}: status {record.get('status')}, not ok; nothing to export")
+    if record.status != "ok":
+        raise UserError(f"run {run_id}: status {record.status}, not ok; nothing to export")
     if method is not None and not method.trains:
-        raise UserError(f"run {run_id}: method {name} trains nothing; the base model is {record['model']['spec']}")
-    artifacts = record.get("artifacts") or {}
+        raise UserError(f"run {run_id}: method {name} trains nothing; the base model is {record.model.spec}")
+    artifacts = record.artifacts or Artifacts()
     if method is not None and method.full_model:
-        where = artifacts.get("full_model")
+        where = artifacts.full_model
         hint = f"it is already a standalone model folder: {where}" if where else "set save.full_models: true to keep it"
         raise UserError(f"run {run_id}: {name} fine-tunes the whole model, there is no adapter to merge; {hint}")
-    adapter = artifacts.get("adapter")
+    adapter = artifacts.adapter
     if not adapter or not (Path(adapter) / "adapter_config.json").is_file():
         raise UserError(f"run {run_id}: no saved adapter (save.adapters was off, or {adapter} was moved)")
     peft_type = json.loads((Path(adapter) / "adapter_config.json").read_text()).get("peft_type")
@@ -66,7 +70,7 @@ def _adapter_dir(record: dict[str, Any]) -> Path:
     return Path(adapter)
 
 
-def load_adapted(record: dict[str, Any], adapter: Path) -> tuple[Any, Any]:
+def load_adapted(record: RunRecord, adapter: Path) -> tuple[Any, Any]:
     """(base model + adapter as a PeftModel, tokenizer), loaded in full precision as the run's task loads it."""
     from peft import PeftModel
 
@@ -74,23 +78,28 @@ def load_adapted(record: dict[str, Any], adapter: Path) -> tuple[Any, Any]:
     from peftlab.tasks import get_task
 
     quiet_transformers()
-    model = record["model"]
-    experiment_file = record["config"].get("experiment_file")
+    model = record.model
+    experiment_file = record.config.get("experiment_file")  # the resolved config is a mapping by nature
     dirs = [Path.cwd()] + ([Path(experiment_file).parent] if experiment_file else [])
-    if Path(model["location"]).is_dir():  # where the run found it (a builtin's cache folder, a local folder)
-        source = ModelSource(model["spec"], model["kind"], model["location"], model.get("origin"))
+    if model.location and Path(model.location).is_dir():  # where the run found it (a builtin's cache, a folder)
+        source = ModelSource(model.spec or "", model.kind or "", model.location, model.origin)
     else:
-        source = resolve_model_source(model["spec"], dirs)
+        source = resolve_model_source(model.spec or "", dirs)
     tokenizer = load_tokenizer(source)
-    task = get_task(record["config"].get("task", "classification"))
-    data = SimpleNamespace(label_names=tuple(record["data"]["label_names"]))
+    task = get_task(record.task.name or "classification")
+    data = SimpleNamespace(label_names=tuple(record.data.label_names or ()))
     base = task.load_model(source, data, {}, tokenizer.pad_token_id)
     return PeftModel.from_pretrained(base, str(adapter)), tokenizer
 
 
 def merge_run(record_file: Path, out: Path) -> Path:
     """Merge the run's adapter and save model + tokenizer to `out` (atomically: all or nothing)."""
-    record = json.loads(record_file.read_text())
+    from peftlab.records.results import RecordError, read_record
+
+    try:
+        record = read_record(record_file)
+    except RecordError as err:
+        raise UserError(str(err)) from None
     adapter = _adapter_dir(record)
     out = out.expanduser().resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -103,10 +112,10 @@ def merge_run(record_file: Path, out: Path) -> Path:
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         provenance = {
-            "run_id": record["run_id"],
-            "experiment": record["experiment"],
-            "method": record["method"],
-            "base_model": record["model"],
+            "run_id": record.run_id,
+            "experiment": record.experiment,
+            "method": record.method,
+            "base_model": record.at("model"),
             "adapter": str(adapter),
             "record": str(record_file.resolve()),
         }
@@ -115,7 +124,7 @@ def merge_run(record_file: Path, out: Path) -> Path:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    if record["method"] == "qlora":
+    if record.method == "qlora":
         print(
             "peftlab.cli.export: note: the adapter was trained on a 4-bit base and is merged into the full-precision "
             "base, so outputs differ slightly from the run's own (quantised) model",

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from peftlab.records.record import Protocol, RunRecord
 from peftlab.records.results import load_records, records_frame
 from peftlab.reporting.frame import COST_COLUMNS, METRIC_COLUMNS, ci95, summarise, tidy_runs
 from peftlab.reporting.tables import TIED, macros_tex, summary_latex, summary_markdown
@@ -121,7 +122,7 @@ def write_report(
 class Compared(NamedTuple):
     """What every report output is cut from: the records, their frame, the tidy runs, outcomes and the summary."""
 
-    records: list[dict[str, Any]]
+    records: list[RunRecord]
     frame: Any  # flattened records of the comparison (search trials left out)
     runs: Any  # tidy_runs of every record, search trials included (the Optuna figures need them)
     outcomes: dict[str, Any]  # run id -> per-example test outcomes (paired statistics)
@@ -160,24 +161,24 @@ def compare_records(
     return Compared(records, frame, runs, outcomes, summary)
 
 
-def protocol_note(records: list[dict[str, Any]]) -> str:
+def protocol_note(records: list[RunRecord]) -> str:
     """The tuned protocol's chosen values, read off the final runs' `protocol` blocks ('' when none was tuned)."""
-    chosen: dict[str, dict[str, Any]] = {}
-    for record in sorted(records, key=lambda r: str(r.get("label"))):
-        block = record.get("protocol") or {}
-        if block.get("tuned"):
-            chosen.setdefault(str(record.get("label")), block)
+    chosen: dict[str, Protocol] = {}
+    for record in sorted(records, key=lambda r: str(r.label)):
+        if record.protocol is not None and record.protocol.tuned:
+            chosen.setdefault(str(record.label), record.protocol)
     if not chosen:
         return ""
     blocks = list(chosen.values())
-    trials = sorted({b["trials"] for b in blocks})
+    trials = sorted({b.trials for b in blocks if b.trials is not None})
     values = "; ".join(
-        f"{label} " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in b["chosen"].items())
+        f"{label} "
+        + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in (b.chosen or {}).items())
         for label, b in chosen.items()
     )
     return (
-        f"Protocol: each method's configuration was tuned on validation ({blocks[0]['objective']}) at seed "
-        f"{blocks[0]['seed']} with {'/'.join(map(str, trials))} TPE trials each; the rows above are the chosen "
+        f"Protocol: each method's configuration was tuned on validation ({blocks[0].objective}) at seed "
+        f"{blocks[0].seed} with {'/'.join(map(str, trials))} TPE trials each; the rows above are the chosen "
         f"configuration re-run at every seed and evaluated on test. Chosen: {values}.\n\n"
     )
 

@@ -163,17 +163,17 @@ def failure_line(results_dir: Any, run_ids: set[str]) -> str | None:
     """
     from peftlab.records.results import load_records
 
-    records = sorted(load_records([results_dir], run_ids), key=lambda r: (r.get("label") or "", r.get("seed") or 0))
-    bad = [r for r in records if r.get("status") not in ("ok", "pruned")]
+    records = sorted(load_records([results_dir], run_ids), key=lambda r: (r.label or "", r.seed or 0))
+    bad = [r for r in records if r.status not in ("ok", "pruned")]
     if not bad:
         return None
     first = bad[0]
-    who = f"{first.get('label') or first.get('method')} seed {first.get('seed')}"
-    where = results_dir / "runs" / f"{first['run_id']}.json"
-    kinds = ", ".join(sorted({r["status"] for r in bad}))
+    who = f"{first.label or first.method} seed {first.seed}"
+    where = results_dir / "runs" / f"{first.run_id}.json"
+    kinds = ", ".join(sorted({r.status for r in bad}))
     return (
         f"peftlab: {len(bad)} of {len(records)} runs did not finish ({kinds}); first: {who}: "
-        f"{first.get('error', 'no error recorded')} — traceback in {where}"
+        f"{first.error or 'no error recorded'} — traceback in {where}"
     )
 
 

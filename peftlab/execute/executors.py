@@ -19,6 +19,7 @@ from peftlab.planners.base import fmt_duration
 
 if TYPE_CHECKING:
     from peftlab.planners.base import Assignment, Planner
+    from peftlab.records.record import RunRecord
     from peftlab.runtime.workspace import Workspace
 
 
@@ -28,7 +29,7 @@ class SerialExecutor:
     def __init__(self, ws: Workspace, *, isolate: bool, quiet: bool, threads: int | None = None, tag: str = "") -> None:
         self.ws, self.isolate, self.quiet, self.threads, self.tag = ws, isolate, quiet, threads, tag
 
-    def run_one(self, assignment: Assignment) -> dict[str, Any]:
+    def run_one(self, assignment: Assignment) -> RunRecord:
         from peftlab.runtime.recipe import execute_run
 
         run = run_isolated if self.isolate else execute_run
@@ -139,28 +140,25 @@ class WorkerPoolExecutor:
             os._exit(status)
 
 
-def _headline(record: dict[str, Any], test: dict[str, Any]) -> str:
+def _headline(record: RunRecord, test: dict[str, Any]) -> str:
     """The test scores the task's declaration shows (primary first), e.g. `acc 0.812  F1 0.800`."""
     from peftlab.task_specs import get_task_spec
 
-    config = record.get("config") or {}
-    spec = get_task_spec(config.get("task", "classification"), (config.get("data") or {}).get("metric"))
+    spec = get_task_spec(record.task.name or "classification", record.task.primary)  # the metric it was scored by
     shown = [spec.primary_metric, *(m for m in spec.metrics if m.short and m.name != spec.primary)]
     parts = [f"{m.short or m.name} {test[m.name]:{m.fmt}}" for m in shown if isinstance(test.get(m.name), (int, float))]
     return "  ".join(parts) or "no score"
 
 
-def summary_line(record: dict[str, Any], position: tuple[int, int]) -> str:
+def summary_line(record: RunRecord, position: tuple[int, int]) -> str:
     index, total = position
-    head = f"[{index}/{total}] {record['label']} s{record['seed']}"
-    if record["status"] != "ok":
-        return f"✗ {head}: {record['status']} — {record.get('error')}"
-    test = record["metrics"]["test"]
-    mem = record["memory"].get("peak_mb")
-    speed = record["speed"].get("train_tokens_per_s")
+    head = f"[{index}/{total}] {record.label} s{record.seed}"
+    if record.status != "ok":
+        return f"✗ {head}: {record.status} — {record.error}"
+    mem, speed = record.memory.peak_mb, record.speed.train_tokens_per_s
     return (
-        f"✓ {head}: test {_headline(record, test)} | "
-        f"trainable {record['params']['trainable_pct']:.2f}% | "
+        f"✓ {head}: test {_headline(record, record.metrics.test or {})} | "
+        f"trainable {record.params.trainable_pct or 0:.2f}% | "
         + (f"{speed:,.0f} tok/s | peak {mem:,.0f} MB | " if speed is not None and mem is not None else "no training | ")
-        + f"saved {record['size']['saved_mb']:.2f} MB | {record['time']['total_s']:.0f}s"
+        + f"saved {record.size.saved_mb or 0:.2f} MB | {record.time.total_s or 0:.0f}s"
     )

@@ -27,6 +27,7 @@ from peftlab.records.results import read_record, record_path, write_record
 
 if TYPE_CHECKING:
     from peftlab.planners.base import OnRecord, Report, RunSpec
+    from peftlab.records.record import RunRecord
     from peftlab.runtime.workspace import Workspace
 
 
@@ -123,7 +124,7 @@ def run_isolated(
     report: Report | None = None,
     on_record: OnRecord | None = None,
     threads: int | None = None,
-) -> dict:
+) -> RunRecord:
     """Run in a forked child; a child that dies without a record gets one written for it here."""
     from peftlab.runtime.recipe import execute_run
 
@@ -178,17 +179,16 @@ def _child(parent: int, run: Any, channel: _ReportChannel | None) -> None:
 
 def _record_for_dead_run(
     ws: Workspace, spec: RunSpec, status: int, on_record: OnRecord | None, oom_kills: int | None
-) -> dict[str, Any]:
-    from peftlab.records.record import Outcome, assemble
+) -> RunRecord:
+    """The record of a child that died without writing one (killed, OOM-killed, exited): built whole, typed."""
+    from peftlab.records.record import Outcome
     from peftlab.runtime.oom import killed_status
-    from peftlab.runtime.recipe import base_record
+    from peftlab.runtime.recipe import ended_record
 
     if os.WIFSIGNALED(status):
         ending, error = killed_status(os.WTERMSIG(status), oom_kills)
     else:
         ending, error = "failed", f"run process exited with code {os.WEXITSTATUS(status)} without writing a record"
-    record = assemble(base_record(ws, spec), [Outcome(status=ending, error=error)]).as_json()
-    if on_record is not None:
-        record.update(on_record(record))
+    record = ended_record(ws, spec, Outcome(status=ending, error=error), on_record)
     write_record(ws.results_dir, record)
     return record

@@ -18,7 +18,10 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from peftlab.records.record import RunRecord
 
 # logger name -> "module:Class" of its sink, imported only when an experiment names it
 SINKS = {
@@ -61,7 +64,7 @@ class Sink(Protocol):
     def finish(self, step: int, metrics: dict[str, float], status: str) -> None: ...
 
 
-def run_info(experiment: Any, spec: Any, record: dict[str, Any]) -> RunInfo:
+def run_info(experiment: Any, spec: Any, record: RunRecord) -> RunInfo:
     """The `RunInfo` of a run spec (`study`/`trial`: set by the search planner on a trial's spec)."""
     return RunInfo(
         run_id=spec.run_id,
@@ -69,7 +72,7 @@ def run_info(experiment: Any, spec: Any, record: dict[str, Any]) -> RunInfo:
         label=spec.label,
         method=spec.method,
         seed=spec.seed,
-        config=record["config"],
+        config=record.config,
         results_dir=experiment.results_dir(),
         output_dir=Path(experiment.output_dir).resolve(),
         study=getattr(spec, "study", None),
@@ -92,11 +95,11 @@ class Trackers:
         for name, sink in list(self.sinks.items()):
             self._guard(name, sink.log, step, values)
 
-    def finish(self, record: dict[str, Any]) -> None:
-        step = int(record.get("time", {}).get("steps") or 0)
+    def finish(self, record: RunRecord) -> None:
+        step = int(record.time.steps or 0)
         metrics = final_metrics(record)
         for name, sink in list(self.sinks.items()):
-            self._guard(name, sink.finish, step, metrics, str(record.get("status")))
+            self._guard(name, sink.finish, step, metrics, record.status)
         self.sinks.clear()
 
     def _guard(self, name: str, call: Any, *args: Any) -> None:
@@ -136,29 +139,24 @@ def _leaves(node: Any, prefix: str, out: dict[str, float]) -> None:
         out[prefix] = float(node)
 
 
-# record section -> its prefix in the trackers; each numeric leaf below it is a final metric
-_FINAL_SECTIONS = {"speed": "speed", "memory": "memory", "time": "time", "params": "params", "size": "size"}
-
-
-def final_metrics(record: dict[str, Any]) -> dict[str, float]:
+def final_metrics(record: RunRecord) -> dict[str, float]:
     """The record's metrics and costs as flat `section/key` numbers (NaN, None, text and the curve left out)."""
     out: dict[str, float] = {}
-    metrics = record.get("metrics") or {}
-    for split in ("test", "validation"):
-        for key, value in (metrics.get(split) or {}).items():
+    for split, scores in (("test", record.metrics.test), ("validation", record.metrics.validation)):
+        for key, value in (scores or {}).items():
             if _is_number(value):
                 out[f"{split}/{key}"] = float(value)
-    if _is_number(metrics.get("final_train_loss")):
-        out["train/final_loss"] = float(metrics["final_train_loss"])
-    for section, prefix in _FINAL_SECTIONS.items():
-        _leaves(record.get(section) or {}, prefix, out)
-    for probe, result in (record.get("forgetting") or {}).items():
+    if _is_number(record.metrics.final_train_loss):
+        out["train/final_loss"] = float(record.metrics.final_train_loss)
+    for section in ("speed", "memory", "time", "params", "size"):  # each numeric leaf is a final metric
+        _leaves(record.at(section) or {}, section, out)
+    for probe, result in (record.forgetting or {}).items():
         for key in ("before", "after", "delta"):
-            if _is_number(result.get(key)):
-                out[f"forgetting/{probe}/{key}"] = float(result[key])
+            if _is_number(getattr(result, key)):
+                out[f"forgetting/{probe}/{key}"] = float(getattr(result, key))
     for key in ("base", "after", "gain"):
-        if _is_number((record.get("learning") or {}).get(key)):
-            out[f"learning/{key}"] = float(record["learning"][key])
+        if record.learning is not None and _is_number(getattr(record.learning, key)):
+            out[f"learning/{key}"] = float(getattr(record.learning, key))
     return out
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from peftlab.records.record import Part, RunRecord
 
 
 @dataclass(frozen=True)
@@ -27,10 +30,11 @@ class RunSpec:
 
 # (step, validation scores) -> stop now? Called in the planner's process, never in the run's.
 Report = Callable[[int, dict[str, float]], bool]
-# The planner's own blocks of a run's record (`trial`, `protocol`), derived from the finished record
-# and added just before it is written: a pure function of the record (it runs in the run's process,
-# which must not open the planner's storage), returning {key: block}; it never changes the record.
-OnRecord = Callable[[dict[str, Any]], dict[str, Any]]
+# The planner's own block of a run's record (`trial`, `protocol`), derived from the record the phases
+# made: a pure function of that record (it runs in the run's process, which must not open the
+# planner's storage), returning a typed part (`TrialPart`, `ProtocolPart`) that assembly adds before
+# the record is validated and written once (records.record.assemble's `derive`).
+OnRecord = Callable[["RunRecord"], "Part"]
 
 
 @dataclass
@@ -53,7 +57,7 @@ class Planner(Protocol):
 
     def next(self) -> Assignment | None: ...  # the next run, or None when the plan is done
 
-    def tell(self, assignment: Assignment, record: dict[str, Any]) -> str: ...  # a note for the run's line
+    def tell(self, assignment: Assignment, record: RunRecord) -> str: ...  # a note for the run's line
 
     def abandon(self, assignment: Assignment) -> None: ...  # interrupted: the run must be made again later
 

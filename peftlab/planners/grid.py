@@ -10,11 +10,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peftlab.config import Experiment, MethodEntry, computed_config
 from peftlab.config.identity import json_digest
 from peftlab.planners.base import Assignment, RunSpec, fmt_duration
+
+if TYPE_CHECKING:
+    from peftlab.records.record import RunRecord
 
 
 def with_alpha_ratio(params: dict[str, Any], ratio: float | None) -> dict[str, Any]:
@@ -169,8 +172,8 @@ class GridPlanner:
                 return Assignment(spec, (index + 1, len(self.plan)))
         return None
 
-    def tell(self, assignment: Assignment, record: dict[str, Any]) -> str:
-        self.statuses[record["status"]] = self.statuses.get(record["status"], 0) + 1
+    def tell(self, assignment: Assignment, record: RunRecord) -> str:
+        self.statuses[record.status] = self.statuses.get(record.status, 0) + 1
         return ""
 
     def abandon(self, assignment: Assignment) -> None:
@@ -196,7 +199,7 @@ class GridPlanner:
             path = record_path(results_dir, spec.run_id)
             if self.cursor.ran[index] and path.is_file():
                 try:
-                    status = read_record(path).get("status", "failed")
+                    status = read_record(path).status
                 except RecordError:  # unreadable: counted as a failure to retry, like a missing record
                     status = "failed"
                 statuses[status] = statuses.get(status, 0) + 1

@@ -35,6 +35,7 @@ from peftlab.planners.heartbeat import (
     worker_alive,
     worker_identity,
 )
+from peftlab.records.record import Trial, TrialPart
 from peftlab.task_specs import get_task_spec
 
 _worker_alive = worker_alive  # the old private name
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
 
     from peftlab.config import Experiment
     from peftlab.config.queue import QueueConfig
+    from peftlab.records.record import RunRecord
 
 STATE_OF_STATUS = {"ok": "COMPLETE", "pruned": "PRUNED"}  # any other status: FAIL
 
@@ -299,19 +301,17 @@ def trial_spec(experiment: Experiment, trial: Any) -> RunSpec:
     )
 
 
-def objective_values(experiment: Experiment, record: dict[str, Any]) -> list[float] | None:
+def objective_values(experiment: Experiment, record: RunRecord) -> list[float] | None:
     values = []
     for name, _ in experiment.search.objectives:
-        node: Any = record
-        for part in objective_path(name):
-            node = node.get(part) if isinstance(node, dict) else None
+        node = record.at(".".join(objective_path(name)))
         if not isinstance(node, (int, float)) or isinstance(node, bool) or not math.isfinite(node):
             return None
         values.append(float(node))
     return values
 
 
-def tell_from_record(experiment: Experiment, study: Any, number: int, record: dict[str, Any]) -> str:
+def tell_from_record(experiment: Experiment, study: Any, number: int, record: RunRecord) -> str:
     """Finish trial `number` as its record says; the record was written first, so this is the catch-up step."""
     from optuna.trial import TrialState
 
@@ -320,10 +320,10 @@ def tell_from_record(experiment: Experiment, study: Any, number: int, record: di
     current = storage.get_trial(trial_id)
     if current.state.is_finished():
         return current.state.name
-    values = objective_values(experiment, record) if record["status"] == "ok" else None
-    state = "COMPLETE" if values is not None else STATE_OF_STATUS.get(record["status"], "FAIL")
+    values = objective_values(experiment, record) if record.status == "ok" else None
+    state = "COMPLETE" if values is not None else STATE_OF_STATUS.get(record.status, "FAIL")
     state = "FAIL" if state == "COMPLETE" and values is None else state
-    storage.set_trial_user_attr(trial_id, "status", record["status"])
+    storage.set_trial_user_attr(trial_id, "status", record.status)
     if state == "COMPLETE":
         study.tell(number, values, skip_if_finished=True)
     else:
@@ -331,13 +331,14 @@ def tell_from_record(experiment: Experiment, study: Any, number: int, record: di
     return state
 
 
-def step_aside(experiment: Experiment, record: dict[str, Any]) -> None:
+def step_aside(experiment: Experiment, record: RunRecord) -> None:
     """A run whose trial was taken over while it ran (a heartbeat late past the grace period on a
-    loaded host): its record stays, marked, and out of the report; the retry is the trial."""
+    loaded host): its record is written again, marked, and out of the report; the retry is the trial."""
     from peftlab.records.results import write_record
 
-    record["trial"] = {**record["trial"], "state": "FAIL", "taken_over": True}
-    write_record(experiment.results_dir(), record)
+    assert record.trial is not None
+    marked = record.trial.model_copy(update={"state": "FAIL", "taken_over": True})
+    write_record(experiment.results_dir(), record.model_copy(update={"trial": marked}))
 
 
 # ---------------------------------------------------------------- stale trials
@@ -393,7 +394,7 @@ def recover_stale(
     return notes
 
 
-def _record_of(experiment: Experiment, trial: Any) -> dict[str, Any] | None:
+def _record_of(experiment: Experiment, trial: Any) -> RunRecord | None:
     """The record a trial's run left, if a whole one exists."""
     from peftlab.records.results import RecordError, read_record, record_path
 
@@ -444,12 +445,12 @@ def _fmt_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "no trials yet"
 
 
-def _readable(path: Any) -> dict[str, Any]:
-    """The record at `path`; {} where there is none or it cannot be read (said in one line)."""
+def _test_scores(path: Any) -> dict[str, Any]:
+    """The test scores of the record at `path`; {} where there is none or it cannot be read (said in one line)."""
     from peftlab.records.results import RecordError, read_record
 
     try:
-        return read_record(path) if path.is_file() else {}
+        return (read_record(path).metrics.test or {}) if path.is_file() else {}
     except RecordError as err:  # the summary goes on without this trial's test score
         print(f"peftlab: {err}", file=sys.stderr)
         return {}
@@ -469,8 +470,7 @@ def summarise(experiment: Experiment, url: str) -> int:
     if counts.get("COMPLETE"):
         for trial in study.best_trials:
             path = record_path(experiment.results_dir(), trial.user_attrs.get("run_id", ""))
-            record = _readable(path)
-            test = (record.get("metrics") or {}).get("test") or {}
+            test = _test_scores(path)
             best.append(
                 {
                     "number": trial.number,
@@ -499,24 +499,24 @@ def summarise(experiment: Experiment, url: str) -> int:
     return 0 if done >= experiment.search.trials else 1
 
 
-def trial_block(experiment: Experiment, static: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+def trial_block(experiment: Experiment, static: dict[str, Any], record: RunRecord) -> Trial:
     """The record's `trial` block: the study's facts known at ask time, and the outcome read off the record.
 
     Everything the report needs about the search (which study, objectives and their directions) is
     here, so reports read records only and never open the study.
     """
     values = objective_values(experiment, record)
-    state = STATE_OF_STATUS.get(record["status"], "FAIL")
-    if record["status"] == "ok" and values is None:
+    state = STATE_OF_STATUS.get(record.status, "FAIL")
+    if record.status == "ok" and values is None:
         state = "FAIL"
     names = [n for n, _ in experiment.search.objectives]
-    return {
+    return Trial(
         **static,
-        "state": state,
+        state=state,
         # objective name -> value and direction: the report draws the Pareto front from these
-        "values": dict(zip(names, values, strict=True)) if values is not None else None,
-        "directions": dict(experiment.search.objectives),
-    }
+        values=dict(zip(names, values, strict=True)) if values is not None else None,
+        directions=dict(experiment.search.objectives),
+    )
 
 
 def _hand_back(study: Any, trial: Any) -> None:
@@ -652,16 +652,16 @@ class OptunaSearch:
         if beat is not None:
             self._beats[spec.run_id] = beat
 
-        def on_record(record: dict[str, Any], experiment: Experiment = self.experiment) -> dict[str, Any]:
-            return {"trial": trial_block(experiment, static, record)}
+        def on_record(record: RunRecord, experiment: Experiment = self.experiment) -> TrialPart:
+            return TrialPart(trial=trial_block(experiment, static, record))
 
         return Assignment(spec, position, report=TrialReporter(self.experiment, trial), on_record=on_record)
 
-    def tell(self, assignment: Assignment, record: dict[str, Any]) -> str:
+    def tell(self, assignment: Assignment, record: RunRecord) -> str:
         self._stop_beat(assignment.spec.run_id)
         trial = self._trials.pop(assignment.spec.run_id)
         state = tell_from_record(self.experiment, self.study, trial.number, record)
-        if state == "FAIL" and (record.get("trial") or {}).get("state") not in (None, "FAIL"):
+        if state == "FAIL" and record.trial is not None and record.trial.state not in (None, "FAIL"):
             step_aside(self.experiment, record)
             return f"  → trial {trial.number} was taken over meanwhile (its heartbeat came late): its retry counts"
         return f"  → trial {trial.number} {state}"
@@ -690,8 +690,4 @@ class OptunaSearch:
 
         name = study_name(self.experiment)
         records = load_records([self.experiment.results_dir()])
-        return {
-            r["run_id"]
-            for r in records
-            if (r.get("trial") or {}).get("study") == name and not r["trial"].get("taken_over")
-        }
+        return {r.run_id for r in records if r.trial is not None and r.trial.study == name and not r.trial.taken_over}

@@ -32,6 +32,7 @@ from peftlab.planners.optuna_search import close_storage, open_storage
 
 if TYPE_CHECKING:
     from peftlab.config import Experiment
+    from peftlab.records.record import RunRecord
 
 
 def queue_url(experiment: Experiment) -> str:
@@ -187,7 +188,7 @@ class RunQueue:
             return None
         if record is not None:  # made already (its worker died before telling the queue)
             beat.stop()
-            study._storage.set_trial_user_attr(trial._trial_id, "status", record["status"])
+            study._storage.set_trial_user_attr(trial._trial_id, "status", record.status)
             study.tell(trial.number, 0.0, skip_if_finished=True)
             return None
         self._held[run_id] = (trial, beat)
@@ -202,7 +203,7 @@ class RunQueue:
         for trial in [*silent_trials(study, self.experiment.queue), *dead_here(study)]:
             record = finished_record(results_dir, _run_id(trial) or "")
             if record is not None:
-                study._storage.set_trial_user_attr(trial._trial_id, "status", record["status"])
+                study._storage.set_trial_user_attr(trial._trial_id, "status", record.status)
                 study.tell(trial.number, 0.0, skip_if_finished=True)
         for trial in fail_silent(study, self.experiment.queue):
             notes.append(f"run {_run_id(trial)}: its worker fell silent; queued it again")
@@ -213,11 +214,11 @@ class RunQueue:
             print(f"peftlab: {note}", flush=True)
         return notes
 
-    def tell(self, assignment: Assignment, record: dict[str, Any]) -> str:
+    def tell(self, assignment: Assignment, record: RunRecord) -> str:
         trial, beat = self._held.pop(assignment.spec.run_id)
         beat.stop()
-        self.statuses[record["status"]] = self.statuses.get(record["status"], 0) + 1
-        self.study._storage.set_trial_user_attr(trial._trial_id, "status", record["status"])
+        self.statuses[record.status] = self.statuses.get(record.status, 0) + 1
+        self.study._storage.set_trial_user_attr(trial._trial_id, "status", record.status)
         self.study.tell(trial.number, 0.0, skip_if_finished=True)  # a record exists: the run is done
         return ""
 

@@ -27,9 +27,11 @@ from peftlab.planners.optuna_search import (
     storage_url,
     study_name,
 )
+from peftlab.records.record import Protocol, ProtocolPart
 
 if TYPE_CHECKING:
     from peftlab.config import Experiment, MethodEntry
+    from peftlab.records.record import RunRecord
 
 
 def study_experiment(experiment: Experiment, entry: MethodEntry) -> Experiment:
@@ -77,19 +79,19 @@ def stamp(block: dict[str, Any]) -> OnRecord:
     """The final run's record hook: its `protocol` block says how its configuration was chosen (a pure
     function of the finished record, run in the run's process)."""
 
-    def on_record(record: dict[str, Any]) -> dict[str, Any]:
-        return {"protocol": protocol_block(block, record)}
+    def on_record(record: RunRecord) -> ProtocolPart:
+        return ProtocolPart(protocol=protocol_block(block, record))
 
     return on_record
 
 
-def protocol_block(block: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+def protocol_block(block: dict[str, Any], record: RunRecord) -> Protocol:
     """The record's `protocol` block: how the configuration was chosen (the study's facts, known before
     the run) and, read off the record itself, whether this final run used exactly the chosen values."""
     if "chosen" not in block:
-        return dict(block)
-    used = record.get("hyperparameters") or {}
-    return {**block, "as_chosen": all(used.get(k) == v for k, v in block["chosen"].items())}
+        return Protocol.model_validate(block)
+    used = record.hyperparameters
+    return Protocol.model_validate({**block, "as_chosen": all(used.get(k) == v for k, v in block["chosen"].items())})
 
 
 class TunedProtocol:

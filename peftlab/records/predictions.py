@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from peftlab.records.record import RunRecord
+
 SUFFIX = ".predictions.jsonl.gz"
 FORMAT = "jsonl.gz/v1"
 ID_CHARS = 16  # hex digits of sha1 kept: 64 bits, no collision among millions of examples
@@ -130,9 +132,11 @@ class PredictionsError(ValueError):
     """The file a record points to is missing, altered or unreadable (the caller falls back)."""
 
 
-def read_predictions(runs_dir: Path, record: dict[str, Any], *, verify: bool = True) -> dict[str, SplitPredictions]:
-    """{split: SplitPredictions} of a record, {} when the record predates predictions files."""
-    entry = record.get("predictions")
+def read_predictions(
+    runs_dir: Path, record: RunRecord | dict[str, Any], *, verify: bool = True
+) -> dict[str, SplitPredictions]:
+    """{split: SplitPredictions} of a record (typed, or as its JSON), {} when it predates predictions files."""
+    entry = record.at("predictions") if isinstance(record, RunRecord) else record.get("predictions")
     if not isinstance(entry, dict) or not entry.get("file"):
         return {}
     path = Path(runs_dir) / entry["file"]

@@ -10,10 +10,15 @@ the paper. Its JSON keys are the public paths every reader uses (`metrics.test.a
   task's metrics and extra splits such as `validation_mismatched` fit),
 - probe results (`forgetting`, `learning`), the environment (`env`) and the outcome (`status`, `error`).
 
-Sections whose sub-structure is open (the config, a probe's detail) are typed dictionaries, or
-models that allow extra keys: a new measurement adds a key without a schema change, a key of the
-wrong type is refused. `schema_version` says which layout a file has; `upgrade` reads every older
-version this peftlab knows through one explicit, pure function per step, and refuses a newer one.
+Every section is a model that names its keys; an unknown key is refused when a record is written
+(a typo, or a measurement that must be added here first). Only what is open by nature stays a
+mapping: the scores per split (any task's metrics), the resolved config (its schema is the
+experiment's), the method's hyperparameters, a probe's own detail and a tracker's location. A phase
+returns a typed part (`BuildInfo`, `Evaluation`, ...) that fills its sections; `assemble` folds the
+parts into one `RunRecord`, and a planner's block is derived from that record as one more part,
+so nothing patches a record after it is made. `schema_version` says which layout a file has;
+`upgrade` reads every older version this peftlab knows through one explicit, pure function per
+step, and refuses a newer one.
 
 The model imports nothing heavy (pydantic only), so config, planners and reports may all read it.
 """
@@ -28,7 +33,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # outcomes that a re-run would reproduce; `failed` and `killed` (a SIGKILL with no sign of the OOM
 # killer, see peftlab/runtime/oom.py) are retried. `pruned`: a search trial stopped early by its pruner on
 # an intermediate validation score (a decision, so not repeated).
@@ -47,9 +52,10 @@ class RecordError(ValueError):
 
 
 class _Section(BaseModel):
-    """A record section: its known keys typed, further keys kept as they are (a new measurement)."""
+    """A record section: every key named and typed; an unknown key is refused (a typo, or a new
+    measurement that must be added here, to docs/record.md and, if it changes a layout, to UPGRADES)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
 
 class TaskInfo(_Section):
@@ -69,6 +75,8 @@ class DataInfo(_Section):
     num_labels: int | None = None
     label_names: list[str] | None = Field(default_factory=list)  # none for a task without classes
     max_length: int | None = None
+    kind: str | None = None  # an instruction-tuning source's kind (peftlab/data/instructions.py)
+    instruction: str | None = None
 
 
 class ModelInfo(_Section):
@@ -86,13 +94,15 @@ class ParamCounts(_Section):
     trainable: int | None = None
     total: int | None = None
     trainable_pct: float | None = None
+    adalora_pruned: int | None = None  # AdaLoRA: parameters held at init_r in training, masked by the end
 
 
-class Metrics(_Section):
+class Metrics(BaseModel):
     """The evaluation result and the training outcome's losses.
 
     `test` and `validation` are the task's scores on each split (None: not evaluated, e.g. a pruned
-    trial's test); further splits (`validation_mismatched`) are extra keys holding the same mapping.
+    trial's test). Further splits (`validation_mismatched`) are the one kind of further key this
+    section takes, each holding the same name -> value mapping.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -102,6 +112,10 @@ class Metrics(_Section):
     validation: Scores | None = None
     final_train_loss: float | None = None
     curve: list[dict[str, Any]] = Field(default_factory=list)
+
+    def splits(self) -> dict[str, Scores | None]:
+        """Every evaluated split by name: test, validation and any further one."""
+        return {"test": self.test, "validation": self.validation, **(self.model_extra or {})}
 
 
 class Speed(_Section):
@@ -118,6 +132,38 @@ class Speed(_Section):
     latency_ms_bs1_merged: float | None = None
 
 
+class TrainingState(_Section):
+    """What training itself holds (CPU, peftlab/runtime/measure.py `training_state`), in MB."""
+
+    weights_mb: float | None = None
+    gradients_mb: float | None = None
+    optimizer_mb: float | None = None
+    activations_mb: float | None = None
+    total_mb: float | None = None
+    measure: str | None = None
+
+
+class Memory(_Section):
+    """Peaks per phase (`MemoryMeter.record`): CPU peak RSS or CUDA allocated/reserved, in MB."""
+
+    device: str | None = None
+    peak_mb: float | None = None
+    measure: str | None = None
+    baseline_rss_mb: float | None = None
+    baseline_allocated_mb: float | None = None
+    baseline_reserved_mb: float | None = None
+    train_peak_rss_mb: float | None = None
+    train_peak_allocated_mb: float | None = None
+    train_peak_reserved_mb: float | None = None
+    eval_peak_rss_mb: float | None = None
+    eval_peak_allocated_mb: float | None = None
+    eval_peak_reserved_mb: float | None = None
+    train_over_baseline_mb: float | None = None
+    training_state: TrainingState | None = None
+    peak_mb_rank0: float | None = None  # under train.distributed: rank 0's own peak, every rank's below
+    per_rank: list[Memory] | None = None
+
+
 class Timing(_Section):
     """Wall times of the phases (seconds) and the run's start and end (ISO 8601, UTC)."""
 
@@ -126,9 +172,12 @@ class Timing(_Section):
     total_s: float | None = None
     steps: int | None = None
     build_s: float | None = None
+    calibrate_s: float | None = None
+    init_from_s: float | None = None
     train_s: float | None = None
     validation_s: float | None = None
     final_eval_s: float | None = None
+    forgetting_s: float | None = None
 
 
 class Size(_Section):
@@ -137,20 +186,133 @@ class Size(_Section):
     what: str | None = None
 
 
+class GitState(_Section):
+    sha: str | None = None
+    dirty: bool | None = None
+
+
+class DeviceInfo(_Section):
+    """The device the run used (`environment.device_info`)."""
+
+    type: str | None = None
+    name: str | None = None
+    cpu_count: int | None = None
+    torch_threads: int | None = None
+    python: str | None = None
+    platform: str | None = None
+    gpu_memory_mb: int | None = None
+    capability: str | None = None
+    cuda: str | None = None
+    bf16: bool | None = None
+
+
 class Environment(_Section):
     versions: dict[str, str | None] = Field(default_factory=dict)
     lock: str | None = None
-    git: dict[str, Any] | None = None
+    git: GitState | None = None
     pid: int | None = None
-    device: dict[str, Any] | None = None
+    device: DeviceInfo | None = None
 
 
-class RunRecord(BaseModel):
-    """One run's record (schema version 2). See docs/record.md for every section."""
+class Distributed(_Section):
+    """A run under `train.distributed` (`Ranks.describe`), and the global batch each step saw."""
 
-    model_config = ConfigDict(extra="allow")  # a planner's or a plugin's own block (trial, protocol, ...)
+    mode: str | None = None
+    world_size: int | None = None
+    backend: str | None = None
+    global_batch_size: int | None = None
+    per_rank_batch_size: int | None = None
+    samples_per_step: list[int] | None = None
 
-    schema_version: Literal[2] = SCHEMA_VERSION
+
+class StageSummary(_Section):
+    """An `init_from:` stage (`stages.stage_summary`): where its model is, its task-A outcome."""
+
+    checkpoint: str
+    accuracy: float | None = None
+    steps: int | None = None
+    final_train_loss: float | None = None
+    build_s: float | None = None
+
+
+class Samples(_Section):
+    """A few test examples with the model's outputs, when the task keeps some."""
+
+    test: list[Any] | dict[str, Any] | None = None
+
+
+class PredictionsFile(_Section):
+    """The per-example outcomes beside the record (`predictions.write_predictions`)."""
+
+    file: str
+    sha256: str | None = None
+    format: int | str | None = None
+    splits: dict[str, int] = Field(default_factory=dict)
+
+
+class ProbeOutcome(_Section):
+    """One forgetting probe: its score before and after fine-tuning, and the loss (`delta`)."""
+
+    before: float | None = None
+    after: float | None = None
+    delta: float | None = None
+    metric: str | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)  # the probe's own scores, before and after
+    before_s: float | None = None
+    after_s: float | None = None
+    stage_a: StageSummary | None = None  # previous_task after an `init_from:` stage
+
+
+class Learning(_Section):
+    """The target task's chosen metric before and after fine-tuning, and the gain."""
+
+    metric: str | None = None
+    base: float | None = None
+    after: float | None = None
+    gain: float | None = None
+    baseline: str | None = None
+
+
+class Artifacts(_Section):
+    adapter: str | None = None
+    full_model: str | None = None
+
+
+class Trial(_Section):
+    """A search trial (`optuna_search.trial_block`): the study's facts and the outcome read off the record."""
+
+    number: int
+    study: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    state: str | None = None
+    values: dict[str, float] | None = None
+    directions: dict[str, str] = Field(default_factory=dict)
+    taken_over: bool | None = None  # the trial was failed and retried while this run went on
+
+
+class Protocol(_Section):
+    """A tuned protocol's final run (`tuned.protocol_block`): how its configuration was chosen."""
+
+    tuned: bool
+    why: str | None = None  # not tuned: why
+    chosen: dict[str, Any] | None = None
+    study: str | None = None
+    trials: int | None = None
+    best_trial: int | None = None
+    objective: str | None = None
+    value: float | None = None
+    seed: int | None = None
+    as_chosen: bool | None = None
+
+
+class RunRecord(_Section):
+    """One run's record (schema version 3). See docs/record.md for every section.
+
+    Strict: a key no section names is refused when written. A file of an older version is read
+    through `upgrade`, which keeps what it does not model under `unmodelled` (nothing is lost).
+    """
+
+    schema_version: Literal[3] = SCHEMA_VERSION
     run_id: str = Field(min_length=1)
     experiment: str | None = None
     label: str | None = None
@@ -160,82 +322,98 @@ class RunRecord(BaseModel):
     error: str | None = None
     traceback: str | None = None
     task: TaskInfo = Field(default_factory=TaskInfo)
-    hyperparameters: dict[str, Any] = Field(default_factory=dict)
-    config: dict[str, Any] = Field(default_factory=dict)
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)  # lr and the method's own params, by name
+    config: dict[str, Any] = Field(default_factory=dict)  # the resolved experiment (its schema: peftlab/config)
     config_hash: str | None = None
     data: DataInfo = Field(default_factory=DataInfo)
     model: ModelInfo = Field(default_factory=ModelInfo)
     metrics: Metrics = Field(default_factory=Metrics)
     params: ParamCounts = Field(default_factory=ParamCounts)
-    memory: dict[str, Any] = Field(default_factory=dict)
+    memory: Memory = Field(default_factory=Memory)
     speed: Speed = Field(default_factory=Speed)
     time: Timing = Field(default_factory=Timing)
     size: Size = Field(default_factory=Size)
     env: Environment = Field(default_factory=Environment)
     # present only where the phase ran
-    distributed: dict[str, Any] | None = None
-    init_from: dict[str, Any] | None = None
-    samples: dict[str, Any] | None = None
-    predictions: dict[str, Any] | None = None
-    forgetting: dict[str, Any] | None = None
-    learning: dict[str, Any] | None = None
-    artifacts: dict[str, str] | None = None
-    trackers: dict[str, Any] | None = None
-    trial: dict[str, Any] | None = None  # a search trial (peftlab/planners/optuna_search.py)
-    protocol: dict[str, Any] | None = None  # a tuned protocol's run (peftlab/planners/tuned.py)
+    distributed: Distributed | None = None
+    init_from: StageSummary | None = None
+    samples: Samples | None = None
+    predictions: PredictionsFile | None = None
+    forgetting: dict[str, ProbeOutcome] | None = None  # probe name -> outcome
+    learning: Learning | None = None
+    artifacts: Artifacts | None = None
+    trackers: dict[str, dict[str, Any]] | None = None  # tracker name -> where it put the run (the sink's own keys)
+    trial: Trial | None = None
+    protocol: Protocol | None = None
+    unmodelled: dict[str, Any] | None = None  # an older file's keys no section names, by dotted path
+
+    @property
+    def finished(self) -> bool:
+        """Whether a re-run would reproduce this outcome (FINISHED), so the run is not repeated."""
+        return self.status in FINISHED
 
     def as_json(self) -> dict[str, Any]:
         """The record as the JSON object written to disk: the keys that were given, none added."""
         return self.model_dump(mode="json", exclude_unset=True)
 
+    def at(self, path: str) -> Any:
+        """The value at a dotted JSON path (`metrics.validation.accuracy`, an objective's); None where absent."""
+        node: Any = self.as_json()
+        for part in path.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+
 
 # ---------------------------------------------------------------- what each phase returns
 
 
+def _set(model: BaseModel, **changes: Any) -> Any:
+    """`model` with `changes` (marked as given, so they are written): how a part fills its sections."""
+    return model.model_copy(update=changes)
+
+
 class Part(BaseModel):
-    """What one phase of the recipe produced. `fragment` is the part of the record it fills (nested
-    keys, merged into the record by `assemble`): a phase returns its part and writes nothing shared.
-    What a phase hands in is made plain JSON first (numpy scalars, paths, NaN as null)."""
+    """What one phase of the recipe produced, typed. `fill` returns the record with the sections this
+    part owns filled in: a phase returns its part and writes nothing shared. What a phase hands in is
+    made plain JSON first (numpy scalars, paths, NaN as null)."""
 
     @model_validator(mode="before")
     @classmethod
     def _plain(cls, data: Any) -> Any:
         return plain(data) if isinstance(data, dict) else data
 
-    def fragment(self) -> dict[str, Any]:
+    def fill(self, record: RunRecord) -> RunRecord:
         raise NotImplementedError
 
 
 class Tracked(Part):
     """Where each tracker (`loggers:`) put the run."""
 
-    trackers: dict[str, Any]
+    trackers: dict[str, dict[str, Any]]
 
-    def fragment(self) -> dict[str, Any]:
-        return {"trackers": self.trackers}
+    def fill(self, record: RunRecord) -> RunRecord:
+        return _set(record, trackers=self.trackers)
 
 
 class SetupInfo(Part):
     """The setup phase: the device the run uses, and the launch's ranks under `train.distributed`."""
 
-    device: dict[str, Any]
-    distributed: dict[str, Any] | None = None
+    device: DeviceInfo
+    distributed: Distributed | None = None
 
-    def fragment(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"env": {"device": self.device}}
-        if self.distributed is not None:
-            out["distributed"] = self.distributed
-        return out
+    def fill(self, record: RunRecord) -> RunRecord:
+        record = _set(record, env=_set(record.env, device=self.device))
+        return record if self.distributed is None else _set(record, distributed=self.distributed)
 
 
 class StartInfo(Part):
     """The start_from phase, when the run starts from an `init_from:` stage: the stage and its cost."""
 
-    init_from: dict[str, Any]
+    init_from: StageSummary
     init_from_s: float
 
-    def fragment(self) -> dict[str, Any]:
-        return {"init_from": self.init_from, "time": {"init_from_s": self.init_from_s}}
+    def fill(self, record: RunRecord) -> RunRecord:
+        return _set(record, init_from=self.init_from, time=_set(record.time, init_from_s=self.init_from_s))
 
 
 class BuildInfo(Part):
@@ -248,18 +426,19 @@ class BuildInfo(Part):
     build_s: float
     calibrate_s: float | None = None
 
-    def fragment(self) -> dict[str, Any]:
+    def fill(self, record: RunRecord) -> RunRecord:
         time = (
-            {"build_s": self.build_s}
+            _set(record.time, build_s=self.build_s)
             if self.calibrate_s is None
-            else {"calibrate_s": self.calibrate_s, "build_s": self.build_s}
+            else _set(record.time, calibrate_s=self.calibrate_s, build_s=self.build_s)
         )
-        return {
-            "params": self.params.model_dump(),
-            "model": {"model_type": self.model_type, "dtype": self.dtype},
-            "hyperparameters": self.targets,
-            "time": time,
-        }
+        return _set(
+            record,
+            params=self.params,
+            model=_set(record.model, model_type=self.model_type, dtype=self.dtype),
+            hyperparameters={**record.hyperparameters, **self.targets},
+            time=time,
+        )
 
 
 class Evaluation(Part):
@@ -269,37 +448,37 @@ class Evaluation(Part):
     validation: Scores | None = None
     final_eval_s: float
     samples: list[Any] | dict[str, Any] | None = None  # the test split's samples, when the task keeps some
-    predictions: dict[str, Any] | None = None  # the predictions file beside the record
+    predictions: PredictionsFile | None = None  # the predictions file beside the record
     # scores of the evaluation splits beside test (a preset's, e.g. MNLI's validation_mismatched), by name
     extra: dict[str, Scores] = {}
 
-    def fragment(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "metrics": {"test": self.test, "validation": self.validation, **self.extra},
-            "time": {"final_eval_s": self.final_eval_s},
-        }
+    def fill(self, record: RunRecord) -> RunRecord:
+        metrics = _set(record.metrics, test=self.test, validation=self.validation)
+        if self.extra:  # further splits are the metrics section's open keys
+            metrics = Metrics.model_validate({**metrics.model_dump(exclude_unset=True), **self.extra})
+        record = _set(record, metrics=metrics, time=_set(record.time, final_eval_s=self.final_eval_s))
         if self.samples is not None:
-            out["samples"] = {"test": self.samples}
+            record = _set(record, samples=Samples(test=self.samples))
         if self.predictions is not None:
-            out["predictions"] = self.predictions
-        return out
+            record = _set(record, predictions=self.predictions)
+        return record
 
 
 class ProbeResults(Part):
     """The probes_after phase: what fine-tuning cost elsewhere (`forgetting`) and what it gained (`learning`)."""
 
-    forgetting: dict[str, Any]
-    learning: dict[str, Any] | None = None
+    forgetting: dict[str, ProbeOutcome]
+    learning: Learning | None = None
     forgetting_s: float
-    predictions: dict[str, Any] | None = None  # rewritten with the probes' per-example outcomes
+    predictions: PredictionsFile | None = None  # rewritten with the probes' per-example outcomes
 
-    def fragment(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"forgetting": self.forgetting, "time": {"forgetting_s": self.forgetting_s}}
+    def fill(self, record: RunRecord) -> RunRecord:
+        record = _set(record, forgetting=self.forgetting, time=_set(record.time, forgetting_s=self.forgetting_s))
         if self.learning is not None:
-            out["learning"] = self.learning
+            record = _set(record, learning=self.learning)
         if self.predictions is not None:
-            out["predictions"] = self.predictions
-        return out
+            record = _set(record, predictions=self.predictions)
+        return record
 
 
 class TrainingOutcome(Part):
@@ -311,19 +490,21 @@ class TrainingOutcome(Part):
     train_s: float
     validation_s: float | None = None
     speed: Speed
-    memory: dict[str, Any]
+    memory: Memory
     samples_per_step: list[int] | None = None  # the global batch, under `train.distributed`
 
-    def fragment(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "metrics": {"final_train_loss": self.final_train_loss, "curve": self.curve},
-            "speed": self.speed.model_dump(),
-            "memory": self.memory,
-            "time": {"train_s": self.train_s, "validation_s": self.validation_s, "steps": self.steps},
-        }
+    def fill(self, record: RunRecord) -> RunRecord:
+        record = _set(
+            record,
+            metrics=_set(record.metrics, final_train_loss=self.final_train_loss, curve=self.curve),
+            speed=self.speed,
+            memory=self.memory,
+            time=_set(record.time, train_s=self.train_s, validation_s=self.validation_s, steps=self.steps),
+        )
         if self.samples_per_step is not None:
-            out["distributed"] = {"samples_per_step": self.samples_per_step}
-        return out
+            ranks = record.distributed or Distributed()
+            record = _set(record, distributed=_set(ranks, samples_per_step=self.samples_per_step))
+        return record
 
 
 class PrunedOutcome(Part):
@@ -335,26 +516,30 @@ class PrunedOutcome(Part):
     train_s: float
     steps: int
 
-    def fragment(self) -> dict[str, Any]:
-        metrics = {"test": None, "validation": self.validation, "final_train_loss": self.final_train_loss}
-        return {"metrics": {**metrics, "curve": self.curve}, "time": {"train_s": self.train_s, "steps": self.steps}}
+    def fill(self, record: RunRecord) -> RunRecord:
+        metrics = _set(
+            record.metrics,
+            test=None,
+            validation=self.validation,
+            final_train_loss=self.final_train_loss,
+            curve=self.curve,
+        )
+        return _set(record, metrics=metrics, time=_set(record.time, train_s=self.train_s, steps=self.steps))
 
 
 class Saved(Part):
     """The save phase: the size of the saved safetensors and where a kept adapter or model went."""
 
     size: Size
-    artifacts: dict[str, str] | None = None
+    artifacts: Artifacts | None = None
 
-    def fragment(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"size": self.size.model_dump(exclude_unset=True)}
-        if self.artifacts is not None:
-            out["artifacts"] = self.artifacts
-        return out
+    def fill(self, record: RunRecord) -> RunRecord:
+        record = _set(record, size=self.size)
+        return record if self.artifacts is None else _set(record, artifacts=self.artifacts)
 
 
 class Outcome(Part):
-    """How the run ended, from the recipe itself."""
+    """How the run ended, from the recipe itself (or, for a run process that died, from its parent)."""
 
     status: Status
     error: str | None = None
@@ -362,32 +547,52 @@ class Outcome(Part):
     total_s: float | None = None  # None: not timed (a run process that died without a record)
     finished_at: str | None = None
 
-    def fragment(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"status": self.status, "error": self.error}
+    def fill(self, record: RunRecord) -> RunRecord:
+        record = _set(record, status=self.status, error=self.error)
         if self.traceback is not None:
-            out["traceback"] = self.traceback
+            record = _set(record, traceback=self.traceback)
         if self.total_s is not None:
-            out["time"] = {"total_s": self.total_s, "finished_at": self.finished_at}
-        return out
+            record = _set(record, time=_set(record.time, total_s=self.total_s, finished_at=self.finished_at))
+        return record
 
 
-def _merge(into: dict[str, Any], fragment: dict[str, Any]) -> dict[str, Any]:
-    for key, value in fragment.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            into[key] = _merge(dict(into[key]), value)
-        else:
-            into[key] = value
-    return into
+class TrialPart(Part):
+    """A search planner's block, derived from the assembled record (`OnRecord`, peftlab/planners/base.py)."""
+
+    trial: Trial
+
+    def fill(self, record: RunRecord) -> RunRecord:
+        return _set(record, trial=self.trial)
 
 
-def assemble(base: dict[str, Any], parts: list[Part]) -> RunRecord:
+class ProtocolPart(Part):
+    """A tuned protocol's block, derived from the assembled record (`OnRecord`)."""
+
+    protocol: Protocol
+
+    def fill(self, record: RunRecord) -> RunRecord:
+        return _set(record, protocol=self.protocol)
+
+
+# a planner's hook: its own block, a pure function of the record the phases made
+Derive = Callable[[RunRecord], Part]
+
+
+def assemble(base: RunRecord, parts: list[Part], derive: Derive | None = None) -> RunRecord:
     """The record: `base` (what is known before the run, see recipe.base_record) with each part's
-    fragment merged in, in the order the phases ran; validated (RecordError, one line)."""
-    record = copy.deepcopy(base)
+    sections filled in, in the order the phases ran, then the planner's block `derive` makes of that
+    record; validated once (RecordError, one line)."""
+    record = base
     for part in parts:
-        _merge(record, part.fragment())
-    record["schema_version"] = SCHEMA_VERSION
-    return validate(plain(record), where=f"record {record.get('run_id')}")
+        record = part.fill(record)
+    if derive is not None:
+        record = derive(_checked(record)).fill(record)
+    return _checked(record)
+
+
+def _checked(record: RunRecord) -> RunRecord:
+    """`record` validated as written (a part's fill copies without validating): RecordError, one line."""
+    return validate(plain(record.as_json()), where=f"record {record.run_id}")
 
 
 def plain(value: Any) -> Any:
@@ -452,7 +657,78 @@ def upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: upgrade_1_to_2}
+# the sections of version 3 whose keys are all named, by their path (`*`: any key of a mapping)
+_STRICT: dict[str, type[BaseModel]] = {
+    "": RunRecord,
+    "task": TaskInfo,
+    "data": DataInfo,
+    "model": ModelInfo,
+    "params": ParamCounts,
+    "memory": Memory,
+    "memory.training_state": TrainingState,
+    "speed": Speed,
+    "time": Timing,
+    "size": Size,
+    "env": Environment,
+    "env.git": GitState,
+    "env.device": DeviceInfo,
+    "distributed": Distributed,
+    "init_from": StageSummary,
+    "samples": Samples,
+    "predictions": PredictionsFile,
+    "forgetting.*": ProbeOutcome,
+    "forgetting.*.stage_a": StageSummary,
+    "learning": Learning,
+    "artifacts": Artifacts,
+    "trial": Trial,
+    "protocol": Protocol,
+}
+
+
+def _named_only(node: dict[str, Any], path: str, pattern: str, unmodelled: dict[str, Any]) -> dict[str, Any]:
+    """`node` (at `path`, matching `pattern` in _STRICT) with the keys its section lacks moved to `unmodelled`."""
+    names = _STRICT[pattern].model_fields
+    kept: dict[str, Any] = {}
+    for key, value in node.items():
+        where = f"{path}.{key}" if path else key
+        if key not in names:
+            unmodelled[where] = value
+            continue
+        below = f"{pattern}.{key}" if pattern else key
+        if isinstance(value, dict) and below in _STRICT:
+            value = _named_only(value, where, below, unmodelled)
+        elif isinstance(value, dict) and f"{below}.*" in _STRICT:
+            value = {
+                k: _named_only(v, f"{where}.{k}", f"{below}.*", unmodelled) if isinstance(v, dict) else v
+                for k, v in value.items()
+            }
+        kept[key] = value
+    return kept
+
+
+def upgrade_2_to_3(record: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 -> 3: every section is strict (an unknown key is refused when written).
+
+    The JSON paths are those of version 2. A key an older peftlab or a plugin added that no section
+    of version 3 names moves, with its value, to `unmodelled` under its dotted path (`memory.foo`),
+    so an older file still reads and nothing in it is lost. Pure: returns a new dict.
+    """
+    out = copy.deepcopy(record)
+    unmodelled: dict[str, Any] = dict(out.pop("unmodelled", None) or {})
+    per_rank = (out.get("memory") or {}).get("per_rank") if isinstance(out.get("memory"), dict) else None
+    out = _named_only(out, "", "", unmodelled)
+    if isinstance(per_rank, list) and "memory" in out:  # each rank's peaks have the memory section's keys
+        out["memory"]["per_rank"] = [
+            _named_only(r, f"memory.per_rank.{i}", "memory", unmodelled) if isinstance(r, dict) else r
+            for i, r in enumerate(per_rank)
+        ]
+    if unmodelled:
+        out["unmodelled"] = unmodelled
+    out["schema_version"] = 3
+    return out
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: upgrade_1_to_2, 2: upgrade_2_to_3}
 
 
 def upgrade(record: dict[str, Any], where: str = "record") -> dict[str, Any]:
@@ -491,34 +767,51 @@ __all__ = [
     "FINISHED",
     "SCHEMA_VERSION",
     "STATUSES",
+    "Artifacts",
     "BuildInfo",
     "DataInfo",
+    "Derive",
+    "DeviceInfo",
+    "Distributed",
     "Environment",
     "Evaluation",
+    "GitState",
+    "Learning",
+    "Memory",
     "Metrics",
     "ModelInfo",
     "Outcome",
     "ParamCounts",
     "Part",
+    "PredictionsFile",
+    "ProbeOutcome",
     "ProbeResults",
+    "Protocol",
+    "ProtocolPart",
     "PrunedOutcome",
     "RecordError",
     "RunRecord",
+    "Samples",
     "Saved",
     "Scores",
     "SetupInfo",
     "Size",
     "Speed",
+    "StageSummary",
     "StartInfo",
     "TaskInfo",
     "Timing",
     "Tracked",
     "TrainingOutcome",
+    "TrainingState",
+    "Trial",
+    "TrialPart",
     "assemble",
     "jsonable",
     "plain",
     "task_info",
     "upgrade",
     "upgrade_1_to_2",
+    "upgrade_2_to_3",
     "validate",
 ]

@@ -75,13 +75,14 @@ def publish_dir(tmp: Path, target: Path) -> None:
     os.rename(tmp, target)
 
 
-def write_record(results_dir: Path, record: dict[str, Any] | RunRecord) -> Path:
-    """Validate `record` (RecordError, one line, for a bad one: nothing is written) and write it atomically."""
+def write_record(results_dir: Path, record: RunRecord | dict[str, Any]) -> Path:
+    """Validate `record` (RecordError, one line, for a bad one or an unknown key: nothing is written) and
+    write it atomically. A record is always written at this schema version: a JSON object handed in
+    (a test's, an import's) is read as one, strictly."""
     payload = record.as_json() if isinstance(record, RunRecord) else record
-    run_id = payload.get("run_id") or "?"
     data = plain(payload)
-    data["schema_version"] = SCHEMA_VERSION  # what this code writes, whatever the dict said
-    model = validate(data, where=f"record {run_id}")
+    data["schema_version"] = SCHEMA_VERSION
+    model = validate(data, where=f"record {payload.get('run_id') or '?'}")
     path = record_path(results_dir, model.run_id)
     write_json_atomic(path, model.as_json())
     return path
@@ -101,12 +102,12 @@ def read_run_record(path: Path) -> RunRecord:
     return validate(raw, where=str(path))
 
 
-def read_record(path: Path) -> dict[str, Any]:
-    """`read_run_record` as the plain dict every reader indexes (`record["metrics"]["test"]`)."""
-    return read_run_record(path).as_json()
+def read_record(path: Path) -> RunRecord:
+    """The record at `path` as the typed record every reader holds (`record.metrics.test`); see read_run_record."""
+    return read_run_record(path)
 
 
-def finished_record(results_dir: Path, run_id: str) -> dict[str, Any] | None:
+def finished_record(results_dir: Path, run_id: str) -> RunRecord | None:
     path = record_path(results_dir, run_id)
     if not path.is_file():
         return None
@@ -114,7 +115,7 @@ def finished_record(results_dir: Path, run_id: str) -> dict[str, Any] | None:
         record = read_record(path)
     except RecordError:
         return None
-    return record if record.get("status") in FINISHED else None
+    return record if record.finished else None
 
 
 def skipped_line(path: Path, reason: str) -> None:
@@ -125,7 +126,7 @@ def skipped_line(path: Path, reason: str) -> None:
 
 def load_records(
     results_dirs: Iterable[Path], run_ids: set[str] | None = None, *, unreadable: Unreadable | None = skipped_line
-) -> list[dict[str, Any]]:
+) -> list[RunRecord]:
     """Every readable record under the given experiment folders (optionally only `run_ids`).
 
     A file that cannot be read (not JSON, an invalid record, a schema version this peftlab does
@@ -141,28 +142,33 @@ def load_records(
                 if unreadable is not None:
                     unreadable(path, str(err))
                 continue
-            if run_ids is None or record.get("run_id") in run_ids:
+            if run_ids is None or record.run_id in run_ids:
                 records.append(record)
     return records
 
 
-def flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested record -> flat dict with dotted keys (lists are kept as values)."""
+def flatten(record: RunRecord) -> dict[str, Any]:
+    """The record as one flat row of dotted JSON paths (lists kept as values), as `records_frame` has them."""
+    return _flat(record.as_json())
+
+
+def _flat(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
-    for key, value in record.items():
+    for key, value in node.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
+            flat.update(_flat(value, f"{name}."))
         else:
             flat[name] = value
     return flat
 
 
-def records_frame(records: list[dict[str, Any]]) -> Any:
+def records_frame(records: list[RunRecord]) -> Any:
     """One row per record, one column per dotted path (`metrics.test.accuracy`), by `pandas.json_normalize`.
 
+    The one place a record becomes plain data again: the report's table is made of its JSON paths.
     Lists (the curve, label names) stay one cell; a split a record has no scores for is NaN.
     """
     import pandas as pd
 
-    return pd.json_normalize(records, sep=".")
+    return pd.json_normalize([record.as_json() for record in records], sep=".")

@@ -46,6 +46,7 @@ from peftlab.stats import crossed
 from peftlab.stats import nested as stats
 
 if TYPE_CHECKING:
+    from peftlab.records.record import RunRecord
     from peftlab.task_specs import TaskSpec
 
 METRIC_SOURCES = {  # summary metric name -> flattened record column (seed-level tests for the marks)
@@ -88,19 +89,19 @@ class Outcome:
         return _label_ids(self.columns.get("prediction", []))
 
 
-def load_outcomes(results_dirs: Iterable[Path], records: list[dict[str, Any]], log: Callable[[str], None] = print):
+def load_outcomes(results_dirs: Iterable[Path], records: list[RunRecord], log: Callable[[str], None] = print):
     """{run_id: Outcome} of the ok records whose predictions file is present and intact (its test split)."""
     from peftlab.records.predictions import PredictionsError, read_predictions
 
     dirs = [Path(d) / "runs" for d in results_dirs]
     out: dict[str, Outcome] = {}
     for record in records:
-        entry = record.get("predictions")
-        if record.get("status") != "ok" or not isinstance(entry, dict) or not entry.get("file"):
+        entry = record.predictions
+        if record.status != "ok" or entry is None:
             continue
-        runs_dir = next((d for d in dirs if (d / entry["file"]).is_file()), None)
+        runs_dir = next((d for d in dirs if (d / entry.file).is_file()), None)
         if runs_dir is None:
-            log(f"warning: {record.get('run_id')}: predictions file {entry['file']} is missing; compared unpaired")
+            log(f"warning: {record.run_id}: predictions file {entry.file} is missing; compared unpaired")
             continue
         try:
             test = read_predictions(runs_dir, record).get("test")
@@ -108,7 +109,7 @@ def load_outcomes(results_dirs: Iterable[Path], records: list[dict[str, Any]], l
             log(f"warning: {err}; compared unpaired")
             continue
         if test is not None:
-            out[str(record["run_id"])] = Outcome(int(record.get("seed") or 0), test.ids, dict(test.columns))
+            out[record.run_id] = Outcome(record.seed or 0, test.ids, dict(test.columns))
     return out
 
 

@@ -9,29 +9,30 @@ table names the packages that differ and how many runs each release made.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from peftlab.records.record import RunRecord
 
 # the releases that decide what a method computes; others (pandas, seaborn) only draw it
 DECISIVE = ("torch", "transformers", "peft", "bitsandbytes")
 
 
-def _ok(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in records if r.get("status") == "ok"] or records
+def _ok(records: list[RunRecord]) -> list[RunRecord]:
+    return [r for r in records if r.status == "ok"] or records
 
 
-def environments(records: list[dict[str, Any]]) -> dict[str, Counter]:
+def environments(records: list[RunRecord]) -> dict[str, Counter]:
     """package (and "lock") -> Counter of the value each run recorded ('?' where a record has none)."""
     out: dict[str, Counter] = {}
     for record in _ok(records):
-        env = record.get("env") or {}
-        versions = env.get("versions") or {}
         for name in DECISIVE:
-            out.setdefault(name, Counter())[str(versions.get(name) or "?")] += 1
-        out.setdefault("lock", Counter())[str(env.get("lock") or "none")] += 1
+            out.setdefault(name, Counter())[str(record.env.versions.get(name) or "?")] += 1
+        out.setdefault("lock", Counter())[str(record.env.lock or "none")] += 1
     return out
 
 
-def environment_note(records: list[dict[str, Any]]) -> str:
+def environment_note(records: list[RunRecord]) -> str:
     """One sentence for under the table: the environment, or which packages differ between its runs."""
     envs = environments(records)
     if not envs:

@@ -145,9 +145,9 @@ def _record_links(frame: Any, results_dirs: list[Path], out_dir: Path) -> list[s
     where: dict[tuple[str, str], Path] = {}
     for results_dir in results_dirs:
         for record in load_records([results_dir]):
-            path = record_path(results_dir, str(record.get("run_id")))
+            path = record_path(results_dir, record.run_id)
             if path.is_file():
-                where.setdefault((str(record.get("experiment")), str(record.get("run_id"))), path)
+                where.setdefault((str(record.experiment), record.run_id), path)
     experiments = frame["experiment"] if "experiment" in frame.columns else [None] * len(frame)
     run_ids = frame["run_id"] if "run_id" in frame.columns else [None] * len(frame)
     links: list[str | None] = []

@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from peftlab.records.record import RunRecord
 
 # flattened record column -> tidy name; the metrics are averaged with a 95% interval, the costs averaged
 METRIC_COLUMNS = {
@@ -223,7 +226,7 @@ def _first_error(runs: Any) -> str | None:
     return None
 
 
-def load_frame(results_dirs: Iterable[Any], run_ids: set[str] | None = None) -> tuple[list[dict], Any]:
+def load_frame(results_dirs: Iterable[Any], run_ids: set[str] | None = None) -> tuple[list[RunRecord], Any]:
     """The records under the given experiment folders and their flattened frame."""
     from peftlab.records.results import load_records, records_frame
 

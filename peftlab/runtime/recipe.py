@@ -4,7 +4,8 @@ Each phase is a short function over `Run`, the run in progress, and the recipe i
 phases read top to bottom (torchtune-style). A phase returns what it produced as a typed part
 (peftlab/records/record.py: `BuildInfo`, `Evaluation`, `ProbeResults`, `TrainingOutcome`, ...) or None;
 `Run` carries only what later phases need (the model, the device, the scores). The recipe
-assembles the record from its base and the parts at the end, validated, whatever the outcome.
+assembles the typed record (`RunRecord`) from its base and the parts at the end, with the planner's
+block derived from it, validated once, whatever the outcome; nothing patches it afterwards.
 The training loop itself stays in train.py; the plugins a phase uses are found in their
 registries: methods/, tasks/, probes/.
 
@@ -25,25 +26,51 @@ from typing import TYPE_CHECKING, Any
 
 from peftlab.config import computed_config
 from peftlab.records.record import (
+    Artifacts,
     BuildInfo,
+    DataInfo,
+    Environment,
     Evaluation,
+    Memory,
+    Metrics,
+    ModelInfo,
     Outcome,
+    ParamCounts,
     Part,
+    PredictionsFile,
     ProbeResults,
     PrunedOutcome,
     RecordError,
+    RunRecord,
     Saved,
     SetupInfo,
+    Size,
+    Speed,
     StartInfo,
+    TaskInfo,
+    Timing,
     Tracked,
     TrainingOutcome,
     assemble,
+    plain,
 )
 from peftlab.records.results import write_record
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+    from torch import nn
+
+    from peftlab.config.entries import TrainConfig
+    from peftlab.loggers.base import Trackers
+    from peftlab.methods.registry import Method
     from peftlab.planners.base import OnRecord, Report, RunSpec
+    from peftlab.probes.suite import RunProbes
+    from peftlab.runtime.distributed import Ranks
+    from peftlab.runtime.measure import MemoryMeter
+    from peftlab.runtime.models import ModelSource
+    from peftlab.runtime.train import TrainOutcome
     from peftlab.runtime.workspace import Workspace
+    from peftlab.tasks import EvalContext
 
 
 def execute_run(
@@ -55,11 +82,11 @@ def execute_run(
     report: Report | None = None,
     on_record: OnRecord | None = None,
     threads: int | None = None,
-) -> dict:
+) -> RunRecord:
     """Make one run through the phases and write its record, whatever the outcome.
 
     `report` is handed to the loop (a search's pruner); `on_record` derives the planner's own
-    blocks (a trial's, a protocol's) from the finished record, added before the one atomic write;
+    block (a trial's, a protocol's) from the record the phases made, one more part of its assembly;
     `threads` is the executor's share of the cores when `train.threads` is unset.
     """
     base = base_record(ws, spec)
@@ -82,23 +109,26 @@ def execute_run(
             parts.append(part)
     finished = datetime.now(UTC).isoformat(timespec="seconds")
     total_s = time.perf_counter() - started
-    record = _assembled(
-        base, parts, Outcome(status=status, error=error, traceback=trace, total_s=total_s, finished_at=finished)
-    )
-    if on_record is not None:
-        record.update(on_record(record))
+    ended = Outcome(status=status, error=error, traceback=trace, total_s=total_s, finished_at=finished)
+    record = _assembled(base, parts, ended, on_record)
     _publish(ws, record, trackers)
     _stop_launch_on_failure(ws, record)
     return record
 
 
-def _assembled(base: dict[str, Any], parts: list[Part], ended: Outcome) -> dict[str, Any]:
+def _assembled(base: RunRecord, parts: list[Part], ended: Outcome, derive: OnRecord | None) -> RunRecord:
     """The record from its base and the phases' parts; a run whose parts make no valid record failed, saying why."""
     try:
-        return assemble(base, [*parts, ended]).as_json()
+        return assemble(base, [*parts, ended], derive)
     except RecordError as err:
         failed = Outcome(status="failed", error=str(err), total_s=ended.total_s, finished_at=ended.finished_at)
-        return assemble(base, [failed]).as_json()
+        return assemble(base, [failed], derive)
+
+
+def ended_record(ws: Workspace, spec: RunSpec, ended: Outcome, derive: OnRecord | None = None) -> RunRecord:
+    """The record of a run that ended before its phases made one (its process was killed or exited):
+    what was known before it started, how it ended, and the planner's block; a valid typed record."""
+    return _assembled(base_record(ws, spec), [], ended, derive)
 
 
 def _ending(err: Exception) -> tuple[str, str | None, str | None, Part | None]:
@@ -123,31 +153,32 @@ class Run:
     quiet: bool
     report: Report | None = None
     threads: int | None = None
-    trackers: Any = None  # loggers.Trackers, when the experiment has a `loggers:` list (rank 0 only)
-    method: Any = None  # methods.Method
-    params: Any = None  # the method's params dataclass
-    device: str = "cpu"
-    meter: Any = None  # measure.MemoryMeter
-    probes: Any = None  # probes.RunProbes, when the experiment has a `forgetting:` list
-    source: Any = None  # models.ModelSource the run starts from
-    checkpoint: Path | None = None  # the `init_from:` stage's folder, when the run starts from one
-    eval_ctx: Any = None  # tasks.EvalContext
-    load_kwargs: dict[str, Any] = field(default_factory=dict)
-    model: Any = None
-    forward_model: Any = None  # the model, compiled when train.compile
-    ranks: Any = None  # distributed.Ranks under train.distributed (docs/distributed.md)
-    train_model: Any = None  # what the loop trains under train.distributed: DDP's wrapper, FSDP's sharded model
-    outcome: Any = None  # train.TrainOutcome
-    test: dict[str, Any] = field(default_factory=dict)
-    validation: dict[str, Any] | None = None
-    eval_s: float = 0.0
+    trackers: Trackers | None = None  # when the experiment has a `loggers:` list (rank 0 only)
+    # each field below is set by the phase named, and read only by later ones
+    method: Method = field(init=False)  # setup
+    params: DataclassInstance = field(init=False)  # setup: the method's params dataclass
+    device: str = "cpu"  # setup
+    meter: MemoryMeter = field(init=False)  # setup
+    eval_ctx: EvalContext = field(init=False)  # setup
+    ranks: Ranks | None = None  # setup, under train.distributed (docs/distributed.md)
+    source: ModelSource = field(init=False)  # start_from: the model source the run starts from
+    checkpoint: Path | None = None  # start_from: the `init_from:` stage's folder, when the run starts from one
+    load_kwargs: dict[str, Any] = field(default_factory=dict)  # build
+    model: nn.Module = field(init=False)  # build
+    forward_model: nn.Module = field(init=False)  # build: the model, compiled when train.compile
+    train_model: nn.Module | None = None  # build: under train.distributed, DDP's wrapper or FSDP's sharded model
+    probes: RunProbes | None = None  # probes_before, when the experiment has a `forgetting:` list
+    outcome: TrainOutcome = field(init=False)  # train
+    test: dict[str, Any] = field(default_factory=dict)  # evaluate
+    validation: dict[str, Any] | None = None  # evaluate
+    eval_s: float = 0.0  # evaluate
     kept: dict[str, Any] = field(default_factory=dict)  # the latest per-example outcomes of each split
 
     @property
-    def cfg(self) -> Any:
+    def cfg(self) -> TrainConfig:
         return self.ws.experiment.train
 
-    def evaluate(self, split: str, model: Any = None) -> dict[str, Any]:
+    def evaluate(self, split: str, model: nn.Module | None = None) -> dict[str, Any]:
         """The task's evaluation of `model` (default: the model being trained) on a tokenised split."""
         on = model if model is not None else self.forward_model
         scores = self.ws.task.evaluate(on, self.ws.splits[split], self.eval_ctx)
@@ -418,7 +449,8 @@ def probes_after(run: Run) -> ProbeResults | None:
         from peftlab.records.predictions import write_predictions
 
         run.kept.update(run.probes.examples)
-        results.predictions = write_predictions(run.ws.results_dir, run.spec.run_id, run.kept)
+        written = write_predictions(run.ws.results_dir, run.spec.run_id, run.kept)
+        results = results.model_copy(update={"predictions": PredictionsFile.model_validate(written)})
     return results
 
 
@@ -458,8 +490,8 @@ def measure(run: Run) -> TrainingOutcome:
         curve=outcome.curve,
         train_s=outcome.train_time_s,
         validation_s=outcome.eval_time_s,
-        speed={**speed, **_inference_latency(run)},
-        memory=memory,
+        speed=Speed.model_validate(plain({**speed, **_inference_latency(run)})),
+        memory=Memory.model_validate(plain(memory)),
         samples_per_step=samples_per_step,
     )
 
@@ -470,7 +502,7 @@ def save(run: Run) -> Saved:
     if _writes(run.ws):  # FSDP's whole state dict was gathered on every rank above; rank 0 saves it
         return _save_outputs(run.model, run.ws, run.spec, run.method, state)
     # another rank's record is never written; its summary line goes nowhere
-    return Saved(size={"saved_bytes": 0, "saved_mb": 0.0, "what": "saved by rank 0"})
+    return Saved(size=Size(saved_bytes=0, saved_mb=0.0, what="saved by rank 0"))
 
 
 PHASES = (setup, start_from, build, probes_before, train, evaluate, probes_after, measure, save)
@@ -479,54 +511,66 @@ PHASES = (setup, start_from, build, probes_before, train, evaluate, probes_after
 # ---------------------------------------------------------------- the record and the phases' helpers
 
 
-def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
+def base_record(ws: Workspace, spec: RunSpec) -> RunRecord:
+    """What is known of a run before it starts: who it is, its config, data, model and environment.
+
+    Its status is `failed` until the run's `Outcome` says otherwise, so a run that never ends is
+    never mistaken for a finished one.
+    """
     from peftlab.records.environment import git_state, lock_digest, package_versions
-    from peftlab.records.record import task_info
+    from peftlab.records.record import GitState, task_info
 
-    exp = ws.experiment
-    return {
-        "run_id": spec.run_id,
-        "experiment": exp.name,
-        "label": spec.label,
-        "method": spec.method,
-        "seed": spec.seed,
-        "status": "failed",
-        "error": None,
-        "task": task_info(exp.task, exp.data.metric),  # what the run is scored by (schema version 2)
-        "hyperparameters": {"lr": spec.lr, **spec.params},
-        "config": {
-            **computed_config(exp),
-            "method": spec.method,
-            "lr": spec.lr,
-            "params": spec.params,
-            "seed": spec.seed,
-            "experiment_file": str(exp.source_path) if exp.source_path else None,
-            "report": {"reference": exp.report.reference},  # the report's paired reference
-        },
-        "config_hash": spec.config_hash,
-        "data": {
-            "source": ws.data.source,
-            "name": getattr(ws.data, "name", None),  # what the rows exactly are (a builtin's title)
-            "citation": getattr(ws.data, "citation", None),
-            "fingerprint": ws.data.fingerprint,
-            "sizes": ws.data.sizes(),
-            "num_labels": ws.data.num_labels,
-            "label_names": list(ws.data.label_names),
-            "max_length": exp.data.max_length,
-            **({"kind": ws.data.kind, "instruction": ws.data.instruction} if hasattr(ws.data, "kind") else {}),
-        },
-        "model": {**ws.model_source.as_dict()},
-        "metrics": {},
-        "params": {},
-        "memory": {},
-        "speed": {},
-        "time": {"started_at": datetime.now(UTC).isoformat(timespec="seconds")},
-        "size": {},
-        "env": {"versions": package_versions(), "lock": lock_digest(), "git": git_state(), "pid": os.getpid()},
-    }
+    exp, data = ws.experiment, ws.data
+    instructions = {"kind": data.kind, "instruction": data.instruction} if hasattr(data, "kind") else {}
+    return RunRecord(
+        run_id=spec.run_id,
+        experiment=exp.name,
+        label=spec.label,
+        method=spec.method,
+        seed=spec.seed,
+        status="failed",
+        error=None,
+        task=TaskInfo.model_validate(task_info(exp.task, exp.data.metric)),  # what the run is scored by
+        hyperparameters={"lr": spec.lr, **spec.params},
+        config=plain(
+            {
+                **computed_config(exp),
+                "method": spec.method,
+                "lr": spec.lr,
+                "params": spec.params,
+                "seed": spec.seed,
+                "experiment_file": str(exp.source_path) if exp.source_path else None,
+                "report": {"reference": exp.report.reference},  # the report's paired reference
+            }
+        ),
+        config_hash=spec.config_hash,
+        data=DataInfo.model_validate(
+            plain(
+                {
+                    "source": data.source,
+                    "name": getattr(data, "name", None),  # what the rows exactly are (a builtin's title)
+                    "citation": getattr(data, "citation", None),
+                    "fingerprint": data.fingerprint,
+                    "sizes": data.sizes(),
+                    "num_labels": data.num_labels,
+                    "label_names": list(data.label_names),
+                    "max_length": exp.data.max_length,
+                    **instructions,
+                }
+            )
+        ),
+        model=ModelInfo.model_validate(ws.model_source.as_dict()),
+        metrics=Metrics(),
+        params=ParamCounts(),
+        memory=Memory(),
+        speed=Speed(),
+        time=Timing(started_at=datetime.now(UTC).isoformat(timespec="seconds")),
+        size=Size(),
+        env=Environment(versions=package_versions(), lock=lock_digest(), git=GitState(**git_state()), pid=os.getpid()),
+    )
 
 
-def _open_trackers(ws: Workspace, spec: RunSpec, record: dict[str, Any]) -> Any:
+def _open_trackers(ws: Workspace, spec: RunSpec, record: RunRecord) -> Trackers | None:
     """The run's trackers (`loggers:`), in the process that writes files only; None, and nothing imported, without."""
     if not getattr(ws.experiment, "loggers", None) or not _writes(ws):
         return None
@@ -535,7 +579,7 @@ def _open_trackers(ws: Workspace, spec: RunSpec, record: dict[str, Any]) -> Any:
     return open_trackers(ws.experiment.loggers, run_info(ws.experiment, spec, record))
 
 
-def _publish(ws: Workspace, record: dict[str, Any], trackers: Any) -> None:
+def _publish(ws: Workspace, record: RunRecord, trackers: Trackers | None) -> None:
     """The record on disk (rank 0 only), then its metrics and costs to the run's trackers, as written."""
     if _writes(ws):
         write_record(ws.results_dir, record)
@@ -550,15 +594,15 @@ def _writes(ws: Workspace) -> bool:
     return ws.experiment.train.distributed is None or launch_from_env().writes
 
 
-def _stop_launch_on_failure(ws: Workspace, record: dict[str, Any]) -> None:
+def _stop_launch_on_failure(ws: Workspace, record: RunRecord) -> None:
     """A run that failed on one rank leaves the others waiting in a collective: end this process, and the
     launcher (torchrun, accelerate) ends them all. A re-run retries the run; a divergence is seen by every
     rank alike (the loss is all-reduced) and is a result, not a failure."""
-    if ws.experiment.train.distributed is not None and record["status"] in ("failed", "oom"):
+    if ws.experiment.train.distributed is not None and record.status in ("failed", "oom"):
         from peftlab.runtime.distributed import launch_from_env
 
         where = f"on rank {launch_from_env().rank}"
-        raise SystemExit(f"peftlab: run {record['run_id']} {record['status']} {where}: {record['error']}")
+        raise SystemExit(f"peftlab: run {record.run_id} {record.status} {where}: {record.error}")
 
 
 def _on_step(run: Run) -> Any:
@@ -573,7 +617,7 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(err).lower()
 
 
-def _save_outputs(model: Any, ws: Workspace, spec: RunSpec, method: Any, state: dict | None = None) -> Saved:
+def _save_outputs(model: Any, ws: Workspace, spec: RunSpec, method: Method, state: dict | None = None) -> Saved:
     """Save what the experiment's `save:` asks for (atomically): the record's `size`, and where it went.
 
     The size is that of the saved safetensors whether or not they are kept: an adapter method's
@@ -589,13 +633,13 @@ def _save_outputs(model: Any, ws: Workspace, spec: RunSpec, method: Any, state: 
     extra = {"state_dict": state} if state is not None else {}
 
     if not method.trains:
-        return Saved(size={"saved_bytes": 0, "saved_mb": 0.0, "what": "nothing (the base model as loaded)"})
+        return Saved(size=Size(saved_bytes=0, saved_mb=0.0, what="nothing (the base model as loaded)"))
     what = "full model" if method.full_model else "adapter (incl. trained head)"
     save = ws.experiment.save
     keep = save.full_models if method.full_model else save.adapters
     if not keep:
         size = saved_size_bytes(model, **extra)
-        return Saved(size={"saved_bytes": size, "saved_mb": size / MB, "what": what})
+        return Saved(size=Size(saved_bytes=size, saved_mb=size / MB, what=what))
     folder = ws.results_dir / save.dir
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / spec.run_id
@@ -614,8 +658,8 @@ def _save_outputs(model: Any, ws: Workspace, spec: RunSpec, method: Any, state: 
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    artifacts = {"full_model" if method.full_model else "adapter": str(target)}
-    return Saved(size={"saved_bytes": size, "saved_mb": size / MB, "what": what}, artifacts=artifacts)
+    artifacts = Artifacts(full_model=str(target)) if method.full_model else Artifacts(adapter=str(target))
+    return Saved(size=Size(saved_bytes=size, saved_mb=size / MB, what=what), artifacts=artifacts)
 
 
 def _inference_latency(run: Run) -> dict[str, Any]:
