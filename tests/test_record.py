@@ -10,25 +10,40 @@ from pathlib import Path
 
 import pytest
 
-from peftlab.records.record import SCHEMA_VERSION, RecordError, RunRecord, upgrade, upgrade_1_to_2, validate
+from peftlab.records.record import (
+    SCHEMA_VERSION,
+    RecordError,
+    RunRecord,
+    upgrade,
+    upgrade_1_to_2,
+    upgrade_2_to_3,
+    validate,
+)
 from peftlab.records.results import load_records, read_record, read_run_record, record_path, runs_dir, write_record
 
 # a record written by the code before schema version 2 (a real run of the forgetting experiment,
 # its curve, package list and citation shortened)
 V1 = Path(__file__).parent / "fixtures" / "record_v1.json"
+# a record written by schema version 2's code (a real run of tests/test_forgetting.py's stage test:
+# an `init_from:` stage, forgetting probes, predictions; its package list shortened)
+V2 = Path(__file__).parent / "fixtures" / "record_v2.json"
 
 
 def v1() -> dict:
     return json.loads(V1.read_text())
 
 
+def v2() -> dict:
+    return json.loads(V2.read_text())
+
+
 def minimal(run_id: str = "lora-s0-abc", **extra) -> dict:
     return {"run_id": run_id, "method": "lora", "seed": 0, "status": "ok", **extra}
 
 
-def test_the_schema_version_is_two_and_the_fixture_is_one():
-    assert SCHEMA_VERSION == 2
-    assert v1()["schema_version"] == 1
+def test_the_schema_version_is_three_and_the_fixtures_are_one_and_two():
+    assert SCHEMA_VERSION == 3
+    assert v1()["schema_version"] == 1 and v2()["schema_version"] == 2
 
 
 def test_a_typed_record_round_trips_through_the_file(tmp_path):
@@ -40,7 +55,7 @@ def test_a_typed_record_round_trips_through_the_file(tmp_path):
                 "validation_mismatched": {"accuracy": 0.6, "matthews": 0.1},  # an extra split fits
             },
             params={"trainable": 10, "total": 100, "trainable_pct": 10.0},
-            trial={"number": 3},
+            trial={"number": 3, "study": "s"},
         )
     )
     path = write_record(tmp_path, model)
@@ -48,7 +63,8 @@ def test_a_typed_record_round_trips_through_the_file(tmp_path):
     assert back == model
     assert back.metrics.test == {"accuracy": 0.8, "n": 500}
     assert isinstance(back.metrics.test["n"], int)  # a count stays a count
-    assert back.model_extra == {} and back.trial == {"number": 3}
+    assert back.trial is not None and back.trial.number == 3 and back.trial.study == "s"
+    assert back.metrics.splits()["validation_mismatched"] == {"accuracy": 0.6, "matthews": 0.1}
     assert json.loads(path.read_text())["metrics"]["validation_mismatched"]["matthews"] == 0.1
 
 
@@ -70,9 +86,64 @@ def test_a_bad_record_is_refused_with_one_line_naming_the_key_and_nothing_is_wri
     ],
 )
 def test_each_typed_section_refuses_a_value_of_the_wrong_type(bad, key):
+    """Each section's keys are typed."""
     with pytest.raises(RecordError) as err:
         validate({**minimal(), "schema_version": SCHEMA_VERSION, **bad})
     assert key in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "unknown, key",
+    [
+        ({"scores": {"accuracy": 0.8}}, "scores"),  # a key no section names, at the top
+        ({"memory": {"peak_mbb": 5.0}}, "memory.peak_mbb"),  # a typo inside a section
+        ({"time": {"build_s": 1.0, "lunch_s": 3.0}}, "time.lunch_s"),
+        ({"forgetting": {"linear_probe": {"before": 0.5, "delta_pct": 1}}}, "forgetting.linear_probe.delta_pct"),
+        ({"trial": {"number": 1, "study": "s", "owner": "me"}}, "trial.owner"),
+    ],
+)
+def test_an_unknown_key_is_refused_on_write_in_one_line_and_nothing_is_written(tmp_path, unknown, key):
+    with pytest.raises(RecordError) as err:
+        write_record(tmp_path, minimal(**unknown))
+    message = str(err.value)
+    assert "\n" not in message and key in message and "Extra inputs are not permitted" in message
+    assert not runs_dir(tmp_path).exists() or not any(runs_dir(tmp_path).iterdir())
+
+
+def test_read_returns_the_typed_record_every_reader_holds(tmp_path):
+    record = read_record(V2)
+    record_path(tmp_path, "v2").parent.mkdir(parents=True)
+    record_path(tmp_path, "v2").write_text(V2.read_text())
+    assert isinstance(record, RunRecord) and load_records([tmp_path]) == [record]
+    assert record.init_from is not None and record.init_from.checkpoint
+    assert record.forgetting is not None and all(p.metric for p in record.forgetting.values())
+    assert record.predictions is not None and record.predictions.file.endswith(".jsonl.gz")
+    assert record.env.device is not None and record.env.device.type == "cpu"
+
+
+def test_upgrade_2_to_3_is_pure_and_keeps_a_real_version_2_record_as_it_was():
+    old = v2()
+    before = copy.deepcopy(old)
+    new = upgrade_2_to_3(old)
+    assert old == before  # pure
+    assert new["schema_version"] == 3 and "unmodelled" not in new  # every key of a real v2 record is named
+    assert {k: v for k, v in new.items() if k != "schema_version"} == {
+        k: v for k, v in old.items() if k != "schema_version"
+    }
+    assert read_record(V2).as_json() == new  # read as version 3, every JSON path the same
+
+
+def test_upgrade_2_to_3_keeps_what_it_does_not_model_under_unmodelled():
+    old = {**v2(), "notes": "by hand"}
+    old["memory"] = {**old["memory"], "swap_mb": 1.0}
+    old["forgetting"] = {k: {**v, "extra": 1} for k, v in old["forgetting"].items()}
+    new = upgrade_2_to_3(old)
+    probe = next(iter(old["forgetting"]))
+    assert new["unmodelled"] == {"notes": "by hand", "memory.swap_mb": 1.0, **{
+        f"forgetting.{k}.extra": 1 for k in old["forgetting"]
+    }}
+    assert "swap_mb" not in new["memory"] and "extra" not in new["forgetting"][probe]
+    assert validate(old).unmodelled == new["unmodelled"]  # an older file with such keys still reads
 
 
 def test_upgrade_1_to_2_adds_the_task_block_and_changes_nothing_else():
@@ -87,12 +158,13 @@ def test_upgrade_1_to_2_adds_the_task_block_and_changes_nothing_else():
     }
 
 
-def test_a_version_1_file_reads_as_version_2_with_the_paths_reports_use(tmp_path):
+def test_a_version_1_file_reads_as_version_3_with_the_paths_reports_use(tmp_path):
     record = read_record(V1)
-    assert record["schema_version"] == 2 and record["task"]["primary"] == "accuracy"
-    assert record["metrics"]["test"]["accuracy"] == v1()["metrics"]["test"]["accuracy"]
-    assert record["config"]["train"]["steps"] == 60
-    # written again by this code, it is a version-2 file that reads back the same
+    assert record.schema_version == 3 and record.task.primary == "accuracy"
+    assert record.metrics.test is not None
+    assert record.metrics.test["accuracy"] == v1()["metrics"]["test"]["accuracy"]
+    assert record.at("config.train.steps") == 60 and record.unmodelled is None
+    # written again by this code, it is a version-3 file that reads back the same
     again = read_record(write_record(tmp_path, record))
     assert again == record
 
@@ -130,7 +202,7 @@ def test_load_records_reports_each_unreadable_file_and_keeps_the_rest(tmp_path, 
 
     seen: list[tuple[Path, str]] = []
     records = load_records([tmp_path], unreadable=lambda path, why: seen.append((path, why)))
-    assert [r["run_id"] for r in records] == ["good"]
+    assert [r.run_id for r in records] == ["good"]
     assert sorted(p.name for p, _ in seen) == ["future.json", "torn.json", "wrong.json"]
     reasons = dict((p.name, why) for p, why in seen)
     assert "not JSON" in reasons["torn.json"] and "schema_version 99" in reasons["future.json"]
@@ -145,21 +217,23 @@ def test_load_records_reports_each_unreadable_file_and_keeps_the_rest(tmp_path, 
 # ---------------------------------------------------------------- the phases' parts and the assembly
 
 
-def _base() -> dict:
-    """What recipe.base_record knows before a run (the keys the parts fill are there, empty)."""
-    return {
-        **minimal("lora-s0-abc", status="failed"),
-        "task": {"name": "classification", "primary": "accuracy", "direction": "max"},
-        "hyperparameters": {"lr": 1e-3, "r": 4},
-        "model": {"spec": "builtin:tiny"},
-        "metrics": {},
-        "params": {},
-        "memory": {},
-        "speed": {},
-        "time": {"started_at": "2026-01-01T00:00:00+00:00"},
-        "size": {},
-        "env": {"pid": 1},
-    }
+def _base() -> RunRecord:
+    """What recipe.base_record knows before a run (the sections the parts fill are there, empty)."""
+    return RunRecord.model_validate(
+        {
+            **minimal("lora-s0-abc", status="failed"),
+            "task": {"name": "classification", "primary": "accuracy", "direction": "max"},
+            "hyperparameters": {"lr": 1e-3, "r": 4},
+            "model": {"spec": "builtin:tiny"},
+            "metrics": {},
+            "params": {},
+            "memory": {},
+            "speed": {},
+            "time": {"started_at": "2026-01-01T00:00:00+00:00"},
+            "size": {},
+            "env": {"pid": 1},
+        }
+    )
 
 
 def _finished_parts() -> list:
@@ -196,7 +270,7 @@ def test_the_record_is_assembled_from_the_parts_the_phases_return(tmp_path):
 
     base = _base()
     record = assemble(base, _finished_parts())
-    assert base["metrics"] == {} and base["status"] == "failed"  # the base is not written into
+    assert base == _base()  # the base is not written into
     data = record.as_json()
     assert data["status"] == "ok" and data["error"] is None and "traceback" not in data
     assert data["metrics"] == {
@@ -210,7 +284,7 @@ def test_the_record_is_assembled_from_the_parts_the_phases_return(tmp_path):
     assert data["model"] == {"spec": "builtin:tiny", "model_type": "bert", "dtype": "torch.float32"}
     assert data["time"]["started_at"] and data["time"]["steps"] == 4 and data["time"]["total_s"] == 2.0
     assert data["speed"]["latency_ms_bs1"] is None and data["artifacts"] == {"adapter": "/tmp/a"}
-    assert read_record(write_record(tmp_path, record)) == data
+    assert read_record(write_record(tmp_path, record)).as_json() == data
 
 
 def test_a_pruned_or_failed_run_keeps_what_was_measured_before_it_stopped():
@@ -240,14 +314,24 @@ def test_the_protocol_block_is_a_pure_function_of_the_finished_record():
     from peftlab.planners.tuned import stamp
 
     block = {"tuned": True, "chosen": {"lr": 0.01, "r": 4}, "trials": 2}
-    record = {**minimal(), "hyperparameters": {"lr": 0.01, "r": 4, "alpha": 8.0}}
-    before = copy.deepcopy(record)
+    record = RunRecord.model_validate({**minimal(), "hyperparameters": {"lr": 0.01, "r": 4, "alpha": 8.0}})
+    before = record.model_copy(deep=True)
     added = stamp(block)(record)
     assert record == before  # derived, never written into the record
-    assert added == {"protocol": {**block, "as_chosen": True}}
-    assert stamp(block)({**record, "hyperparameters": {"lr": 0.02, "r": 4}})["protocol"]["as_chosen"] is False
+    assert added.protocol.model_dump(exclude_unset=True) == {**block, "as_chosen": True}
+    other = record.model_copy(update={"hyperparameters": {"lr": 0.02, "r": 4}})
+    assert stamp(block)(other).protocol.as_chosen is False
     untuned = {"tuned": False, "why": "not trained: nothing to tune"}
-    assert stamp(untuned)(record) == {"protocol": untuned}
+    assert stamp(untuned)(record).protocol.model_dump(exclude_unset=True) == untuned
+
+
+def test_the_planners_block_is_one_more_part_of_the_assembly():
+    from peftlab.planners.tuned import stamp
+    from peftlab.records.record import Outcome, assemble
+
+    block = {"tuned": True, "chosen": {"lr": 1e-3}, "trials": 2}
+    record = assemble(_base(), [Outcome(status="ok")], derive=stamp(block))
+    assert record.protocol is not None and record.protocol.as_chosen is True and record.status == "ok"
 
 
 def test_the_trial_block_is_a_pure_function_of_the_finished_record():
@@ -257,24 +341,27 @@ def test_the_trial_block_is_a_pure_function_of_the_finished_record():
 
     experiment = SimpleNamespace(search=SimpleNamespace(objectives=[("val_accuracy", "maximize")]))
     static = {"number": 3, "study": "demo-1234", "params": {"lr": 0.01}}
-    ok = {**minimal(), "metrics": {"validation": {"accuracy": 0.7}}}
-    before = copy.deepcopy(ok)
+    ok = RunRecord.model_validate({**minimal(), "metrics": {"validation": {"accuracy": 0.7}}})
+    before = ok.model_copy(deep=True)
     block = trial_block(experiment, static, ok)
     assert ok == before
-    assert block == {
+    assert block.model_dump(exclude_unset=True) == {
         **static,
         "state": "COMPLETE",
         "values": {"val_accuracy": 0.7},
         "directions": {"val_accuracy": "maximize"},
     }
-    assert trial_block(experiment, static, {**ok, "metrics": {}})["state"] == "FAIL"  # ok but no objective value
-    assert trial_block(experiment, static, {**ok, "status": "pruned"})["state"] == "PRUNED"
+    no_value = ok.model_copy(update={"metrics": ok.metrics.model_copy(update={"validation": None})})
+    assert trial_block(experiment, static, no_value).state == "FAIL"  # ok but no objective value
+    assert trial_block(experiment, static, ok.model_copy(update={"status": "pruned"})).state == "PRUNED"
 
 
 def test_records_flatten_with_json_normalize_to_the_paths_reports_read(tmp_path):
     from peftlab.records.results import records_frame
 
-    frame = records_frame([read_record(V1), {**read_record(V1), "run_id": "b", "metrics": {"test": None}}])
+    first = read_record(V1)
+    untested = first.model_copy(update={"run_id": "b", "metrics": first.metrics.model_copy(update={"test": None})})
+    frame = records_frame([first, untested])
     assert frame.loc[0, "metrics.test.accuracy"] == v1()["metrics"]["test"]["accuracy"]
     assert frame.loc[0, "config.train.steps"] == 60 and frame.loc[0, "task.primary"] == "accuracy"
     assert frame["metrics.test.accuracy"].isna().tolist() == [False, True]

@@ -43,8 +43,8 @@ def test_round_trip_is_exact_and_leaves_no_temp_files(tmp_path):
     rec = record("lora-s0-abc")
     path = write_record(tmp_path, rec)
     assert path == record_path(tmp_path, "lora-s0-abc")
-    loaded = read_record(path)
-    assert loaded.pop("schema_version") == 2
+    loaded = read_record(path).as_json()
+    assert loaded.pop("schema_version") == 3
     assert loaded == rec
     assert [p.name for p in path.parent.iterdir()] == [path.name]
 
@@ -70,7 +70,7 @@ def test_finished_means_ok_diverged_or_oom_not_failed(tmp_path):
     record_path(tmp_path, "broken").write_text("{half")
     assert finished_record(tmp_path, "broken") is None
     assert len(load_records([tmp_path])) == 4  # the unreadable file is skipped
-    assert {r["run_id"] for r in load_records([tmp_path], {"r-ok"})} == {"r-ok"}
+    assert {r.run_id for r in load_records([tmp_path], {"r-ok"})} == {"r-ok"}
 
 
 def test_frame_and_summary_mean_and_interval(tmp_path):

@@ -367,9 +367,9 @@ class RunRecord(_Section):
 # ---------------------------------------------------------------- what each phase returns
 
 
-def _set(model: BaseModel, **changes: Any) -> Any:
-    """`model` with `changes` (marked as given, so they are written): how a part fills its sections."""
-    return model.model_copy(update=changes)
+def _set(section: BaseModel, /, **changes: Any) -> Any:
+    """`section` with `changes` (marked as given, so they are written): how a part fills its sections."""
+    return section.model_copy(update=changes)
 
 
 class Part(BaseModel):
@@ -602,8 +602,8 @@ def plain(value: Any) -> Any:
 
 def jsonable(value: Any) -> Any:
     """`json.dump`'s fallback for what records hold besides plain JSON."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
+    if isinstance(value, BaseModel):  # the keys that were given, as written
+        return value.model_dump(mode="json", exclude_unset=True)
     if hasattr(value, "item"):  # numpy / torch scalars
         return value.item()
     if isinstance(value, Path):
