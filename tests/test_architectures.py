@@ -144,7 +144,7 @@ def test_every_method_trains_or_is_a_config_error_on_every_architecture(
         return
     ws = prepare_workspace(experiment)
     (spec,) = make_plan(experiment)
-    record = execute_run(ws, spec, quiet=True)
+    record = execute_run(ws, spec, quiet=True).as_json()  # the record as written
     assert record["status"] == "ok", f"{arch}/{task}/{method}: {record.get('error')}\n{record.get('traceback', '')}"
     if REGISTRY[method].trains:
         assert record["time"]["steps"] == 2
@@ -240,7 +240,7 @@ def test_the_record_says_when_a_fused_projection_was_adapted(arch, spec, fused, 
     path.write_text(path.read_text() + f"    target_modules: {'null' if spec is None else spec}\n")
     experiment = load_experiment(path)
     (spec_run,) = make_plan(experiment)
-    record = execute_run(prepare_workspace(experiment), spec_run, quiet=True)
+    record = execute_run(prepare_workspace(experiment), spec_run, quiet=True).as_json()  # the record as written
     assert record["status"] == "ok", record.get("error")
     hyper = record["hyperparameters"]
     assert hyper["fused_projections"] == fused
@@ -273,7 +273,7 @@ def test_all_linear_trains_and_leaves_the_fresh_head_to_modules_to_save(
     path.write_text(path.read_text() + "    target_modules: all-linear\n")
     experiment = load_experiment(path)
     (spec,) = make_plan(experiment)
-    record = execute_run(prepare_workspace(experiment), spec, quiet=True)
+    record = execute_run(prepare_workspace(experiment), spec, quiet=True).as_json()  # the record as written
     assert record["status"] == "ok", f"{arch}/{method}: {record.get('error')}\n{record.get('traceback', '')}"
     resolved = record["hyperparameters"]["resolved_target_modules"]
     if method == "lora":

@@ -12,6 +12,7 @@ import pytest
 
 from peftlab.config import load_experiment
 from peftlab.planners.grid import computed_config, make_plan
+from peftlab.records.record import RunRecord
 from peftlab.records.results import records_frame
 from peftlab.reporting.frame import summarise
 
@@ -66,7 +67,7 @@ def test_a_table_row_never_pools_device_types() -> None:
     # one device type only: the plain label, also for a run that failed before it recorded its device
     records += [_record(0, "cpu", 0.9, 1000.0, "full"), _record(1, None, 0.9, 1000.0, "full")]
     records[-1]["config"]["train"]["device"] = "cpu"
-    summary = summarise(records_frame(records)).set_index("method")
+    summary = summarise(records_frame([RunRecord.model_validate(r) for r in records])).set_index("method")
     assert list(summary.index) == ["full", "lora (cpu)", "lora (cuda)"]
     assert summary.loc["full", "runs"] == 2
     assert summary.loc["lora (cpu)", "runs"] == 2

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from peftlab.records.record import RunRecord
 from peftlab.reporting.environments import environment_note
 
 
-def _record(transformers: str, lock: str | None = "abc") -> dict:
+def _record(transformers: str, lock: str | None = "abc", status: str = "ok") -> RunRecord:
     versions = {"torch": "2.13.0+cpu", "transformers": transformers, "peft": "0.21.2", "bitsandbytes": "0.50.2"}
-    return {"status": "ok", "env": {"versions": versions, "lock": lock}}
+    return RunRecord.model_validate({"run_id": "r", "status": status, "env": {"versions": versions, "lock": lock}})
 
 
 def test_one_environment_is_named_with_its_lock():
@@ -24,5 +25,5 @@ def test_runs_from_different_releases_get_a_footnote_naming_the_packages():
 
 
 def test_a_failed_run_does_not_decide_the_environment():
-    failed = {**_record("5.25.0"), "status": "failed"}
+    failed = _record("5.25.0", status="failed")
     assert "pooled" not in environment_note([_record("5.23.0"), failed])

@@ -61,7 +61,7 @@ def test_merged_classifier_keeps_its_trained_head(experiment_file, tmp_path):
     experiment = load_experiment(experiment_file("  - method: lora\n    lr: 1.0e-2\n", steps=2))
     ws = prepare_workspace(experiment)
     (spec,) = make_plan(experiment)
-    record = execute_run(ws, spec, quiet=True)
+    record = execute_run(ws, spec, quiet=True).as_json()  # the record as written
     assert record["status"] == "ok", record.get("error")
     out = tmp_path / "merged_cls"
     assert main([str(find_record(spec.run_id, tmp_path / "results")), "--merge", str(out)]) == 0

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from peftlab.cli.run import main
+from peftlab.records.record import SCHEMA_VERSION, RunRecord
+from peftlab.records.results import read_record, record_path
 
 
 def cli(args: list[str], prelude: str = "") -> int:
@@ -90,6 +92,10 @@ def test_a_sigkill_without_oom_evidence_is_killed_and_runs_again(experiment_file
     assert recs["full"]["status"] == "killed" and "SIGKILL" in recs["full"]["error"]
     assert "not known to be out of memory" in recs["full"]["error"]
     assert recs["lora"]["status"] == "ok"
+    # the parent built the dead child's record whole: a valid typed record of this schema version
+    killed = read_record(record_path(tmp_path / "results" / "tiny", recs["full"]["run_id"]))
+    assert isinstance(killed, RunRecord) and killed.schema_version == SCHEMA_VERSION and not killed.finished
+    assert killed.config_hash and killed.data.fingerprint and killed.time.started_at and killed.metrics.test is None
     assert cli([path, "-q", "--no-report"]) == 0  # the next invocation runs it again
     assert records(tmp_path)["full"]["status"] == "ok"
 

@@ -140,7 +140,7 @@ def _run(experiment_file, topic: Path, methods: str, *, steps: int, extra: str |
 
     experiment = load_experiment(experiment_file(methods, steps=steps, extra=extra or _probes(topic)))
     ws = prepare_workspace(experiment)
-    return [execute_run(ws, spec, quiet=True) for spec in make_plan(experiment)]
+    return [execute_run(ws, spec, quiet=True).as_json() for spec in make_plan(experiment)]
 
 
 def test_a_run_whose_weights_do_not_move_forgets_exactly_zero(experiment_file, topic_dataset):
@@ -345,7 +345,7 @@ def test_lm_loss_end_to_end_on_an_sft_experiment(tmp_path, tiny_llama, tiny_data
     )
     experiment = load_experiment(path)
     ws = prepare_workspace(experiment)
-    records = [execute_run(ws, spec, quiet=True) for spec in make_plan(experiment)]
+    records = [execute_run(ws, spec, quiet=True).as_json() for spec in make_plan(experiment)]
     assert [r["status"] for r in records] == ["ok", "ok"], [r.get("error") for r in records]
     zero, lora = (r["forgetting"]["lm_loss"] for r in records)
     assert zero["delta"] == 0.0 and zero["before"] == zero["after"]

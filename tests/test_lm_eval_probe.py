@@ -64,7 +64,7 @@ def _run(path: Path) -> list[dict]:
 
     experiment = load_experiment(path)
     ws = prepare_workspace(experiment)
-    return [execute_run(ws, spec, quiet=True) for spec in make_plan(experiment)]
+    return [execute_run(ws, spec, quiet=True).as_json() for spec in make_plan(experiment)]
 
 
 def test_before_and_after_on_the_live_model_with_per_example_outcomes(tmp_path, tiny_llama, tiny_dataset, local_task):

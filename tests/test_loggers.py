@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from peftlab.records.record import RunRecord
+
 pytest.importorskip("tensorboard")
 pytest.importorskip("mlflow")
 pytest.importorskip("wandb")
@@ -54,7 +56,7 @@ def tracked(tmp_path_factory: pytest.TempPathFactory, tiny_bert: Path, tiny_data
     experiment = load_experiment(_experiment(folder, tiny_bert, tiny_dataset, loggers))
     ws = prepare_workspace(experiment)
     (spec,) = make_plan(experiment)
-    record = execute_run(ws, spec, quiet=True)
+    record = execute_run(ws, spec, quiet=True).as_json()  # the record as written
     assert record["status"] == "ok", record.get("error")
     return folder, record
 
@@ -203,7 +205,7 @@ def test_without_loggers_nothing_is_imported_and_the_record_is_unchanged(tmp_pat
         f"exp = load_experiment({str(path)!r})\n"
         "(spec,) = make_plan(exp)\n"
         "record = execute_run(prepare_workspace(exp), spec, quiet=True)\n"
-        "assert record['status'] == 'ok', record['error']\n"
+        "assert record.status == 'ok', record.error\n"
         "names = ('peftlab.loggers', 'mlflow', 'wandb', 'tensorboard', 'torch.utils.tensorboard')\n"
         "print(sorted(n for n in sys.modules if n.split('.')[0] in names or n.startswith(names)))\n"
     )
@@ -282,7 +284,7 @@ def test_only_rank_0_of_a_distributed_launch_opens_trackers(tmp_path, tiny_bert,
     monkeypatch.setenv("RANK", "0")
     trackers = _open_trackers(ws, spec, record)
     assert list(trackers.sinks) == ["tensorboard"]
-    trackers.finish({"status": "ok", "time": {"steps": 0}})
+    trackers.finish(RunRecord.model_validate({"run_id": "r", "status": "ok", "time": {"steps": 0}}))
 
 
 def test_a_search_trial_is_a_child_run_of_its_study(tmp_path, tiny_bert, tiny_dataset):
@@ -337,7 +339,11 @@ def test_a_failing_tracker_is_one_warning_and_the_others_go_on(capsys):
     trackers = Trackers({"mlflow": Broken(), "tensorboard": kept})
     trackers.log(1, {"train/loss": 0.5, "train/lr": float("nan"), "note": "text"})
     trackers.log(2, {"train/loss": 0.4})
-    trackers.finish({"status": "ok", "time": {"steps": 2}, "metrics": {"test": {"accuracy": 0.75}}})
+    trackers.finish(
+        RunRecord.model_validate(
+            {"run_id": "r", "status": "ok", "time": {"steps": 2}, "metrics": {"test": {"accuracy": 0.75}}}
+        )
+    )
     assert kept.logged == [(1, {"train/loss": 0.5}), (2, {"train/loss": 0.4})]  # NaN and text left out
     assert kept.finished == (2, {"test/accuracy": 0.75, "time/steps": 2.0}, "ok")
     err = capsys.readouterr().err.strip().splitlines()

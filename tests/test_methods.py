@@ -209,7 +209,7 @@ def test_the_generic_peft_entry_trains_a_method_without_a_module_of_its_own(expe
     )
     experiment = load_experiment(path)
     (spec,) = make_plan(experiment)
-    record = execute_run(prepare_workspace(experiment), spec, quiet=True)
+    record = execute_run(prepare_workspace(experiment), spec, quiet=True).as_json()  # the record as written
     assert record["status"] == "ok", record.get("error")
     assert record["hyperparameters"]["resolved_target_modules"] == ["query", "value"]
     assert 0 < record["params"]["trainable"] < record["params"]["total"]

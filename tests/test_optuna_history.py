@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from peftlab.records.record import RunRecord
 from peftlab.records.results import records_frame
 from peftlab.reporting import figures
 from peftlab.reporting.frame import tidy_runs
@@ -41,7 +42,7 @@ def drawn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list:
 
 
 def test_history_plots_each_objective_with_its_own_best_so_far(drawn: list, tmp_path: Path) -> None:
-    runs = tidy_runs(records_frame([_trial_record(n) for n in range(5)]))
+    runs = tidy_runs(records_frame([RunRecord.model_validate(_trial_record(n)) for n in range(5)]))
     figures.optuna_history(runs, None, {}, tmp_path)
     (fig,) = drawn
     axes = [ax for ax in fig.axes if ax.get_ylabel()]

@@ -189,7 +189,8 @@ def test_mnli_run_scores_mismatched_into_the_record(tmp_path, tiny_bert, glue_mn
 
     exp = _experiment(tmp_path, "{source: glue/mnli, max_length: 32}", model=str(tiny_bert))
     assert main([str(exp), "--no-report", "-q"]) == 0
-    (record,) = load_records([tmp_path / "results" / "p"])
+    (typed,) = load_records([tmp_path / "results" / "p"])
+    record = typed.as_json()
     mismatched = record["metrics"]["validation_mismatched"]
     assert mismatched["n"] == 7 and 0 <= mismatched["accuracy"] <= 1
     assert record["metrics"]["test"]["n"] == 9
@@ -218,7 +219,8 @@ def test_cola_run_is_scored_by_matthews(tmp_path, tiny_bert, mirror):
     write_hub_copy(mirror, "nyu-mll/glue", {"cola": {"train": split(40, "a"), "validation": split(8, "b")}})
     exp = _experiment(tmp_path, "{source: glue/cola, max_length: 32}", model=str(tiny_bert))
     assert main([str(exp), "--no-report", "-q"]) == 0
-    (record,) = load_records([tmp_path / "results" / "p"])
+    (typed,) = load_records([tmp_path / "results" / "p"])
+    record = typed.as_json()
     assert -1 <= record["metrics"]["test"]["matthews"] <= 1
     assert record["metrics"]["validation"]["matthews"] is not None
 

@@ -139,9 +139,11 @@ def test_upgrade_2_to_3_keeps_what_it_does_not_model_under_unmodelled():
     old["forgetting"] = {k: {**v, "extra": 1} for k, v in old["forgetting"].items()}
     new = upgrade_2_to_3(old)
     probe = next(iter(old["forgetting"]))
-    assert new["unmodelled"] == {"notes": "by hand", "memory.swap_mb": 1.0, **{
-        f"forgetting.{k}.extra": 1 for k in old["forgetting"]
-    }}
+    assert new["unmodelled"] == {
+        "notes": "by hand",
+        "memory.swap_mb": 1.0,
+        **{f"forgetting.{k}.extra": 1 for k in old["forgetting"]},
+    }
     assert "swap_mb" not in new["memory"] and "extra" not in new["forgetting"][probe]
     assert validate(old).unmodelled == new["unmodelled"]  # an older file with such keys still reads
 

@@ -165,7 +165,7 @@ def test_read_predictions_returns_every_declared_column_list_valued_ones_include
     runs = crossed.runs_from_seeds(
         "x", [(0, split.ids, {k: split.columns[k] for k in ("matches", "totals", "hyp_len", "ref_len")})]
     )
-    assert crossed.corpus_bleu().value(runs.seed_columns(0)) == pytest.approx(record["metrics"]["test"]["bleu"])
+    assert crossed.corpus_bleu().value(runs.seed_columns(0)) == pytest.approx(record.metrics.test["bleu"])
 
 
 def test_a_min_direction_metric_is_bold_for_the_lowest_value(tmp_path, monkeypatch):

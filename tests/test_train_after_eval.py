@@ -37,7 +37,7 @@ def _run_all(path: Path) -> list[dict]:
     experiment = load_experiment(path)
     ws = prepare_workspace(experiment)
     plan = make_plan(experiment)
-    return [execute_run(ws, spec, (i, len(plan)), quiet=True) for i, spec in enumerate(plan, 1)]
+    return [execute_run(ws, spec, (i, len(plan)), quiet=True).as_json() for i, spec in enumerate(plan, 1)]
 
 
 def _write(path: Path, model: Path, data: Path, task: str, method: str) -> Path:

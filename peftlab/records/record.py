@@ -282,10 +282,11 @@ class Trial(_Section):
     """A search trial (`optuna_search.trial_block`): the study's facts and the outcome read off the record."""
 
     number: int
-    study: str
+    study: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     state: str | None = None
     values: dict[str, float] | None = None
+    value: float | None = None  # one objective's value, as earlier searches wrote it (the report still reads it)
     directions: dict[str, str] = Field(default_factory=dict)
     taken_over: bool | None = None  # the trial was failed and retried while this run went on
 
