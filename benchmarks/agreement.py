@@ -32,12 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("results", type=Path)
     parser.add_argument("--reference", default="full")
     args = parser.parse_args(argv)
-    records = [r for r in load_records([args.results]) if r.get("status") == "ok" and "trial" not in r]
+    records = [r for r in load_records([args.results]) if r.status == "ok" and r.trial is None]
     outcomes = load_outcomes([args.results], records, log=lambda m: print(m, file=sys.stderr))
     by_label: dict[str, list] = {}
     for record in records:
-        if str(record["run_id"]) in outcomes:
-            by_label.setdefault(str(record["label"]), []).append(outcomes[str(record["run_id"])])
+        if record.run_id in outcomes:
+            by_label.setdefault(str(record.label), []).append(outcomes[record.run_id])
     if args.reference not in by_label:
         print(f"error: reference {args.reference!r} has no runs with predictions; allowed: {', '.join(by_label)}")
         return 2

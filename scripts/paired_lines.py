@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     outcomes = load_outcomes(dirs, records, lambda message: print(message, file=sys.stderr))
     runs: dict[str, list] = {}
     for record in records:
-        if str(record.get("run_id")) in outcomes:
-            runs.setdefault(str(record["label"]), []).append(outcomes[str(record["run_id"])])
+        if record.run_id in outcomes:
+            runs.setdefault(str(record.label), []).append(outcomes[record.run_id])
     ranks = sorted(
         int(label.split("[r=")[1].rstrip("]"))
         for label in runs

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -115,10 +114,12 @@ def candidate_urls(path: Path) -> list[str]:
 
 def _experiment_file_of(folder: Path) -> Path | None:
     """The experiment file the folder's records were made from, when it is still there."""
-    for record in sorted((folder / "runs").glob("*.json")):
+    from peftlab.records.results import RecordError, read_record
+
+    for path in sorted((folder / "runs").glob("*.json")):
         try:
-            named = json.loads(record.read_text())["config"].get("experiment_file")
-        except (OSError, ValueError, KeyError, AttributeError):
+            named = read_record(path).config.get("experiment_file")  # the resolved config: a mapping
+        except RecordError:
             continue
         if named and Path(named).is_file():
             return Path(named)
