@@ -81,7 +81,7 @@ def _load(where: str, load: object) -> object:
         return load()  # type: ignore[operator]
     except PluginError:
         raise
-    except Exception as err:  # noqa: BLE001 - any failure of the user's module is one line naming it
+    except Exception as err:  # any failure of the user's module is one line naming it
         problem = str(err).splitlines()[0] if str(err) else ""
         raise PluginError(f"{where}: failed to import: {type(err).__name__}: {problem}") from None
     finally:

@@ -28,7 +28,9 @@ def install(site: Path, name: str, entry_points: dict[str, dict[str, str]]) -> P
     info = site / f"{name.replace('-', '_')}-0.1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1.0\n")
-    text = "".join(f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in points.items()) for group, points in entry_points.items())
+    text = "".join(
+        f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in points.items()) for group, points in entry_points.items()
+    )
     (info / "entry_points.txt").write_text(text)
     return site
 
@@ -173,7 +175,9 @@ def test_a_plugin_that_fails_to_import_is_one_line_and_writes_nothing(
 ):
     (tmp_path / "site" / "broken_plugin").mkdir(parents=True)
     (tmp_path / "site" / "broken_plugin" / "__init__.py").write_text(module)
-    monkeypatch.syspath_prepend(str(install(tmp_path / "site", "broken", {"peftlab.methods": {"mine": "broken_plugin"}})))
+    monkeypatch.syspath_prepend(
+        str(install(tmp_path / "site", "broken", {"peftlab.methods": {"mine": "broken_plugin"}}))
+    )
 
     assert main([str(experiment_file())]) == 2
 
@@ -251,7 +255,8 @@ class HeadNorm(Probe):
     def measure(self, model, run):
         import torch
         with torch.no_grad():
-            return {"norm": float(sum(w.float().norm() ** 2 for n, w in model.named_parameters() if "classifier" in n)) ** 0.5}
+            head = [w.float().norm() ** 2 for n, w in model.named_parameters() if "classifier" in n]
+            return {"norm": float(sum(head)) ** 0.5}
 """
 
 

@@ -15,6 +15,7 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from peftlab import plugins
 from peftlab.config.entries import MethodEntry, TrainConfig
 from peftlab.config.launcher import LauncherConfig, parse_launcher
 from peftlab.config.loggers import LoggerEntry, parse_loggers
@@ -25,7 +26,6 @@ from peftlab.config.queue import QueueConfig, parse_queue
 from peftlab.config.schema import build, check, closest, coerce, fail
 from peftlab.config.search import SearchConfig, parse_search
 from peftlab.config.stages import InitFromConfig, parse_init_from
-from peftlab import plugins
 from peftlab.errors import ConfigError
 from peftlab.methods import get_method, method_names
 from peftlab.task_specs import get_task_spec, task_names

@@ -18,7 +18,7 @@ SHIPPED = ("accuracy", "f1")  # the metric modules here (label_metric.py is what
 
 @cache
 def load_metric(name: str) -> Any:
-    """Load a shipped metric module (`accuracy`, `f1`; not the shared `label_metric`) through `evaluate.load` by path."""
+    """Load a shipped metric module (`accuracy`, `f1`) through `evaluate.load` by path."""
     import evaluate
 
     if name not in SHIPPED:

@@ -6,7 +6,9 @@ from peftlab.metrics.label_metric import label_metric
 
 
 def _accuracy(predictions, references, normalize=True, sample_weight=None):
-    return {"accuracy": float(accuracy_score(references, predictions, normalize=normalize, sample_weight=sample_weight))}
+    return {
+        "accuracy": float(accuracy_score(references, predictions, normalize=normalize, sample_weight=sample_weight))
+    }
 
 
 Accuracy = label_metric(
