@@ -43,7 +43,7 @@ def test_classification_evaluation_f1_covers_every_class_of_the_head(tiny_bert, 
 
 
 def test_each_shipped_metric_loads_by_path_and_scores_as_sklearn_does() -> None:
-    """The modules share one `evaluate.Metric` (label_metric.py); each still loads by path as its own metric."""
+    """The modules share one `evaluate.Metric` (`label_metric`); each still loads by path as its own metric."""
     from sklearn.metrics import accuracy_score, f1_score
 
     from peftlab.metrics import SHIPPED, load_metric
@@ -57,4 +57,4 @@ def test_each_shipped_metric_loads_by_path_and_scores_as_sklearn_does() -> None:
     scored = f1.compute(predictions=predictions, references=references, average="macro", labels=[0, 1, 2, 3])
     assert scored["f1"] == pytest.approx(f1_score(references, predictions, average="macro", labels=[0, 1, 2, 3]))
     with pytest.raises(KeyError, match="available: accuracy, f1"):
-        load_metric("label_metric")
+        load_metric("f2")

@@ -2,7 +2,7 @@
 
 from sklearn.metrics import accuracy_score
 
-from peftlab.metrics.label_metric import label_metric
+from peftlab.metrics import label_metric
 
 
 def _accuracy(predictions, references, normalize=True, sample_weight=None):

@@ -2,7 +2,7 @@
 
 from sklearn.metrics import f1_score
 
-from peftlab.metrics.label_metric import label_metric
+from peftlab.metrics import label_metric
 
 
 def _f1(predictions, references, average="macro", labels=None):
