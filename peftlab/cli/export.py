@@ -44,11 +44,11 @@ def find_record(run: str, results_root: Path) -> Path:
 
 def _adapter_dir(record: RunRecord) -> Path:
     """The run's saved adapter, or a one-line reason why there is nothing to merge."""
-    from peftlab.methods import REGISTRY
+    from peftlab.methods import get_method, method_names
     from peftlab.records.record import Artifacts
 
     name, run_id = record.method or "", record.run_id
-    method = REGISTRY.get(name)
+    method = get_method(name) if name in method_names() else None  # None: a plugin not installed here
     if record.status != "ok":
         raise UserError(f"run {run_id}: status {record.status}, not ok; nothing to export")
     if method is not None and not method.trains:
