@@ -12,6 +12,7 @@ import pytest
 
 from peftlab.records.record import (
     SCHEMA_VERSION,
+    Protocol,
     RecordError,
     RunRecord,
     upgrade,
@@ -318,20 +319,20 @@ def test_the_protocol_block_is_a_pure_function_of_the_finished_record():
     block = {"tuned": True, "chosen": {"lr": 0.01, "r": 4}, "trials": 2}
     record = RunRecord.model_validate({**minimal(), "hyperparameters": {"lr": 0.01, "r": 4, "alpha": 8.0}})
     before = record.model_copy(deep=True)
-    added = stamp(block)(record)
+    added = stamp(Protocol.model_validate(block))(record)
     assert record == before  # derived, never written into the record
     assert added.protocol.model_dump(exclude_unset=True) == {**block, "as_chosen": True}
     other = record.model_copy(update={"hyperparameters": {"lr": 0.02, "r": 4}})
-    assert stamp(block)(other).protocol.as_chosen is False
+    assert stamp(Protocol.model_validate(block))(other).protocol.as_chosen is False
     untuned = {"tuned": False, "why": "not trained: nothing to tune"}
-    assert stamp(untuned)(record).protocol.model_dump(exclude_unset=True) == untuned
+    assert stamp(Protocol.model_validate(untuned))(record).protocol.model_dump(exclude_unset=True) == untuned
 
 
 def test_the_planners_block_is_one_more_part_of_the_assembly():
     from peftlab.planners.tuned import stamp
     from peftlab.records.record import Outcome, assemble
 
-    block = {"tuned": True, "chosen": {"lr": 1e-3}, "trials": 2}
+    block = Protocol(tuned=True, chosen={"lr": 1e-3}, trials=2)
     record = assemble(_base(), [Outcome(status="ok")], derive=stamp(block))
     assert record.protocol is not None and record.protocol.as_chosen is True and record.status == "ok"
 

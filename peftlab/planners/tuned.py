@@ -51,7 +51,7 @@ def chosen_entry(entry: MethodEntry, choices: dict[str, Any]) -> MethodEntry:
     )
 
 
-def best_of(search: OptunaSearch) -> dict[str, Any] | None:
+def best_of(search: OptunaSearch) -> Protocol | None:
     """The study's best trial by validation, as the `protocol` block a final run records; None if none finished."""
     from optuna.trial import TrialState
 
@@ -60,22 +60,22 @@ def best_of(search: OptunaSearch) -> dict[str, Any] | None:
     block = None
     if complete:
         best = study.best_trial
-        block = {
-            "tuned": True,
-            "chosen": dict(best.params),
-            "study": study.study_name,
-            "trials": len(complete),
-            "best_trial": best.number,
-            "objective": search.experiment.search.objectives[0][0],
-            "value": best.value,
-            "seed": search.experiment.seeds[0],
-        }
+        block = Protocol(
+            tuned=True,
+            chosen=dict(best.params),
+            study=study.study_name,
+            trials=len(complete),
+            best_trial=best.number,
+            objective=search.experiment.search.objectives[0][0],
+            value=best.value,
+            seed=search.experiment.seeds[0],
+        )
     close_storage(study._storage)
     search.study = None
     return block
 
 
-def stamp(block: dict[str, Any]) -> OnRecord:
+def stamp(block: Protocol) -> OnRecord:
     """The final run's record hook: its `protocol` block says how its configuration was chosen (a pure
     function of the finished record, run in the run's process)."""
 
@@ -85,13 +85,13 @@ def stamp(block: dict[str, Any]) -> OnRecord:
     return on_record
 
 
-def protocol_block(block: dict[str, Any], record: RunRecord) -> Protocol:
+def protocol_block(block: Protocol, record: RunRecord) -> Protocol:
     """The record's `protocol` block: how the configuration was chosen (the study's facts, known before
     the run) and, read off the record itself, whether this final run used exactly the chosen values."""
-    if "chosen" not in block:
-        return Protocol.model_validate(block)
-    used = record.hyperparameters
-    return Protocol.model_validate({**block, "as_chosen": all(used.get(k) == v for k, v in block["chosen"].items())})
+    if block.chosen is None:
+        return block
+    used = record.hyperparameters  # lr and the method's params, by name
+    return block.model_copy(update={"as_chosen": all(used.get(k) == v for k, v in block.chosen.items())})
 
 
 class TunedProtocol:
@@ -108,7 +108,7 @@ class TunedProtocol:
         tuned = [e for e in self.entries if e.label in experiment.protocol.searches]
         self.searches = {e.label: OptunaSearch(study_experiment(experiment, e), joining=joining) for e in tuned}
         self.pending = list(self.searches)
-        self.blocks: dict[str, dict[str, Any]] = {}  # label -> the final runs' `protocol` block
+        self.blocks: dict[str, Protocol] = {}  # label -> the final runs' `protocol` block
         self.grid: Any = None  # GridPlanner, or with `joining` a RunQueue
         self.cursor: SharedCursor | None = None  # phase 2 across a worker pool (share())
         self.owner: dict[str, Any] = {}  # run_id -> the planner that handed it out
@@ -172,7 +172,8 @@ class TunedProtocol:
                 print(f"peftlab: {note}", flush=True)
         assignment = self.grid.next()
         if assignment is not None:
-            block = self.blocks.get(assignment.spec.label, {"tuned": False, "why": "not trained: nothing to tune"})
+            untuned = Protocol(tuned=False, why="not trained: nothing to tune")
+            block = self.blocks.get(assignment.spec.label, untuned)
             assignment.on_record = stamp(block)
             self.owner[assignment.spec.run_id] = self.grid
         return assignment
@@ -186,15 +187,14 @@ class TunedProtocol:
             self.code = 1
             return
         self.blocks[label] = block
-        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in block["chosen"].items())
-        print(
-            f"peftlab: {label}: chose {shown} (trial {block['best_trial']}, {block['objective']} {block['value']:.4f})"
-        )
+        chosen = block.chosen or {}
+        shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in chosen.items())
+        print(f"peftlab: {label}: chose {shown} (trial {block.best_trial}, {block.objective} {block.value or 0:.4f})")
 
     def _final_grid(self) -> GridPlanner:
         """The chosen configuration of every tuned method (and every untrained one as written) × every seed."""
         entries = [
-            chosen_entry(e, self.blocks[e.label]["chosen"]) if e.label in self.blocks else e
+            chosen_entry(e, self.blocks[e.label].chosen or {}) if e.label in self.blocks else e
             for e in self.entries
             if e.label in self.blocks or e.label not in self.searches
         ]
