@@ -144,7 +144,11 @@ def _headline(record: RunRecord, test: dict[str, Any]) -> str:
     """The test scores the task's declaration shows (primary first), e.g. `acc 0.812  F1 0.800`."""
     from peftlab.task_specs import get_task_spec
 
-    spec = get_task_spec(record.task.name or "classification", record.task.primary)  # the metric it was scored by
+    task = record.task.name or "classification"
+    try:
+        spec = get_task_spec(task, record.task.primary)  # the metric the run was scored by
+    except KeyError:  # a task that offers no choice of metric: its own primary
+        spec = get_task_spec(task)
     shown = [spec.primary_metric, *(m for m in spec.metrics if m.short and m.name != spec.primary)]
     parts = [f"{m.short or m.name} {test[m.name]:{m.fmt}}" for m in shown if isinstance(test.get(m.name), (int, float))]
     return "  ".join(parts) or "no score"
