@@ -16,6 +16,7 @@ import pytest
 from peftlab.config import load_experiment
 from peftlab.config.queue import redact
 from peftlab.errors import ConfigError, UserError
+from peftlab.records.record import RunRecord
 
 GRID = "  - method: lora\n    lr: 1.0e-2\n    grid:\n      r: [1, 2]\n"  # × seeds [0, 1]: 4 runs
 
@@ -145,7 +146,7 @@ def _drain(queue) -> list[str]:
     made = []
     while (assignment := queue.next()) is not None:
         made.append(assignment.spec.run_id)
-        queue.tell(assignment, {"status": "ok"})
+        queue.tell(assignment, RunRecord(run_id=assignment.spec.run_id, status="ok"))
     return made
 
 
