@@ -50,8 +50,8 @@ def test_the_record_data_section_holds_name_and_citation(experiment_file) -> Non
     experiment = load_experiment(experiment_file(), ["data.source=builtin:rotten_tomatoes"])
     ws = prepare_workspace(experiment)
     record = base_record(ws, make_plan(experiment)[0])
-    assert record["data"]["name"] == BUILTINS["rotten_tomatoes"].title
-    assert record["data"]["citation"] == BUILTINS["rotten_tomatoes"].citation
+    assert record.data.name == BUILTINS["rotten_tomatoes"].title
+    assert record.data.citation == BUILTINS["rotten_tomatoes"].citation
 
 
 def test_summary_and_paper_macros_name_the_data(tmp_path: Path) -> None:
