@@ -53,7 +53,7 @@ def test_bundle_loads_with_datasets_and_round_trips_to_the_same_report(tmp_path,
     lora = read_record(next((results / "runs").glob("lora-s1-*.json")))
     assert row["metrics.test.accuracy"] == pytest.approx(lora["metrics"]["test"]["accuracy"])
     assert json.loads(row["record"]) == lora
-    assert set(predictions.column_names) == {"run_id", "split", "id", "gold", "prediction", "correct"}
+    assert set(predictions.column_names) == {"experiment", "run_id", "split", "id", "gold", "prediction", "correct"}
     assert isinstance(predictions[0]["gold"], int) and isinstance(predictions[0]["correct"], bool)
 
     card = DatasetCard.load(bundle / "README.md")

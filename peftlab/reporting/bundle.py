@@ -4,7 +4,7 @@ A bundle is a folder others can load with `datasets` and report from:
 
 - `records.parquet`: one row per run, one column per dotted record path (`metrics.test.accuracy`,
   `config.train.steps`), and `record`, the whole record as JSON (what the report reads back);
-- `predictions.parquet`: one row per (run, split, example): `run_id`, `split`, `id` and the
+- `predictions.parquet`: one row per (run, split, example): `experiment`, `run_id`, `split`, `id` and the
   per-example outputs the task declares (`gold`, `prediction`, `correct`, …);
 - `README.md`: a dataset card (huggingface_hub's `DatasetCard`) saying what was run, where, with
   which lock, and how to load it;
@@ -87,7 +87,8 @@ def _prediction_rows(results_dir: Path, records: list[dict[str, Any]]) -> list[d
         for split, block in splits.items():
             names = list(block.columns)
             for i, example in enumerate(block.ids):
-                row = {"run_id": record["run_id"], "split": split, "id": str(example)}
+                row = {"experiment": record.get("experiment"), "run_id": record["run_id"], "split": split}
+                row["id"] = str(example)
                 row.update({name: block.columns[name][i] for name in names})
                 rows.append(row)
     return rows
@@ -109,13 +110,13 @@ def write_bundle(sources: list[Path], out: Path, run_ids: set[str] | None = None
         for record in loaded.records
     ]
     prediction_rows = []
-    for source in dict.fromkeys(loaded.origin.values()):
-        mine = [r for r in loaded.records if loaded.origin[str(r["run_id"])] == source]
+    for source in dict.fromkeys(loaded.sources):
+        mine = [r for r, s in zip(loaded.records, loaded.sources, strict=True) if s == source]
         if (source / MANIFEST).is_file():  # a bundle re-bundled: its rows as they are
             manifest = json.loads((source / MANIFEST).read_text())
-            wanted = {str(r["run_id"]) for r in mine}
+            wanted = {(r.get("experiment"), str(r["run_id"])) for r in mine}
             rows = _read(source / PREDICTIONS, manifest["json_columns"].get("predictions", []))
-            prediction_rows += [r for r in rows if r["run_id"] in wanted]
+            prediction_rows += [r for r in rows if (r.get("experiment"), r["run_id"]) in wanted]
         else:
             prediction_rows += _prediction_rows(source, mine)
     import pyarrow.parquet as pq
@@ -134,7 +135,7 @@ def write_bundle(sources: list[Path], out: Path, run_ids: set[str] | None = None
             "runs": len(record_rows),
             "prediction_rows": len(prediction_rows),
             "json_columns": {"records": records_json, "predictions": predictions_json},
-            "sources": [str(s) for s in dict.fromkeys(loaded.origin.values())],
+            "sources": [str(s) for s in dict.fromkeys(loaded.sources)],
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         dataset_card(loaded.records, manifest).save(tmp / "README.md")
@@ -165,20 +166,22 @@ def read_bundle(bundle: Path, run_ids: set[str] | None = None) -> tuple[list[dic
             raise UserError(str(err)) from None
         if run_ids is None or record.get("run_id") in run_ids:
             records.append(record)
-    ok = {str(r["run_id"]): r for r in records if r.get("status") == "ok"}
-    blocks: dict[str, dict[str, list[Any]]] = {}
-    for row in _read(bundle / PREDICTIONS, manifest["json_columns"].get("predictions", [])):
-        if row["split"] != "test" or row["run_id"] not in ok:
-            continue
-        block = blocks.setdefault(row["run_id"], {})
-        for key, value in row.items():
-            if key not in ("run_id", "split"):
-                block.setdefault(key, []).append(value)
-    outcomes = {}
-    for run_id, block in blocks.items():
-        ids = block.pop("id")
-        import numpy as np
+    import numpy as np
 
+    ok = {(r.get("experiment"), str(r["run_id"])): r for r in records if r.get("status") == "ok"}
+    blocks: dict[tuple[Any, str], dict[str, list[Any]]] = {}
+    for row in _read(bundle / PREDICTIONS, manifest["json_columns"].get("predictions", [])):
+        key = (row.get("experiment"), row["run_id"])
+        if row["split"] != "test" or key not in ok:
+            continue
+        block = blocks.setdefault(key, {})
+        for name, value in row.items():
+            if name not in ("experiment", "run_id", "split"):
+                block.setdefault(name, []).append(value)
+    outcomes: dict[str, Any] = {}
+    for key, block in blocks.items():
+        ids = block.pop("id")
         columns = {k: v for k, v in block.items() if any(x is not None for x in v)}  # another task's column
-        outcomes[run_id] = Outcome(int(ok[run_id].get("seed") or 0), np.asarray(ids, dtype=object), columns)
+        seed = int(ok[key].get("seed") or 0)
+        outcomes.setdefault(key[1], Outcome(seed, np.asarray(ids, dtype=object), columns))
     return records, outcomes

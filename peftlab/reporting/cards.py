@@ -256,7 +256,7 @@ def dataset_card(records: list[dict[str, Any]], manifest: dict[str, Any]) -> Any
         "- `records.parquet`: one row per run; a column per record path (`metrics.test.accuracy`), and "
         "`record`, the whole run record as JSON.",
         f"- `predictions.parquet`: {manifest['prediction_rows']} rows, one per run × split × test example "
-        "(`run_id`, `split`, `id`, and the task's per-example outputs).",
+        "(`experiment`, `run_id`, `split`, `id`, and the task's per-example outputs).",
         f"- Columns stored as JSON text: {json.dumps(manifest['json_columns'])}.",
         "",
         "```python",

@@ -32,7 +32,7 @@ class Loaded:
 
     records: list[dict[str, Any]]
     outcomes: dict[str, Any]  # run id -> comparison.Outcome
-    origin: dict[str, Path]  # run id -> the folder or bundle it came from
+    sources: list[Path]  # the folder or bundle each record came from, in the order of `records`
 
 
 def is_bundle(path: Path) -> bool:
@@ -57,7 +57,8 @@ def load_sources(paths: Iterable[Path], run_ids: set[str] | None = None, log: Ca
 
     records: list[dict[str, Any]] = []
     outcomes: dict[str, Any] = {}
-    origin: dict[str, Path] = {}
+    sources: list[Path] = []
+    seen: dict[tuple[str, str], Path] = {}
     for path in map(Path, paths):
         if is_bundle(path):
             found, found_outcomes = read_bundle(path, run_ids)
@@ -66,16 +67,18 @@ def load_sources(paths: Iterable[Path], run_ids: set[str] | None = None, log: Ca
             found_outcomes = load_outcomes([path], found, log)
         for record in found:
             run_id = str(record.get("run_id"))
-            if run_id in origin:
-                log(f"warning: run {run_id} is in both {origin[run_id]} and {path}; the first is kept")
+            key = (str(record.get("experiment")), run_id)  # equal configs in two experiments share a run id
+            if key in seen:
+                log(f"warning: run {run_id} is in both {seen[key]} and {path}; the first is kept")
                 continue
-            origin[run_id] = path
+            seen[key] = path
             records.append(record)
+            sources.append(path)
             if run_id in found_outcomes:
-                outcomes[run_id] = found_outcomes[run_id]
-    if len({*origin.values()}) > 1:
-        check_comparable(records, origin)
-    return Loaded(records, outcomes, origin)
+                outcomes.setdefault(run_id, found_outcomes[run_id])
+    if len(set(sources)) > 1:
+        check_comparable(records, sources)
+    return Loaded(records, outcomes, sources)
 
 
 def _row_key(record: dict[str, Any]) -> tuple[str, str, str]:
@@ -84,44 +87,40 @@ def _row_key(record: dict[str, Any]) -> tuple[str, str, str]:
     return (str(record.get("experiment")), str(record.get("label")), str(device))
 
 
-def check_comparable(records: list[dict[str, Any]], origin: dict[str, Path]) -> None:
+def check_comparable(records: list[dict[str, Any]], sources: list[Path]) -> None:
     """Refuse (UserError, one line naming the difference) runs of different sources that would share a row
     or be paired example by example while their data or configuration differ.
 
     Data: within an experiment every run is paired on the same test examples, so the fingerprint
     must agree across sources for the whole experiment. Config: within a row, the config hash.
+    `sources[i]` is where `records[i]` came from.
     """
-    first_of: dict[tuple[str, ...], dict[str, Any]] = {}
-    for record in records:
+    first: dict[tuple[str, ...], int] = {}
+    for i, record in enumerate(records):
         experiment = str(record.get("experiment"))
         fingerprint = (record.get("data") or {}).get("fingerprint")
         if fingerprint is not None:
-            seen = first_of.setdefault(("data", experiment), record)
-            theirs = (seen.get("data") or {}).get("fingerprint")
-            if theirs != fingerprint and origin[str(seen["run_id"])] != origin[str(record["run_id"])]:
+            j = first.setdefault(("data", experiment), i)
+            theirs = (records[j].get("data") or {}).get("fingerprint")
+            if theirs != fingerprint and sources[j] != sources[i]:
+                what = f"experiment {experiment}: data.fingerprint {theirs} vs {fingerprint}"
                 raise UserError(
-                    _difference(
-                        seen, record, origin, f"experiment {experiment}: data.fingerprint {theirs} vs {fingerprint}"
-                    )
+                    _difference(records[j], record, sources[j], sources[i], what)
                     + "; runs scored on different data are not combined"
                 )
         if record.get("config_hash") is None:
             continue
-        seen = first_of.setdefault(("row", *_row_key(record)), record)
-        apart = origin[str(seen["run_id"])] != origin[str(record["run_id"])]
-        if seen["config_hash"] != record["config_hash"] and apart:
+        j = first.setdefault(("row", *_row_key(record)), i)
+        theirs = records[j]["config_hash"]
+        if theirs != record["config_hash"] and sources[j] != sources[i]:
+            what = f"{experiment}/{record.get('label')}: config_hash {theirs} vs {record['config_hash']}"
             raise UserError(
-                _difference(
-                    seen,
-                    record,
-                    origin,
-                    f"{experiment}/{record.get('label')}: config_hash {seen['config_hash']} vs {record['config_hash']}",
-                )
+                _difference(records[j], record, sources[j], sources[i], what)
                 + "; runs of different configurations are not combined into one row"
             )
 
 
-def _difference(a: dict[str, Any], b: dict[str, Any], origin: dict[str, Path], what: str) -> str:
+def _difference(a: dict[str, Any], b: dict[str, Any], where_a: Path, where_b: Path, what: str) -> str:
     """One line: the two sources, what differs, and the first config keys that differ with both values."""
     flat_a, flat_b = flatten(a.get("config") or {}), flatten(b.get("config") or {})
     keys = [
@@ -131,5 +130,4 @@ def _difference(a: dict[str, Any], b: dict[str, Any], origin: dict[str, Path], w
     ]
     named = ", ".join(f"config.{k} {flat_a.get(k)!r} vs {flat_b.get(k)!r}" for k in keys[:3])
     more = f" (and {len(keys) - 3} more)" if len(keys) > 3 else ""
-    where = f"{origin[str(a['run_id'])]} and {origin[str(b['run_id'])]}"
-    return f"{where} differ: {what}" + (f" ({named}{more})" if named else "")
+    return f"{where_a} and {where_b} differ: {what}" + (f" ({named}{more})" if named else "")
