@@ -12,6 +12,11 @@ Outputs (in the experiment folder, or DIR):
 
 With --html, only explorer.html: the same summary in one self-contained page to browse in a browser
 (sortable table, Pareto scatter over any two metrics, method filter, forest plot, curves; docs/explorer.md).
+
+With --bundle OUT, only a bundle: the records and per-example predictions as parquet tables with a
+dataset card, which loads with `datasets` and which this command reads back as a source (docs/sharing.md).
+Sources are results folders and bundles alike; with --out their runs are pooled, and runs of several
+sources share a row only where config hash and data fingerprint agree (reporting/sources.py).
 """
 
 from __future__ import annotations

@@ -33,10 +33,23 @@ def _hub_dataset(source: str | None) -> str | None:
     return source
 
 
+def _declared_metrics(record: dict[str, Any]) -> tuple[str, ...]:
+    """The metrics the run's task declares (task_specs): what the model-index reports, not speeds or counts."""
+    from peftlab.task_specs import get_task_spec
+
+    config = record.get("config") or {}
+    try:
+        spec = get_task_spec(config.get("task") or "classification", (config.get("data") or {}).get("metric"))
+    except KeyError:
+        primary = (record.get("task") or {}).get("primary")
+        return (primary,) if primary else ()
+    return tuple(m.name for m in spec.metrics)
+
+
 def _dataset_type(source: str | None, name: str) -> str:
     """The model-index dataset type of data that is not on the hub: a builtin's name, a local file's name."""
     if source and source.startswith("builtin:"):
-        return source.removeprefix("builtin:")
+        return source  # not the hub dataset of that name (a builtin's rows are its own: see the card's Data)
     return Path(source).name if source else name
 
 
@@ -81,7 +94,7 @@ def model_card(
             metric_value=float(value),
         )
         for name, value in test.items()
-        if _number(value)
+        if _number(value) and name in _declared_metrics(record)
     ]
     label = record.get("label") or record.get("method")
     card_data = ModelCardData(
@@ -114,7 +127,7 @@ def model_card(
     ]
     origin = (record.get("model") or {}).get("origin")
     if origin:
-        body += ["", f"The run loaded the base weights from `{origin}` (the same model as `{base}`)."]
+        body += ["", f"The run loaded these base weights from `{origin}`; the adapter names their hub repository."]
     body += _results(record, test, summary_row)
     body += _method(record, adapter_config)
     body += _recipe(record)
@@ -139,7 +152,8 @@ def _results(record: dict[str, Any], test: dict[str, Any], row: dict[str, Any] |
             f"{_fmt(mean)} [95% interval {_fmt(low)}, {_fmt(high)}]. The interval answers {question or 'n/a'} "
             "(peftlab's docs/statistics.md).",
         ]
-        if row.get("reference") and row.get("vs_ref_diff") is not None:
+        diff = row.get("vs_ref_diff")
+        if row.get("reference") and row.get("reference") != row.get("method") and _number(diff) and diff == diff:
             lines.append(
                 f"Paired against {row.get('reference')}: Δ {_fmt(row.get('vs_ref_diff'))} "
                 f"[{_fmt(row.get('vs_ref_low'))}, {_fmt(row.get('vs_ref_high'))}], "
@@ -208,7 +222,7 @@ def _environment(record: dict[str, Any]) -> list[str]:
     versions = env.get("versions") or {}
     named = ", ".join(f"{k} {v}" for k, v in versions.items() if v)
     git = env.get("git") or {}
-    commit = git.get("commit") if isinstance(git, dict) else None
+    commit = (git.get("sha") or git.get("commit")) if isinstance(git, dict) else None
     return [
         "",
         "## Environment",
@@ -255,7 +269,7 @@ def dataset_card(records: list[dict[str, Any]], manifest: dict[str, Any]) -> Any
         "",
         "- `records.parquet`: one row per run; a column per record path (`metrics.test.accuracy`), and "
         "`record`, the whole run record as JSON.",
-        f"- `predictions.parquet`: {manifest['prediction_rows']} rows, one per run × split × test example "
+        f"- `predictions.parquet`: {manifest['prediction_rows']} rows, one per run × evaluated split × example "
         "(`experiment`, `run_id`, `split`, `id`, and the task's per-example outputs).",
         f"- Columns stored as JSON text: {json.dumps(manifest['json_columns'])}.",
         "",
