@@ -19,7 +19,7 @@ import sys
 COMMANDS = {
     "run": ("peftlab.cli.run", "plan an experiment, run what is missing, write its report"),
     "report": ("peftlab.cli.report", "tables (CSV, Markdown, LaTeX), macros and figures from run records"),
-    "export": ("peftlab.cli.export", "a run's adapter with its model card (hub layout, --push), or merged into a model"),
+    "export": ("peftlab.cli.export", "a run's adapter with its model card (hub layout, --push), or merged"),
     "paper": ("peftlab.cli.paper", "build the paper from the experiments' reports"),
     "assets": ("peftlab.cli.assets", "check or install the builtin model and data for offline use"),
     "dashboard": ("peftlab.cli.dashboard", "open an experiment's Optuna study in optuna-dashboard (127.0.0.1)"),
