@@ -616,16 +616,7 @@ def _save_outputs(
     target = folder / spec.run_id
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.run_id}.", suffix=".tmp", dir=folder))
     try:
-        if method.save_adapter is not None:  # an initialisation that moved the base saves a plain LoRA
-            method.save_adapter(model, tmp)
-        else:
-            model.save_pretrained(tmp, safe_serialization=True, **extra)
-        if method.full_model:
-            ws.tokenizer.save_pretrained(tmp)
-        elif base_model is not None:
-            from peftlab.runtime.portable import name_base_model
-
-            name_base_model(tmp, base_model)
+        _write_model(model, tmp, method, ws.tokenizer, extra, base_model)
         size = sum(p.stat().st_size for p in tmp.rglob("*.safetensors"))
         if target.exists():  # a --force re-run replaces the run's earlier output
             shutil.rmtree(target)
@@ -635,6 +626,22 @@ def _save_outputs(
             shutil.rmtree(tmp, ignore_errors=True)
     artifacts = {"full_model" if method.full_model else "adapter": str(target)}
     return Saved(size={"saved_bytes": size, "saved_mb": size / MB, "what": what}, artifacts=artifacts)
+
+
+def _write_model(
+    model: Any, folder: Path, method: Any, tokenizer: Any, extra: dict[str, Any], base_model: str | None
+) -> None:
+    """The adapter (named after its portable base model) or the whole model with its tokenizer, into `folder`."""
+    if method.save_adapter is not None:  # an initialisation that moved the base saves a plain LoRA
+        method.save_adapter(model, folder)
+    else:
+        model.save_pretrained(folder, safe_serialization=True, **extra)
+    if method.full_model:
+        tokenizer.save_pretrained(folder)
+    elif base_model is not None:
+        from peftlab.runtime.portable import name_base_model
+
+        name_base_model(folder, base_model)
 
 
 def _inference_latency(run: Run) -> dict[str, Any]:
