@@ -581,12 +581,7 @@ def _portable_base(run: Run) -> str | None:
 
 
 def _save_outputs(
-    model: Any,
-    ws: Workspace,
-    spec: RunSpec,
-    method: Any,
-    state: dict | None = None,
-    base_model: str | None = None,
+    model: Any, ws: Workspace, spec: RunSpec, method: Any, state: dict | None = None, base_model: str | None = None
 ) -> Saved:
     """Save what the experiment's `save:` asks for (atomically): the record's `size`, and where it went.
 
