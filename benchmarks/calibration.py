@@ -2,7 +2,8 @@
 
     python benchmarks/calibration.py [--replicates 1000] [--old-replicates 500]
                                      [--out results/calibration/calibration.md]
-                                     [--seeds 1 2 3 5 10] [--n 200 1000] [--skip-old]
+                                     [--seeds 1 2 3 5 10] [--n 200 1000] [--seed-sd 0 0.01 0.02 0.05]
+                                     [--skip-old] [--json results/calibration/grid.json]
 
 Simulates crossed seed × example outcomes with known truth (peftlab/stats/calibration.py) over
 S ∈ {1, 2, 3, 5, 10}, n ∈ {200, 1000}, seed sd ∈ {0, 0.01, 0.02}, with and without a method ×
@@ -31,10 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--old-draws", type=int, default=1000, help="bootstrap draws of the old engine")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(calibration.GRID_SEEDS))
     parser.add_argument("--n", type=int, nargs="+", default=list(calibration.GRID_N))
+    parser.add_argument("--seed-sd", type=float, nargs="+", default=list(calibration.GRID_SEED_SD))
     parser.add_argument("--skip-old", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the crossed engine's grid as JSON (rows of numbers)")
     parser.add_argument("--out", type=Path, default=Path("results/calibration/calibration.md"))
     args = parser.parse_args(argv)
-    cells = list(calibration.grid(seeds=args.seeds, n=args.n))
+    cells = list(calibration.grid(seeds=args.seeds, n=args.n, seed_sd=args.seed_sd))
     started = time.perf_counter()
     new = [calibration.run_cell(c, args.replicates, seed=2023) for c in cells]
     took_new = time.perf_counter() - started
@@ -60,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             ),
             f"\nCells with every number inside the targets: {passed_old} of {len(old)} ({took_old:.0f} s wall).",
         ]
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(calibration.rows_json(new, seconds=took_new))
+        print(f"wrote {args.json}")
     text = "\n".join(parts) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

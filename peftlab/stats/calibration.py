@@ -244,3 +244,26 @@ def markdown(rows: list[Row], title: str) -> str:
             f"{cell(row.cover_acc['b'], 'cover')} | {cell(row.type_i['b'], 'type')} |"
         )
     return "\n".join(lines)
+
+
+def rows_json(rows: list[Row], seconds: float = math.nan) -> str:
+    """The grid as JSON (one object per cell; NaN for not estimable as null), for before/after tables and lookups."""
+    import json
+
+    def number(v: float) -> float | None:
+        return round(v, 6) if math.isfinite(v) else None
+
+    cells = [
+        {
+            "seeds": r.cell.seeds,
+            "n": r.cell.n,
+            "seed_sd": r.cell.seed_sd,
+            "interaction": r.cell.interaction,
+            "replicates": r.replicates,
+            **{f"{q}_cover_diff": number(r.cover_diff[q]) for q in "ab"},
+            **{f"{q}_cover_acc": number(r.cover_acc[q]) for q in "ab"},
+            **{f"{q}_type_i": number(r.type_i[q]) for q in "ab"},
+        }
+        for r in rows
+    ]
+    return json.dumps({"seconds": number(seconds), "cells": cells}, indent=1) + "\n"
