@@ -436,22 +436,71 @@ def not_estimable(question: str, estimate: float, why: str = NOT_ESTIMABLE) -> A
 
 @dataclass(frozen=True)
 class Components:
-    """Variance components of an estimate (for power): seed terms per method, example and interaction parts."""
+    """Variance components of an estimate: the one source of its (b) variance, df and every projection.
+
+    The printed (b) interval and the "to resolve" projections both read `variance`/`df` of these
+    components, at the observed seeds and examples or at projected ones, so they cannot disagree.
+    `seed_var` is σ̂²_α,m = s²_m − σ̂²_ε,m/n, NOT clipped: it is negative when a method's seeds agree
+    more than its seed × example interaction predicts; the seed term s²_m/S_m it belongs to never is.
+    """
 
     n: int
     seeds: tuple[int, ...]  # S per method
-    seed_var: tuple[float, ...]  # σ̂²_α,m (per seed, clipped at 0)
+    seed_var: tuple[float, ...]  # σ̂²_α,m (may be < 0, see above)
     interaction: tuple[float, ...]  # σ̂²_ε,m / n (per seed, i.e. × 1/S for the mean)
-    example: float  # Ê = σ̂²_β / n
+    example: float  # Ê = σ̂²_β / n (clipped at 0)
+
+    def _at(self, seeds: int | None, n: int | None) -> tuple[list[int], float]:
+        return [seeds or S for S in self.seeds], self.n / (n or self.n)
+
+    def seed_terms(self, seeds: int | None = None, n: int | None = None) -> list[tuple[float, int]]:
+        """(s²_m/S′, S′ − 1) per method, s²_m projected to n′ examples: E[s²_m] = σ²_α,m + σ²_ε,m/n′."""
+        counts, scale = self._at(seeds, n)
+        return [
+            (max(a + i * scale, 0.0) / s, s - 1)
+            for s, a, i in zip(counts, self.seed_var, self.interaction, strict=True)
+        ]
+
+    def examples_part(self, seeds: int | None = None, n: int | None = None) -> float:
+        """The (a) part: σ̂²_β/n′ + Σ_m σ̂²_ε,m/(n′ S′), what the example bootstrap V_a estimates."""
+        counts, scale = self._at(seeds, n)
+        return self.example * scale + sum(i * scale / s for s, i in zip(counts, self.interaction, strict=True))
 
     def variance(self, seeds: int | None = None, n: int | None = None) -> float:
-        """Var of the estimate with `seeds` per method and `n` examples (defaults: as observed)."""
-        scale = self.n / (n or self.n)
-        total = self.example * scale
-        for S, a, i in zip(self.seeds, self.seed_var, self.interaction, strict=True):
-            s = seeds or S
-            total += a / s + i * scale / s
-        return total
+        """(b)'s Var with `seeds` per method and `n` examples (defaults: as observed), floored at the (a) part.
+
+        Σ s²_m/S_m + Ê = the (a) part + Σ σ̂²_α,m/S_m; by the law of total variance the recipe's
+        variance is the checkpoints' (examples') variance plus the seed main effect's, which cannot
+        be negative. A negative seed sum is the estimate falling below its zero floor (the usual
+        truncation of a negative variance component), so it counts as 0 and (b) ≥ (a).
+        """
+        _, scale = self._at(seeds, n)
+        recipe = sum(t for t, _ in self.seed_terms(seeds, n)) + self.example * scale
+        return max(recipe, self.examples_part(seeds, n))
+
+    def df(self, seeds: int | None = None, n: int | None = None) -> float:
+        """Satterthwaite df of the (projected) seed terms and Ê, as the printed (b) interval uses."""
+        _, scale = self._at(seeds, n)
+        return _satterthwaite(self.seed_terms(seeds, n), self.example * scale, n or self.n)
+
+
+def holm_threshold(others: Sequence[float], alpha: float = ALPHA) -> float:
+    """The largest p at which one more test would still be rejected by Holm among `others` (NaN not counted).
+
+    Holm's step-down rejects a test at rank k (k other p-values below it, m tests in all) iff its
+    p < α/(m − k) and every test ranked before it has (m − j)·p_(j) < α. With the others as they
+    are, the p-values that reject form an interval [0, threshold): this returns threshold, so a
+    row's Holm-adjusted p is < α exactly when its own p is below it. A projection that must detect
+    Δ "after Holm" targets this α′ (α/m for the smallest p, α for one test).
+    """
+    q = sorted(float(p) for p in others if p is not None and math.isfinite(p))
+    m = len(q) + 1
+    threshold = min(alpha / m, q[0] if q else math.inf)  # ranked first
+    for k in range(1, m):  # k others below it
+        if (m - k + 1) * q[k - 1] >= alpha:  # the test ranked just before is not rejected: step-down stops
+            break
+        threshold = min(alpha / (m - k), q[k] if k < len(q) else math.inf)
+    return threshold
 
 
 @dataclass(frozen=True)
@@ -477,41 +526,58 @@ class Result:
         return self.a if question == MODELS else self.b
 
     def seeds_to_resolve(self, alpha: float = ALPHA, power: float = POWER, most: int = 1000) -> float:
-        """Seeds per method at which (b) would detect the observed Δ with `power`; inf if examples limit.
+        """Seeds per method at which (b) would detect the observed Δ with `power` at `alpha`; inf if examples limit.
 
-        The reference is the t the interval itself would use at s seeds (Satterthwaite df of the
-        projected terms), not the normal: at 2-4 seeds t on ~1-6 df is far wider, and a normal
-        projection said "2 seeds" for differences that 3 seeds had not resolved.
+        Projected from the printed (b) interval's own components (`Components.variance`/`df` at s
+        seeds: at today's seeds they ARE the interval's variance and df), on the t that interval
+        would use, at `alpha` as the row's family sees it (`holm_threshold`: pass the Holm
+        step-down α′). A row not yet resolved therefore never projects to the seeds it already has.
         """
         c = self.components
         if c is None or self.estimate == 0 or not math.isfinite(self.estimate):
             return math.nan
         for s in range(2, most + 1):
-            seed_terms = [((a + i) / s, s - 1) for a, i in zip(c.seed_var, c.interaction, strict=True)]
-            df = _satterthwaite(seed_terms, c.example, c.n)
-            q = _quantile(1 - alpha / 2, df) + _quantile(power, df)
-            if q * math.sqrt(c.variance(seeds=s)) <= abs(self.estimate):
+            if _detects(self.estimate, c.variance(seeds=s), c.df(seeds=s), alpha, power):
                 return float(s)
         return math.inf
 
-    def examples_to_resolve(self, question: str, alpha: float = ALPHA, power: float = POWER) -> float:
-        """Test examples at which `question` would detect the observed Δ with today's seeds; inf if seeds limit."""
+    def examples_to_resolve(
+        self, question: str, alpha: float = ALPHA, power: float = POWER, most: int = 10**9
+    ) -> float:
+        """Test examples at which `question` would detect the observed Δ with today's seeds; inf if seeds limit.
+
+        The same rule as `seeds_to_resolve` and as the printed interval: (a) on its normal reference
+        (V_a scales as 1/n′ whatever the seeds), (b) on the components' variance and t df at n′.
+        """
         if self.estimate == 0 or not math.isfinite(self.estimate):
             return math.nan
-        z = _quantile(1 - alpha / 2, math.inf) + _quantile(power, math.inf)
-        if question == MODELS:  # V_a scales as 1/n whatever the seeds: n' = n·(z·se / Δ)²
+        if question == MODELS:
             if not math.isfinite(self.a.se):
                 return math.nan
-            return float(math.ceil(self.n * (z * self.a.se / abs(self.estimate)) ** 2))
-        c = self.components
-        if c is None:
-            return math.nan
-        seed_part = sum(a / S for S, a in zip(c.seeds, c.seed_var, strict=True))
-        per_n = (c.example + sum(i / S for S, i in zip(c.seeds, c.interaction, strict=True))) * c.n
-        room = (abs(self.estimate) / z) ** 2 - seed_part
-        if room <= 0:
+            variance, df = (lambda k: self.a.se**2 * self.n / k), (lambda k: math.inf)
+        else:
+            c = self.components
+            if c is None:
+                return math.nan
+            variance, df = (lambda k: c.variance(n=k)), (lambda k: c.df(n=k))
+
+        def detects(k: int) -> bool:
+            return _detects(self.estimate, variance(k), df(k), alpha, power)
+
+        if not detects(most):
             return math.inf
-        return float(math.ceil(per_n / room))
+        low, high = 0, most  # detects(high); the smallest such n′ by bisection (variance falls with n′)
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (low, middle) if detects(middle) else (middle, high)
+        return float(high)
+
+
+def _detects(estimate: float, variance: float, df: float, alpha: float, power: float) -> bool:
+    """|Δ| ≥ (q₁₋α/₂ + q_power)·se on the reference (t on `df`, normal when inf): detected with `power`."""
+    if not variance > 0:
+        return variance == 0 and estimate != 0
+    return (_quantile(1 - alpha / 2, df) + _quantile(power, df)) * math.sqrt(variance) <= abs(estimate)
 
 
 def _satterthwaite(seed_terms: list[tuple[float, int]], example: float, n: int) -> float:
@@ -541,19 +607,17 @@ def _recipe(
     """(b): Σ s²_m/S_m (df S_m − 1) + Ê (df n − 1), t on Satterthwaite df; not estimable when any S_m < 2."""
     if any(v.runs.S < 2 for v, _ in parts):
         return not_estimable(RECIPE, estimate), None
-    seed_terms, interaction, seed_var = [], [], []
+    interaction, seed_var = [], []
     for values, _ in parts:
         S = values.runs.S
         s2 = float(values.observed.var(ddof=1))
         i_m = max(values.within() - values.a_var(), 0.0) / (S - 1)  # σ̂²_ε,m/(n S)
-        seed_terms.append((s2 / S, S - 1))
-        interaction.append(i_m * S)
-        seed_var.append(max(s2 - i_m * S, 0.0))
+        interaction.append(i_m * S)  # σ̂²_ε,m/n
+        seed_var.append(s2 - i_m * S)  # σ̂²_α,m, unclipped: s²_m = σ̂²_α,m + σ̂²_ε,m/n exactly
     example = max(v_ex - sum(i / v.runs.S for i, (v, _) in zip(interaction, parts, strict=True)), 0.0)
-    var = sum(t for t, _ in seed_terms) + example
-    df = _satterthwaite(seed_terms, example, n)
-    answer = _answer(RECIPE, estimate, var, df, bounds, level, test)
     components = Components(n, tuple(v.runs.S for v, _ in parts), tuple(seed_var), tuple(interaction), example)
+    # the interval, the projections and the (b) ≥ (a) floor all read the same components
+    answer = _answer(RECIPE, estimate, components.variance(), components.df(), bounds, level, test)
     return answer, components
 
 
