@@ -121,7 +121,6 @@ def test_an_environment_made_by_the_bootstrap_has_exactly_the_locked_releases():
 
 def test_records_name_the_lock_they_were_made_with(tmp_path, monkeypatch):
     from peftlab.records import environment
-
     monkeypatch.setattr(sys, "prefix", str(tmp_path))
     environment.lock_digest.cache_clear()
     assert environment.lock_digest() is None  # an environment installed by hand
