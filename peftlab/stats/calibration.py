@@ -271,6 +271,80 @@ def rows_json(rows: list[Row], seconds: float = math.nan) -> str:
     return json.dumps({"seconds": number(seconds), "cells": cells}, indent=1) + "\n"
 
 
+def before_after_markdown(before: dict, after: dict, title: str) -> str:
+    """One table of two `rows_json` grids of the same cells and draws: each (b) number before → after.
+
+    (a) is printed once (after) with a check mark of its own: item 7 of issue 29 does not touch
+    question (a), so its columns must agree between the runs up to nothing (same draws).
+    """
+    old = {(c["seeds"], c["n"], c["seed_sd"], c["interaction"]): c for c in before["cells"]}
+    r = min(c["replicates"] for c in after["cells"])
+    se = math.sqrt(0.95 * 0.05 / r)
+
+    def show(v: float | None, kind: str) -> str:
+        if v is None:
+            return "n.e."
+        bad = (kind == "cover" and not TARGET_COVERAGE[0] <= v <= TARGET_COVERAGE[1]) or (
+            kind == "type" and v > TARGET_TYPE_I
+        )
+        return f"**{v:.3f}**" if bad else f"{v:.3f}"
+
+    lines = [
+        f"**{title}** — {r} replicates per cell, the same draws before and after; Monte Carlo SE ≈ {se:.3f} for a "
+        f"coverage of 0.95 and for a type-I error of 0.05. Bold: outside the target (coverage in "
+        f"[{TARGET_COVERAGE[0]}, {TARGET_COVERAGE[1]}], type-I ≤ {TARGET_TYPE_I}); n.e.: not estimable; "
+        "(a) same: question (a)'s three numbers are identical before and after.",
+        "",
+        "| S | n | seed sd | m×e | (a) cover Δ | (a) cover acc | (a) type-I | (a) same "
+        "| (b) cover Δ before → after | (b) cover acc before → after | (b) type-I before → after |",
+        "|---:|---:|---:|:---:|---:|---:|---:|:---:|---:|---:|---:|",
+    ]
+    counts = {"before": 0, "after": 0}
+    pooled: dict[str, list[float]] = {}
+    for c in after["cells"]:
+        b = old[(c["seeds"], c["n"], c["seed_sd"], c["interaction"])]
+        same = all(b[k] == c[k] for k in ("a_cover_diff", "a_cover_acc", "a_type_i"))
+        cells = []
+        for key, kind in (("b_cover_diff", "cover"), ("b_cover_acc", "cover"), ("b_type_i", "type")):
+            cells.append(f"{show(b[key], kind)} → {show(c[key], kind)}")
+            for when, cell in (("before", b), ("after", c)):
+                if cell[key] is not None:
+                    pooled.setdefault(f"{key} {when}", []).append(cell[key])
+        for when, cell in (("before", b), ("after", c)):
+            counts[when] += within_target(_row_of(cell))
+        lines.append(
+            f"| {c['seeds']} | {c['n']} | {c['seed_sd']:.2f} | {'yes' if c['interaction'] else 'no'} | "
+            f"{show(c['a_cover_diff'], 'cover')} | {show(c['a_cover_acc'], 'cover')} | {show(c['a_type_i'], 'type')} "
+            f"| {'✓' if same else '✗'} | {' | '.join(cells)} |"
+        )
+    mean = {k: sum(v) / len(v) for k, v in pooled.items()}
+    n_cells = len(after["cells"])
+    lines += [
+        "",
+        f"Cells with every estimable number inside the targets: {counts['before']} of {n_cells} before, "
+        f"{counts['after']} of {n_cells} after. Mean over the estimable cells, before → after: (b) cover Δ "
+        f"{mean['b_cover_diff before']:.3f} → {mean['b_cover_diff after']:.3f}, (b) cover acc "
+        f"{mean['b_cover_acc before']:.3f} → {mean['b_cover_acc after']:.3f}, (b) type-I "
+        f"{mean['b_type_i before']:.3f} → {mean['b_type_i after']:.3f}. Wall time: "
+        f"{before.get('seconds') or math.nan:.0f} s before, {after.get('seconds') or math.nan:.0f} s after "
+        "(one thread, nice'd, on the shared machine).",
+    ]
+    return "\n".join(lines)
+
+
+def _row_of(cell: dict) -> Row:
+    def number(v: float | None) -> float:
+        return math.nan if v is None else float(v)
+
+    return Row(
+        Cell(cell["seeds"], cell["n"], cell["seed_sd"], cell["interaction"]),
+        cell["replicates"],
+        {q: number(cell[f"{q}_cover_diff"]) for q in "ab"},
+        {q: number(cell[f"{q}_cover_acc"]) for q in "ab"},
+        {q: number(cell[f"{q}_type_i"]) for q in "ab"},
+    )
+
+
 # ---------------------------------------------------------------- what the grid says about a report's row
 
 # the crossed engine's grid as benchmarks/calibration.py measured it (`--json`), shipped with the package
