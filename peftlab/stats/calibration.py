@@ -327,7 +327,7 @@ def before_after_markdown(before: dict, after: dict, title: str) -> str:
         f"{mean['b_cover_acc before']:.3f} → {mean['b_cover_acc after']:.3f}, (b) type-I "
         f"{mean['b_type_i before']:.3f} → {mean['b_type_i after']:.3f}. Wall time: "
         f"{before.get('seconds') or math.nan:.0f} s before, {after.get('seconds') or math.nan:.0f} s after "
-        "(one thread, nice'd, on the shared machine).",
+        "(one thread each, on the shared machine).",
     ]
     return "\n".join(lines)
 

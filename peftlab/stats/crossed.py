@@ -390,16 +390,20 @@ class Answer:
     estimable: bool = True
     why: str = ""
     p_holm: float = math.nan
+    floor_se: float = math.nan  # (b) only: (a)'s se, on its normal reference, that (b) never undercuts
 
     @property
     def label(self) -> str:
         return SHORT[self.question]
 
     def mdd(self, alpha: float = ALPHA, power: float = POWER) -> float:
-        """Minimum detectable difference: (q₁₋α/₂ + q_power)·se on this question's reference."""
+        """Minimum detectable difference: (q₁₋α/₂ + q_power)·se on this question's reference (and (a)'s floor)."""
         if not self.estimable or not math.isfinite(self.se):
             return math.nan
-        return (_quantile(1 - alpha / 2, self.df) + _quantile(power, self.df)) * self.se
+        own = (_quantile(1 - alpha / 2, self.df) + _quantile(power, self.df)) * self.se
+        if math.isfinite(self.floor_se):
+            own = max(own, (_quantile(1 - alpha / 2, math.inf) + _quantile(power, math.inf)) * self.floor_se)
+        return own
 
     @property
     def significant(self) -> bool:
@@ -436,12 +440,13 @@ def not_estimable(question: str, estimate: float, why: str = NOT_ESTIMABLE) -> A
 
 @dataclass(frozen=True)
 class Components:
-    """Variance components of an estimate: the one source of its (b) variance, df and every projection.
+    """Variance components of an estimate: the one source of its (b) interval and of every projection.
 
-    The printed (b) interval and the "to resolve" projections both read `variance`/`df` of these
-    components, at the observed seeds and examples or at projected ones, so they cannot disagree.
-    `seed_var` is σ̂²_α,m = s²_m − σ̂²_ε,m/n, NOT clipped: it is negative when a method's seeds agree
-    more than its seed × example interaction predicts; the seed term s²_m/S_m it belongs to never is.
+    The printed (b) interval and the "to resolve" projections both read `variance`/`df` (and the
+    (a) floor, `examples_part`) of these components, at the observed seeds and examples or at
+    projected ones, so they cannot disagree. `seed_var` is σ̂²_α,m = s²_m − σ̂²_ε,m/n, NOT clipped:
+    it is negative when a method's seeds agree more than its seed × example interaction predicts;
+    the seed term s²_m/S_m it belongs to never is.
     """
 
     n: int
@@ -449,6 +454,7 @@ class Components:
     seed_var: tuple[float, ...]  # σ̂²_α,m (may be < 0, see above)
     interaction: tuple[float, ...]  # σ̂²_ε,m / n (per seed, i.e. × 1/S for the mean)
     example: float  # Ê = σ̂²_β / n (clipped at 0)
+    v_a: float = math.nan  # (a)'s example-bootstrap variance at the observed seeds and examples
 
     def _at(self, seeds: int | None, n: int | None) -> tuple[list[int], float]:
         return [seeds or S for S in self.seeds], self.n / (n or self.n)
@@ -461,27 +467,30 @@ class Components:
             for s, a, i in zip(counts, self.seed_var, self.interaction, strict=True)
         ]
 
-    def examples_part(self, seeds: int | None = None, n: int | None = None) -> float:
-        """The (a) part: σ̂²_β/n′ + Σ_m σ̂²_ε,m/(n′ S′), what the example bootstrap V_a estimates."""
-        counts, scale = self._at(seeds, n)
-        return self.example * scale + sum(i * scale / s for s, i in zip(counts, self.interaction, strict=True))
-
     def variance(self, seeds: int | None = None, n: int | None = None) -> float:
-        """(b)'s Var with `seeds` per method and `n` examples (defaults: as observed), floored at the (a) part.
-
-        Σ s²_m/S_m + Ê = the (a) part + Σ σ̂²_α,m/S_m; by the law of total variance the recipe's
-        variance is the checkpoints' (examples') variance plus the seed main effect's, which cannot
-        be negative. A negative seed sum is the estimate falling below its zero floor (the usual
-        truncation of a negative variance component), so it counts as 0 and (b) ≥ (a).
-        """
+        """(b)'s Var, Σ s²_m/S′ + Ê·n/n′, with `seeds` per method and `n` examples (defaults: as observed)."""
         _, scale = self._at(seeds, n)
-        recipe = sum(t for t, _ in self.seed_terms(seeds, n)) + self.example * scale
-        return max(recipe, self.examples_part(seeds, n))
+        return sum(t for t, _ in self.seed_terms(seeds, n)) + self.example * scale
 
     def df(self, seeds: int | None = None, n: int | None = None) -> float:
         """Satterthwaite df of the (projected) seed terms and Ê, as the printed (b) interval uses."""
         _, scale = self._at(seeds, n)
         return _satterthwaite(self.seed_terms(seeds, n), self.example * scale, n or self.n)
+
+    def examples_part(self, seeds: int | None = None, n: int | None = None) -> float:
+        """(a)'s V_a projected: σ̂²_β/n′ + Σ_m σ̂²_ε,m/(n′ S′), equal to the observed V_a as observed."""
+        counts, scale = self._at(seeds, n)
+        shift = sum(i * (1 / s - 1 / S) for s, S, i in zip(counts, self.seeds, self.interaction, strict=True))
+        return max(self.v_a + shift, 0.0) * scale
+
+    def detects(
+        self, estimate: float, alpha: float, power: float, seeds: int | None = None, n: int | None = None
+    ) -> bool:
+        """Would (b), as printed (t on its df, never narrower than (a)), detect `estimate` at this design?"""
+        recipe = _detects(estimate, self.variance(seeds, n), self.df(seeds, n), alpha, power)
+        if not math.isfinite(self.v_a):
+            return recipe
+        return recipe and _detects(estimate, self.examples_part(seeds, n), math.inf, alpha, power)
 
 
 def holm_threshold(others: Sequence[float], alpha: float = ALPHA) -> float:
@@ -537,7 +546,7 @@ class Result:
         if c is None or self.estimate == 0 or not math.isfinite(self.estimate):
             return math.nan
         for s in range(2, most + 1):
-            if _detects(self.estimate, c.variance(seeds=s), c.df(seeds=s), alpha, power):
+            if c.detects(self.estimate, alpha, power, seeds=s):
                 return float(s)
         return math.inf
 
@@ -554,15 +563,16 @@ class Result:
         if question == MODELS:
             if not math.isfinite(self.a.se):
                 return math.nan
-            variance, df = (lambda k: self.a.se**2 * self.n / k), (lambda k: math.inf)
+
+            def detects(k: int) -> bool:
+                return _detects(self.estimate, self.a.se**2 * self.n / k, math.inf, alpha, power)
         else:
             c = self.components
             if c is None:
                 return math.nan
-            variance, df = (lambda k: c.variance(n=k)), (lambda k: c.df(n=k))
 
-        def detects(k: int) -> bool:
-            return _detects(self.estimate, variance(k), df(k), alpha, power)
+            def detects(k: int) -> bool:
+                return c.detects(self.estimate, alpha, power, n=k)
 
         if not detects(most):
             return math.inf
@@ -601,6 +611,23 @@ def _satterthwaite(seed_terms: list[tuple[float, int]], example: float, n: int) 
     return max(df, d)
 
 
+def _contain(b: Answer, a: Answer) -> Answer:
+    """(b) widened to contain (a), its p never below (a)'s: the recipe is never known better than its checkpoints.
+
+    The recipe's variance is the checkpoints' (the examples') variance plus the seeds' (law of
+    total variance), so its interval cannot honestly be narrower. Σ s²_m/S_m + Ê falls below V_a
+    exactly when the seed main effect's estimate σ̂²_α comes out negative (seeds that agree more
+    than their interaction predicts: at 2–3 seeds, often); rather than truncating that component
+    and keeping the 1–2 seed df (which over-covers badly: the variance is then the examples', known
+    on n − 1 df), the interval takes (a)'s ends where they reach further, and the test (a)'s p
+    where it is larger. Elsewhere (b) is unchanged. `floor_se` carries (a)'s se for the MDD.
+    """
+    if not a.estimable:
+        return b
+    p = max(b.p, a.p) if math.isfinite(b.p) and math.isfinite(a.p) else b.p
+    return dataclasses.replace(b, low=min(b.low, a.low), high=max(b.high, a.high), p=p, floor_se=a.se)
+
+
 def _recipe(
     estimate: float, parts: list[tuple[_Values, float]], v_ex: float, n: int, bounds, level: float, test: bool
 ) -> tuple[Answer, Components | None]:
@@ -615,9 +642,11 @@ def _recipe(
         interaction.append(i_m * S)  # σ̂²_ε,m/n
         seed_var.append(s2 - i_m * S)  # σ̂²_α,m, unclipped: s²_m = σ̂²_α,m + σ̂²_ε,m/n exactly
     example = max(v_ex - sum(i / v.runs.S for i, (v, _) in zip(interaction, parts, strict=True)), 0.0)
-    components = Components(n, tuple(v.runs.S for v, _ in parts), tuple(seed_var), tuple(interaction), example)
-    # the interval, the projections and the (b) ≥ (a) floor all read the same components
+    components = Components(
+        n, tuple(v.runs.S for v, _ in parts), tuple(seed_var), tuple(interaction), example, v_ex
+    )  # the interval and the projections read the same components
     answer = _answer(RECIPE, estimate, components.variance(), components.df(), bounds, level, test)
+    answer = _contain(answer, _answer(MODELS, estimate, v_ex, math.inf, bounds, level, test))
     return answer, components
 
 
