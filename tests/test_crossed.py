@@ -416,5 +416,7 @@ def test_the_shipped_grid_is_the_benchmarks_output_and_flags_the_wide_two_seed_c
     cells = calibration.known_cells()
     assert {c["seed_sd"] for c in cells} >= {0.0, 0.05} and {c["seeds"] for c in cells} >= {2, 3}
     assert all(c["replicates"] >= 300 for c in cells)
-    known = calibration.known_coverage(2, 1000, 0.05)
-    assert known is not None and known.seeds == 2
+    low = calibration.known_low_coverage(2, 1000, 0.05)  # prompt and prefix tuning's design in the main job
+    assert low is not None and low.coverage < 0.93 and low.seeds == 2 and low.seed_sd == 0.05
+    assert calibration.known_low_coverage(3, 1000, 0.05) is None  # a third seed brings it to target
+    assert calibration.known_low_coverage(2, 1000, 0.01) is None  # seeds that agree: no flag
