@@ -29,7 +29,7 @@ def _split_by_seed(results: Path, parts: dict[str, tuple[int, ...]], root: Path)
         folder = root / name / results.name
         (folder / "runs").mkdir(parents=True)
         for path in (results / "runs").glob("*.json"):
-            if read_record(path)["seed"] in seeds:
+            if read_record(path).as_json()["seed"] in seeds:
                 shutil.copy2(path, folder / "runs" / path.name)
                 for beside in (results / "runs").glob(f"{path.stem}.predictions*"):
                     shutil.copy2(beside, folder / "runs" / beside.name)
@@ -50,7 +50,7 @@ def test_bundle_loads_with_datasets_and_round_trips_to_the_same_report(tmp_path,
     predictions = load_dataset("parquet", data_files=str(bundle / "predictions.parquet"), split="train")
     assert runs.num_rows == 9 and predictions.num_rows == 9 * 200
     row = runs.filter(lambda r: r["label"] == "lora" and r["seed"] == 1)[0]
-    lora = read_record(next((results / "runs").glob("lora-s1-*.json")))
+    lora = read_record(next((results / "runs").glob("lora-s1-*.json"))).as_json()
     assert row["metrics.test.accuracy"] == pytest.approx(lora["metrics"]["test"]["accuracy"])
     assert json.loads(row["record"]) == lora
     assert set(predictions.column_names) == {"experiment", "run_id", "split", "id", "gold", "prediction", "correct"}
@@ -104,7 +104,7 @@ def _variant(source: Path, out: Path, change) -> Path:
     """A copy of `source` (records and predictions) whose records are changed by `change(record)`."""
     shutil.copytree(source, out)
     for path in (out / "runs").glob("*.json"):
-        record = read_record(path)
+        record = read_record(path).as_json()
         change(record)
         write_record(out, record)
     return out

@@ -52,7 +52,7 @@ def hub_run(tmp_path_factory, tiny_bert, tiny_dataset):
         experiment = load_experiment(path)
         ws = prepare_workspace(experiment)
         (spec,) = make_plan(experiment)
-        record = execute_run(ws, spec, quiet=True)
+        record = execute_run(ws, spec, quiet=True).as_json()
     finally:
         hub_constants.HF_HUB_CACHE = before
     assert record["status"] == "ok", record.get("error")
@@ -165,13 +165,17 @@ def test_exporting_a_failed_run_or_a_run_without_adapter_is_one_line(sft_results
 
     results = tmp_path / "results" / "copy"
     shutil.copytree(sft_results, results)
-    lora = next(read_record(p) for p in (results / "runs").glob("*.json") if read_record(p)["method"] == "lora")
+    lora = next(
+        read_record(p).as_json()
+        for p in (results / "runs").glob("*.json")
+        if read_record(p).as_json()["method"] == "lora"
+    )
     failed = dict(lora, run_id="lora-s9-failed", status="failed", error="boom")
     write_record(results, failed)
     cases = [("lora-s9-failed", "status failed"), ("zero_shot", "trains nothing")]
     for run, reason in cases:
         if run == "zero_shot":
-            run = next(read_record(p)["run_id"] for p in (results / "runs").glob("zero*.json"))
+            run = next(read_record(p).as_json()["run_id"] for p in (results / "runs").glob("zero*.json"))
         out = tmp_path / f"never-{run}"
         assert export_main([run, "--adapter", str(out), "--results", str(results.parent)]) == 2
         err = capsys.readouterr().err.strip()
@@ -247,9 +251,9 @@ def test_best_is_the_significantly_best_methods_best_seed_with_the_reason(tmp_pa
 
     folder = _best_experiment(tmp_path / "exp", {"lora": 0.95, "prompt_tuning": 0.60, "ia3": 0.62})
     record_file, reason = choose_best(folder)
-    chosen = read_record(record_file)
+    chosen = read_record(record_file).as_json()
     assert chosen["label"] == "lora"
-    lora = [read_record(p) for p in (folder / "runs").glob("lora-*.json")]
+    lora = [read_record(p).as_json() for p in (folder / "runs").glob("lora-*.json")]
     assert chosen["metrics"]["test"]["accuracy"] == max(r["metrics"]["test"]["accuracy"] for r in lora)
     assert "marked best" in reason and f"seed {chosen['seed']}" in reason and "α = 0.05" in reason
 

@@ -77,13 +77,13 @@ def saved_adapter(record: RunRecord) -> Path:
     return Path(adapter)
 
 
-def _adapter_dir(record: dict[str, Any]) -> Path:
+def _adapter_dir(record: RunRecord) -> Path:
     """The run's saved adapter when it is a weight update that merges, or a one-line reason why not."""
     adapter = saved_adapter(record)
     peft_type = json.loads((adapter / "adapter_config.json").read_text()).get("peft_type")
     if peft_type not in MERGEABLE:
         raise UserError(
-            f"run {record['run_id']}: a {record['method']} adapter ({peft_type}) is a learned prompt fed with the "
+            f"run {record.run_id}: a {record.method} adapter ({peft_type}) is a learned prompt fed with the "
             f"input, not a weight update: nothing to merge; load it with "
             f"peft.PeftModel.from_pretrained(base, '{adapter}') instead"
         )
@@ -187,44 +187,45 @@ def choose_best(results_dir: Path) -> tuple[Path, str]:
     runs = [
         r
         for r in compared.records
-        if r.get("status") == "ok"
-        and r.get("experiment") == row["experiment"]
-        and str(r.get("label")) == str(row["method"]).split(" (")[0]
-        and (r.get("artifacts") or {}).get("adapter")
+        if r.status == "ok"
+        and r.experiment == row["experiment"]
+        and str(r.label) == str(row["method"]).split(" (")[0]
+        and r.artifacts is not None
+        and r.artifacts.adapter
     ]
     if not runs:
         raise UserError(f"{results_dir}: the best method, {row['method']}, has no run with a saved adapter")
     sign = -1 if direction == "max" else 1
 
-    def key(record: dict[str, Any]) -> tuple[float, int]:
-        value = ((record.get("metrics") or {}).get("test") or {}).get(primary)
-        return (sign * float(value) if isinstance(value, (int, float)) else float("inf"), int(record.get("seed") or 0))
+    def score(record: RunRecord) -> Any:
+        return (record.metrics.test or {}).get(primary)
+
+    def key(record: RunRecord) -> tuple[float, int]:
+        value = score(record)
+        return (sign * float(value) if isinstance(value, (int, float)) else float("inf"), record.seed or 0)
 
     chosen = min(runs, key=key)
-    value = (chosen.get("metrics") or {}).get("test", {}).get(primary)
-    seeds = ", ".join(
-        f"seed {r.get('seed')}: {r['metrics']['test'].get(primary):.4g}"
-        for r in sorted(runs, key=lambda r: r.get("seed") or 0)
-    )
+    value = score(chosen)
+    seeds = ", ".join(f"seed {r.seed}: {score(r):.4g}" for r in sorted(runs, key=lambda r: r.seed or 0))
     reason = (
         f"`peftlab export best` chose it. {row['method']} is the method marked best on test {primary} in "
         f"{row['experiment']} by the report's rule: ahead of every other method, each pairwise test at α = 0.05 "
         f"(intersection–union; {row.get(f'test_{primary}_interval') or row.get(f'test_{primary}_question')}). "
-        f"Of its {len(runs)} seed(s) ({seeds}), seed {chosen.get('seed')} has the "
+        f"Of its {len(runs)} seed(s) ({seeds}), seed {chosen.seed} has the "
         f"{'highest' if direction == 'max' else 'lowest'} test {primary}, {value:.4g}."
     )
     from peftlab.records.results import record_path
 
-    return record_path(results_dir, str(chosen["run_id"])), reason
+    return record_path(results_dir, chosen.run_id), reason
 
 
-def _method_row(record_file: Path, record: dict[str, Any]) -> dict[str, Any] | None:
+def _method_row(record_file: Path, record: RunRecord) -> dict[str, Any] | None:
     """The report's summary row of the run's method (its interval and question), None when there is none."""
     try:
         summary = experiment_summary(record_file.parent.parent).summary
     except UserError:
         return None
-    label = str(record.get("label"))
+    label = str(record.label)
     rows = summary[[str(m).split(" (")[0] == label for m in summary["method"]]]
     return rows.iloc[0].to_dict() if len(rows) else None
 
@@ -264,7 +265,7 @@ def write_adapter(record_file: Path, out: Path, reason: str | None = None) -> Pa
                 shutil.copy2(adapter / name, tmp / name)
         (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         card.save(tmp / "README.md")
-        (tmp / "record.json").write_text(json.dumps(record, indent=2) + "\n")
+        (tmp / "record.json").write_text(json.dumps(record.as_json(), indent=2) + "\n")
         publish_dir(tmp, out)
     finally:
         if tmp.exists():

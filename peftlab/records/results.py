@@ -147,9 +147,10 @@ def load_records(
     return records
 
 
-def flatten(record: RunRecord) -> dict[str, Any]:
-    """The record as one flat row of dotted JSON paths (lists kept as values), as `records_frame` has them."""
-    return _flat(record.as_json())
+def flatten(record: RunRecord | dict[str, Any]) -> dict[str, Any]:
+    """A record (or a mapping in it, the config) as one flat row of dotted JSON paths (lists kept as
+    values), as `records_frame` has them."""
+    return _flat(record.as_json() if isinstance(record, RunRecord) else record)
 
 
 def _flat(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from peftlab.errors import UserError
-from peftlab.records.record import jsonable
+from peftlab.records.record import RunRecord, jsonable
 
 MANIFEST = "bundle.json"
 FORMAT = "peftlab-bundle/v1"
@@ -74,7 +74,7 @@ def _read(path: Path, as_json: Iterable[str]) -> list[dict[str, Any]]:
     return rows
 
 
-def _prediction_rows(results_dir: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _prediction_rows(results_dir: Path, records: list[RunRecord]) -> list[dict[str, Any]]:
     """Every split of every record's predictions file as rows (a file that is missing or altered is left out)."""
     from peftlab.records.predictions import PredictionsError, read_predictions
 
@@ -87,7 +87,7 @@ def _prediction_rows(results_dir: Path, records: list[dict[str, Any]]) -> list[d
         for split, block in splits.items():
             names = list(block.columns)
             for i, example in enumerate(block.ids):
-                row = {"experiment": record.get("experiment"), "run_id": record["run_id"], "split": split}
+                row = {"experiment": record.experiment, "run_id": record.run_id, "split": split}
                 row["id"] = str(example)
                 row.update({name: block.columns[name][i] for name in names})
                 rows.append(row)
@@ -114,7 +114,7 @@ def write_bundle(sources: list[Path], out: Path, run_ids: set[str] | None = None
         mine = [r for r, s in zip(loaded.records, loaded.sources, strict=True) if s == source]
         if (source / MANIFEST).is_file():  # a bundle re-bundled: its rows as they are
             manifest = json.loads((source / MANIFEST).read_text())
-            wanted = {(r.get("experiment"), str(r["run_id"])) for r in mine}
+            wanted = {(r.experiment, r.run_id) for r in mine}
             rows = _read(source / PREDICTIONS, manifest["json_columns"].get("predictions", []))
             prediction_rows += [r for r in rows if (r.get("experiment"), r["run_id"]) in wanted]
         else:
@@ -146,7 +146,7 @@ def write_bundle(sources: list[Path], out: Path, run_ids: set[str] | None = None
     return out
 
 
-def read_bundle(bundle: Path, run_ids: set[str] | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def read_bundle(bundle: Path, run_ids: set[str] | None = None) -> tuple[list[RunRecord], dict[str, Any]]:
     """(records, {run id: test Outcome}) of a bundle: what a results folder's records and predictions files give."""
     from peftlab.records.record import RecordError, validate
     from peftlab.reporting.comparison import Outcome
@@ -161,14 +161,14 @@ def read_bundle(bundle: Path, run_ids: set[str] | None = None) -> tuple[list[dic
     records = []
     for row in _read(bundle / RECORDS, []):
         try:
-            record = validate(json.loads(row["record"]), where=f"{bundle / RECORDS} run {row.get('run_id')}").as_json()
+            record = validate(json.loads(row["record"]), where=f"{bundle / RECORDS} run {row.get('run_id')}")
         except RecordError as err:
             raise UserError(str(err)) from None
-        if run_ids is None or record.get("run_id") in run_ids:
+        if run_ids is None or record.run_id in run_ids:
             records.append(record)
     import numpy as np
 
-    ok = {(r.get("experiment"), str(r["run_id"])): r for r in records if r.get("status") == "ok"}
+    ok = {(r.experiment, r.run_id): r for r in records if r.status == "ok"}
     blocks: dict[tuple[Any, str], dict[str, list[Any]]] = {}
     for row in _read(bundle / PREDICTIONS, manifest["json_columns"].get("predictions", [])):
         key = (row.get("experiment"), row["run_id"])
@@ -182,6 +182,6 @@ def read_bundle(bundle: Path, run_ids: set[str] | None = None) -> tuple[list[dic
     for key, block in blocks.items():
         ids = block.pop("id")
         columns = {k: v for k, v in block.items() if any(x is not None for x in v)}  # another task's column
-        seed = int(ok[key].get("seed") or 0)
+        seed = ok[key].seed or 0
         outcomes.setdefault(key[1], Outcome(seed, np.asarray(ids, dtype=object), columns))
     return records, outcomes

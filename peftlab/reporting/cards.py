@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from peftlab.records.record import RunRecord
 
 PEFT_TASK_TYPES = {  # record's config.task -> the hub's task type (model-index `task.type`)
     "classification": "text-classification",
@@ -20,10 +23,9 @@ PEFT_TASK_TYPES = {  # record's config.task -> the hub's task type (model-index 
 }
 
 
-def base_model_name(record: dict[str, Any]) -> str:
+def base_model_name(record: RunRecord) -> str:
     """The portable name of the run's base model: the hub id, or the user's own id or path as given."""
-    model = record.get("model") or {}
-    return str(model.get("hub_id") or model.get("spec") or model.get("location"))
+    return str(record.model.hub_id or record.model.spec or record.model.location)
 
 
 def _hub_dataset(source: str | None) -> str | None:
@@ -33,15 +35,14 @@ def _hub_dataset(source: str | None) -> str | None:
     return source
 
 
-def _declared_metrics(record: dict[str, Any]) -> tuple[str, ...]:
+def _declared_metrics(record: RunRecord) -> tuple[str, ...]:
     """The metrics the run's task declares (task_specs): what the model-index reports, not speeds or counts."""
     from peftlab.task_specs import get_task_spec
 
-    config = record.get("config") or {}
     try:
-        spec = get_task_spec(config.get("task") or "classification", (config.get("data") or {}).get("metric"))
+        spec = get_task_spec(record.task.name or "classification")
     except KeyError:
-        primary = (record.get("task") or {}).get("primary")
+        primary = record.task.primary
         return (primary,) if primary else ()
     return tuple(m.name for m in spec.metrics)
 
@@ -66,7 +67,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 
 def model_card(
-    record: dict[str, Any],
+    record: RunRecord,
     adapter_config: dict[str, Any],
     summary_row: dict[str, Any] | None = None,
     reason: str | None = None,
@@ -79,15 +80,15 @@ def model_card(
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     base = base_model_name(record)
-    data = record.get("data") or {}
-    task = (record.get("config") or {}).get("task") or "classification"
-    data_name = str(data.get("name") or data.get("source") or "data")
-    test = (record.get("metrics") or {}).get("test") or {}
-    hub_dataset = _hub_dataset(data.get("source"))
+    data = record.data
+    task = record.task.name or "classification"
+    data_name = str(data.name or data.source or "data")
+    test = record.metrics.test or {}
+    hub_dataset = _hub_dataset(data.source)
     evals = [
         EvalResult(
             task_type=PEFT_TASK_TYPES.get(task, task),
-            dataset_type=hub_dataset or _dataset_type(data.get("source"), data_name),
+            dataset_type=hub_dataset or _dataset_type(data.source, data_name),
             dataset_name=data_name,
             dataset_split="test",
             metric_type=name,
@@ -96,22 +97,22 @@ def model_card(
         for name, value in test.items()
         if _number(value) and name in _declared_metrics(record)
     ]
-    label = record.get("label") or record.get("method")
+    label = record.label or record.method
     card_data = ModelCardData(
         base_model=base,
         base_model_relation="adapter",
         library_name="peft",
         datasets=[hub_dataset] if hub_dataset else None,
         eval_results=evals or None,
-        model_name=f"{record.get('experiment')}/{record.get('run_id')}",
+        model_name=f"{record.experiment}/{record.run_id}",
         pipeline_tag=PEFT_TASK_TYPES.get(task),
-        tags=["peft", "peftlab", str(record.get("method")), f"base_model:adapter:{base}"],
+        tags=["peft", "peftlab", str(record.method), f"base_model:adapter:{base}"],
     )
     body = [
-        f"# {record.get('experiment')}: {label} adapter for {base}",
+        f"# {record.experiment}: {label} adapter for {base}",
         "",
-        f"A {record.get('method')} adapter of `{base}`, trained by peftlab (run `{record.get('run_id')}`, "
-        f"seed {record.get('seed')}). Everything below is read from the run's record (`record.json`, beside "
+        f"A {record.method} adapter of `{base}`, trained by peftlab (run `{record.run_id}`, "
+        f"seed {record.seed}). Everything below is read from the run's record (`record.json`, beside "
         "this card).",
     ]
     if reason:
@@ -125,7 +126,7 @@ def model_card(
         'model = PeftModel.from_pretrained(base, "<this folder or repo id>")',
         "```",
     ]
-    origin = (record.get("model") or {}).get("origin")
+    origin = record.model.origin
     if origin:
         body += ["", f"The run loaded these base weights from `{origin}`; the adapter names their hub repository."]
     body += _results(record, test, summary_row)
@@ -138,8 +139,8 @@ def model_card(
     return card
 
 
-def _results(record: dict[str, Any], test: dict[str, Any], row: dict[str, Any] | None) -> list[str]:
-    primary = (record.get("task") or {}).get("primary")
+def _results(record: RunRecord, test: dict[str, Any], row: dict[str, Any] | None) -> list[str]:
+    primary = record.task.primary
     lines = ["", "## Evaluation (test split)", "", "| metric | this run |", "|---|---|"]
     lines += [f"| {name} | {_fmt(value)} |" for name, value in test.items() if _number(value)]
     if row is not None and primary:
@@ -162,14 +163,14 @@ def _results(record: dict[str, Any], test: dict[str, Any], row: dict[str, Any] |
     return lines
 
 
-def _method(record: dict[str, Any], adapter_config: dict[str, Any]) -> list[str]:
+def _method(record: RunRecord, adapter_config: dict[str, Any]) -> list[str]:
     shown = {k: v for k, v in adapter_config.items() if v not in (None, {}, [], "") and k != "base_model_name_or_path"}
     return [
         "",
         "## Method",
         "",
-        f"`{record.get('method')}` ({record.get('label')}), hyperparameters "
-        f"`{json.dumps(record.get('hyperparameters') or {}, sort_keys=True, default=str)}`. "
+        f"`{record.method}` ({record.label}), hyperparameters "
+        f"`{json.dumps(record.hyperparameters, sort_keys=True, default=str)}`. "
         f"The peft config (`adapter_config.json`):",
         "",
         "```json",
@@ -178,75 +179,69 @@ def _method(record: dict[str, Any], adapter_config: dict[str, Any]) -> list[str]
     ]
 
 
-def _recipe(record: dict[str, Any]) -> list[str]:
-    train = (record.get("config") or {}).get("train") or {}
+def _recipe(record: RunRecord) -> list[str]:
+    train = record.at("config.train") or {}  # the resolved config: a mapping by nature
     keys = ("steps", "batch_size", "grad_accum", "optimizer", "scheduler", "warmup_ratio", "weight_decay", "device")
-    rows = [("seed", record.get("seed")), ("lr", (record.get("config") or {}).get("lr"))]
+    rows = [("seed", record.seed), ("lr", record.at("config.lr"))]
     rows += [(k, train[k]) for k in keys if k in train]
     return ["", "## Training recipe", "", "| setting | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
 
 
-def _costs(record: dict[str, Any]) -> list[str]:
-    params = record.get("params") or {}
-    memory = record.get("memory") or {}
-    speed = record.get("speed") or {}
-    size = record.get("size") or {}
-    device = ((record.get("env") or {}).get("device") or {}).get("name")
+def _costs(record: RunRecord) -> list[str]:
+    params = record.params
+    device = record.env.device.name if record.env.device is not None else None
     rows = [
-        ("trainable parameters", f"{_fmt(params.get('trainable'))} ({_fmt(params.get('trainable_pct'), 3)}%)"),
-        ("peak memory (MB)", _fmt(memory.get("peak_mb"))),
-        ("training tokens/s", _fmt(speed.get("train_tokens_per_s"))),
-        ("saved adapter (MB)", _fmt(size.get("saved_mb"))),
+        ("trainable parameters", f"{_fmt(params.trainable)} ({_fmt(params.trainable_pct, 3)}%)"),
+        ("peak memory (MB)", _fmt(record.memory.peak_mb)),
+        ("training tokens/s", _fmt(record.speed.train_tokens_per_s)),
+        ("saved adapter (MB)", _fmt(record.size.saved_mb)),
         ("device", device or "n/a"),
     ]
     return ["", "## Costs", "", "| cost | value |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
 
 
-def _data(record: dict[str, Any]) -> list[str]:
-    data = record.get("data") or {}
-    sizes = ", ".join(f"{k} {v}" for k, v in (data.get("sizes") or {}).items())
+def _data(record: RunRecord) -> list[str]:
+    data = record.data
+    sizes = ", ".join(f"{k} {v}" for k, v in data.sizes.items())
     lines = [
         "",
         "## Data",
         "",
-        f"{data.get('name') or data.get('source')} (source `{data.get('source')}`; {sizes}; "
-        f"fingerprint `{data.get('fingerprint')}`).",
+        f"{data.name or data.source} (source `{data.source}`; {sizes}; fingerprint `{data.fingerprint}`).",
     ]
-    if data.get("citation"):
-        lines += ["", f"Citation: {data['citation']}"]
+    if data.citation:
+        lines += ["", f"Citation: {data.citation}"]
     return lines
 
 
-def _environment(record: dict[str, Any]) -> list[str]:
-    env = record.get("env") or {}
-    versions = env.get("versions") or {}
-    named = ", ".join(f"{k} {v}" for k, v in versions.items() if v)
-    git = env.get("git") or {}
-    commit = (git.get("sha") or git.get("commit")) if isinstance(git, dict) else None
+def _environment(record: RunRecord) -> list[str]:
+    env = record.env
+    named = ", ".join(f"{k} {v}" for k, v in env.versions.items() if v)
+    commit = env.git.sha if env.git is not None else None
     return [
         "",
         "## Environment",
         "",
-        f"Lock `{env.get('lock') or 'none (installed by hand)'}`"
+        f"Lock `{env.lock or 'none (installed by hand)'}`"
         + (f", peftlab commit `{commit}`" if commit else "")
         + f". Packages: {named or 'n/a'}.",
     ]
 
 
-def dataset_card(records: list[dict[str, Any]], manifest: dict[str, Any]) -> Any:
+def dataset_card(records: list[RunRecord], manifest: dict[str, Any]) -> Any:
     """A bundle's dataset card: what was run, where, with which lock, and how to load the two tables."""
     from collections import Counter
 
     from huggingface_hub import DatasetCard, DatasetCardData
 
-    experiments = sorted({str(r.get("experiment")) for r in records})
-    methods = Counter(str(r.get("label")) for r in records)
-    statuses = Counter(str(r.get("status")) for r in records)
-    devices = Counter(str(((r.get("env") or {}).get("device") or {}).get("name") or "unknown device") for r in records)
-    locks = Counter(str((r.get("env") or {}).get("lock") or "none") for r in records)
+    experiments = sorted({str(r.experiment) for r in records})
+    methods = Counter(str(r.label) for r in records)
+    statuses = Counter(r.status for r in records)
+    devices = Counter(str((r.env.device.name if r.env.device else None) or "unknown device") for r in records)
+    locks = Counter(str(r.env.lock or "none") for r in records)
     models = sorted({base_model_name(r) for r in records})
-    data = sorted({str((r.get("data") or {}).get("name") or (r.get("data") or {}).get("source")) for r in records})
-    citations = sorted({(r.get("data") or {}).get("citation") for r in records} - {None, ""})
+    data = sorted({str(r.data.name or r.data.source) for r in records})
+    citations = sorted({r.data.citation for r in records} - {None, ""})
     card_data = DatasetCardData(
         pretty_name=f"peftlab results: {', '.join(experiments)}",
         tags=["peftlab", "peft", "evaluation-results"],

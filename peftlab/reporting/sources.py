@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from peftlab.errors import UserError
+from peftlab.records.record import RunRecord
 from peftlab.records.results import flatten, load_records
 
 # keys that differ between runs of one row by design (the seed), or that say where/when, not what
@@ -30,7 +31,7 @@ _NOT_CONFIG = ("seed",)
 class Loaded:
     """The runs of every source, the per-example test outcomes of those that have them, and each run's source."""
 
-    records: list[dict[str, Any]]
+    records: list[RunRecord]
     outcomes: dict[str, Any]  # run id -> comparison.Outcome
     sources: list[Path]  # the folder or bundle each record came from, in the order of `records`
 
@@ -55,7 +56,7 @@ def load_sources(paths: Iterable[Path], run_ids: set[str] | None = None, log: Ca
     from peftlab.reporting.bundle import read_bundle
     from peftlab.reporting.comparison import load_outcomes
 
-    records: list[dict[str, Any]] = []
+    records: list[RunRecord] = []
     outcomes: dict[str, Any] = {}
     sources: list[Path] = []
     seen: dict[tuple[str, str], Path] = {}
@@ -66,8 +67,8 @@ def load_sources(paths: Iterable[Path], run_ids: set[str] | None = None, log: Ca
             found = load_records([path], run_ids)
             found_outcomes = load_outcomes([path], found, log)
         for record in found:
-            run_id = str(record.get("run_id"))
-            key = (str(record.get("experiment")), run_id)  # equal configs in two experiments share a run id
+            run_id = record.run_id
+            key = (str(record.experiment), run_id)  # equal configs in two experiments share a run id
             if key in seen:
                 log(f"warning: run {run_id} is in both {seen[key]} and {path}; the first is kept")
                 continue
@@ -81,13 +82,13 @@ def load_sources(paths: Iterable[Path], run_ids: set[str] | None = None, log: Ca
     return Loaded(records, outcomes, sources)
 
 
-def _row_key(record: dict[str, Any]) -> tuple[str, str, str]:
+def _row_key(record: RunRecord) -> tuple[str, str, str]:
     """The summary row a run falls in: experiment, method variant and the device type it ran on."""
-    device = (record.get("config") or {}).get("train", {}).get("device")
-    return (str(record.get("experiment")), str(record.get("label")), str(device))
+    device = record.at("config.train.device")
+    return (str(record.experiment), str(record.label), str(device))
 
 
-def check_comparable(records: list[dict[str, Any]], sources: list[Path]) -> None:
+def check_comparable(records: list[RunRecord], sources: list[Path]) -> None:
     """Refuse (UserError, one line naming the difference) runs of different sources that would share a row
     or be paired example by example while their data or configuration differ.
 
@@ -97,32 +98,32 @@ def check_comparable(records: list[dict[str, Any]], sources: list[Path]) -> None
     """
     first: dict[tuple[str, ...], int] = {}
     for i, record in enumerate(records):
-        experiment = str(record.get("experiment"))
-        fingerprint = (record.get("data") or {}).get("fingerprint")
+        experiment = str(record.experiment)
+        fingerprint = record.data.fingerprint
         if fingerprint is not None:
             j = first.setdefault(("data", experiment), i)
-            theirs = (records[j].get("data") or {}).get("fingerprint")
+            theirs = records[j].data.fingerprint
             if theirs != fingerprint and sources[j] != sources[i]:
                 what = f"experiment {experiment}: data.fingerprint {theirs} vs {fingerprint}"
                 raise UserError(
                     _difference(records[j], record, sources[j], sources[i], what)
                     + "; runs scored on different data are not combined"
                 )
-        if record.get("config_hash") is None:
+        if record.config_hash is None:
             continue
         j = first.setdefault(("row", *_row_key(record)), i)
-        theirs = records[j]["config_hash"]
-        if theirs != record["config_hash"] and sources[j] != sources[i]:
-            what = f"{experiment}/{record.get('label')}: config_hash {theirs} vs {record['config_hash']}"
+        theirs = records[j].config_hash
+        if theirs != record.config_hash and sources[j] != sources[i]:
+            what = f"{experiment}/{record.label}: config_hash {theirs} vs {record.config_hash}"
             raise UserError(
                 _difference(records[j], record, sources[j], sources[i], what)
                 + "; runs of different configurations are not combined into one row"
             )
 
 
-def _difference(a: dict[str, Any], b: dict[str, Any], where_a: Path, where_b: Path, what: str) -> str:
+def _difference(a: RunRecord, b: RunRecord, where_a: Path, where_b: Path, what: str) -> str:
     """One line: the two sources, what differs, and the first config keys that differ with both values."""
-    flat_a, flat_b = flatten(a.get("config") or {}), flatten(b.get("config") or {})
+    flat_a, flat_b = flatten(a.config), flatten(b.config)
     keys = [
         k
         for k in sorted(set(flat_a) | set(flat_b))
