@@ -19,6 +19,7 @@ from peftlab.reporting.frame import summarise
 
 def _gpus(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
     from peftlab.records import environment
+
     monkeypatch.setattr(environment, "auto_device_type", lambda: "cuda" if count else "cpu")
 
 
@@ -67,7 +68,9 @@ def test_a_table_row_never_pools_device_types() -> None:
     # one device type only: the plain label, also for a run that failed before it recorded its device
     records += [_record(0, "cpu", 0.9, 1000.0, "full"), _record(1, None, 0.9, 1000.0, "full")]
     records[-1]["config"]["train"]["device"] = "cpu"
-    summary = summarise(records_frame([RunRecord.model_validate(r) for r in records])).set_index("method")
+    summary = summarise(
+        records_frame([RunRecord.model_validate({"run_id": f"r{i}", **r}) for i, r in enumerate(records)])
+    ).set_index("method")
     assert list(summary.index) == ["full", "lora (cpu)", "lora (cuda)"]
     assert summary.loc["full", "runs"] == 2
     assert summary.loc["lora (cpu)", "runs"] == 2
@@ -95,6 +98,7 @@ def test_a_cpu_only_torch_build_is_cpu_without_importing_torch(tmp_path: Path) -
 
 def test_cuda_visible_devices_hiding_every_gpu_means_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     from peftlab.records import environment
+
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert environment._nvml_visible_device_count() == 0
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from peftlab.cli.export import find_record, load_adapted, main
+from peftlab.records.record import RunRecord
 
 
 def _record(results: Path, method: str) -> Path:
@@ -34,7 +35,7 @@ def test_merged_causal_lm_matches_the_adapted_one(sft_results, tmp_path):
     assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()
     assert out.stat().st_mode & 0o777 == 0o755 and (out / "model.safetensors").stat().st_mode & 0o777 == 0o644
 
-    adapted, _ = load_adapted(record, Path(record["artifacts"]["adapter"]))
+    adapted, _ = load_adapted(RunRecord.model_validate(record), Path(record["artifacts"]["adapter"]))
     lora_b = [p for n, p in adapted.named_parameters() if "lora_B" in n]
     assert any(p.abs().sum() > 0 for p in lora_b), "the adapter is still the identity: the test would prove nothing"
     merged = AutoModelForCausalLM.from_pretrained(out)
@@ -66,7 +67,7 @@ def test_merged_classifier_keeps_its_trained_head(experiment_file, tmp_path):
     out = tmp_path / "merged_cls"
     assert main([str(find_record(spec.run_id, tmp_path / "results")), "--merge", str(out)]) == 0
 
-    adapted, _ = load_adapted(record, Path(record["artifacts"]["adapter"]))
+    adapted, _ = load_adapted(RunRecord.model_validate(record), Path(record["artifacts"]["adapter"]))
     merged = AutoModelForSequenceClassification.from_pretrained(out)
     inputs = _inputs(AutoTokenizer.from_pretrained(out))
     with torch.inference_mode():

@@ -42,7 +42,9 @@ def drawn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list:
 
 
 def test_history_plots_each_objective_with_its_own_best_so_far(drawn: list, tmp_path: Path) -> None:
-    runs = tidy_runs(records_frame([RunRecord.model_validate(_trial_record(n)) for n in range(5)]))
+    runs = tidy_runs(
+        records_frame([RunRecord.model_validate({"run_id": f"t{n}", **_trial_record(n)}) for n in range(5)])
+    )
     figures.optuna_history(runs, None, {}, tmp_path)
     (fig,) = drawn
     axes = [ax for ax in fig.axes if ax.get_ylabel()]

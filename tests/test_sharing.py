@@ -105,6 +105,7 @@ def test_adapter_loads_on_a_second_machine_with_plain_peft(hub_run, tiny_bert, t
     from transformers import AutoTokenizer
 
     from peftlab.cli.export import load_adapted
+    from peftlab.records.record import RunRecord
 
     results, record = hub_run
     out = tmp_path / "shared_adapter"
@@ -119,7 +120,7 @@ def test_adapter_loads_on_a_second_machine_with_plain_peft(hub_run, tiny_bert, t
     got = torch.tensor(json.loads(done.stdout.strip().splitlines()[-1]))
 
     local = dict(record, model={**record["model"], "location": str(tiny_bert), "kind": "local"})
-    adapted, _ = load_adapted(local, Path(record["artifacts"]["adapter"]))
+    adapted, _ = load_adapted(RunRecord.model_validate(local), Path(record["artifacts"]["adapter"]))
     batch = AutoTokenizer.from_pretrained(tiny_bert)(
         ["the film was good", "a dull plot"], padding=True, return_tensors="pt"
     )
