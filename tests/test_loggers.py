@@ -277,7 +277,7 @@ def test_only_rank_0_of_a_distributed_launch_opens_trackers(tmp_path, tiny_bert,
     experiment = load_experiment(_experiment(tmp_path, tiny_bert, tiny_dataset, extra), ["train.distributed=ddp"])
     (spec,) = make_plan(experiment)
     ws = SimpleNamespace(experiment=experiment)
-    record = {"config": {"method": "lora"}}
+    record = RunRecord(run_id=spec.run_id, status="failed", config={"method": "lora"})
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
     assert _open_trackers(ws, spec, record) is None
