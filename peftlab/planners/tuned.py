@@ -23,7 +23,6 @@ from peftlab.planners.grid import GridPlanner, SharedCursor
 from peftlab.planners.optuna_search import (
     OptunaSearch,
     _describe_dimension,
-    close_storage,
     storage_url,
     study_name,
 )
@@ -68,8 +67,7 @@ def best_of(search: OptunaSearch) -> dict[str, Any] | None:
             "value": best.value,
             "seed": search.experiment.seeds[0],
         }
-    close_storage(study._storage)
-    search.study = None
+    search.close()
     return block
 
 
@@ -215,9 +213,7 @@ class TunedProtocol:
 
     def finish(self) -> int:
         for search in self.searches.values():
-            if search.study is not None:
-                close_storage(search.study._storage)
-                search.study = None
+            search.close()
         if self.grid is None and (self.cursor is not None or self.joining):
             self._settle()  # a worker pool's parent: its workers ran both phases
         code = self.grid.finish() if self.grid is not None else 1
