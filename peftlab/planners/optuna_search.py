@@ -30,9 +30,11 @@ from peftlab.planners.grid import apply_choices
 from peftlab.planners.heartbeat import (
     Heartbeat,
     fail_silent,
-    rdb_heartbeat_kwargs,
+    remember_storage,
     silent_trials,
+    storage_of,
     take_over,
+    trial_id_of,
     worker_alive,
     worker_identity,
 )
@@ -115,8 +117,8 @@ def _describe_dimension(dim: dict[str, Any]) -> str:
 def open_storage(url: str, queue: QueueConfig | None = None) -> Any:
     """One storage object per process: connections are never shared across a fork.
 
-    With `queue` (a worker that joined from any host), an RDB storage beats for the trials it
-    holds and retries the ones whose worker fell silent (planners/heartbeat.py).
+    With `queue` (a worker that joined from any host), a PostgreSQL URL gets a short connect
+    timeout and pre-pinged connections; liveness is peftlab's own (planners/heartbeat.py, points.py).
     """
     import optuna
 
@@ -129,16 +131,13 @@ def open_storage(url: str, queue: QueueConfig | None = None) -> Any:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         # several workers write to one file: wait for the lock rather than fail at once
-        beats = rdb_heartbeat_kwargs(queue) if queue is not None else {}
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}, **beats)
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     url = _with_driver(url)
     if "://" in url and queue is not None:
         engine: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("postgresql"):
             engine["connect_args"] = {"connect_timeout": 10}  # an unreachable host fails in seconds
-        return _racing_schema(
-            lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine, **rdb_heartbeat_kwargs(queue))
-        )
+        return _racing_schema(lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine))
     return _racing_schema(lambda: optuna.storages.get_storage(url))
 
 
@@ -176,7 +175,7 @@ def _with_driver(url: str) -> str:
 
 
 def close_storage(storage: Any) -> None:
-    engine = getattr(getattr(storage, "_backend", storage), "engine", None)
+    engine = getattr(storage, "engine", None)  # an RDBStorage (peftlab closes the storages it opened, never a wrapper)
     if engine is not None:
         engine.dispose()
 
@@ -227,7 +226,7 @@ def load_study(experiment: Experiment, storage: Any, salt: int = 0) -> optuna.St
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(
+    study = optuna.create_study(
         storage=storage,
         study_name=study_name(experiment),
         directions=[d for _, d in experiment.search.objectives],
@@ -235,6 +234,7 @@ def load_study(experiment: Experiment, storage: Any, salt: int = 0) -> optuna.St
         pruner=make_pruner(experiment),
         load_if_exists=True,
     )
+    return remember_storage(study, storage)
 
 
 def grid_points(experiment: Experiment) -> list[dict[str, Any]]:
@@ -268,11 +268,6 @@ def point_distributions(experiment: Experiment, point: dict[str, Any]) -> dict[s
 
     (space,) = experiment.search.space.values()
     return {name: CategoricalDistribution(space[name]["choices"]) for name in point}
-
-
-def trial_id(storage: Any, study: Any, number: int) -> int:
-    """A trial's storage id from its number, through the storage's public methods."""
-    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
 
 
 def _suggest(trial: Any, name: str, dim: dict[str, Any]) -> Any:
@@ -328,8 +323,8 @@ def tell_from_record(experiment: Experiment, study: Any, number: int, record: di
     """Finish trial `number` as its record says; the record was written first, so this is the catch-up step."""
     from optuna.trial import TrialState
 
-    storage = study._storage
-    trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    storage = storage_of(study)
+    trial_id = trial_id_of(study, number)
     current = storage.get_trial(trial_id)
     if current.state.is_finished():
         return current.state.name
@@ -358,9 +353,9 @@ def step_aside(experiment: Experiment, record: dict[str, Any]) -> None:
 
 def queued_params(study: Any, trial: Any) -> dict[str, Any]:
     """The params a trial was enqueued with (a grid point, a retry), from a Trial or a FrozenTrial."""
-    attrs = getattr(trial, "system_attrs", None)
-    if attrs is None:  # optuna.Trial keeps them in storage only
-        attrs = study._storage.get_trial_system_attrs(trial._trial_id)
+    attrs = getattr(trial, "system_attrs", None) if not hasattr(trial, "suggest_float") else None
+    if attrs is None:  # a live optuna.Trial: its frozen record in the study
+        attrs = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number).system_attrs
     return dict(attrs.get("fixed_params") or {})
 
 
@@ -677,7 +672,7 @@ class OptunaSearch:
             if not points.set_ref(claim, number):  # taken over already (a stall right here): fail it, go on
                 study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
                 continue
-            trial = Trial(study, trial_id(self.storage, study, number))
+            trial = Trial(study, trial_id_of(study, number))
             beat = PointBeat(points, claim, self.experiment.queue.heartbeat_interval)
             self._claims[number] = claim
             total = len(points.states())
@@ -728,7 +723,7 @@ class OptunaSearch:
                 time.sleep(0.5)
                 continue
             trial = _ask(study)
-            beat = Heartbeat(study, trial._trial_id, self.queue).start() if self.queue is not None else None
+            beat = Heartbeat(study, trial.number, self.queue).start() if self.queue is not None else None
             trial.set_user_attr("worker", worker_identity())
             ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
             busy = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for t in ahead)
