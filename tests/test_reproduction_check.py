@@ -52,3 +52,13 @@ def test_a_table_of_another_experiment_is_one_line_exit_2(tmp_path, capsys):
     assert update_readme.main(["--check", "bert_cls-summary"], root=root) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "'smollm_sft'" in err and "'bert_cls'" in err
+
+
+def test_the_table_names_the_cpu_from_the_records_and_what_to_expect_elsewhere():
+    from peftlab.reporting.environments import cpu_note
+
+    record = {"status": "ok", "env": {"device": {"type": "cpu", "name": "Intel Xeon Platinum 8480+", "cpu_count": 2}}}
+    note = cpu_note([record, dict(record)])
+    assert note.startswith("Measured on Intel Xeon Platinum 8480+ (2 cores).")
+    assert "within its interval" in note and "--check" in note
+    assert cpu_note([{"status": "ok", "env": {"device": {"type": "cuda", "name": "H100"}}}]) == ""

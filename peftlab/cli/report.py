@@ -66,7 +66,7 @@ def write_report(
         return []
     records, frame, runs, outcomes, summary = compared
     from peftlab.reporting.comparison import rank_line_differences
-    from peftlab.reporting.environments import environment_note
+    from peftlab.reporting.environments import cpu_note, environment_note
 
     experiments = list(dict.fromkeys(str(e) for e in summary["experiment"]))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +85,7 @@ def write_report(
         f"{summary_markdown(summary, notes=True)}\n\n"
         f"{protocol_note(records)}"
         f"{environment_note(records)}"
+        f"{cpu_note(records)}"
         f"**Bold** marks a method significantly ahead of EVERY other method (intersection–union: each test "
         f"leader vs other at α = 0.05); otherwise {TIED} marks the tie set (the leader and every method not "
         f"significantly behind it). The task's declared metrics are tested by the crossed engine on the question named "
