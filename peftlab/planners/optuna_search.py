@@ -740,7 +740,14 @@ class OptunaSearch:
             trial.set_user_attr("run_id", spec.run_id)
             static = {"number": trial.number, "study": self.study.study_name, "params": dict(trial.params)}
         except KeyboardInterrupt:
-            requeue(self.study, trial)
+            claim = self._claims.pop(trial.number, None)
+            if claim is not None:  # a grid point: its trial fails, the point goes back at once
+                from optuna.trial import TrialState
+
+                self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+                self._points().release(claim)
+            else:
+                requeue(self.study, trial)
             raise
         self._trials[spec.run_id] = trial
         if beat is not None:
