@@ -171,13 +171,7 @@ def run_isolated(
 
     run_kwargs: dict[str, Any] = {"on_record": on_record, "threads": threads}
     if not fork_is_safe():
-        print(
-            f"peftlab: {spec.run_id}: not forked: this process already started torch's thread pool "
-            "(it computed before forking), which deadlocks a forked run; running it in this process",
-            file=sys.stderr,
-            flush=True,
-        )
-        return execute_run(ws, spec, position, quiet, **run_kwargs, report=report)
+        return _unforked(ws, spec, position, quiet, report, run_kwargs)
     path = record_path(ws.results_dir, spec.run_id)
     before = path.stat().st_mtime_ns if path.exists() else None
     from peftlab.runtime.oom import oom_kill_count
@@ -206,6 +200,21 @@ def run_isolated(
     if path.exists() and path.stat().st_mtime_ns != before:
         return read_record(path)
     return _record_for_dead_run(ws, spec, status, on_record, oom_kills)
+
+
+def _unforked(
+    ws: Workspace, spec: RunSpec, position: tuple[int, int], quiet: bool, report: Report | None, kwargs: dict
+) -> dict:
+    """The run in this process, said in one line: a fork would inherit a dead thread pool and hang."""
+    from peftlab.runtime.recipe import execute_run
+
+    print(
+        f"peftlab: {spec.run_id}: not forked: this process already started torch's thread pool "
+        "(it computed before forking), which deadlocks a forked run; running it in this process",
+        file=sys.stderr,
+        flush=True,
+    )
+    return execute_run(ws, spec, position, quiet, **kwargs, report=report)
 
 
 def _child(parent: int, run: Any, channel: _ReportChannel | None) -> None:
