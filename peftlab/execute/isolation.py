@@ -164,9 +164,7 @@ def run_isolated(
     threads: int | None = None,
 ) -> dict:
     """Run in a forked child; a child that dies without a record gets one written for it here.
-
-    Where this process already started torch's thread pool (something computed here), a fork would
-    deadlock: the run is made in this process instead, and one line says so."""
+    Where a fork would deadlock (`fork_is_safe`), the run is made here instead, said in one line."""
     from peftlab.runtime.recipe import execute_run
 
     run_kwargs: dict[str, Any] = {"on_record": on_record, "threads": threads}
