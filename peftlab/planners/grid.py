@@ -53,6 +53,7 @@ def _variants(entry: MethodEntry) -> list[tuple[str, float, dict[str, Any]]]:
 
 def make_plan(experiment: Experiment, only: list[str] | None = None) -> list[RunSpec]:
     shared = computed_config(experiment)
+    chosen = experiment.task_choice
     runs = []
     for entry in experiment.methods:
         if only and entry.label not in only and entry.method not in only:
@@ -71,6 +72,7 @@ def make_plan(experiment: Experiment, only: list[str] | None = None) -> list[Run
                         params=params,
                         config_hash=config_hash[:16],
                         run_id=f"{slug}-s{seed}-{config_hash[:8]}",
+                        task=chosen,
                     )
                 )
     return runs
