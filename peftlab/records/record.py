@@ -430,6 +430,9 @@ def _finite(value: Any) -> Any:
 # ---------------------------------------------------------------- versions
 
 
+LEGACY_TASK = "classification"  # the task of every record written before `config.task` existed
+
+
 def task_info(task: str | None, metric: str | None = None) -> dict[str, Any]:
     """The `task` block for a task name and its `data.metric` (nulls for a task this peftlab does not know)."""
     from peftlab.task_specs import get_task_spec
@@ -469,7 +472,9 @@ def upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(record)
     config = out.get("config") or {}
     data = config.get("data") or {}
-    out["task"] = task_info(config.get("task"), data.get("metric") if isinstance(data, dict) else None)
+    # a record from before `config.task` existed is a classification run: there was no other task then
+    task = config.get("task") or LEGACY_TASK
+    out["task"] = task_info(task, data.get("metric") if isinstance(data, dict) else None)
     out["schema_version"] = 2
     return out
 

@@ -109,12 +109,17 @@ def note_missing(ax: Any, summary: Any) -> None:
 class Headline:
     """The metric a figure plots: the records' chosen primary (their `task` block), its direction and its words."""
 
-    def __init__(self, frame: Any) -> None:
+    def __init__(self, *frames: Any) -> None:
+        """From the first frame (tidy runs, or the summary) whose rows name a metric."""
         from peftlab.reporting.frame import chosen_metric
         from peftlab.reporting.tables import metric_words
         from peftlab.task_specs import declared_metric
 
-        metric, direction = chosen_metric(frame)
+        metric, direction = None, "max"
+        for frame in frames:
+            metric, direction = chosen_metric(frame)
+            if metric is not None:
+                break
         if metric is None:
             raise Skipped("no record names the metric it is scored by (its `task` block)")
         self.metric, self.up = metric, direction != "min"
@@ -311,7 +316,7 @@ def paired_differences(runs: Any, summary: Any, styles: dict, out: Path) -> list
 def training_curves(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
     import pandas as pd
 
-    head = Headline(runs if "metric" in runs.columns else summary)
+    head = Headline(runs, summary)
     points = [
         {
             "label": run["label"],
@@ -392,7 +397,7 @@ def _draw_rank_lines(
 
 
 def metric_vs_rank(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
-    head = Headline(runs if "metric" in runs.columns else summary)
+    head = Headline(runs, summary)
     lines = _rank_lines(runs, head.test) if head.test in runs.columns else {}
     if not lines:
         raise Skipped("no rank sweep in these records (no method with a hyperparameters.r that varies)")
@@ -441,7 +446,7 @@ def learning_vs_forgetting(runs: Any, summary: Any, styles: dict, out: Path) -> 
     probes = _forgetting_probes(runs)
     if not probes:
         raise Skipped("no forgetting deltas in these records (forgetting.<probe>.delta)")
-    head = Headline(runs if "metric" in runs.columns else summary)
+    head = Headline(runs, summary)
     gain = "learning_gain" in runs.columns and _ok(runs)["learning_gain"].notna().any()
     x = "learning_gain" if gain else head.test
     if x not in runs.columns:
@@ -497,7 +502,10 @@ def _trials(runs: Any) -> Any:
     if "trial.number" not in runs.columns:
         raise Skipped("no Optuna trial information in these records (trial.number)")
     data = _ok(runs).dropna(subset=["trial.number"]).copy()
-    fallback = Headline(runs).val if "metric" in runs.columns else "trial.value"
+    try:
+        fallback = Headline(runs).val  # records from before the trial block kept their values: the chosen metric
+    except Skipped:
+        fallback = "trial.value"
     recorded = "trial.value" in data.columns and data["trial.value"].notna().any()
     objective = "trial.value" if recorded or fallback not in data.columns else fallback
     if objective not in data.columns:

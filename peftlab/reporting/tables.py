@@ -553,6 +553,7 @@ def macro_values(summary: Any, records: list[dict[str, Any]]) -> dict[str, str]:
         put("Dataset", first("data.source"))
         put("DatasetName", first("data.name") or first("data.source"))  # what the rows exactly are
         put("DatasetCitation", first("data.citation") or "(no citation recorded)")
+        put("MetricName", headline_name(part))  # what the records were scored by: captions name it
         for split in ("train", "validation", "test"):
             value = first(f"data.sizes.{split}")
             put(f"{camel(split)}Size", _latex_number(_thousands(float(value))) if value is not None else None, raw=True)
