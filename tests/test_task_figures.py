@@ -29,9 +29,8 @@ FIGURES = (
     "training_curves",
     "paired_differences",
     "throughput",
-    "learning_vs_forgetting",
-    "forgetting_vs_rank",
 )
+FORGETTING_FIGURES = ("learning_vs_forgetting", "forgetting_vs_rank")  # where the task has a forgetting probe
 # shape -> (task, model fixture, the `data:` lines besides source and max_length, metric, its words on an axis)
 SHAPES = {
     "classification": ("classification", "tiny_bert", "  metric: matthews\n", "matthews", "matthews"),
@@ -47,7 +46,19 @@ SHAPES = {
 }
 
 
+def _probe(shape: str, folder: Path, tiny_dataset: Path) -> str:
+    """The shape's forgetting probe (regression and multiple choice have none: their figure set has no forgetting)."""
+    if shape == "classification":
+        return f"forgetting:\n  - probe: linear_probe\n    source: {tiny_dataset}\n    max_length: 32\n"
+    if shape == "sft":
+        text = folder / "general.csv"
+        text.write_text("text\n" + "\n".join(f"the film was {w} and the story is {w}" for w in ("good", "bad") * 20))
+        return f"forgetting:\n  - probe: lm_loss\n    source: {text}\n    block_size: 16\n    max_blocks: 4\n"
+    return ""
+
+
 def _source(shape: str, folder: Path, tiny_dataset: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     if shape == "regression":
         from tests.test_tasks import _ratings
 
@@ -71,13 +82,13 @@ def shape_results(request, tmp_path_factory, tiny_dataset) -> tuple[str, Path]:
     task, model_fixture, data, _, _ = SHAPES[shape]
     model = request.getfixturevalue(model_fixture)
     folder = tmp_path_factory.mktemp(f"figures_{shape}")
-    source = _source(shape, folder / "data" if shape != "classification" else folder, tiny_dataset)
+    source = _source(shape, folder / "data", tiny_dataset)
     path = folder / "e.yaml"
     path.write_text(
         f"name: {shape}\nmodel: {model}\ntask: {task}\ndata:\n  source: {source}\n{data}  max_length: 32\n"
         "train: {steps: 2, batch_size: 4, eval_every: 1, eval_batch_size: 8}\n"
         f"seeds: [0]\noutput_dir: {folder / 'results'}\n"
-        f"forgetting:\n  - probe: linear_probe\n    source: {tiny_dataset}\n    max_length: 32\n"
+        f"{_probe(shape, folder, tiny_dataset)}"
         "methods:\n  - {method: full, lr: 1.0e-3}\n  - {method: lora, lr: 1.0e-2, grid: {r: [2, 4]}}\n"
     )
     experiment = load_experiment(path)
@@ -103,27 +114,33 @@ def test_each_task_shape_writes_its_full_figure_set_in_its_metric(shape_results)
     shape, results = shape_results
     _, _, _, metric, words = SHAPES[shape]
     figures = results / "figures"
-    for name in FIGURES:
+    probed = shape in ("classification", "sft")
+    expected = FIGURES + FORGETTING_FIGURES if probed else FIGURES
+    if not probed:  # skipped with its reason, and no stale file left
+        assert not any((figures / f"{name}.png").exists() for name in FORGETTING_FIGURES)
+    for name in expected:
         for ext in ("png", "pdf"):
             assert (figures / f"{name}.{ext}").stat().st_size > 1000, (shape, name, ext)
-    labels = {name: _axes(figures / f"{name}.png") for name in FIGURES}
+    labels = {name: _axes(figures / f"{name}.png") for name in expected}
     for name in ("metric_vs_trainable_params", "metric_vs_memory", "metric_vs_rank", "training_curves"):
         y = labels[name][0]["y"]
         assert y.split("\n")[0].split(" (")[0] in (f"test {words}", f"validation {words}"), (shape, name, y)
     assert labels["paired_differences"][0]["x"].startswith(f"Δ test {words} vs full"), shape
-    assert f"test {words} gain" in labels["learning_vs_forgetting"][-1]["x"], shape
+    if probed:
+        assert f"test {words} gain" in labels["learning_vs_forgetting"][-1]["x"], shape
     if shape != "sft" and shape != "multiple_choice":
         # no figure of a task scored in another metric names accuracy on an axis
         assert not any("accuracy" in v for panels in labels.values() for axis in panels for v in axis.values())
     for run in sorted((results / "runs").glob("*.json")):
         record = json.loads(run.read_text())
         assert record["task"]["primary"] == metric and record["task"]["name"] == SHAPES[shape][0]
-        assert record["learning"]["metric"] == metric  # learning measured in the chosen metric
+        if probed:
+            assert record["learning"]["metric"] == metric  # learning measured in the chosen metric
     keep = os.environ.get("PEFTLAB_KEEP_FIGURES")
     if keep:
         target = Path(keep) / shape
         target.mkdir(parents=True, exist_ok=True)
-        for name in FIGURES:
+        for name in expected:
             shutil.copy(figures / f"{name}.png", target / f"{name}.png")
 
 
