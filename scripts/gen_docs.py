@@ -36,6 +36,10 @@ over the run's first training batches, after `prepare`), `make_optimizer` (a met
 its own optimiser), `save_adapter`, `check_model` (a one-line config error before any run),
 `on_step` and `load_kwargs`; `tasks` lists the tasks it runs. A peft method without a module runs
 through `method: peft` with `config:` (its peft config class) and `kwargs:` (that class's fields).
+
+A method of your own, kept in your own repository, registers the same way from an installed
+package's `peftlab.methods` entry point or from an experiment's `include:` folder: see
+[plugins.md](plugins.md). Plugins are not listed on this page.
 """
 
 
@@ -120,7 +124,7 @@ def method_section(method: Any) -> str:
 def render_methods() -> str:
     from peftlab.methods import get_method, method_names
 
-    names = method_names()
+    names = [n for n in method_names() if get_method(n).prepare.__module__.startswith("peftlab.")]  # built-ins
     overview = ["| method | what it is | default lr |", "|---|---|---:|"]
     overview += [f"| [`{n}`](#{n}) | {get_method(n).summary} | {get_method(n).default_lr:g} |" for n in names]
     sections = [method_section(get_method(n)) for n in names]

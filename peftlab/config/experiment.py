@@ -15,11 +15,12 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from peftlab import plugins
 from peftlab.config.entries import MethodEntry, TrainConfig
 from peftlab.config.launcher import LauncherConfig, parse_launcher
 from peftlab.config.loggers import LoggerEntry, parse_loggers
 from peftlab.config.overrides import apply_override
-from peftlab.config.probes import ProbeEntry, parse_probes
+from peftlab.config.probes import ProbeEntry, parse_probes, probe_names
 from peftlab.config.protocol import ProtocolConfig, parse_protocol
 from peftlab.config.queue import QueueConfig, parse_queue
 from peftlab.config.schema import build, check, closest, coerce, fail
@@ -139,6 +140,9 @@ class Experiment:
     queue: QueueConfig = field(default_factory=QueueConfig)  # issue 13: workers joining from many hosts
     launcher: LauncherConfig | None = None  # `launcher:`: what --launcher slurm|local asks for; not in the identity
     loggers: list[LoggerEntry] = field(default_factory=list)  # issue 25: trackers; not in the identity
+    # folders of one's own methods, tasks and probes (peftlab/plugins.py), imported before the rest is
+    # validated; relative to the working directory, else to the file's folder; not in the identity
+    include: list[str] = field(default_factory=list)
     source_path: Path | None = None  # where it was loaded from; not part of the YAML
 
     @property
@@ -177,6 +181,7 @@ class Experiment:
             "forgetting": [p.as_dict() for p in self.forgetting],
             "queue": self.queue.as_dict(),
             **({"loggers": [entry.as_dict() for entry in self.loggers]} if self.loggers else {}),
+            **({"include": list(self.include)} if self.include else {}),
         }
 
 
@@ -254,6 +259,7 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     for key in raw:
         if key not in _TOP_KEYS:
             fail(origin, str(key), f"unknown key; allowed: {', '.join(_TOP_KEYS)}{closest(str(key), _TOP_KEYS)}")
+    include = _include(raw.get("include"), origin)  # before anything names a method, task or probe
     for key in ("name", "model", "methods"):
         if key not in raw:
             fail(origin, key, "required key is missing")
@@ -265,7 +271,7 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     for label in labels:
         if labels.count(label) > 1:
             fail(origin, "methods", f"label {label!r} is used twice; give each entry its own 'label'")
-    parts = ("methods", "search", "protocol", "init_from", "forgetting", "queue", "launcher", "loggers")
+    parts = ("methods", "search", "protocol", "init_from", "forgetting", "queue", "launcher", "loggers", "include")
     rest = {k: v for k, v in raw.items() if k not in parts}
     rest = _with_preset(rest, origin)
     shell = build(_ExperimentShell, rest, origin, "")
@@ -303,8 +309,33 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
         forgetting=forgetting,
         launcher=launcher,
         loggers=loggers,
+        include=include,
         **fields,
     )
+
+
+def _include(raw: Any, origin: str) -> list[str]:
+    """`include:` (a folder or a list of them): each folder's plugins imported (peftlab/plugins.py), built-ins first.
+
+    A relative folder is looked for in the working directory, then beside the experiment file.
+    """
+    if raw is None:
+        return []
+    folders = [raw] if isinstance(raw, str) else raw
+    if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
+        fail(origin, "include", f"got {raw!r}, expected a folder of .py plugin files, or a list of folders")
+    dirs = [Path.cwd(), *([Path(origin).resolve().parent] if origin else [])]
+    found = []
+    for i, folder in enumerate(folders):
+        path = Path(folder).expanduser()
+        candidates = [path] if path.is_absolute() else [d / path for d in dirs]
+        match = next((c for c in candidates if c.is_dir()), None)
+        if match is None:
+            fail(origin, f"include[{i}]", f"got {folder!r}, no such folder (looked in {', '.join(map(str, dirs))})")
+        found.append(match)
+    method_names(), task_names(), probe_names()  # the built-ins and entry points first: a clash is the plugin's
+    plugins.include(found, origin)
+    return list(folders)
 
 
 def _with_preset(rest: dict[str, Any], origin: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from peftlab.config.schema import build, check, closest, fail
 from peftlab.config.stages import InitFromConfig
+from peftlab.plugins import clash, load_entry_points
 
 
 @dataclass
@@ -84,22 +85,45 @@ PreviousTaskParams = InitFromConfig
 
 @dataclass(frozen=True)
 class ProbeKind:
-    """What the config needs to know about a probe: its params and the experiment tasks it can measure."""
+    """What the config needs to know about a probe: its params and the experiment tasks it can measure.
+
+    `runtime`: the module whose import registers the probe's measuring class (`peftlab.probes.register`),
+    imported only when an experiment that lists the probe loads its probes.
+    """
 
     name: str
     params: type
     tasks: tuple[str, ...]
+    runtime: str
 
 
-PROBE_KINDS: dict[str, ProbeKind] = {
-    kind.name: kind
-    for kind in (
-        ProbeKind("lm_loss", LMLossParams, ("sft",)),
-        ProbeKind("linear_probe", LinearProbeParams, ("classification",)),
-        ProbeKind("previous_task", InitFromConfig, ("classification",)),
-        ProbeKind("lm_eval", LMEvalParams, ("sft",)),
-    )
-}
+PROBE_KINDS: dict[str, ProbeKind] = {}
+
+
+def register_probe_kind(kind: ProbeKind) -> ProbeKind:
+    """Declare a probe; a plugin's module calls this as the built-ins below do (peftlab/plugins.py)."""
+    if kind.name in PROBE_KINDS and PROBE_KINDS[kind.name] != kind:
+        owner = PROBE_KINDS[kind.name].runtime
+        raise clash("probe", kind.name, "peftlab (built-in)" if owner.startswith("peftlab.") else owner)
+    if not dataclasses.is_dataclass(kind.params):
+        raise TypeError(f"probe {kind.name!r}: params must be a dataclass")
+    PROBE_KINDS[kind.name] = kind
+    return kind
+
+
+for _kind in (
+    ProbeKind("lm_loss", LMLossParams, ("sft",), "peftlab.probes.lm_loss"),
+    ProbeKind("linear_probe", LinearProbeParams, ("classification",), "peftlab.probes.linear_probe"),
+    ProbeKind("previous_task", InitFromConfig, ("classification",), "peftlab.probes.previous_task"),
+    ProbeKind("lm_eval", LMEvalParams, ("sft",), "peftlab.probes.lm_eval_probe"),
+):
+    register_probe_kind(_kind)
+
+
+def probe_kinds() -> dict[str, ProbeKind]:
+    """Every declared probe, built-in or a plugin's (the `peftlab.probes` entry points are loaded once, first)."""
+    load_entry_points("peftlab.probes")
+    return PROBE_KINDS
 
 
 @dataclass
@@ -114,7 +138,7 @@ class ProbeEntry:
 
 
 def probe_names() -> list[str]:
-    return sorted(PROBE_KINDS)
+    return sorted(probe_kinds())
 
 
 def parse_probes(raw: Any, origin: str, task: str, stage: InitFromConfig | None = None) -> list[ProbeEntry]:
@@ -135,14 +159,14 @@ def parse_probes(raw: Any, origin: str, task: str, stage: InitFromConfig | None 
             item = {"probe": item}
         if isinstance(item, dict) and "probe" not in item and len(item) == 1:  # `{lm_eval: {tasks: [...]}}`
             ((key, value),) = item.items()
-            if key in PROBE_KINDS and isinstance(value, dict | None):
+            if key in probe_kinds() and isinstance(value, dict | None):
                 item = {"probe": key, **(value or {})}
         if not isinstance(item, dict):
             fail(origin, path, f"got {item!r}, expected a mapping with a 'probe' key")
         if "probe" not in item:
             fail(origin, f"{path}.probe", f"required key is missing; allowed probes: {', '.join(probe_names())}")
         name = item["probe"]
-        if name not in PROBE_KINDS:
+        if name not in probe_kinds():
             fail(
                 origin,
                 f"{path}.probe",

@@ -1,27 +1,18 @@
-"""Registered fine-tuning methods. Importing this package registers every built-in method."""
+"""Registered fine-tuning methods. Importing this package registers every built-in method.
 
-from peftlab.methods import (  # noqa: F401  (registration side effect)
-    adalora,
-    eva,
-    full,
-    gralora,
-    hira,
-    ia3,
-    loha,
-    lokr,
-    lora,
-    lora_ga,
-    lorafa,
-    loraplus,
-    miss,
-    oft,
-    olora,
-    peft_any,
-    pissa,
-    prompts,
-    vera,
-    zero_shot,
-)
+Every module of this package is imported here, once: a module that calls `register` adds a
+method, the others are helpers (targets, fit, capability, ...). Adding a method adds a file and
+edits none. A method of one's own, outside peftlab, registers the same way from an entry point
+(`peftlab.methods`) or an experiment's `include:` folder (peftlab/plugins.py, docs/plugins.md).
+"""
+
+import importlib
+import pkgutil
+
 from peftlab.methods.registry import REGISTRY, Method, ModelContext, get_method, method_names, register
+
+for _module in pkgutil.iter_modules(__path__):
+    if not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["REGISTRY", "Method", "ModelContext", "get_method", "method_names", "register"]

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from peftlab.plugins import clash, load_entry_points
+
 if TYPE_CHECKING:
     import torch
 
@@ -72,17 +74,26 @@ REGISTRY: dict[str, Method] = {}
 
 
 def register(method: Method) -> Method:
+    """Add a method; a plugin's module calls this as a built-in's does (peftlab/plugins.py)."""
     if method.name in REGISTRY:
-        raise ValueError(f"method {method.name!r} is registered twice")
+        raise clash("method", method.name, _owner(REGISTRY[method.name]))
     if not dataclasses.is_dataclass(method.params):
         raise TypeError(f"method {method.name!r}: params must be a dataclass")
     REGISTRY[method.name] = method
     return method
 
 
+def _owner(method: Method) -> str:
+    module = method.prepare.__module__
+    return "peftlab (built-in)" if module.startswith("peftlab.") else module
+
+
 def get_method(name: str) -> Method:
+    """The method `name`, a built-in or a plugin's (the `peftlab.methods` entry points are loaded once, first)."""
+    load_entry_points("peftlab.methods")
     return REGISTRY[name]
 
 
 def method_names() -> list[str]:
+    load_entry_points("peftlab.methods")
     return sorted(REGISTRY)
