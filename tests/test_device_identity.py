@@ -18,6 +18,7 @@ from peftlab.reporting.frame import summarise
 
 def _gpus(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
     from peftlab.records import environment
+
     monkeypatch.setattr(environment, "auto_device_type", lambda: "cuda" if count else "cpu")
 
 
@@ -95,6 +96,7 @@ def test_a_cpu_only_torch_build_is_cpu_without_importing_torch(tmp_path: Path) -
 
 def test_cuda_visible_devices_hiding_every_gpu_means_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     from peftlab.records import environment
+
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert environment._nvml_visible_device_count() == 0
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")
