@@ -60,6 +60,7 @@ def make_plan(experiment: Experiment, only: list[str] | None = None) -> list[Run
     is first in some round. The order changes nothing else: run ids name what a run computes.
     """
     shared = computed_config(experiment)
+    chosen = experiment.task_choice
     runs = []
     for entry in experiment.methods:
         if only and entry.label not in only and entry.method not in only:
@@ -78,6 +79,7 @@ def make_plan(experiment: Experiment, only: list[str] | None = None) -> list[Run
                         params=params,
                         config_hash=config_hash[:16],
                         run_id=f"{slug}-s{seed}-{config_hash[:8]}",
+                        task=chosen,
                     )
                 )
     return seed_by_seed(runs, list(experiment.seeds))

@@ -39,7 +39,6 @@ from peftlab.planners.heartbeat import (
     worker_identity,
 )
 from peftlab.planners.points import Claim, PointBeat, PointStore, open_points
-from peftlab.task_specs import get_task_spec
 
 _worker_alive = worker_alive  # the old private name
 
@@ -302,6 +301,7 @@ def trial_spec(experiment: Experiment, trial: Any) -> RunSpec:
         params=params,
         config_hash=config_hash[:16],
         run_id=f"{label}-t{trial.number:04d}-{run_hash[:8]}",
+        task=experiment.task_choice,
         study=name,
         trial=trial.number,
     )
@@ -472,8 +472,8 @@ def summarise(experiment: Experiment, url: str) -> int:
     counts = _counts(study)
     print(f"peftlab: study {study.study_name}: {_fmt_counts(counts)}")
     best = []
-    primary_metric = get_task_spec(experiment.task, experiment.data.metric).primary_metric  # what the test column shows
-    primary, short = primary_metric.name, primary_metric.short or primary_metric.name
+    chosen = experiment.task_choice  # what the test column shows
+    primary, short = chosen.metric, chosen.spec.metric(chosen.metric).short or chosen.metric
     if counts.get("COMPLETE"):
         for trial in study.best_trials:
             path = record_path(experiment.results_dir(), trial.user_attrs.get("run_id", ""))

@@ -118,7 +118,7 @@ class TunedProtocol:
             f"model {exp.model} | data {exp.data.source} | {exp.train.steps} steps × "
             f"batch {exp.train.batch_size} × accum {exp.train.grad_accum} | seeds {exp.seeds}",
             f"phase 1: per method, {proto.trials} TPE trials (sampler seed {proto.seed}) at seed {exp.seeds[0]}, "
-            f"scored on {primary_objective(exp.task, exp.data.metric)[0]} (validation); studies in {self._storage()}"
+            f"scored on {primary_objective(exp.task_choice)[0]} (validation); studies in {self._storage()}"
             if self.searches
             else "phase 1: nothing to tune",
         ]

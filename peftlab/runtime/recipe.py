@@ -192,7 +192,7 @@ def setup(run: Run) -> SetupInfo:
         tokenizer=ws.tokenizer,
         label_names=tuple(ws.data.label_names),
         max_new_tokens=ws.experiment.data.max_new_tokens,
-        metric=ws.experiment.data.metric,
+        metric=run.spec.task.choice,  # `data.metric`, as resolved into the run spec
         answer_extractor=ws.experiment.data.answer_extractor,
     )
     return SetupInfo(device=device_info(run.device), distributed=distributed)
@@ -342,8 +342,8 @@ def train(run: Run) -> None:
             progress=bar,
             report=run.report,
             ranks=run.ranks,
-            curve_metrics=ws.spec.curve_metrics(),  # the task's declared metrics (peftlab/task_specs)
-            primary=ws.spec.primary,
+            curve_metrics=spec.task.spec.curve_metrics(),  # the task's declared metrics (peftlab/task_specs)
+            primary=spec.task.metric,  # the chosen metric, carried in the run spec
             log=run.trackers.log if run.trackers is not None else None,
         )
         run.meter.stop("train")
@@ -481,7 +481,6 @@ PHASES = (setup, start_from, build, probes_before, train, evaluate, probes_after
 
 def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
     from peftlab.records.environment import git_state, lock_digest, package_versions
-    from peftlab.records.record import task_info
 
     exp = ws.experiment
     return {
@@ -492,7 +491,7 @@ def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
         "seed": spec.seed,
         "status": "failed",
         "error": None,
-        "task": task_info(exp.task, exp.data.metric),  # what the run is scored by (schema version 2)
+        "task": spec.task.record_block(),  # what the run is scored by, as config resolved it (TaskInfo)
         "hyperparameters": {"lr": spec.lr, **spec.params},
         "config": {
             **computed_config(exp),
