@@ -53,6 +53,7 @@ def _record(seed: int, device: str | None, accuracy: float, memory: float, label
         "method": label,
         "seed": seed,
         "status": "ok",
+        "task": {"name": "classification", "primary": "accuracy", "direction": "max", "statistic": "mean:correct"},
         "config": {"train": {"device": device or "auto"}},
         "metrics": {"test": {"accuracy": accuracy, "f1_macro": accuracy}},
         "memory": {"peak_mb": memory},

@@ -18,6 +18,7 @@ from peftlab.records.record import (
     upgrade,
     upgrade_1_to_2,
     upgrade_2_to_3,
+    upgrade_3_to_4,
     validate,
 )
 from peftlab.records.results import load_records, read_record, read_run_record, record_path, runs_dir, write_record
@@ -42,8 +43,8 @@ def minimal(run_id: str = "lora-s0-abc", **extra) -> dict:
     return {"run_id": run_id, "method": "lora", "seed": 0, "status": "ok", **extra}
 
 
-def test_the_schema_version_is_three_and_the_fixtures_are_one_and_two():
-    assert SCHEMA_VERSION == 3
+def test_the_schema_version_is_four_and_the_fixtures_are_one_and_two():
+    assert SCHEMA_VERSION == 4
     assert v1()["schema_version"] == 1 and v2()["schema_version"] == 2
 
 
@@ -122,23 +123,23 @@ def test_read_returns_the_typed_record_every_reader_holds(tmp_path):
     assert record.env.device is not None and record.env.device.type == "cpu"
 
 
-def test_upgrade_2_to_3_is_pure_and_keeps_a_real_version_2_record_as_it_was():
-    old = v2()
+def test_upgrade_3_to_4_is_pure_and_keeps_a_real_version_2_record_as_it_was():
+    old = upgrade_2_to_3(v2())  # a real version-2 record, at version 3
     before = copy.deepcopy(old)
-    new = upgrade_2_to_3(old)
+    new = upgrade_3_to_4(old)
     assert old == before  # pure
-    assert new["schema_version"] == 3 and "unmodelled" not in new  # every key of a real v2 record is named
+    assert new["schema_version"] == 4 and "unmodelled" not in new  # every key of a real v2 record is named
     assert {k: v for k, v in new.items() if k != "schema_version"} == {
         k: v for k, v in old.items() if k != "schema_version"
     }
-    assert read_record(V2).as_json() == new  # read as version 3, every JSON path the same
+    assert read_record(V2).as_json() == new  # read as version 4, every JSON path the same
 
 
-def test_upgrade_2_to_3_keeps_what_it_does_not_model_under_unmodelled():
-    old = {**v2(), "notes": "by hand"}
+def test_upgrade_3_to_4_keeps_what_it_does_not_model_under_unmodelled():
+    old = {**upgrade_2_to_3(v2()), "notes": "by hand"}
     old["memory"] = {**old["memory"], "swap_mb": 1.0}
     old["forgetting"] = {k: {**v, "extra": 1} for k, v in old["forgetting"].items()}
-    new = upgrade_2_to_3(old)
+    new = upgrade_3_to_4(old)
     probe = next(iter(old["forgetting"]))
     assert new["unmodelled"] == {
         "notes": "by hand",
@@ -161,13 +162,14 @@ def test_upgrade_1_to_2_adds_the_task_block_and_changes_nothing_else():
     }
 
 
-def test_a_version_1_file_reads_as_version_3_with_the_paths_reports_use(tmp_path):
+def test_a_version_1_file_reads_as_the_current_version_with_the_paths_reports_use(tmp_path):
     record = read_record(V1)
-    assert record.schema_version == 3 and record.task.primary == "accuracy"
+    assert record.schema_version == SCHEMA_VERSION and record.task.primary == "accuracy"
+    assert record.task.statistic == "mean:correct"  # version 3: the statistic travels with the metric
     assert record.metrics.test is not None
     assert record.metrics.test["accuracy"] == v1()["metrics"]["test"]["accuracy"]
     assert record.at("config.train.steps") == 60 and record.unmodelled is None
-    # written again by this code, it is a version-3 file that reads back the same
+    # written again by this code, it is a current-version file that reads back the same
     again = read_record(write_record(tmp_path, record))
     assert again == record
 
@@ -384,3 +386,20 @@ def test_the_report_names_each_unreadable_record_in_one_line_and_reports_the_res
     assert any("torn.json: not JSON" in line for line in skipped)
     assert any("future.json: schema_version 99" in line for line in skipped)
     assert (results / "summary.csv").is_file()
+
+
+def test_upgrade_2_to_3_adds_the_statistic_and_the_choice_and_changes_nothing_else():
+    from peftlab.records.record import upgrade_2_to_3
+
+    old = upgrade_1_to_2(v1())
+    old["config"]["data"]["metric"] = None
+    frozen = json.dumps(old, sort_keys=True)
+    new = upgrade_2_to_3(old)
+    assert json.dumps(old, sort_keys=True) == frozen  # pure
+    assert new["schema_version"] == 3
+    assert new["task"] == {**old["task"], "statistic": "mean:correct", "choice": None}
+    assert {k: v for k, v in new.items() if k not in ("task", "schema_version")} == {
+        k: v for k, v in old.items() if k not in ("task", "schema_version")
+    }
+    unknown = {**old, "task": {"name": "token_classification", "primary": None, "direction": None}}
+    assert upgrade_2_to_3(unknown)["task"]["statistic"] is None

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from peftlab.records.record import Part, RunRecord
 
+from peftlab.task_specs import TaskChoice
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -20,6 +22,9 @@ class RunSpec:
     params: dict[str, Any]
     config_hash: str  # hash of everything the run computes except the seed
     run_id: str
+    # the task and the metric the run is scored by, resolved once by config (Experiment.task_choice);
+    # the recipe writes it as the record's `task` block. Not hashed: config_hash covers task and data.metric
+    task: TaskChoice
     study: str | None = None  # a search trial's study and number (its trackers log it as a child run)
     trial: int | None = None
 

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # outcomes that a re-run would reproduce; `failed` and `killed` (a SIGKILL with no sign of the OOM
 # killer, see peftlab/runtime/oom.py) are retried. `pruned`: a search trial stopped early by its pruner on
 # an intermediate validation score (a decision, so not repeated).
@@ -59,11 +59,15 @@ class _Section(BaseModel):
 
 
 class TaskInfo(_Section):
-    """What the run was scored by (new in version 2): the task and its primary metric with its direction."""
+    """What the run was scored by, as config resolved it (peftlab/task_specs `TaskChoice`): the task, its
+    chosen primary metric with its direction (version 2), the metric's resampling statistic and the
+    `data.metric` choice behind it (version 3). Every reader takes task, metric and direction from here."""
 
     name: str | None = None
     primary: str | None = None
     direction: Literal["max", "min"] | None = None
+    statistic: str | None = None  # how peftlab/stats/crossed.py resamples `primary` (None: not resampled)
+    choice: str | None = None  # `data.metric` as written (None: the task's default)
 
 
 class DataInfo(_Section):
@@ -311,13 +315,13 @@ class Protocol(_Section):
 
 
 class RunRecord(_Section):
-    """One run's record (schema version 3). See docs/record.md for every section.
+    """One run's record (schema version 4). See docs/record.md for every section.
 
     Strict: a key no section names is refused when written. A file of an older version is read
     through `upgrade`, which keeps what it does not model under `unmodelled` (nothing is lost).
     """
 
-    schema_version: Literal[3] = SCHEMA_VERSION
+    schema_version: Literal[4] = SCHEMA_VERSION
     run_id: str = Field(min_length=1)
     experiment: str | None = None
     label: str | None = None
@@ -636,6 +640,9 @@ def _finite(value: Any) -> Any:
 # ---------------------------------------------------------------- versions
 
 
+LEGACY_TASK = "classification"  # the task of every record written before `config.task` existed
+
+
 def task_info(task: str | None, metric: str | None = None) -> dict[str, Any]:
     """The `task` block for a task name and its `data.metric` (nulls for a task this peftlab does not know)."""
     from peftlab.task_specs import get_task_spec
@@ -649,6 +656,24 @@ def task_info(task: str | None, metric: str | None = None) -> dict[str, Any]:
     return {"name": task, "primary": spec.primary, "direction": spec.primary_metric.direction}
 
 
+def _known_choice(task: str | None, metric: str | None) -> Any:
+    """The TaskChoice for a record's task and `data.metric`, or None for a task (or choice) this peftlab lacks."""
+    from peftlab.task_specs import resolve_task
+
+    if not task:
+        return None
+    try:
+        return resolve_task(task, metric)
+    except KeyError:
+        return None
+
+
+def _config_task(record: dict[str, Any]) -> tuple[str | None, str | None]:
+    config = record.get("config") or {}
+    data = config.get("data") or {}
+    return config.get("task"), data.get("metric") if isinstance(data, dict) else None
+
+
 def upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
     """Version 1 -> 2: add the `task` block, derived from `config.task` and `config.data.metric`.
 
@@ -657,12 +682,33 @@ def upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(record)
     config = out.get("config") or {}
     data = config.get("data") or {}
-    out["task"] = task_info(config.get("task"), data.get("metric") if isinstance(data, dict) else None)
+    # a record from before `config.task` existed is a classification run: there was no other task then
+    task = config.get("task") or LEGACY_TASK
+    out["task"] = task_info(task, data.get("metric") if isinstance(data, dict) else None)
     out["schema_version"] = 2
     return out
 
 
-# the sections of version 3 whose keys are all named, by their path (`*`: any key of a mapping)
+def upgrade_2_to_3(record: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 -> 3: the `task` block also names its metric's resampling `statistic` and the `data.metric`
+    `choice` behind it (from `config.data.metric`), so readers need no second look-up of the task.
+
+    Pure: returns a new dict. The block's `name`, `primary` and `direction` keep their values; the
+    statistic is the declared one of `primary` (None for a task or metric this peftlab does not know).
+    """
+    out = copy.deepcopy(record)
+    block = dict(out.get("task") or {})
+    task, choice = _config_task(out)
+    known = _known_choice(block.get("name") or task, choice)
+    same = known is not None and known.metric == block.get("primary")
+    block["statistic"] = known.statistic if same else None
+    block["choice"] = choice
+    out["task"] = block
+    out["schema_version"] = 3
+    return out
+
+
+# the sections of version 4 whose keys are all named, by their path (`*`: any key of a mapping)
 _STRICT: dict[str, type[BaseModel]] = {
     "": RunRecord,
     "task": TaskInfo,
@@ -711,11 +757,11 @@ def _named_only(node: dict[str, Any], path: str, pattern: str, unmodelled: dict[
     return kept
 
 
-def upgrade_2_to_3(record: dict[str, Any]) -> dict[str, Any]:
-    """Version 2 -> 3: every section is strict (an unknown key is refused when written).
+def upgrade_3_to_4(record: dict[str, Any]) -> dict[str, Any]:
+    """Version 3 -> 4: every section is strict (an unknown key is refused when written).
 
-    The JSON paths are those of version 2. A key an older peftlab or a plugin added that no section
-    of version 3 names moves, with its value, to `unmodelled` under its dotted path (`memory.foo`),
+    The JSON paths are those of version 3. A key an older peftlab or a plugin added that no section
+    of version 4 names moves, with its value, to `unmodelled` under its dotted path (`memory.foo`),
     so an older file still reads and nothing in it is lost. Pure: returns a new dict.
     """
     out = copy.deepcopy(record)
@@ -729,11 +775,15 @@ def upgrade_2_to_3(record: dict[str, Any]) -> dict[str, Any]:
         ]
     if unmodelled:
         out["unmodelled"] = unmodelled
-    out["schema_version"] = 3
+    out["schema_version"] = 4
     return out
 
 
-UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: upgrade_1_to_2, 2: upgrade_2_to_3}
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: upgrade_1_to_2,
+    2: upgrade_2_to_3,
+    3: upgrade_3_to_4,
+}
 
 
 def upgrade(record: dict[str, Any], where: str = "record") -> dict[str, Any]:
@@ -818,5 +868,6 @@ __all__ = [
     "upgrade",
     "upgrade_1_to_2",
     "upgrade_2_to_3",
+    "upgrade_3_to_4",
     "validate",
 ]

@@ -37,14 +37,15 @@ def _hub_dataset(source: str | None) -> str | None:
 
 def _declared_metrics(record: RunRecord) -> tuple[str, ...]:
     """The metrics the run's task declares (task_specs): what the model-index reports, not speeds or counts."""
-    from peftlab.task_specs import get_task_spec
+    from peftlab.task_specs import TaskChoice
 
+    chosen = TaskChoice.from_block(record.at("task"))  # what config resolved for this run
+    if chosen is None:
+        return ()
     try:
-        spec = get_task_spec(record.task.name or "classification")
-    except KeyError:
-        primary = record.task.primary
-        return (primary,) if primary else ()
-    return tuple(m.name for m in spec.metrics)
+        return tuple(m.name for m in chosen.spec.metrics)
+    except KeyError:  # a task this peftlab does not know: its chosen metric only
+        return (chosen.metric,)
 
 
 def _dataset_type(source: str | None, name: str) -> str:

@@ -223,7 +223,7 @@ def setup(run: Run) -> SetupInfo:
         tokenizer=ws.tokenizer,
         label_names=tuple(ws.data.label_names),
         max_new_tokens=ws.experiment.data.max_new_tokens,
-        metric=ws.experiment.data.metric,
+        metric=run.spec.task.choice,  # `data.metric`, as resolved into the run spec
         answer_extractor=ws.experiment.data.answer_extractor,
     )
     return SetupInfo(device=device_info(run.device), distributed=distributed)
@@ -373,8 +373,8 @@ def train(run: Run) -> None:
             progress=bar,
             report=run.report,
             ranks=run.ranks,
-            curve_metrics=ws.spec.curve_metrics(),  # the task's declared metrics (peftlab/task_specs)
-            primary=ws.spec.primary,
+            curve_metrics=spec.task.spec.curve_metrics(),  # the task's declared metrics (peftlab/task_specs)
+            primary=spec.task.metric,  # the chosen metric, carried in the run spec
             log=run.trackers.log if run.trackers is not None else None,
         )
         run.meter.stop("train")
@@ -518,7 +518,7 @@ def base_record(ws: Workspace, spec: RunSpec) -> RunRecord:
     never mistaken for a finished one.
     """
     from peftlab.records.environment import git_state, lock_digest, package_versions
-    from peftlab.records.record import GitState, task_info
+    from peftlab.records.record import GitState
 
     exp, data = ws.experiment, ws.data
     instructions = {"kind": data.kind, "instruction": data.instruction} if hasattr(data, "kind") else {}
@@ -530,7 +530,7 @@ def base_record(ws: Workspace, spec: RunSpec) -> RunRecord:
         seed=spec.seed,
         status="failed",
         error=None,
-        task=TaskInfo.model_validate(task_info(exp.task, exp.data.metric)),  # what the run is scored by
+        task=TaskInfo.model_validate(spec.task.record_block()),  # what the run is scored by, as config resolved it
         hyperparameters={"lr": spec.lr, **spec.params},
         config=plain(
             {
