@@ -181,7 +181,7 @@ def test_a_silent_workers_run_is_taken_over_after_the_grace_period(experiment_fi
     taken = open_queue(exp).states()[held.spec.run_id]
     assert taken.done and taken.attempt == 2 and taken.history == [2]  # the second attempt completed it
     # host-a comes back and reports its run: refused, the point was completed once, by host-b's attempt
-    assert "taken over meanwhile" in queue.tell(held, {"status": "ok"})
+    assert "taken over meanwhile" in queue.tell(held, RunRecord(run_id=held.spec.run_id, status="ok"))
     assert open_queue(exp).states()[held.spec.run_id].history == [2]
 
 
