@@ -216,14 +216,16 @@ def test_the_generic_peft_entry_trains_a_method_without_a_module_of_its_own(expe
 
 
 def test_a_method_that_does_not_support_the_task_is_a_config_error_before_any_run(experiment_file, monkeypatch):
-    """`Method.tasks` is checked with the model fit (methods/fit.py): one line naming the method and the task."""
+    """`MethodSpec.tasks` is checked with the model fit (methods/fit.py): one line naming the method and the task."""
     import dataclasses
 
+    from peftlab import method_specs
     from peftlab.config import load_experiment
     from peftlab.errors import ConfigError
     from peftlab.runtime.workspace import prepare_workspace
 
-    monkeypatch.setitem(REGISTRY, "lora", dataclasses.replace(REGISTRY["lora"], tasks=("sft",)))
+    lora = method_specs.get_method_spec("lora")
+    monkeypatch.setitem(method_specs.REGISTRY, "lora", dataclasses.replace(lora, tasks=("sft",)))
     path = experiment_file()
     with pytest.raises(ConfigError, match=r"methods\.lora\.method: 'lora' does not support task 'classification'"):
         prepare_workspace(load_experiment(path))

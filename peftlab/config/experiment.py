@@ -11,7 +11,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
 import yaml
 
@@ -26,7 +26,7 @@ from peftlab.config.schema import build, check, closest, coerce, fail
 from peftlab.config.search import SearchConfig, parse_search
 from peftlab.config.stages import InitFromConfig, parse_init_from
 from peftlab.errors import ConfigError
-from peftlab.methods import get_method, method_names
+from peftlab.method_specs import get_method_spec, method_names
 from peftlab.task_specs import get_task_spec, task_names
 
 
@@ -191,7 +191,7 @@ def _parse_method(raw: Any, origin: str, path: str) -> MethodEntry:
             f"{path}.method",
             f"unknown method {name!r}; allowed: {', '.join(method_names())}{closest(str(name), method_names())}",
         )
-    method = get_method(name)
+    method = get_method_spec(name)
     param_names = method.param_names()
     method_params = {k: v for k, v in raw.items() if k not in _ENTRY_KEYS}
     for key in method_params:
@@ -212,8 +212,8 @@ def _parse_method(raw: Any, origin: str, path: str) -> MethodEntry:
     grid_raw = raw.get("grid") or {}
     if not isinstance(grid_raw, dict):
         fail(origin, f"{path}.grid", f"got {grid_raw!r}, expected a mapping of key to a list of values")
-    hints = get_type_hints(method.params)
-    has_ratio = "alpha" in hints and "r" in hints
+    hints = method.param_types()  # alpha_ratio among them where the method has alpha and r
+    has_ratio = method.takes_alpha_ratio
     alpha_ratio = None
     if "alpha_ratio" in raw:
         if not has_ratio:
@@ -223,8 +223,6 @@ def _parse_method(raw: Any, origin: str, path: str) -> MethodEntry:
             fail(origin, f"{path}.alpha_ratio", f"got {alpha_ratio}, must be positive")
     grid: dict[str, list[Any]] = {}
     for key, values in grid_raw.items():
-        if key == "alpha_ratio" and has_ratio:
-            hints = {**hints, "alpha_ratio": float}
         if key != "lr" and key not in hints:
             allowed = ["lr", *(["alpha_ratio"] if has_ratio else []), *param_names]
             fail(
@@ -380,8 +378,7 @@ def _check_distributed(origin: str, train: TrainConfig, methods: list[MethodEntr
             fail(origin, "train.distributed", f"not with a {name}: block; use it on a grid of runs")
     if train.distributed == "fsdp":
         for i, entry in enumerate(methods):
-            method = get_method(entry.method)
-            if not method.full_model and (method.load_kwargs is not None or method.on_step is not None):
+            if not get_method_spec(entry.method).fsdp:
                 fail(origin, f"methods[{i}]", f"method {entry.method!r} cannot be sharded by fsdp; use ddp")
 
 

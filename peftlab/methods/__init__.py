@@ -1,27 +1,15 @@
-"""Registered fine-tuning methods. Importing this package registers every built-in method."""
+"""The fine-tuning methods' runtime. Importing this package registers every declared method's hooks.
 
-from peftlab.methods import (  # noqa: F401  (registration side effect)
-    adalora,
-    eva,
-    full,
-    gralora,
-    hira,
-    ia3,
-    loha,
-    lokr,
-    lora,
-    lora_ga,
-    lorafa,
-    loraplus,
-    miss,
-    oft,
-    olora,
-    peft_any,
-    pissa,
-    prompts,
-    vera,
-    zero_shot,
-)
+Each method is declared in peftlab/method_specs/ (torch-free) and names its runtime module there;
+this package imports them all, so that `REGISTRY` is complete (a run finds one by `get_method`).
+"""
+
+import importlib
+
+from peftlab.method_specs import all_method_specs
 from peftlab.methods.registry import REGISTRY, Method, ModelContext, get_method, method_names, register
+
+for _spec in all_method_specs():
+    importlib.import_module(_spec.runtime)
 
 __all__ = ["REGISTRY", "Method", "ModelContext", "get_method", "method_names", "register"]

@@ -8,17 +8,12 @@ parameter count in the record is what actually trains.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from peftlab.methods.lora import LoraParams, lora_config
+from peftlab.method_specs.lorafa import SPEC, LoraFaParams
+from peftlab.methods.lora import lora_config
 from peftlab.methods.registry import Method, ModelContext, register
 from peftlab.methods.targets import targets_check
-
-
-@dataclass
-class LoraFaParams(LoraParams):
-    """LoRA's hyperparameters; A is frozen and the optimiser is LoRA-FA's."""
 
 
 def _prepare(model: Any, params: LoraFaParams, ctx: ModelContext) -> Any:
@@ -37,18 +32,4 @@ def _optimizer(model: Any, params: LoraFaParams, lr: float, weight_decay: float)
     return create_lorafa_optimizer(model, r=params.r, lora_alpha=params.alpha, lr=lr, weight_decay=weight_decay)
 
 
-register(
-    Method(
-        name="lorafa",
-        summary="LoRA with A frozen and B trained by a projected AdamW (Zhang et al., 2023)",
-        params=LoraFaParams,
-        default_lr=1e-3,
-        prepare=_prepare,
-        make_optimizer=_optimizer,
-        check_model=targets_check("lorafa"),
-        search_space={
-            "r": {"type": "categorical", "choices": [4, 8, 16, 32, 64]},
-            "lr": {"type": "float", "low": 1e-4, "high": 5e-3, "log": True},
-        },
-    )
-)
+register(Method(SPEC, prepare=_prepare, make_optimizer=_optimizer, check_model=targets_check("lorafa")))
