@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from peftlab.config.entries import MethodEntry, TrainConfig
+from peftlab.config.kinds import parse_kind
 from peftlab.config.launcher import LauncherConfig, parse_launcher
 from peftlab.config.loggers import LoggerEntry, parse_loggers
 from peftlab.config.overrides import apply_override
@@ -178,22 +179,10 @@ _ENTRY_KEYS = ("method", "label", "lr", "grid", "alpha_ratio")
 
 
 def _parse_method(raw: Any, origin: str, path: str) -> MethodEntry:
-    if isinstance(raw, str):
-        raw = {"method": raw}
-    if not isinstance(raw, dict):
-        fail(origin, path, f"got {raw!r}, expected a mapping with a 'method' key")
-    if "method" not in raw:
-        fail(origin, f"{path}.method", f"required key is missing; allowed methods: {', '.join(method_names())}")
-    name = raw["method"]
-    if name not in method_names():
-        fail(
-            origin,
-            f"{path}.method",
-            f"unknown method {name!r}; allowed: {', '.join(method_names())}{closest(str(name), method_names())}",
-        )
+    name, raw = parse_kind(raw, "method", method_names(), origin, path)
     method = get_method_spec(name)
     param_names = method.param_names()
-    method_params = {k: v for k, v in raw.items() if k not in _ENTRY_KEYS}
+    method_params = {k: v for k, v in raw.items() if k not in _ENTRY_KEYS}  # `method` is taken out already
     for key in method_params:
         if key not in param_names:
             allowed = [*_ENTRY_KEYS, *param_names]

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from peftlab.config.schema import build, check, closest, fail
+from peftlab.config.kinds import parse_kind
+from peftlab.config.schema import build, check, fail
 from peftlab.config.stages import InitFromConfig
 
 
@@ -131,23 +132,7 @@ def parse_probes(raw: Any, origin: str, task: str, stage: InitFromConfig | None 
     entries: list[ProbeEntry] = []
     for i, item in enumerate(raw):
         path = f"forgetting[{i}]"
-        if isinstance(item, str):
-            item = {"probe": item}
-        if isinstance(item, dict) and "probe" not in item and len(item) == 1:  # `{lm_eval: {tasks: [...]}}`
-            ((key, value),) = item.items()
-            if key in PROBE_KINDS and isinstance(value, dict | None):
-                item = {"probe": key, **(value or {})}
-        if not isinstance(item, dict):
-            fail(origin, path, f"got {item!r}, expected a mapping with a 'probe' key")
-        if "probe" not in item:
-            fail(origin, f"{path}.probe", f"required key is missing; allowed probes: {', '.join(probe_names())}")
-        name = item["probe"]
-        if name not in PROBE_KINDS:
-            fail(
-                origin,
-                f"{path}.probe",
-                f"unknown probe {name!r}; allowed: {', '.join(probe_names())}{closest(str(name), probe_names())}",
-            )
+        name, settings = parse_kind(item, "probe", PROBE_KINDS, origin, path, nested=True)  # `{lm_eval: {...}}`
         cls = PROBE_KINDS[name]
         if name == "lm_eval" and task not in cls.tasks:
             fail(
@@ -174,7 +159,7 @@ def parse_probes(raw: Any, origin: str, task: str, stage: InitFromConfig | None 
                 )
             params = stage
         else:
-            params = build(cls.params, {k: v for k, v in item.items() if k != "probe"}, origin, path)
+            params = build(cls.params, settings, origin, path)
         if name == "lm_eval":
             _check_lm_eval(params, origin, path)
         if any(e.probe == name for e in entries):
