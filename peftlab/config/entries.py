@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from peftlab.config.identity import ADDED_LATER
 from peftlab.config.schema import check
 
 Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
@@ -38,7 +39,7 @@ class TrainConfig:
     compile: bool = False
     threads: int | None = None
     # one run on many processes (docs/distributed.md): null = one process; ddp | fsdp under a launcher
-    distributed: Distributed | None = None
+    distributed: Distributed | None = field(default=None, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "grad_accum", "eval_batch_size", "eval_every"):
