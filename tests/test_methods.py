@@ -12,7 +12,7 @@ from peftlab.config import TrainConfig
 from peftlab.methods import REGISTRY, ModelContext, get_method
 from peftlab.runtime.measure import count_parameters
 from peftlab.runtime.models import head_modules, load_classifier, load_tokenizer, resolve_model_source
-from peftlab.runtime.train import train
+from peftlab.runtime.train import TrainSpec, train
 from peftlab.tasks.classification import collate, tokenize_split, train_batches
 
 # What each method may change: its own modules plus the fresh classification head.
@@ -78,12 +78,13 @@ def prepare(name: str, folder, steps: int = 2, batches: list | None = None):
     return model, tokenizer
 
 
-def optimizer_factory(name: str):
-    """The method's own optimiser (the registry's `make_optimizer` hook) as the loop takes it, else None."""
+def loop_spec(name: str, cfg: TrainConfig, lr: float) -> TrainSpec:
+    """The loop's spec as the recipe builds it: the run's optimiser spec and the method's hooks."""
     method = get_method(name)
-    if method.make_optimizer is None:
-        return None
-    return lambda model, lr, weight_decay: method.make_optimizer(model, method.params(), lr, weight_decay)
+    own = None
+    if method.make_optimizer is not None:
+        own = lambda model, optimizer: method.make_optimizer(model, method.params(), optimizer)  # noqa: E731
+    return TrainSpec.of(cfg, cfg.optimizer(lr), "cpu", own_optimizer=own, on_step=method.on_step)
 
 
 def assert_adapter_round_trips(name: str, model, load_base, inputs: dict, folder) -> None:
@@ -114,16 +115,7 @@ def test_two_steps_change_only_intended_parameters(name, tiny_bert, tiny_dataset
     model, _ = prepare(name, tiny_bert, batches=[collate(split, idx, tokenizer.pad_token_id) for idx in batches])
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     cfg = TrainConfig(steps=2, batch_size=8, warmup_ratio=0.0, scheduler="constant")
-    outcome = train(
-        model,
-        batches,
-        cfg,
-        lr=1e-2,
-        device="cpu",
-        collate=lambda idx: collate(split, idx, tokenizer.pad_token_id),
-        on_step=get_method(name).on_step,
-        optimizer_factory=optimizer_factory(name),
-    )
+    outcome = train(model, batches, lambda idx: collate(split, idx, tokenizer.pad_token_id), loop_spec(name, cfg, 1e-2))
     assert outcome.steps_done == 2 and outcome.final_train_loss is not None
     assert torch.isfinite(torch.tensor(outcome.final_train_loss))
 

@@ -8,12 +8,15 @@ parameter count in the record is what actually trains.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peftlab.method_specs.lorafa import SPEC, LoraFaParams
 from peftlab.methods.lora import lora_config
 from peftlab.methods.registry import Method, ModelContext, register
 from peftlab.methods.targets import targets_check
+
+if TYPE_CHECKING:
+    from peftlab.config.optim import OptimizerSpec
 
 
 def _prepare(model: Any, params: LoraFaParams, ctx: ModelContext) -> Any:
@@ -26,10 +29,13 @@ def _prepare(model: Any, params: LoraFaParams, ctx: ModelContext) -> Any:
     return peft_model
 
 
-def _optimizer(model: Any, params: LoraFaParams, lr: float, weight_decay: float) -> Any:
+def _optimizer(model: Any, params: LoraFaParams, spec: OptimizerSpec) -> Any:
+    """peft's LoRA-FA optimiser at the run's lr and decay (its betas are peft's own, AdamW's defaults)."""
     from peft.optimizers import create_lorafa_optimizer
 
-    return create_lorafa_optimizer(model, r=params.r, lora_alpha=params.alpha, lr=lr, weight_decay=weight_decay)
+    return create_lorafa_optimizer(
+        model, r=params.r, lora_alpha=params.alpha, lr=spec.lr, weight_decay=spec.weight_decay
+    )
 
 
 register(Method(SPEC, prepare=_prepare, make_optimizer=_optimizer, check_model=targets_check("lorafa")))

@@ -6,12 +6,15 @@ built through the registry's `make_optimizer` hook. The fresh head trains at the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from peftlab.method_specs.loraplus import SPEC, LoraPlusParams
 from peftlab.methods.lora import lora_config
 from peftlab.methods.registry import Method, ModelContext, register
 from peftlab.methods.targets import targets_check
+
+if TYPE_CHECKING:
+    from peftlab.config.optim import OptimizerSpec
 
 
 def _prepare(model: Any, params: LoraPlusParams, ctx: ModelContext) -> Any:
@@ -20,12 +23,19 @@ def _prepare(model: Any, params: LoraPlusParams, ctx: ModelContext) -> Any:
     return get_peft_model(model, lora_config(params, ctx, model))
 
 
-def _optimizer(model: Any, params: LoraPlusParams, lr: float, weight_decay: float) -> Any:
+def _optimizer(model: Any, params: LoraPlusParams, spec: OptimizerSpec) -> Any:
+    """peft's LoRA+ AdamW: the run's optimiser spec, with B's rate `lr_ratio` times A's."""
     import torch
     from peft.optimizers import create_loraplus_optimizer
 
     return create_loraplus_optimizer(
-        model, torch.optim.AdamW, lr=lr, loraplus_lr_ratio=params.lr_ratio, weight_decay=weight_decay
+        model,
+        torch.optim.AdamW,
+        lr=spec.lr,
+        loraplus_lr_ratio=params.lr_ratio,
+        weight_decay=spec.weight_decay,
+        betas=spec.betas,
+        eps=spec.eps,
     )
 
 
