@@ -41,10 +41,10 @@ def find_record(run: str, results_root: Path) -> Path:
 
 def _adapter_dir(record: dict[str, Any]) -> Path:
     """The run's saved adapter, or a one-line reason why there is nothing to merge."""
-    from peftlab.methods import REGISTRY
+    from peftlab.method_specs import get_method_spec, method_names
 
     name, run_id = record["method"], record["run_id"]
-    method = REGISTRY.get(name)
+    method = get_method_spec(name) if name in method_names() else None  # its declaration: no peft needed
     if record.get("status") != "ok":
         raise UserError(f"run {run_id}: status {record.get('status')}, not ok; nothing to export")
     if method is not None and not method.trains:
