@@ -95,7 +95,7 @@ class MethodEntry:
                 ratio = value
             else:
                 params[key] = value
-        return lr, params if ratio is None else {**params, "alpha": float(ratio * params["r"])}
+        return lr, (params if ratio is None else {**params, "alpha": float(ratio * params["r"])})
 
     def as_dict(self) -> dict[str, Any]:
         return {
