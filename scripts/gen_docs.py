@@ -41,6 +41,10 @@ data-aware initialisation over the run's first training batches, after `prepare`
 declaration's `tasks` lists the tasks it runs and `fsdp=False` says FSDP cannot shard it. A peft
 method without a module runs through `method: peft` with `config:` (its peft config class) and
 `kwargs:` (that class's fields).
+
+A method of your own, kept in your own repository, registers the same two ways from an installed
+package's `peftlab.methods` entry point or from an experiment's `include:` folder: see
+[plugins.md](plugins.md). Plugins are not listed on this page.
 """
 
 
@@ -125,7 +129,7 @@ def method_section(method: Any) -> str:
 def render_methods() -> str:
     from peftlab.methods import get_method, method_names
 
-    names = method_names()
+    names = [n for n in method_names() if get_method(n).prepare.__module__.startswith("peftlab.")]  # built-ins
     overview = ["| method | what it is | default lr |", "|---|---|---:|"]
     overview += [f"| [`{n}`](#{n}) | {get_method(n).summary} | {get_method(n).default_lr:g} |" for n in names]
     sections = [method_section(get_method(n)) for n in names]

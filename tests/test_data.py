@@ -15,7 +15,7 @@ from peftlab.data import (
     describe_builtin_sources,
     load_classification_data,
 )
-from peftlab.data.sources import compute_fingerprint, hash_order
+from peftlab.data.loading import compute_fingerprint, hash_order
 
 
 def _rows(n: int, labels: tuple[object, ...] = (0, 1)) -> list[dict[str, object]]:
@@ -229,12 +229,12 @@ def test_limit_is_a_fixed_seeded_sample_not_a_prefix(tmp_path: Path) -> None:
 
 
 def test_stratified_quotas_use_largest_remainders() -> None:
-    from peftlab.data.sources import _stratified_quotas
+    from peftlab.data.loading import stratified_quotas
 
-    assert _stratified_quotas({0: 50, 1: 50}, 7) == {0: 4, 1: 3}
-    assert _stratified_quotas({0: 10, 1: 80, 2: 10}, 10) == {0: 1, 1: 8, 2: 1}
-    assert _stratified_quotas({0: 1, 1: 1, 2: 98}, 5) == {0: 0, 1: 0, 2: 5}
-    assert sum(_stratified_quotas({0: 3, 1: 5, 2: 7}, 11).values()) == 11
+    assert stratified_quotas({0: 50, 1: 50}, 7) == {0: 4, 1: 3}
+    assert stratified_quotas({0: 10, 1: 80, 2: 10}, 10) == {0: 1, 1: 8, 2: 1}
+    assert stratified_quotas({0: 1, 1: 1, 2: 98}, 5) == {0: 0, 1: 0, 2: 5}
+    assert sum(stratified_quotas({0: 3, 1: 5, 2: 7}, 11).values()) == 11
 
 
 def test_bad_limits_are_rejected(tmp_path: Path) -> None:

@@ -40,3 +40,21 @@ def test_classification_evaluation_f1_covers_every_class_of_the_head(tiny_bert, 
     assert scores["accuracy"] == 0.5
     # "a": P 1/2 R 1 → 2/3; "b" and "c": 0 — averaged over all three classes, not the two seen
     assert scores["f1_macro"] == pytest.approx(2 / 3 / 3)
+
+
+def test_each_shipped_metric_loads_by_path_and_scores_as_sklearn_does() -> None:
+    """The modules share one `evaluate.Metric` (`label_metric`); each still loads by path as its own metric."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from peftlab.metrics import SHIPPED, load_metric
+
+    predictions, references = [0, 2, 1, 1, 0], [0, 1, 1, 2, 0]
+    accuracy, f1 = (load_metric(name) for name in SHIPPED)
+    assert (type(accuracy).__name__, type(f1).__name__) == ("Accuracy", "F1")
+    assert accuracy.compute(predictions=predictions, references=references) == {
+        "accuracy": accuracy_score(references, predictions)
+    }
+    scored = f1.compute(predictions=predictions, references=references, average="macro", labels=[0, 1, 2, 3])
+    assert scored["f1"] == pytest.approx(f1_score(references, predictions, average="macro", labels=[0, 1, 2, 3]))
+    with pytest.raises(KeyError, match="available: accuracy, f1"):
+        load_metric("f2")

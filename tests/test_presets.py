@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from peftlab.data import load_classification_data, load_instruction_data
+from peftlab.data.frames import DataSourceError
+from peftlab.data.loading import hub_dataset_dict
 from peftlab.data.presets import find_preset, preset_names
-from peftlab.data.sources import DataSourceError, _hub_dataset_dict
 
 datasets = pytest.importorskip("datasets")
 
@@ -228,7 +229,7 @@ def test_cola_run_is_scored_by_matthews(tmp_path, tiny_bert, mirror):
 
 def _loaded(name: str) -> dict[str, Any]:
     """A preset's splits through the hub path, as pandas (what the multiple_choice task reads)."""
-    return {split: ds.to_pandas() for split, ds in _hub_dataset_dict(name).items()}
+    return {split: ds.to_pandas() for split, ds in hub_dataset_dict(name).items()}
 
 
 def _assert_mc(frame: Any, n_choices: int) -> None:
@@ -338,7 +339,7 @@ def test_an_adapter_meeting_other_columns_is_one_line(mirror: Path):
         mirror, "baber/piqa", {None: {s: datasets.Dataset.from_dict(wrong) for s in ("train", "validation")}}
     )
     with pytest.raises(DataSourceError) as info:
-        _hub_dataset_dict("piqa")
+        hub_dataset_dict("piqa")
     assert "\n" not in str(info.value) and "baber/piqa" in str(info.value) and "goal" in str(info.value)
 
 

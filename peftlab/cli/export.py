@@ -44,7 +44,8 @@ def _adapter_dir(record: dict[str, Any]) -> Path:
     from peftlab.method_specs import get_method_spec, method_names
 
     name, run_id = record["method"], record["run_id"]
-    method = get_method_spec(name) if name in method_names() else None  # its declaration: no peft needed
+    # its declaration (no peft needed), a built-in's or a plugin's; None: a plugin not installed here
+    method = get_method_spec(name) if name in method_names() else None
     if record.get("status") != "ok":
         raise UserError(f"run {run_id}: status {record.get('status')}, not ok; nothing to export")
     if method is not None and not method.trains:

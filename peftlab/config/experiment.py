@@ -15,13 +15,14 @@ from typing import Any, get_type_hints
 
 import yaml
 
+from peftlab import plugins
 from peftlab.config.entries import MethodEntry, TrainConfig
 from peftlab.config.identity import ADDED_LATER
 from peftlab.config.kinds import parse_kind
 from peftlab.config.launcher import LauncherConfig, parse_launcher
 from peftlab.config.loggers import LoggerEntry, parse_loggers
 from peftlab.config.overrides import apply_override
-from peftlab.config.probes import ProbeEntry, parse_probes
+from peftlab.config.probes import ProbeEntry, parse_probes, probe_names
 from peftlab.config.protocol import ProtocolConfig, parse_protocol
 from peftlab.config.queue import QueueConfig, parse_queue
 from peftlab.config.schema import build, check, closest, coerce, fail
@@ -159,6 +160,9 @@ class Experiment:
     # `launcher:`: what --launcher slurm|local asks for; not in the identity
     launcher: LauncherConfig | None = field(default=None, metadata=PART)
     loggers: list[LoggerEntry] = field(default_factory=list, metadata=PART)  # issue 25: trackers; not in the identity
+    # folders of one's own methods, tasks and probes (peftlab/plugins.py), imported before the rest is
+    # validated; relative to the working directory, else to the file's folder; not in the identity
+    include: list[str] = field(default_factory=list, metadata=PART)
     source_path: Path | None = field(default=None, metadata=NOT_YAML)  # where it was loaded from
 
     def results_dir(self) -> Path:
@@ -260,6 +264,7 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     for key in raw:
         if key not in _TOP_KEYS:
             fail(origin, str(key), f"unknown key; allowed: {', '.join(_TOP_KEYS)}{closest(str(key), _TOP_KEYS)}")
+    include = _include(raw.get("include"), origin)  # before anything names a method, task or probe
     for key in ("name", "model", "methods"):
         if key not in raw:
             fail(origin, key, "required key is missing")
@@ -302,7 +307,32 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
         queue=parse_queue(raw.get("queue"), origin),  # issue 13
         launcher=parse_launcher(raw.get("launcher"), origin),
         loggers=parse_loggers(raw.get("loggers"), origin),  # issue 25
+        include=include,
     )
+
+
+def _include(raw: Any, origin: str) -> list[str]:
+    """`include:` (a folder or a list of them): each folder's plugins imported (peftlab/plugins.py), built-ins first.
+
+    A relative folder is looked for in the working directory, then beside the experiment file.
+    """
+    if raw is None:
+        return []
+    folders = [raw] if isinstance(raw, str) else raw
+    if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
+        fail(origin, "include", f"got {raw!r}, expected a folder of .py plugin files, or a list of folders")
+    dirs = [Path.cwd(), *([Path(origin).resolve().parent] if origin else [])]
+    found = []
+    for i, folder in enumerate(folders):
+        path = Path(folder).expanduser()
+        candidates = [path] if path.is_absolute() else [d / path for d in dirs]
+        match = next((c for c in candidates if c.is_dir()), None)
+        if match is None:
+            fail(origin, f"include[{i}]", f"got {folder!r}, no such folder (looked in {', '.join(map(str, dirs))})")
+        found.append(match)
+    method_names(), task_names(), probe_names()  # the built-ins and entry points first: a clash is the plugin's
+    plugins.include(found, origin)
+    return list(folders)
 
 
 def _with_preset(rest: dict[str, Any], origin: str) -> dict[str, Any]:

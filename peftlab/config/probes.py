@@ -15,6 +15,7 @@ from typing import Any, Literal
 from peftlab.config.kinds import parse_kind
 from peftlab.config.schema import build, check, fail
 from peftlab.config.stages import InitFromConfig
+from peftlab.plugins import clash, load_entry_points
 
 
 @dataclass
@@ -85,22 +86,45 @@ PreviousTaskParams = InitFromConfig
 
 @dataclass(frozen=True)
 class ProbeKind:
-    """What the config needs to know about a probe: its params and the experiment tasks it can measure."""
+    """What the config needs to know about a probe: its params and the experiment tasks it can measure.
+
+    `runtime`: the module whose import registers the probe's measuring class (`peftlab.probes.register`),
+    imported only when an experiment that lists the probe loads its probes.
+    """
 
     name: str
     params: type
     tasks: tuple[str, ...]
+    runtime: str
 
 
-PROBE_KINDS: dict[str, ProbeKind] = {
-    kind.name: kind
-    for kind in (
-        ProbeKind("lm_loss", LMLossParams, ("sft",)),
-        ProbeKind("linear_probe", LinearProbeParams, ("classification",)),
-        ProbeKind("previous_task", InitFromConfig, ("classification",)),
-        ProbeKind("lm_eval", LMEvalParams, ("sft",)),
-    )
-}
+PROBE_KINDS: dict[str, ProbeKind] = {}
+
+
+def register_probe_kind(kind: ProbeKind) -> ProbeKind:
+    """Declare a probe; a plugin's module calls this as the built-ins below do (peftlab/plugins.py)."""
+    if kind.name in PROBE_KINDS and PROBE_KINDS[kind.name] != kind:
+        owner = PROBE_KINDS[kind.name].runtime
+        raise clash("probe", kind.name, "peftlab (built-in)" if owner.startswith("peftlab.") else owner)
+    if not dataclasses.is_dataclass(kind.params):
+        raise TypeError(f"probe {kind.name!r}: params must be a dataclass")
+    PROBE_KINDS[kind.name] = kind
+    return kind
+
+
+for _kind in (
+    ProbeKind("lm_loss", LMLossParams, ("sft",), "peftlab.probes.lm_loss"),
+    ProbeKind("linear_probe", LinearProbeParams, ("classification",), "peftlab.probes.linear_probe"),
+    ProbeKind("previous_task", InitFromConfig, ("classification",), "peftlab.probes.previous_task"),
+    ProbeKind("lm_eval", LMEvalParams, ("sft",), "peftlab.probes.lm_eval_probe"),
+):
+    register_probe_kind(_kind)
+
+
+def probe_kinds() -> dict[str, ProbeKind]:
+    """Every declared probe, built-in or a plugin's (the `peftlab.probes` entry points are loaded once, first)."""
+    load_entry_points("peftlab.probes")
+    return PROBE_KINDS
 
 
 @dataclass
@@ -115,7 +139,7 @@ class ProbeEntry:
 
 
 def probe_names() -> list[str]:
-    return sorted(PROBE_KINDS)
+    return sorted(probe_kinds())
 
 
 def parse_probes(raw: Any, origin: str, task: str, stage: InitFromConfig | None = None) -> list[ProbeEntry]:
@@ -132,7 +156,8 @@ def parse_probes(raw: Any, origin: str, task: str, stage: InitFromConfig | None 
     entries: list[ProbeEntry] = []
     for i, item in enumerate(raw):
         path = f"forgetting[{i}]"
-        name, settings = parse_kind(item, "probe", PROBE_KINDS, origin, path, nested=True)  # `{lm_eval: {...}}`
+        # `{lm_eval: {...}}` too; the kinds: built-in or a plugin's
+        name, settings = parse_kind(item, "probe", probe_kinds(), origin, path, nested=True)
         cls = PROBE_KINDS[name]
         if name == "lm_eval" and task not in cls.tasks:
             fail(

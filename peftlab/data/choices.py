@@ -8,7 +8,7 @@ or jsonl list; a CSV cell holding a JSON list) or as several columns, one choice
 
 Every bad row is a one-line DataSourceError naming the source, the split, the row and the column:
 an answer index outside the row's choices, a row with fewer than two choices, a missing column.
-Splits are carved, hash-ordered and limited as for classification data (peftlab/data/sources.py),
+Splits are carved, hash-ordered and limited as for classification data (peftlab/data/loading.py),
 and the fingerprint hashes text, choices and answer of every row.
 """
 
@@ -26,19 +26,19 @@ import pandas as pd
 
 from peftlab.data.builtin import load_builtin
 from peftlab.data.frames import BUILTIN_PREFIX, DataSourceError
-from peftlab.data.sources import (
+from peftlab.data.loading import (
     SPLIT_ALIASES,
     SPLITS,
-    _apply_limit,
-    _carve_missing,
-    _check_limits,
-    _default_carve_sizes,
-    _hub_dataset_dict,
-    _local_path,
-    _reference,
-    _split_files,
+    apply_limit,
+    carve_missing,
+    check_limits,
+    default_carve_sizes,
     hash_order,
+    hub_dataset_dict,
+    local_path,
     read_raw_table,
+    reference,
+    split_files,
 )
 
 DEFAULT_CHOICES_COLUMN = "choices"
@@ -90,19 +90,19 @@ def load_choice_data(
     """
     if not isinstance(source, str) or not source.strip():
         raise DataSourceError(f"data source must be a non-empty string, got {source!r}")
-    checked = _check_limits(source, limits)
+    checked = check_limits(source, limits)
     spec = source.strip()
     columns = choices_column if choices_column is not None else DEFAULT_CHOICES_COLUMN
     if spec.startswith(BUILTIN_PREFIX):
         raw, _, carve = load_builtin(spec[len(BUILTIN_PREFIX) :], "multiple_choice")
         frames = {name: choice_frame(spec, name, df, "text", "choices", "label") for name, df in raw.items()}
     else:
-        path = _local_path(spec, base_dir)
+        path = local_path(spec, base_dir)
         if path is not None:
-            files = _split_files(path) if path.is_dir() else {"train": path}
+            files = split_files(path) if path.is_dir() else {"train": path}
             tables = {name: (str(file), read_raw_table(file)) for name, file in files.items()}
         else:
-            dataset = _hub_dataset_dict(spec)
+            dataset = hub_dataset_dict(spec)
             tables = {}
             for name, aliases in SPLIT_ALIASES.items():
                 hub_split = next((a for a in aliases if a in dataset), None)
@@ -132,9 +132,9 @@ def choice_data_from_frames(
     limit takes its first rows (stratified by answer position).
     """
     ordered = {name: _hash_ordered(df) for name, df in frames.items()}
-    splits = _carve_missing(spec, ordered, dict(carve) if carve is not None else _default_carve_sizes(spec, ordered))
-    splits = {name: _apply_limit(df, (limits or {}).get(name)) for name, df in splits.items()}
-    title, citation = _reference(spec)
+    splits = carve_missing(spec, ordered, dict(carve) if carve is not None else default_carve_sizes(spec, ordered))
+    splits = {name: apply_limit(df, (limits or {}).get(name)) for name, df in splits.items()}
+    title, citation = reference(spec)
     return ChoiceData(
         train=splits["train"],
         validation=splits["validation"],

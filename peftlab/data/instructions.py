@@ -12,7 +12,7 @@ Two kinds of source, one fixed and fingerprinted result:
 
 Rows are kept in the classification frame shape (`text`, `label`), with a conversation stored as
 canonical JSON in `text` and label -1: the split carving, limits and fingerprint code of
-`sources.py` then apply unchanged, so both kinds get the same guarantees.
+`loading.py` then apply unchanged, so both kinds get the same guarantees.
 """
 
 from __future__ import annotations
@@ -25,25 +25,22 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from peftlab.data.sources import (
-    BUILTIN_PREFIX,
-    ClassificationData,
-    DataSourceError,
-    _apply_limit,
-    _carve_missing,
-    _check_limits,
-    _default_carve_sizes,
-    _hub_dataset_dict,
-    _local_path,
-    _reference,
-    _split_files,
-    _test_split,
+from peftlab.data.frames import BUILTIN_PREFIX, DataSourceError, make_frame
+from peftlab.data.loading import (
+    apply_limit,
+    carve_missing,
+    check_limits,
     compute_fingerprint,
-    load_classification_data,
-    make_frame,
+    default_carve_sizes,
+    hub_dataset_dict,
+    local_path,
     read_raw_table,
+    reference,
     shuffle_splits,
+    split_files,
+    test_split,
 )
+from peftlab.data.sources import ClassificationData, load_classification_data
 
 # What a builtin classification set is asked; `{text}` is the example, `{labels}` the label names.
 DEFAULT_INSTRUCTIONS: dict[str, str] = {
@@ -107,15 +104,15 @@ def load_instruction_data(
     MetaMathQA, score GSM8K's test (peft's method_comparison).
     """
     spec = source.strip()
-    checked = _check_limits(spec, limits)
+    checked = check_limits(spec, limits)
     raw: dict[str, pd.DataFrame] | None = None
     if not spec.startswith(BUILTIN_PREFIX):
-        path = _local_path(spec, base_dir)
+        path = local_path(spec, base_dir)
         raw = _local_frames(path) if path is not None else _hub_frames(spec)
         if not _is_conversational(raw["train"]):
             raw = None  # a classification table: read it again through the classification path
         elif test_source is not None:
-            raw["test"] = _test_split(test_source, base_dir, lambda s, p: _local_frames(p) if p else _hub_frames(s))
+            raw["test"] = test_split(test_source, base_dir, lambda s, p: _local_frames(p) if p else _hub_frames(s))
     if raw is None:
         template = instruction or default_instruction(spec)
         check_instruction(template)
@@ -141,8 +138,8 @@ def load_instruction_data(
         )
     splits = {name: _conversation_frame(f"{spec}[{name}]", frame) for name, frame in raw.items()}
     splits = shuffle_splits(splits)
-    splits = _carve_missing(spec, splits, _default_carve_sizes(spec, splits))
-    splits = {name: _apply_limit(df, checked.get(name)) for name, df in splits.items()}
+    splits = carve_missing(spec, splits, default_carve_sizes(spec, splits))
+    splits = {name: apply_limit(df, checked.get(name)) for name, df in splits.items()}
     return InstructionData(
         train=splits["train"],
         validation=splits["validation"],
@@ -150,8 +147,8 @@ def load_instruction_data(
         label_names=(),
         source=source,
         fingerprint=compute_fingerprint([], splits),
-        name=_reference(spec)[0] if test_source is None else f"{_reference(spec)[0]}; test: {test_source}",
-        citation=_reference(spec)[1],
+        name=reference(spec)[0] if test_source is None else f"{reference(spec)[0]}; test: {test_source}",
+        citation=reference(spec)[1],
         kind="conversations",
         instruction=None,
     )
@@ -162,14 +159,14 @@ def _splits(data: ClassificationData) -> dict[str, pd.DataFrame]:
 
 
 def _local_frames(path: Path) -> dict[str, pd.DataFrame]:
-    files = _split_files(path) if path.is_dir() else {"train": path}
+    files = split_files(path) if path.is_dir() else {"train": path}
     return {split: read_raw_table(file) for split, file in files.items()}
 
 
 def _hub_frames(spec: str) -> dict[str, pd.DataFrame]:
-    from peftlab.data.sources import SPLIT_ALIASES
+    from peftlab.data.loading import SPLIT_ALIASES
 
-    dataset_dict = _hub_dataset_dict(spec)
+    dataset_dict = hub_dataset_dict(spec)
     frames: dict[str, pd.DataFrame] = {}
     for split, aliases in SPLIT_ALIASES.items():
         hub_split = next((a for a in aliases if a in dataset_dict), None)

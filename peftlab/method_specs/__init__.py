@@ -11,7 +11,9 @@ declarations are a leaf of the import graph (no torch, no peft, no runtime modul
 validates `methods:` in a second and `--dry-run` never loads a framework.
 
 Every module of this package is imported by `_discover`: adding a method adds files, it edits none.
-A method from outside the package registers its declaration with `register_method_spec`.
+A method from outside the package registers its declaration with `register_method_spec` from an
+entry point (`peftlab.methods`) or an experiment's `include:` folder (peftlab/plugins.py), loaded
+once, after the built-ins, the first time a name is asked for.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import pkgutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, get_type_hints
+
+from peftlab.plugins import clash, load_entry_points
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,13 @@ REGISTRY: dict[str, MethodSpec] = {}
 def register_method_spec(spec: MethodSpec) -> MethodSpec:
     """Declare a method (a built-in's module does at import; a plugin calls it for its own)."""
     if spec.name in REGISTRY and REGISTRY[spec.name] != spec:
-        raise ValueError(f"method {spec.name!r} is registered twice")
+        raise clash("method", spec.name, _owner(REGISTRY[spec.name]))
     REGISTRY[spec.name] = spec
     return spec
+
+
+def _owner(spec: MethodSpec) -> str:
+    return "peftlab (built-in)" if spec.runtime.startswith("peftlab.") else spec.runtime
 
 
 _discovered = False
@@ -88,22 +96,28 @@ def _discover() -> None:
     _discovered = True
 
 
-def method_names() -> list[str]:
+def _all() -> dict[str, MethodSpec]:
+    """The built-ins, then the plugins' (`peftlab.methods` entry points, loaded once)."""
     _discover()
-    return sorted(REGISTRY)
+    load_entry_points("peftlab.methods")
+    return REGISTRY
+
+
+def method_names() -> list[str]:
+    return sorted(_all())
 
 
 def all_method_specs() -> list[MethodSpec]:
-    _discover()
-    return [REGISTRY[name] for name in sorted(REGISTRY)]
+    specs = _all()
+    return [specs[name] for name in sorted(specs)]
 
 
 def get_method_spec(name: str) -> MethodSpec:
     """The declaration of method `name`; KeyError (one line, naming the allowed values) for an unknown one."""
-    _discover()
-    if name not in REGISTRY:
-        raise KeyError(f"unknown method {name!r}; allowed: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name]
+    specs = _all()
+    if name not in specs:
+        raise KeyError(f"unknown method {name!r}; allowed: {', '.join(sorted(specs))}")
+    return specs[name]
 
 
 __all__ = ["MethodSpec", "all_method_specs", "get_method_spec", "method_names", "register_method_spec"]

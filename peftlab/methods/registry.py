@@ -14,7 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from peftlab import method_specs
 from peftlab.method_specs import MethodSpec, get_method_spec
+from peftlab.plugins import clash
 
 if TYPE_CHECKING:
     import torch
@@ -103,11 +105,14 @@ REGISTRY: dict[str, Method] = {}
 
 
 def register(method: Method) -> Method:
-    """Join a declared method to its hooks; the declaration must be registered and its claims hold."""
+    """Join a declared method to its hooks (a plugin's module calls this as a built-in's does, peftlab/plugins.py).
+
+    The declaration must be the one peftlab.method_specs holds for the name, and its claims must hold.
+    """
     name = method.spec.name
     if name in REGISTRY and REGISTRY[name] != method:
-        raise ValueError(f"method {name!r} is registered twice")
-    if get_method_spec(name) is not method.spec:
+        raise clash("method", name, _owner(REGISTRY[name]))
+    if method_specs.REGISTRY.get(name) is not method.spec:  # the plugins are not loaded from here
         raise ValueError(f"method {name!r}: its runtime names another declaration than peftlab.method_specs holds")
     if method.spec.fsdp and not method.spec.full_model and (method.load_kwargs or method.on_step):
         raise ValueError(f"method {name!r} loads a quantised base or has a per-step hook: declare fsdp=False")
@@ -115,10 +120,15 @@ def register(method: Method) -> Method:
     return method
 
 
+def _owner(method: Method) -> str:
+    module = method.prepare.__module__
+    return "peftlab (built-in)" if module.startswith("peftlab.") else module
+
+
 def get_method(name: str) -> Method:
-    """The method `name`, its runtime module imported on first use (KeyError for an undeclared name)."""
+    """The method `name`, a built-in or a plugin's, its runtime imported on first use; KeyError if undeclared."""
     if name not in REGISTRY:
-        importlib.import_module(get_method_spec(name).runtime)
+        importlib.import_module(get_method_spec(name).runtime)  # loads the `peftlab.methods` entry points first
     return REGISTRY[name]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from peftlab.config.identity import json_digest
-from peftlab.config.probes import PROBE_KINDS
+from peftlab.config.probes import probe_kinds
 
 
 @dataclass
@@ -156,11 +157,21 @@ PROBES: dict[str, type[Probe]] = {}
 def register(cls: type[Probe]) -> type[Probe]:
     if cls.name in PROBES:
         raise ValueError(f"probe {cls.name!r} is registered twice")
-    kind = PROBE_KINDS.get(cls.name)
+    kind = probe_kinds().get(cls.name)
     if kind is None or kind.params is not cls.params_type or kind.tasks != cls.tasks:
-        raise ValueError(f"probe {cls.name!r}: its params and tasks must be declared in peftlab/config/probes.py")
+        raise ValueError(
+            f"probe {cls.name!r}: its params and tasks must be declared with "
+            "peftlab.config.probes.register_probe_kind (the built-ins: in peftlab/config/probes.py)"
+        )
     PROBES[cls.name] = cls
     return cls
+
+
+def probe_class(name: str) -> type[Probe]:
+    """The measuring class of probe `name`: its declaration's `runtime` module is imported the first time."""
+    if name not in PROBES:
+        importlib.import_module(probe_kinds()[name].runtime)
+    return PROBES[name]
 
 
 def classification_splits(params: Any, tokenizer: Any, base_dir: Path | None, limits: dict[str, int | None]) -> Any:

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from peftlab.probes.base import PROBES, RunContext, base_model_view, digest
+from peftlab.probes.base import RunContext, base_model_view, digest, probe_class
 from peftlab.probes.previous_task import META_FILE
 from peftlab.records.environment import device_type
 from peftlab.records.record import ProbeResults
@@ -65,7 +65,7 @@ class ProbeSuite:
         self.tokenizer = tokenizer
         dirs = experiment.search_dirs()
         self.probes = [
-            PROBES[e.probe](e.params, tokenizer, source_base_dir(_source_of(e.params), dirs))
+            probe_class(e.probe)(e.params, tokenizer, source_base_dir(_source_of(e.params), dirs))
             for e in experiment.forgetting
         ]
         self.cache_dir = experiment.results_dir() / ".forgetting"

@@ -11,6 +11,9 @@ no runtime module), so the config validates `task:` and the metrics a user names
 and the reports read the same declarations as the runs.
 
 Every module of this package is imported by `_discover`: adding a task adds files, it edits none.
+A task of one's own (an entry point in the group `peftlab.tasks`, or a file in an experiment's
+`include:` folder, see peftlab/plugins.py) calls the same `register`, its `runtime` naming a
+module of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import importlib
 import pkgutil
 from dataclasses import dataclass
 from typing import Literal
+
+from peftlab.plugins import clash, load_entry_points
 
 Direction = Literal["max", "min"]
 
@@ -134,17 +139,20 @@ REGISTRY: dict[str, TaskSpec] = {}
 
 
 def register(spec: TaskSpec) -> TaskSpec:
+    """Add a task's declaration; a plugin's module calls this as a built-in's does (peftlab/plugins.py)."""
     if spec.name in REGISTRY and REGISTRY[spec.name] != spec:
-        raise ValueError(f"task {spec.name!r} is registered twice")
+        known = REGISTRY[spec.name].runtime
+        raise clash("task", spec.name, "peftlab (built-in)" if known.startswith("peftlab.") else known)
     REGISTRY[spec.name] = spec
     return spec
 
 
 def _discover() -> None:
-    """Import every module of this package once: each registers its task."""
+    """Import every module of this package once (each registers its task), then the `peftlab.tasks` plugins."""
     for info in pkgutil.iter_modules(__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")
+    load_entry_points("peftlab.tasks")
 
 
 def task_names() -> list[str]:

@@ -15,6 +15,7 @@ import numpy as np
 
 from peftlab.task_specs import get_task_spec
 from peftlab.tasks.batching import attention_mask, pad_rows, train_batches
+from peftlab.tasks.splits import prepare_data, split_limits
 
 __all__ = ["TokenizedSplit", "collate", "evaluate_split", "tokenize_split", "train_batches"]
 
@@ -60,18 +61,13 @@ def tokenize_split(
 
 def tokenize_frames(data: Any, tokenizer: Any, max_length: int, dtype: Any = np.int64) -> dict[str, TokenizedSplit]:
     """The three splits of loaded data and a preset's extra evaluation splits (pairs where there is `text_pair`)."""
-    frames = {"train": data.train, "validation": data.validation, "test": data.test, **getattr(data, "extra", {})}
-    return {
-        name: tokenize_split(
-            frame["text"].tolist(),
-            frame["label"].to_numpy(),
-            tokenizer,
-            max_length,
-            pairs=frame["text_pair"].tolist() if "text_pair" in frame.columns else None,
-            dtype=dtype,
-        )
-        for name, frame in frames.items()
-    }
+
+    def tokenize(frame: Any) -> TokenizedSplit:
+        pairs = frame["text_pair"].tolist() if "text_pair" in frame.columns else None
+        labels = frame["label"].to_numpy()
+        return tokenize_split(frame["text"].tolist(), labels, tokenizer, max_length, pairs=pairs, dtype=dtype)
+
+    return prepare_data(data, tokenize)[1]
 
 
 def collate(split: TokenizedSplit, indices: np.ndarray, pad_id: int, padding_side: str = "right") -> dict[str, Any]:
@@ -197,7 +193,7 @@ def load_data(experiment: Any, base_dir: Any, targets: str) -> Any:
         targets=targets,
         test_source=cfg.test_source,
         base_dir=base_dir,
-        limits={"train": cfg.train_limit, "validation": cfg.validation_limit, "test": cfg.test_limit},
+        limits=split_limits(cfg),
     )
 
 

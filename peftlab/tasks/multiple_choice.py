@@ -31,6 +31,7 @@ import numpy as np
 
 from peftlab.task_specs import get_task_spec
 from peftlab.tasks.batching import attention_mask, pad_rows
+from peftlab.tasks.splits import prepare_data, split_limits
 
 IGNORE = -100  # label of tokens that carry no loss
 TARGET_DELIMITER = " "  # lm-eval's default between context and choice
@@ -318,13 +319,11 @@ class MultipleChoiceTask:
             choices_column=cfg.choices_column,
             label_column=cfg.label_column,
             base_dir=base_dir,
-            limits={"train": cfg.train_limit, "validation": cfg.validation_limit, "test": cfg.test_limit},
+            limits=split_limits(cfg),
         )
         source = resolve_model_source(experiment.model, experiment.search_dirs())
         tokenize = tokenize_encoder if is_encoder(source.location) else tokenize_causal
-        return data, {
-            name: tokenize(data.split(name), tokenizer, cfg.max_length) for name in ("train", "validation", "test")
-        }
+        return prepare_data(data, lambda frame: tokenize(frame, tokenizer, cfg.max_length))
 
     def load_model(self, source: Any, data: Any, load_kwargs: dict[str, Any], pad_token_id: int | None) -> Any:
         from peftlab.runtime.models import load_causal_lm

@@ -23,6 +23,7 @@ from peftlab.errors import ModelSourceError
 from peftlab.task_specs import get_task_spec
 from peftlab.tasks.batching import attention_mask, pad_rows
 from peftlab.tasks.scoring import normalize, score_generations
+from peftlab.tasks.splits import prepare_data, split_limits
 
 IGNORE = -100  # label of tokens that carry no loss (prompt, padding)
 SAMPLES_KEPT = 8  # generated answers stored in each record, for reading
@@ -322,19 +323,19 @@ class SftTask:
             text_column=cfg.text_column,
             label_column=cfg.label_column,
             base_dir=base_dir,
-            limits={"train": cfg.train_limit, "validation": cfg.validation_limit, "test": cfg.test_limit},
+            limits=split_limits(cfg),
             test_source=cfg.test_source,
         )
-        splits = {}
-        for name in ("train", "validation", "test"):
-            frame = data.split(name)
+
+        def tokenize(frame: Any) -> SftSplit:
             if data.kind == "labels":
                 pairs = labelled_conversations(data, frame, tokenizer, cfg.max_length, cfg.system)
-                splits[name] = tokenize_conversations(pairs, tokenizer, cfg.max_length, frame["label"].to_numpy())
-            else:
-                pairs = [data.conversation(text) for text in frame["text"]]
-                pairs = [(with_system(messages, cfg.system), answer) for messages, answer in pairs]
-                splits[name] = tokenize_conversations(pairs, tokenizer, cfg.max_length)
+                return tokenize_conversations(pairs, tokenizer, cfg.max_length, frame["label"].to_numpy())
+            pairs = [data.conversation(text) for text in frame["text"]]
+            pairs = [(with_system(messages, cfg.system), answer) for messages, answer in pairs]
+            return tokenize_conversations(pairs, tokenizer, cfg.max_length)
+
+        data, splits = prepare_data(data, tokenize)
         budget = splits["train"].answer_budget()  # the TRAIN answers, not those being evaluated
         for split in splits.values():
             split.max_new_tokens = budget

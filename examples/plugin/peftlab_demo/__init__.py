@@ -1,0 +1,1 @@
+"""peftlab plugins of one's own: a method (BitFit) and a task (classification scored by balanced accuracy)."""
