@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         for q in (crossed.MODELS, crossed.RECIPE)
     }
     lines = [
-        f"### `{args.line_a}` − `{args.line_b}` in test accuracy, rank by rank (stats/crossed.py: paired on the "
-        "same test sentences; headline = (b) this training recipe where both sides have ≥ 2 seeds, else (a) these "
+        f"### `{args.line_a}` − `{args.line_b}` in test accuracy, rank by rank (peftlab/stats/crossed.py: paired on "
+        "the same test sentences; headline = (b) this training recipe where both sides have ≥ 2 seeds, else (a) these "
         "trained models; p Holm-adjusted over the ranks, per question)",
         "",
         "| rank | question | Δ accuracy [95% interval] | p (Holm) | (a) Δ [95% interval] | per-seed accuracy A / B |",

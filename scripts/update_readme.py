@@ -23,6 +23,8 @@ BLOCKS: dict[str, tuple[str, str]] = {
     ),
     "methods_zoo-summary": ("results/methods_zoo/summary.md", "docs/findings/2026-11-24-methods-zoo.md"),
     "calibration": ("results/calibration/calibration.md", "docs/statistics.md"),  # benchmarks/calibration.py
+    # benchmarks/calibration.py --compare BEFORE.json AFTER.json
+    "calibration-change": ("results/calibration/before_after.md", "docs/statistics.md"),
     "smollm_sft-summary": ("results/smollm_sft/summary.md", "docs/findings/2026-11-23-smollm-sft.md"),
     "forgetting-summary": ("results/forgetting/summary.md", "docs/findings/2026-11-23-forgetting.md"),
     "forgetting_smollm-summary": ("results/forgetting_smollm/summary.md", "docs/findings/2026-11-23-forgetting.md"),

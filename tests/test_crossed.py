@@ -283,10 +283,11 @@ def test_seeds_to_resolve_uses_the_t_the_interval_would_use_not_the_normal():
     assert seeds >= normal
 
     def resolves(s: int) -> bool:
-        terms = [((v + i) / s, s - 1) for v, i in zip(c.seed_var, c.interaction, strict=True)]
+        terms = [(max(v + i, 0.0) / s, s - 1) for v, i in zip(c.seed_var, c.interaction, strict=True)]
         df = crossed._satterthwaite(terms, c.example, c.n)
         q = crossed._quantile(0.975, df) + crossed._quantile(0.8, df)
-        return q * math.sqrt(c.variance(seeds=s)) <= abs(result.estimate)
+        floor = z * math.sqrt(c.examples_part(seeds=s)) <= abs(result.estimate)  # (b) contains (a)
+        return q * math.sqrt(c.variance(seeds=s)) <= abs(result.estimate) and floor
 
     if math.isfinite(seeds):
         assert resolves(int(seeds)) and (seeds == 2 or not resolves(int(seeds) - 1))
@@ -299,3 +300,123 @@ def test_a_cost_interval_stops_at_the_bound_the_quantity_cannot_cross():
     clipped = crossed.seed_interval([400.0, 1300.0], bounds=(0.0, math.inf))
     assert clipped == (0.0, high)
     assert crossed.seed_interval([400.0, 410.0], bounds=(0.0, math.inf)) == crossed.seed_interval([400.0, 410.0])
+
+
+# ---------------------------------------------------------------- side numbers that agree with the interval (issue 29)
+
+
+def test_a_recipe_interval_always_contains_the_checkpoints_interval():
+    """(b)'s variance is the checkpoints' variance plus the seeds': never narrower than (a) (law of total variance).
+
+    Two seeds that agree more than their seed × example interaction predicts (here: the same accuracy
+    on different examples) gave an (b) interval inside (a)'s before the floor.
+    """
+    rng = np.random.default_rng(29)
+    n = 400
+    hard = rng.random(n)
+    agree = np.stack([(hard < 0.8).astype(float), (hard < 0.8).astype(float)])
+    swap = rng.choice(np.flatnonzero(agree[1] == 1), 30, replace=False)
+    back = rng.choice(np.flatnonzero(agree[1] == 0), 30, replace=False)
+    agree[1, swap], agree[1, back] = 0.0, 1.0  # same accuracy, 60 examples changed: s² = 0, interaction > 0
+    reference = (hard + rng.normal(0, 0.05, (2, n)) < 0.78).astype(float)
+    cases = [crossed.estimate(runs("A", agree)), crossed.difference(runs("A", agree), runs("B", reference))]
+    for _ in range(300):
+        S, size = int(rng.integers(2, 5)), int(rng.integers(50, 400))
+        a, b = pair(S, size, float(rng.uniform(-0.03, 0.03)), rng)
+        cases += [crossed.difference(runs("A", a), runs("B", b)), crossed.estimate(runs("A", a))]
+    widened = 0
+    for result in cases:
+        assert result.b.low <= result.a.low + 1e-12 and result.b.high >= result.a.high - 1e-12, result.name
+        if math.isfinite(result.b.p):
+            assert result.b.p >= result.a.p - 1e-12
+        assert result.b.mdd() >= result.a.mdd() - 1e-12
+        own = crossed._quantile(0.975, result.b.df) * result.b.se  # (b)'s t half-width before containing (a)
+        widened += own < crossed._quantile(0.975, math.inf) * result.a.se
+    assert widened > 0  # the rule was needed (185 of these 600 draws put (b) inside or across (a) before), and held
+
+
+def test_the_projections_read_the_printed_intervals_own_variance_and_df():
+    rng = np.random.default_rng(30)
+    for _ in range(50):
+        a, b = pair(int(rng.integers(2, 5)), 500, float(rng.uniform(-0.02, 0.04)), rng)
+        result = crossed.difference(runs("A", a), runs("B", b))
+        c = result.components
+        assert c.variance() == pytest.approx(result.b.se**2, rel=1e-9) and c.df() == pytest.approx(result.b.df)
+        assert c.examples_part() == pytest.approx(result.a.se**2, rel=1e-9)
+        assert c.variance(seeds=result.seeds[0], n=result.n) == c.variance()
+        # not significant ⇔ today's seeds and examples cannot be what resolves it
+        seeds = result.seeds_to_resolve()
+        if not result.b.p < crossed.ALPHA:
+            assert seeds > result.seeds[0]
+            assert result.examples_to_resolve(crossed.RECIPE) > result.n
+            assert result.examples_to_resolve(crossed.MODELS) > result.n or result.a.p < crossed.ALPHA
+
+
+def test_examples_to_resolve_uses_the_t_of_the_recipe_interval_like_seeds_to_resolve():
+    rng = np.random.default_rng(34)
+    a, b = pair(3, 1000, 0.015, rng)
+    result = crossed.difference(runs("A", a), runs("B", b))
+    c = result.components
+    examples = result.examples_to_resolve(crossed.RECIPE)
+    assert result.b.p > crossed.ALPHA and 1000 < examples < math.inf
+
+    def detects(k: int, df: float) -> bool:
+        q = crossed._quantile(0.975, df) + crossed._quantile(0.8, df)
+        z = crossed._quantile(0.975, math.inf) + crossed._quantile(0.8, math.inf)
+        floor = z * math.sqrt(c.examples_part(n=k)) <= abs(result.estimate)  # (b) never narrower than (a)
+        return q * math.sqrt(c.variance(n=k)) <= abs(result.estimate) and floor
+
+    k = int(examples)
+    assert detects(k, c.df(n=k)) and not detects(k - 1, c.df(n=k - 1))
+    normal = next(m for m in range(1, 10**7) if detects(m, math.inf))  # the old z rule: fewer examples
+    assert normal < k
+
+
+def test_holm_threshold_is_the_alpha_a_row_faces_in_its_family():
+    rng = np.random.default_rng(32)
+    assert crossed.holm_threshold([]) == crossed.ALPHA
+    assert crossed.holm_threshold([0.03]) == pytest.approx(0.025)  # blocked at rank 2: must come first
+    assert crossed.holm_threshold([0.01]) == pytest.approx(0.05)
+    for _ in range(2000):
+        others = list(rng.uniform(0, 0.1, int(rng.integers(1, 9))) ** rng.uniform(0.5, 2))
+        p = float(rng.uniform(0, 0.08))
+        rejected = crossed.holm([*others, p])[-1] < crossed.ALPHA
+        assert rejected == (p < crossed.holm_threshold(others))
+
+
+def test_a_row_holm_leaves_unresolved_is_never_resolved_by_the_seeds_it_already_has():
+    """The main job: 3 seeds, raw p small, Holm p ≈ 0.055. 'to resolve' said '3 seeds'; it must ask for more."""
+    rng = np.random.default_rng(36)
+    a, b = pair(3, 1000, 0.03, rng)
+    result = crossed.difference(runs("A", a), runs("B", b))
+    assert result.b.p < 0.01 and result.seeds_to_resolve() <= 3  # resolved at the unadjusted α
+    others = math.ceil(0.05 / (0.99 * result.b.p)) - 1  # methods vs the same reference, each a little stronger
+    family = [result.b.p * 0.99] * others
+    p_holm = crossed.holm([*family, result.b.p])[-1]
+    assert 0.05 <= p_holm < 0.06  # as the main job's prompt and prefix tuning
+    alpha = crossed.holm_threshold(family)
+    assert result.b.p >= alpha and result.seeds_to_resolve(alpha) > 3
+    assert result.examples_to_resolve(crossed.RECIPE, alpha) > result.n
+
+
+def test_a_wide_seed_spread_at_two_seeds_is_known_low_coverage_from_the_grid():
+    cells = [
+        {"seeds": 2, "n": 1000, "seed_sd": sd, "interaction": inter, "replicates": 500,
+         "b_cover_acc": cover, "b_cover_diff": 0.97}
+        for sd, cover in ((0.0, 0.95), (0.02, 0.951), (0.05, 0.92)) for inter in (False, True)
+    ]  # fmt: skip
+    low = calibration.known_low_coverage(2, 872, 0.06, cells=cells)
+    assert low is not None and low.coverage == pytest.approx(0.92) and low.seed_sd == 0.05 and low.replicates == 1000
+    assert calibration.known_low_coverage(2, 872, 0.03, cells=cells) is None  # spread below the known-low cell
+    assert calibration.known_low_coverage(3, 872, 0.06, cells=cells) is None  # no claim without a measurement
+    assert calibration.known_low_coverage(2, 872, 0.06, "diff", cells=cells) is None
+
+
+def test_the_shipped_grid_is_the_benchmarks_output_and_flags_the_wide_two_seed_cell():
+    cells = calibration.known_cells()
+    assert {c["seed_sd"] for c in cells} >= {0.0, 0.05} and {c["seeds"] for c in cells} >= {2, 3}
+    assert all(c["replicates"] >= 300 for c in cells)
+    low = calibration.known_low_coverage(2, 1000, 0.05)  # prompt and prefix tuning's design in the main job
+    assert low is not None and low.coverage < 0.93 and low.seeds == 2 and low.seed_sd == 0.05
+    assert calibration.known_low_coverage(3, 1000, 0.05) is None  # a third seed brings it to target
+    assert calibration.known_low_coverage(2, 1000, 0.01) is None  # seeds that agree: no flag

@@ -390,11 +390,13 @@ def records_with_predictions(
     *,
     config: dict | None = None,
     text_answers: bool = False,
+    seed_shift: dict[str, list[float]] | None = None,
 ) -> Path:
     """Synthetic records whose per-example predictions share a difficulty (as real methods' errors do).
 
     `config`: merged into every record's config (e.g. a `report` block); `text_answers`: gold and
-    predictions as strings, as task sft writes them (no label ids: no macro-F1 or MCC).
+    predictions as strings, as task sft writes them (no label ids: no macro-F1 or MCC); `seed_shift`:
+    per method, an accuracy offset per seed (a method whose seeds spread widely).
     """
     import numpy as np
 
@@ -412,7 +414,8 @@ def records_with_predictions(
                 results_dir.name, label, method, seed, acc, trainable, peak, tps, saved, hyper, forgetting=False
             )
             rec["config"].update(config or {})
-            correct = (hardness + rng.normal(0, 0.05, n)) < acc
+            shift = (seed_shift or {}).get(label, [0.0] * len(seeds))[list(seeds).index(seed)]
+            correct = (hardness + rng.normal(0, 0.05, n)) < acc + shift
             rec["metrics"]["test"].update({"accuracy": float(correct.mean()), "n": n})
             prediction = [g if c else 1 - g for g, c in zip(gold, correct, strict=True)]
             answers = [f"answer {g}" for g in gold] if text_answers else gold
@@ -614,3 +617,82 @@ def test_bad_statistics_requests_are_one_line_errors_that_write_nothing(tmp_path
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and expected in err, err
     assert sorted(p.name for p in results.iterdir()) == before  # nothing written
+
+
+# ---------------------------------------------------------------- side numbers that agree with the interval (issue 29)
+
+
+def test_a_duplicate_example_id_in_a_predictions_file_is_one_line_exit_2_naming_file_and_id(tmp_path, capsys):
+    import json
+
+    from peftlab.records.predictions import read_predictions, write_predictions
+
+    results = records_with_predictions(tmp_path / "dup", {"full": 0.86, "lora": 0.84}, seeds=(0, 1))
+    path = next((results / "runs").glob("lora*.json"))
+    record = json.loads(path.read_text())
+    test = read_predictions(results / "runs", record)["test"]
+    ids = [str(i) for i in test.ids]
+    ids[7] = ids[3]  # the same example twice: before, the last line silently won
+    block = {"id": ids, **{k: list(v) for k, v in test.columns.items()}}
+    record["predictions"] = write_predictions(results, record["run_id"], {"test": block})  # sha256 matches
+    path.write_text(json.dumps(record))
+    before = sorted(p.name for p in results.iterdir())
+    capsys.readouterr()
+    assert report_main([str(results)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert record["predictions"]["file"] in err and repr(ids[3]) in err and "more than once" in err
+    assert sorted(p.name for p in results.iterdir()) == before  # nothing written
+
+
+def _to_resolve_rows(md: str) -> list[tuple[str, str, str, int]]:
+    header, rows = _md_rows(md)
+    out = []
+    for method, row in rows.items():
+        runs_ok = int(row[header.index("runs ok/planned")].split("/")[0])
+        out.append((method, row[header.index("to resolve Δ")], row[header.index("p (b, Holm)")], runs_ok))
+    return out
+
+
+def test_to_resolve_never_names_the_seeds_already_run_for_a_row_holm_left_unresolved(tmp_path):
+    """Many methods a little below the reference: Holm leaves several unresolved; none may say 'k seeds', k ≤ run."""
+    accs = {"full": 0.86, **{f"m{k}": 0.86 - 0.004 * k for k in range(1, 9)}}
+    results = records_with_predictions(tmp_path / "holm", accs, seeds=(0, 1, 2))
+    write_report([results], tmp_path / "out")
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    rows = _to_resolve_rows((tmp_path / "out" / "summary.md").read_text())
+    unresolved = 0
+    for method, text, p_holm, runs_ok in rows:
+        if method == "full":
+            continue
+        if text.endswith(" seeds"):
+            assert int(text.split()[0]) > runs_ok, (method, text, p_holm)
+            unresolved += 1
+        if text == "resolved":
+            assert p_holm == "< 0.001" or float(p_holm) < 0.05
+    assert unresolved > 0
+    alpha = summary.set_index("method")["vs_ref_alpha"].dropna()
+    assert (alpha < 0.05).any() and (alpha <= 0.05).all()  # the projections faced Holm's step-down α′
+
+
+def test_a_wide_two_seed_spread_is_flagged_as_known_low_coverage_from_the_calibration_grid(tmp_path, monkeypatch):
+    from peftlab.stats import calibration
+
+    cells = tuple(
+        {"seeds": 2, "n": 1000, "seed_sd": sd, "interaction": inter, "replicates": 500,
+         "b_cover_acc": cover, "b_cover_diff": cover + 0.01}
+        for sd, cover in ((0.0, 0.95), (0.02, 0.95), (0.05, 0.915)) for inter in (False, True)
+    )  # fmt: skip
+    monkeypatch.setattr(calibration, "known_cells", lambda path=None: cells)
+    accs = {"full": 0.86, "lora": 0.84, "prompt_tuning": 0.75}
+    results = records_with_predictions(
+        tmp_path / "wide", accs, seeds=(0, 1), n=900, seed_shift={"prompt_tuning": [-0.05, 0.05]}
+    )
+    write_report([results], tmp_path / "out")
+    md = (tmp_path / "out" / "summary.md").read_text()
+    header, rows = _md_rows(md)
+    assert rows["prompt_tuning"][header.index("question")] == "recipe (b) ‡"
+    assert rows["lora"][header.index("question")] == "recipe (b)"
+    assert rows["prompt_tuning"][header.index("Δ acc vs full, recipe (b) [95% CI]")].endswith("‡")
+    assert "‡ prompt_tuning: its recipe (b) interval covers about 0.92, not 0.95" in md
+    assert "2 seeds, seed sd ≥ 0.05, n = 1000" in md and "‡ lora" not in md

@@ -1,8 +1,6 @@
-"""peftlab/stats/nested.py and the predictions files: intervals, paired tests, Holm, marks, power, fallbacks."""
+"""peftlab/stats/nested.py (the labelled fallback for records without predictions) and the predictions files."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
@@ -71,39 +69,6 @@ def test_paired_pairs_on_shared_ids_and_seeds_only():
     assert stats.paired_comparison("a", [a], "b", [stats.SeedOutcomes(5, b.ids, b.correct)]) is None
 
 
-def test_holm_matches_a_hand_computed_example():
-    # sorted: .005×4=.02, .01×3=.03, .03×2=.06, .04×1=.04→.06 (monotone); back in input order
-    assert stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    # NaN is not counted: m = 2; .2×2 = .4, .3×1 = .3 → .4 (monotone)
-    assert stats.holm([0.3, math.nan, 0.2]) == pytest.approx([0.4, math.nan, 0.4], nan_ok=True)
-
-
-def _fixed_test(p_by_pair: dict[tuple[str, str], float]):
-    def test(a: str, b: str) -> stats.Comparison:
-        return stats.Comparison(a, b, 0.01, 0.0, 0.02, p_by_pair[(a, b)], "test")
-
-    return test
-
-
-def test_best_only_when_the_leader_beats_the_runner_up_else_tied_leaders():
-    points = {"a": 0.90, "b": 0.89, "c": 0.70}
-    sig = stats.best_marks(points, _fixed_test({("a", "b"): 0.01, ("a", "c"): 0.001}))
-    assert sig.best == ("a",) and sig.mark("b") is None
-    tied = stats.best_marks(points, _fixed_test({("a", "b"): 0.2, ("a", "c"): 0.001}))
-    assert tied.best == () and tied.tied == ("a", "b") and tied.mark("c") is None
-    assert stats.best_marks({"a": 0.5}, _fixed_test({})).best == ("a",)
-
-
-def test_minimum_detectable_difference_shrinks_with_examples_and_seeds():
-    base = stats.minimum_detectable_difference(1000, 1, 0.2)
-    assert base == pytest.approx(2.8016 * math.sqrt(0.2 / 1000), rel=1e-3)
-    assert stats.minimum_detectable_difference(4000, 1, 0.2) == pytest.approx(base / 2, rel=1e-6)
-    assert stats.minimum_detectable_difference(1000, 4, 0.2) == pytest.approx(base / 2, rel=1e-6)
-    assert stats.minimum_detectable_difference(1000, 3, 0.2, seed_sd=0.02) > stats.minimum_detectable_difference(
-        1000, 3, 0.2
-    )
-
-
 def test_bootstrap_of_ten_runs_of_a_thousand_examples_is_fast_enough_to_report_often():
     import time
 
@@ -135,20 +100,23 @@ def test_predictions_round_trip_with_fingerprint_and_stable_ids(tmp_path):
         read_predictions(tmp_path / "runs", {"predictions": entry})
 
 
-def test_macro_f1_interval_stays_in_range_at_one_seed_and_matches_sklearn():
-    """Macro-F1 gets a bootstrap interval from its confusion counts (it used to be ±1.38 at two seeds)."""
-    import numpy as np
-    from sklearn.metrics import f1_score
+def test_the_nested_fallback_keeps_only_what_records_without_predictions_need():
+    """Holm, marks, power and macro-F1 live in the crossed engine only; the fallback is labelled."""
+    for gone in ("holm", "with_holm", "best_marks", "minimum_detectable_difference", "macro_f1_interval"):
+        assert not hasattr(stats, gone), gone
+    assert stats.LABEL == "nested (no predictions)"
 
-    from peftlab.stats import nested as stats
-    rng = np.random.default_rng(0)
-    gold = rng.integers(0, 3, size=300)
-    pred = np.where(rng.random(300) < 0.7, gold, rng.integers(0, 3, size=300))
-    pred[:5] = -1  # an unparsed answer counts as no class
-    one = stats.macro_f1_interval([(gold, pred)], 3, key="one")
-    expected = f1_score(gold, pred, labels=[0, 1, 2], average="macro", zero_division=0)
-    assert one.mean == pytest.approx(expected)
-    assert 0.0 <= one.low < one.mean < one.high <= 1.0 and one.seeds == 1
-    # a degenerate run (one class predicted everywhere) still gets an interval inside [0, 1]
-    flat = stats.macro_f1_interval([(gold, np.zeros_like(gold)), (gold, pred)], 3, key="two")
-    assert 0.0 <= flat.low <= flat.high <= 1.0
+
+def test_a_predictions_file_that_repeats_an_id_is_refused_naming_file_and_id(tmp_path):
+    from peftlab.errors import UserError
+
+    ids = example_ids([("a text", 1), ("b text", 0)])
+    block = {
+        "id": [ids[0], ids[1], ids[0]],
+        "gold": [1, 0, 1],
+        "prediction": [1, 1, 0],
+        "correct": [True, False, False],
+    }
+    entry = write_predictions(tmp_path, "run1", {"test": block})
+    with pytest.raises(UserError, match=rf"run1\.predictions\.jsonl\.gz: example id '{ids[0]}' appears more than once"):
+        read_predictions(tmp_path / "runs", {"predictions": entry})

@@ -2,7 +2,7 @@
 
   peftlab run EXPERIMENT.yaml [key=value ...]   plan, run what is missing, report   (python -m peftlab.run)
   peftlab report results/<experiment> ...       tables and figures from records      (python -m peftlab.report)
-  peftlab export results/<experiment> RUN_ID    merge a run's adapter into a model   (python -m peftlab.cli.export)
+  peftlab export RUN --adapter OUT | --merge OUT  share a run's adapter with its card (python -m peftlab.cli.export)
   peftlab paper                                 the paper from the reports           (python -m peftlab.cli.paper)
   peftlab assets                                the builtin model and data, offline  (python -m peftlab.cli.assets)
   peftlab dashboard results/<experiment>        its Optuna study in optuna-dashboard (python -m peftlab.cli.dashboard)
@@ -19,7 +19,7 @@ import sys
 COMMANDS = {
     "run": ("peftlab.cli.run", "plan an experiment, run what is missing, write its report"),
     "report": ("peftlab.cli.report", "tables (CSV, Markdown, LaTeX), macros and figures from run records"),
-    "export": ("peftlab.cli.export", "merge a finished run's adapter into a standalone model"),
+    "export": ("peftlab.cli.export", "a run's adapter with its model card (hub layout, --push), or merged"),
     "paper": ("peftlab.cli.paper", "build the paper from the experiments' reports"),
     "assets": ("peftlab.cli.assets", "check or install the builtin model and data for offline use"),
     "dashboard": ("peftlab.cli.dashboard", "open an experiment's Optuna study in optuna-dashboard (127.0.0.1)"),

@@ -1,16 +1,28 @@
-"""`python -m peftlab.cli.export RUN --merge OUT/`: a run's adapter merged into its base model, saved standalone.
+"""`peftlab export RUN --adapter OUT [--push REPO_ID]` / `--merge OUT`: a run's adapter, ready for others.
 
-The deployment step of the LoRA tutorials (`merge_and_unload`): load the run's base model as the
-run loaded it (same source, same task head), attach the adapter the run saved under
-`results/<experiment>/adapters/<run_id>/`, fold the low-rank (or IA3) update into the weights,
-and save a plain transformers folder with the tokenizer, which loads without peft. RUN is a run
-id (looked up under `results/*/runs/`) or the path of a run record.
+`--adapter OUT` writes a hub-layout folder: the adapter (`adapter_config.json` naming the base
+model by its hub id, or the user's own id or path as given, never this machine's path), a model
+card written from the record (reporting/cards.py: `huggingface_hub`'s `ModelCard` with the
+metrics as `EvalResult`s) and the record itself. `--push REPO_ID` uploads that folder in one
+commit with `huggingface_hub`, when online and a token is set; otherwise one line, exit 2, and
+nothing is uploaded.
+
+`--merge OUT` is the deployment step of the LoRA tutorials (`merge_and_unload`): load the run's
+base model as the run loaded it (same source, same task head), attach the adapter the run saved
+under `results/<experiment>/adapters/<run_id>/`, fold the low-rank (or IA3) update into the
+weights, and save a plain transformers folder with the tokenizer, which loads without peft.
+
+RUN is a run id (looked up under `results/*/runs/`), the path of a run record, or `best`: the
+significantly best method's best seed, by the report's own rule (the method marked best on the
+task's primary test metric: ahead of every other, intersection–union at α = 0.05), the reason
+written on the card.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -22,6 +34,7 @@ from peftlab.errors import UserError
 from peftlab.records.results import publish_dir
 
 MERGEABLE = ("LORA", "ADALORA", "IA3")  # peft types whose update is a change of the weights (DoRA is LORA)
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
 
 
 def find_record(run: str, results_root: Path) -> Path:
@@ -39,8 +52,8 @@ def find_record(run: str, results_root: Path) -> Path:
     return matches[0]
 
 
-def _adapter_dir(record: dict[str, Any]) -> Path:
-    """The run's saved adapter, or a one-line reason why there is nothing to merge."""
+def saved_adapter(record: dict[str, Any]) -> Path:
+    """The run's saved adapter folder, or a one-line reason why the run has none (UserError)."""
     from peftlab.method_specs import get_method_spec, method_names
 
     name, run_id = record["method"], record["run_id"]
@@ -54,17 +67,24 @@ def _adapter_dir(record: dict[str, Any]) -> Path:
     if method is not None and method.full_model:
         where = artifacts.get("full_model")
         hint = f"it is already a standalone model folder: {where}" if where else "set save.full_models: true to keep it"
-        raise UserError(f"run {run_id}: {name} fine-tunes the whole model, there is no adapter to merge; {hint}")
+        raise UserError(f"run {run_id}: {name} fine-tunes the whole model, there is no adapter; {hint}")
     adapter = artifacts.get("adapter")
     if not adapter or not (Path(adapter) / "adapter_config.json").is_file():
         raise UserError(f"run {run_id}: no saved adapter (save.adapters was off, or {adapter} was moved)")
-    peft_type = json.loads((Path(adapter) / "adapter_config.json").read_text()).get("peft_type")
+    return Path(adapter)
+
+
+def _adapter_dir(record: dict[str, Any]) -> Path:
+    """The run's saved adapter when it is a weight update that merges, or a one-line reason why not."""
+    adapter = saved_adapter(record)
+    peft_type = json.loads((adapter / "adapter_config.json").read_text()).get("peft_type")
     if peft_type not in MERGEABLE:
         raise UserError(
-            f"run {run_id}: a {name} adapter ({peft_type}) is a learned prompt fed with the input, not a weight "
-            f"update: nothing to merge; load it with peft.PeftModel.from_pretrained(base, '{adapter}') instead"
+            f"run {record['run_id']}: a {record['method']} adapter ({peft_type}) is a learned prompt fed with the "
+            f"input, not a weight update: nothing to merge; load it with "
+            f"peft.PeftModel.from_pretrained(base, '{adapter}') instead"
         )
-    return Path(adapter)
+    return adapter
 
 
 def load_adapted(record: dict[str, Any], adapter: Path) -> tuple[Any, Any]:
@@ -125,18 +145,188 @@ def merge_run(record_file: Path, out: Path) -> Path:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m peftlab.cli.export", description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="run id (e.g. lora-s0-1a2b3c4d) or path to its record .json")
-    parser.add_argument("--merge", metavar="OUT", required=True, type=Path, help="folder to write the merged model")
-    parser.add_argument("--results", metavar="DIR", default=Path("results"), type=Path, help="default: results")
-    args = parser.parse_args(argv)
+def experiment_summary(results_dir: Path) -> Any:
+    """The report's summary of one experiment folder (the same statistics the tables show), quietly."""
+    from peftlab.cli.report import compare_records
+
+    compared = compare_records([results_dir], log=lambda _: None)
+    if compared is None:
+        raise UserError(f"{results_dir}: no run records")
+    return compared
+
+
+def choose_best(results_dir: Path) -> tuple[Path, str]:
+    """(record file, reason): the significantly best method's best seed, by the report's own rule.
+
+    The method is the summary's row marked `best` on the task's primary test metric (ahead of
+    every other method, intersection–union at α = 0.05, docs/statistics.md); none marked is a
+    UserError naming the tie set. Its seed: the ok run with a saved adapter whose own test score is
+    best (the lowest seed on a tie).
+    """
+    compared = experiment_summary(results_dir)
+    summary = compared.summary
+    primary = str(summary["primary_metric"].dropna().iloc[0]) if "primary_metric" in summary else "accuracy"
+    direction = str(summary["primary_direction"].dropna().iloc[0]) if "primary_direction" in summary else "max"
+    mark = f"test_{primary}_mark"
+    marked = summary[summary[mark] == "best"] if mark in summary else summary.iloc[0:0]
+    if marked.empty:
+        tied = summary[summary[mark] == "tied"]["method"].tolist() if mark in summary else []
+        raise UserError(
+            f"{results_dir}: no method is significantly best on test {primary} (tied: {', '.join(tied) or 'n/a'}); "
+            "export a run id instead"
+        )
+    row = marked.iloc[0].to_dict()
+    runs = [
+        r
+        for r in compared.records
+        if r.get("status") == "ok"
+        and r.get("experiment") == row["experiment"]
+        and str(r.get("label")) == str(row["method"]).split(" (")[0]
+        and (r.get("artifacts") or {}).get("adapter")
+    ]
+    if not runs:
+        raise UserError(f"{results_dir}: the best method, {row['method']}, has no run with a saved adapter")
+    sign = -1 if direction == "max" else 1
+
+    def key(record: dict[str, Any]) -> tuple[float, int]:
+        value = ((record.get("metrics") or {}).get("test") or {}).get(primary)
+        return (sign * float(value) if isinstance(value, (int, float)) else float("inf"), int(record.get("seed") or 0))
+
+    chosen = min(runs, key=key)
+    value = (chosen.get("metrics") or {}).get("test", {}).get(primary)
+    seeds = ", ".join(
+        f"seed {r.get('seed')}: {r['metrics']['test'].get(primary):.4g}"
+        for r in sorted(runs, key=lambda r: r.get("seed") or 0)
+    )
+    reason = (
+        f"`peftlab export best` chose it. {row['method']} is the method marked best on test {primary} in "
+        f"{row['experiment']} by the report's rule: ahead of every other method, each pairwise test at α = 0.05 "
+        f"(intersection–union; {row.get(f'test_{primary}_interval') or row.get(f'test_{primary}_question')}). "
+        f"Of its {len(runs)} seed(s) ({seeds}), seed {chosen.get('seed')} has the "
+        f"{'highest' if direction == 'max' else 'lowest'} test {primary}, {value:.4g}."
+    )
+    from peftlab.records.results import record_path
+
+    return record_path(results_dir, str(chosen["run_id"])), reason
+
+
+def _method_row(record_file: Path, record: dict[str, Any]) -> dict[str, Any] | None:
+    """The report's summary row of the run's method (its interval and question), None when there is none."""
     try:
-        out = merge_run(find_record(args.run, args.results), args.merge)
+        summary = experiment_summary(record_file.parent.parent).summary
+    except UserError:
+        return None
+    label = str(record.get("label"))
+    rows = summary[[str(m).split(" (")[0] == label for m in summary["method"]]]
+    return rows.iloc[0].to_dict() if len(rows) else None
+
+
+def check_push(repo_id: str) -> None:
+    """Refuse `--push` (UserError, one line) before anything is written: offline, or no token."""
+    from peftlab.runtime.hub import hub_reachable
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes") or not hub_reachable():
+        raise UserError(f"--push {repo_id}: the Hugging Face hub cannot be reached (offline); nothing was uploaded")
+    from huggingface_hub import get_token
+
+    if not get_token():
+        raise UserError(
+            f"--push {repo_id}: no Hugging Face token (set HF_TOKEN or run `hf auth login`); nothing was uploaded"
+        )
+
+
+def write_adapter(record_file: Path, out: Path, reason: str | None = None) -> Path:
+    """The run's adapter as a hub-layout folder at `out` (adapter, README.md model card, record.json), atomically."""
+    from peftlab.records.results import read_record
+    from peftlab.reporting.cards import base_model_name, model_card
+
+    record = read_record(record_file)
+    adapter = saved_adapter(record)
+    out = out.expanduser().resolve()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"--adapter {out}: exists and is not an empty folder; choose a new one")
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = base_model_name(record)  # adapters saved before it was portable
+    card = model_card(record, config, _method_row(record_file, record), reason)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        for name in ADAPTER_FILES[1:]:
+            if (adapter / name).is_file():
+                shutil.copy2(adapter / name, tmp / name)
+        (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+        card.save(tmp / "README.md")
+        (tmp / "record.json").write_text(json.dumps(record, indent=2) + "\n")
+        publish_dir(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def push(folder: Path, repo_id: str) -> str:
+    """Upload `folder` to the hub model repo `repo_id` in one commit (all files or none); the commit's URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, repo_type="model", exist_ok=True)
+    info = api.upload_folder(
+        folder_path=str(folder), repo_id=repo_id, repo_type="model", commit_message="peftlab export"
+    )
+    return str(getattr(info, "commit_url", info))
+
+
+def _results_dir(results: Path) -> Path:
+    """The experiment folder `best` chooses in: `--results` itself, or the one experiment under it."""
+    if (results / "runs").is_dir():
+        return results
+    found = sorted(p.parent for p in results.glob("*/runs"))
+    if len(found) != 1:
+        listed = ", ".join(map(str, found)) or "none"
+        raise UserError(f"best: give the experiment with --results results/<experiment> (found: {listed})")
+    return found[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="peftlab export", description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="run id (e.g. lora-s0-1a2b3c4d), path to its record .json, or best")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--merge", metavar="OUT", type=Path, help="folder to write the merged model")
+    what.add_argument("--adapter", metavar="OUT", type=Path, help="hub-layout folder: adapter, model card, record")
+    parser.add_argument("--push", metavar="REPO_ID", help="upload the adapter folder to this hub model repo")
+    parser.add_argument(
+        "--results", metavar="DIR", default=Path("results"), type=Path, help="default: results (best: the experiment)"
+    )
+    args = parser.parse_args(argv)
+    if args.merge is None and args.adapter is None and args.push is None:
+        parser.error("one of --merge OUT, --adapter OUT or --push REPO_ID is required")
+    if args.merge is not None and args.push is not None:
+        parser.error("--push uploads an adapter folder; it does not go with --merge")
+    try:
+        if args.push is not None:
+            check_push(args.push)
+        reason = None
+        if args.run == "best":
+            record_file, reason = choose_best(_results_dir(args.results))
+        else:
+            record_file = find_record(args.run, args.results)
+        if args.merge is not None:
+            out = merge_run(record_file, args.merge)
+            print(f"peftlab export: merged model written to {out} (loads with transformers' from_pretrained alone)")
+            return 0
+        if args.adapter is not None:
+            out = write_adapter(record_file, args.adapter, reason)
+            print(f"peftlab export: adapter, model card and record written to {out}")
+            if args.push is None:
+                return 0
+            print(f"peftlab export: pushed {push(out, args.push)}")
+            return 0
+        with tempfile.TemporaryDirectory(prefix="peftlab-push-") as tmp:
+            out = write_adapter(record_file, Path(tmp) / "adapter", reason)
+            print(f"peftlab export: pushed {push(out, args.push)}")
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"peftlab.cli.export: merged model written to {out} (loads with transformers' from_pretrained alone)")
     return 0
 
 

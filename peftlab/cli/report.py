@@ -12,6 +12,11 @@ Outputs (in the experiment folder, or DIR):
 
 With --html, only explorer.html: the same summary in one self-contained page to browse in a browser
 (sortable table, Pareto scatter over any two metrics, method filter, forest plot, curves; docs/explorer.md).
+
+With --bundle OUT, only a bundle: the records and per-example predictions as parquet tables with a
+dataset card, which loads with `datasets` and which this command reads back as a source (docs/sharing.md).
+Sources are results folders and bundles alike; with --out their runs are pooled, and runs of several
+sources share a row only where config hash and data fingerprint agree (reporting/sources.py).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from peftlab.records.results import load_records, records_frame
+from peftlab.records.results import records_frame
 from peftlab.reporting.frame import COST_COLUMNS, METRIC_COLUMNS, ci95, summarise, tidy_runs
 from peftlab.reporting.tables import TIED, macros_tex, summary_latex, summary_markdown
 
@@ -137,11 +142,17 @@ def compare_records(
 ) -> Compared | None:
     """The records of the experiments and the statistics over them (None when there is no record).
 
-    The tables, the figures and the browser explorer (reporting/explorer.py) all start here, so
+    `results_dirs` are results folders and bundles alike (reporting/sources.py): runs of several
+    sources share a row only where their config hash and data fingerprint agree (a UserError
+    naming the difference otherwise), and the statistics use every pooled seed. The tables, the figures
+    and the browser explorer (reporting/explorer.py) all start here, so
     they show the same summary.
     """
+    from peftlab.reporting.sources import load_sources
+
     results_dirs = [Path(d) for d in results_dirs]
-    records = load_records(results_dirs, run_ids)
+    loaded = load_sources(results_dirs, run_ids, log)  # folders and bundles; refuses runs that are not comparable
+    records = loaded.records
     if not records:
         return None
     frame = records_frame(records)
@@ -153,9 +164,7 @@ def compare_records(
         )
         frame = frame[frame["trial.number"].isna()].reset_index(drop=True)
     _warn_mixed_configs(frame, log)
-    from peftlab.reporting.comparison import load_outcomes
-
-    outcomes = load_outcomes(results_dirs, records, log)
+    outcomes = loaded.outcomes
     summary = summarise(frame, outcomes, reference, metric)
     return Compared(records, frame, runs, outcomes, summary)
 
@@ -300,13 +309,27 @@ def main(argv: list[str] | None = None) -> int:
         "any metric the task declares with a statistic, e.g. accuracy, f1_macro, pearson, spearman, bleu); "
         "needs every run's predictions file",
     )
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        metavar="OUT",
+        help="write only a bundle: the records and per-example predictions as parquet tables with a dataset card, "
+        "a new folder that loads with datasets.load_dataset('parquet', ...) and that peftlab report reads back",
+    )
     args = parser.parse_args(argv)
+    from peftlab.reporting.sources import is_bundle, missing_sources
+
+    if args.bundle is not None:
+        return _bundle_main(args.results, args.bundle)
     if args.html:
         return _html_main(args.results, args.out, args.reference, args.metric)
-    missing = [d for d in args.results if not (d / "runs").is_dir()]
-    for results_dir in missing:
-        print(f"error: {results_dir}: no runs/ folder (expected results/<experiment>)", file=sys.stderr)
+    missing = [d for d in args.results if not (d / "runs").is_dir() and not is_bundle(d)]
+    for line in missing_sources(missing):
+        print(f"error: {line}", file=sys.stderr)
     present = [d for d in args.results if d not in missing]
+    if any(is_bundle(d) for d in present) and args.out is None:
+        print("error: a bundle is read-only: give --out DIR for its report", file=sys.stderr)
+        return 2
     groups = [([d], d) for d in present]  # each experiment into its own folder
     if args.out is not None:
         groups = [(present, args.out)] if present else []
@@ -323,6 +346,25 @@ def main(argv: list[str] | None = None) -> int:
     return 2 if missing else 0
 
 
+def _bundle_main(results: list[Path], out: Path) -> int:
+    """`--bundle OUT`: the runs of every source as one bundle (reporting/bundle.py); all or nothing."""
+    from peftlab.errors import UserError
+    from peftlab.reporting.bundle import write_bundle
+    from peftlab.reporting.sources import missing_sources
+
+    problems = missing_sources(results)
+    if problems:
+        print(f"error: {problems[0]}", file=sys.stderr)
+        return 2
+    try:
+        written = write_bundle(results, out)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {written} (loads with datasets.load_dataset('parquet', data_files=...); see its README.md)")
+    return 0
+
+
 def _html_main(results: list[Path], out: Path | None, reference: str | None, metric: str | None = None) -> int:
     """`--html`: explorer.html per experiment folder, or one over all of them in `out`; all or nothing.
 
@@ -330,8 +372,11 @@ def _html_main(results: list[Path], out: Path | None, reference: str | None, met
     """
     from peftlab.errors import UserError
     from peftlab.reporting.explorer import plotly_js, write_explorer
+    from peftlab.reporting.sources import is_bundle
 
     for results_dir in results:
+        if is_bundle(results_dir):
+            continue
         if not (results_dir / "runs").is_dir():
             print(f"error: {results_dir}: no runs/ folder (expected results/<experiment>)", file=sys.stderr)
             return 2

@@ -16,7 +16,8 @@ entry; readers treat them as "no predictions" (never an error).
 
 Example ids hash the example's content (text + gold, or the conversation + answer for sft), not
 its row position: a subset drawn differently or a reshuffled split still gives every example the
-same id, in every method and seed of an experiment. Duplicate rows get `#2`, `#3`... in order.
+same id, in every method and seed of an experiment. Duplicate rows get `#2`, `#3`... in order, so a
+file never repeats an id; one that does is refused on reading (a UserError naming file and id).
 """
 
 from __future__ import annotations
@@ -130,6 +131,27 @@ class PredictionsError(ValueError):
     """The file a record points to is missing, altered or unreadable (the caller falls back)."""
 
 
+def _refuse_duplicate_ids(path: Path, blocks: dict[str, dict[str, list]]) -> None:
+    """One line per example and split: a repeated id is a UserError naming the file and the id.
+
+    Pairing aligns runs on ids; with two lines for one id a reader would silently keep one (the
+    last won before), so the same example would count differently in different runs. The file's
+    sha256 matched its record, so it is not damage to fall back from: it is wrong, and says where.
+    """
+    from peftlab.errors import UserError
+
+    for split, block in blocks.items():
+        seen: set[str] = set()
+        for example in block["id"]:
+            key = str(example)
+            if key in seen:
+                raise UserError(
+                    f"{path}: example id {key!r} appears more than once in split {split!r}; "
+                    "a predictions file holds one line per example (regenerate it by re-running that run)"
+                )
+            seen.add(key)
+
+
 def read_predictions(runs_dir: Path, record: dict[str, Any], *, verify: bool = True) -> dict[str, SplitPredictions]:
     """{split: SplitPredictions} of a record, {} when the record predates predictions files."""
     entry = record.get("predictions")
@@ -160,6 +182,7 @@ def read_predictions(runs_dir: Path, record: dict[str, Any], *, verify: bool = T
                     values.append(None)
     except (OSError, EOFError, ValueError, KeyError, AttributeError) as err:
         raise PredictionsError(f"{path}: unreadable predictions file ({type(err).__name__})") from None
+    _refuse_duplicate_ids(path, blocks)
     out = {}
     for name, block in blocks.items():
         n = len(block["id"])

@@ -78,6 +78,10 @@ class ModelInfo(_Section):
     kind: str | None = None
     location: str | None = None
     origin: str | None = None
+    # the hub identity (a builtin's repository, or the hub id as given): what a saved adapter and its
+    # card name as the base model, while `location` (this machine's folder) stays in the record only
+    hub_id: str | None = None
+    revision: str | None = None
     model_type: str | None = None
     dtype: str | None = None
 

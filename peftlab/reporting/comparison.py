@@ -20,15 +20,20 @@ The headline columns answer (b) where it is estimable, else (a), and say which (
 - `reference`, `vs_ref_metric`, `vs_ref_{a,b}_{diff,low,high,p,p_holm,mdd}` and the headline
   `vs_ref_diff/low/high/p/p_holm/mdd/question`: the comparison against the experiment's reference,
   Holm-adjusted over the declared family (every method vs the reference, one metric, one question);
-  `vs_ref_seeds_to_resolve`, `vs_ref_examples_to_resolve`: what would resolve the observed Δ;
+  `test_<m>_b_coverage(_cell)`, `vs_ref_b_coverage(_cell)`: the calibration's measured coverage of the
+  (b) interval where it is known to be below target at this row's seeds and seed spread;
+  `vs_ref_seeds_to_resolve`, `vs_ref_examples_to_resolve`: what would resolve the observed Δ, projected
+  from the headline interval's own variance and t df, at `vs_ref_alpha`, the row's Holm step-down α′;
 - `<metric>_mark`: "best" (significantly ahead of EVERY other method in the metric's direction:
   intersection–union) or "tied";
 - costs (`peak_memory_mb`, `train_tokens_per_s`): an interval over seeds and a mark only where the
   difference is beyond seed noise.
 
-Records without predictions still get an accuracy interval and comparison, both from the old nested
-bootstrap (peftlab/stats/nested.py) and labelled as such; asking for a metric's statistics explicitly
-(`metric=`) on runs without predictions, or for a metric the task does not produce, is a UserError.
+Records without predictions still get an accuracy interval and comparison, both from the labelled
+fallback, the old nested bootstrap (peftlab/stats/nested.py, imported as `fallback` and called only
+for such records; its numbers say `nested (no predictions)` in the question column). Asking for a
+metric's statistics explicitly (`metric=`) on runs without predictions, or for a metric the task
+does not produce, is a UserError.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import numpy as np
 
 from peftlab.errors import UserError
 from peftlab.stats import crossed
-from peftlab.stats import nested as stats
+from peftlab.stats import nested as fallback  # labelled fallback for records without predictions only
 
 if TYPE_CHECKING:
     from peftlab.task_specs import TaskSpec
@@ -57,7 +62,7 @@ COST_SOURCES = {  # sampled costs: they vary with the seed and the machine's loa
     "train_state_mb": ("memory.training_state.total_mb", False),
     "train_tokens_per_s": ("speed.train_tokens_per_s", True),
 }
-NESTED = "nested two-level bootstrap (no predictions: seeds × examples cannot be crossed; approximate)"
+NESTED = fallback.DESCRIPTION
 SEEDS_ONLY = "(b) seeds only: Welch t-test over per-seed values"
 DEFAULT_TASK = "classification"  # records written before `config.task` existed
 
@@ -268,14 +273,14 @@ class _Experiment:
             self._cache[k] = result
         return self._cache[k]
 
-    def nested(self, a: str, b: str) -> stats.Comparison | None:
+    def nested(self, a: str, b: str) -> fallback.Comparison | None:
         """The old nested bootstrap of accuracy, for records without predictions (labelled wherever it shows)."""
         ra, rb = self.runs[a], self.runs[b]
         acc_a, acc_b = ra.accuracy, rb.accuracy
         usable = all(v == v for v in acc_a + acc_b) and all(ra.n) and all(rb.n)
         if not acc_a or not acc_b or not usable:
             return None
-        return stats.unpaired_comparison(a, acc_a, ra.n, b, acc_b, rb.n, kind=NESTED)
+        return fallback.unpaired_comparison(a, acc_a, ra.n, b, acc_b, rb.n, kind=NESTED)
 
     def test(self, metric: str) -> Callable[[str, str], tuple[float, str] | None]:
         """p of a − b for the marks: the engine's headline question, else the nested fallback (accuracy)."""
@@ -287,7 +292,7 @@ class _Experiment:
             if metric == "accuracy":
                 old = self.nested(a, b)
                 if old is not None:
-                    return old.p, "nested (no predictions)"
+                    return old.p, fallback.LABEL
             return None
 
         return test
@@ -410,7 +415,7 @@ def _unresampled_marks(summary: Any, rows: Any, labels: list[str], in_exp: Any, 
 
 
 def _init_columns(summary: Any, names: list[str]) -> None:
-    numbers = ["vs_ref_seeds_to_resolve", "vs_ref_examples_to_resolve", "vs_ref_n"]
+    numbers = ["vs_ref_seeds_to_resolve", "vs_ref_examples_to_resolve", "vs_ref_alpha", "vs_ref_n"]
     for m in names:
         numbers += [f"test_{m}_low", f"test_{m}_high"]
         numbers += [f"test_{m}_{q}_{end}" for q in "ab" for end in ("low", "high")]
@@ -452,13 +457,43 @@ def _intervals(summary: Any, row: Any, exp: _Experiment, label: str, metrics: li
         result = exp.estimate(label, name)
         if result is not None:
             _put(summary, row, f"test_{name}", result)
+            _flag_coverage(summary, row, f"test_{name}_b", result, exp.engine_metric(name), "acc")
         elif name == "accuracy" and r.accuracy and all(a == a for a in r.accuracy) and all(r.n):
             # no predictions: the old nested interval, labelled
-            interval = stats.method_interval(r.accuracy, r.n, key=f"{exp.key}/{label}")
+            interval = fallback.method_interval(r.accuracy, r.n, key=f"{exp.key}/{label}")
             summary.loc[row, ["test_accuracy_low", "test_accuracy_high"]] = [interval.low, interval.high]
             summary.loc[row, "test_accuracy_ci95"] = interval.half
             summary.loc[row, "test_accuracy_interval"] = f"{interval.kind}; {NESTED}"
             summary.loc[row, "test_accuracy_question"] = "nested"
+
+
+def _flag_coverage(
+    summary: Any, row: Any, prefix: str, result: crossed.Result, metric: crossed.Metric | None, kind: str
+) -> None:
+    """`<prefix>_coverage`/`_coverage_cell`: the calibration's measured (b) coverage where it is known to be low.
+
+    Looked up in the calibration grid (peftlab/stats/calibration_grid.json, written by
+    benchmarks/calibration.py) at this row's seeds, test size and widest observed seed spread;
+    left empty where the grid has no such cell or measured the target. The grid simulates a share
+    near 0.8, so only share metrics (accuracy, exact match: a mean of a 0..1 column) are looked up.
+    """
+    from peftlab.stats import calibration
+
+    if metric is None or not (metric.linear and metric.bounds == (0.0, 1.0)) or not result.b.estimable:
+        return
+    spreads = [float(np.std(v, ddof=1)) for v in result.seed_values if len(v) > 1]
+    if not spreads:
+        return
+    known = calibration.known_low_coverage(min(result.seeds), result.n, max(spreads), kind)
+    if known is None:
+        return
+    if f"{prefix}_coverage" not in summary.columns:
+        summary[f"{prefix}_coverage"] = math.nan
+        summary[f"{prefix}_coverage_cell"] = None
+    summary.loc[row, f"{prefix}_coverage"] = known.coverage
+    summary.loc[row, f"{prefix}_coverage_cell"] = (
+        f"{known.seeds} seeds, seed sd ≥ {known.seed_sd:.2f}, n = {known.n}: {known.replicates} replicates"
+    )
 
 
 def _put(summary: Any, row: Any, name: str, result: crossed.Result) -> None:
@@ -474,7 +509,7 @@ def _put(summary: Any, row: Any, name: str, result: crossed.Result) -> None:
 
 def _reference_comparisons(summary: Any, rows: Any, labels: list[str], exp: _Experiment, ref: str, metric: str) -> None:
     """Each method − the reference for both questions; Holm over the family (methods vs reference) per question."""
-    done: list[tuple[Any, crossed.Result | stats.Comparison]] = []
+    done: list[tuple[Any, crossed.Result | fallback.Comparison]] = []
     for row, label in zip(rows, labels, strict=True):
         if label == ref or not exp.runs[label].values or not exp.runs[ref].values:
             continue
@@ -490,16 +525,20 @@ def _reference_comparisons(summary: Any, rows: Any, labels: list[str], exp: _Exp
             a = r.answer(q)
             values = [a.estimate, a.low, a.high, a.p, p_holm, a.mdd()]
             summary.loc[row, [f"vs_ref_{q}_{part}" for part in HEADLINE]] = values
-    for row, r in engine:
+    for k, (row, r) in enumerate(engine):
         q = r.headline.question
         summary.loc[row, [f"vs_ref_{part}" for part in HEADLINE]] = [
             summary.loc[row, f"vs_ref_{q}_{part}"] for part in HEADLINE
         ]
         summary.loc[row, ["vs_ref_question", "vs_ref_test", "vs_ref_n"]] = [q, crossed.QUESTION[q], r.n]
+        _flag_coverage(summary, row, "vs_ref_b", r, exp.engine_metric(metric), "diff")
+        # what would resolve Δ faces the family's Holm, as its p does: the step-down α′ of this row
+        alpha = crossed.holm_threshold([o.answer(q).p for j, (_, o) in enumerate(engine) if j != k])
+        summary.loc[row, "vs_ref_alpha"] = alpha
         if q == crossed.RECIPE:
-            summary.loc[row, "vs_ref_seeds_to_resolve"] = r.seeds_to_resolve()
-        summary.loc[row, "vs_ref_examples_to_resolve"] = r.examples_to_resolve(q)
-    nested = [(row, r) for row, r in done if isinstance(r, stats.Comparison)]
+            summary.loc[row, "vs_ref_seeds_to_resolve"] = r.seeds_to_resolve(alpha)
+        summary.loc[row, "vs_ref_examples_to_resolve"] = r.examples_to_resolve(q, alpha)
+    nested = [(row, r) for row, r in done if isinstance(r, fallback.Comparison)]
     for (row, r), p_holm in zip(nested, crossed.holm([r.p for _, r in nested]), strict=True):
         summary.loc[row, ["vs_ref_diff", "vs_ref_low", "vs_ref_high", "vs_ref_p", "vs_ref_p_holm"]] = [
             r.diff, r.low, r.high, r.p, p_holm,

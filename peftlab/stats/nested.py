@@ -1,29 +1,30 @@
-"""The OLD nested engine: kept for records without predictions and as the calibration's "before".
+"""FALLBACK ONLY: the old nested engine, for records without predictions files, labelled wherever it shows.
 
-Issue 23: seeds and test examples are crossed (every seed scores the same examples), but this
-engine resamples each seed's examples independently, as if nested; its intervals are too narrow
-whenever seeds matter. Tables, figures and the paper now use peftlab/stats/crossed.py, which answers two
-labelled questions; this module remains for records without predictions files (labelled
-"nested (no predictions)") and for benchmarks/calibration.py's before/after table. `best_marks`
-follows the intersection–union rule of crossed.best_marks. What follows describes the old method,
-for accuracy-like metrics (a mean of per-example 0/1 outcomes):
+Every interval and p-value a report computes from per-example predictions comes from
+peftlab/stats/crossed.py. Records written before predictions files existed (or whose file is
+missing or altered) keep only each seed's accuracy and n; for them this module still gives an
+accuracy interval and a comparison, and every number it produces is labelled `LABEL`
+("nested (no predictions)") in the `question` column, the Δ cells and the notes
+(peftlab/reporting/comparison.py). It is also the "before" of the calibration suite
+(peftlab/stats/calibration.py). Nothing else may call it: duplicates of the crossed engine's
+Holm, best marks, power and macro-F1 interval were removed (issue 29), so it cannot drift into
+being a second engine.
+
+Why it is only a fallback (issue 23): seeds and test examples are crossed (every seed scores the
+same examples), but this engine resamples each seed's examples independently, as if nested; its
+intervals are too narrow whenever seeds matter, and it answers neither of the crossed engine's two
+questions exactly (docs/statistics.md, "Records without predictions"). What it computes:
 
 - **Interval of a method** — a two-level bootstrap: resample the seeds, then the test examples
   within each drawn seed. Resampling n examples of a seed whose accuracy is p gives a count
   ~ Binomial(n, p), so the inner level is drawn exactly without materialising indices; it needs
-  only each seed's accuracy and n, so old records (without predictions) get it too. Honest at one
-  seed (the test-sampling part remains), and inside [0, 1] by construction (a percentile
-  interval of means of 0/1 values).
+  only each seed's accuracy and n, so old records (without predictions) get it too. Inside [0, 1]
+  by construction (a percentile interval of means of 0/1 values).
 - **Paired comparison** of a method against the reference — the same two levels, drawn jointly
   for both methods: the same seeds, and within a seed the same examples. Per example the
   difference is +1, −1 or 0, so a seed's resampled difference is (X₊ − X₋)/n with
-  (X₊, X₋, X₀) ~ Multinomial(n, p₊, p₋, p₀) — exact, vectorised, fast. p-value: the two-sided
-  bootstrap test of Efron & Tibshirani (1993, §16.4): how often the centred bootstrap difference
-  is at least as far from 0 as the observed one. Holm (1979) corrects across the methods.
-- **Best** — the leader is marked best only when its paired test against EVERY other method says
-  p < α (intersection–union); otherwise every method not significantly below the leader is tied.
-- **Minimum detectable difference** — (z₁₋α/₂ + z_power) × the standard error of a paired
-  difference built from n, the number of seeds, the discordance rate and the between-seed spread.
+  (X₊, X₋, X₀) ~ Multinomial(n, p₊, p₋, p₀). p-value: the two-sided bootstrap test of Efron &
+  Tibshirani (1993, §16.4). Without predictions the comparison is unpaired (`unpaired_comparison`).
 
 All draws come from a seeded generator (`numpy.random.default_rng`) keyed by the labels compared,
 so a report is reproducible and adding a method leaves the others' numbers unchanged.
@@ -34,7 +35,7 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,6 +44,8 @@ LEVEL = 0.95
 ALPHA = 0.05
 POWER = 0.80
 SEED = 20181  # base of every generator; Dror et al. 2018
+LABEL = "nested (no predictions)"  # what the tables' question column and Δ cells say about its numbers
+DESCRIPTION = "nested two-level bootstrap (no predictions: seeds × examples cannot be crossed; approximate)"
 
 
 def _rng(*keys: str) -> np.random.Generator:
@@ -100,56 +103,6 @@ def method_interval(
 
 
 F1_BOOTSTRAP = "two-level bootstrap (seeds, then test examples) of the confusion counts"
-
-
-def macro_f1_interval(
-    runs: Sequence[tuple[Sequence[int], Sequence[int]]],
-    num_labels: int,
-    *,
-    key: str = "",
-    draws: int = DRAWS,
-    level: float = LEVEL,
-) -> Interval:
-    """Two-level bootstrap interval of the mean over seeds of macro-F1, from each seed's (gold, prediction) ids.
-
-    Macro-F1 is no mean of per-example outcomes, so the t-interval over seeds was the only interval
-    it had (±1.38 for a score in [0, 1] at two seeds). Resampling a seed's n test examples is a
-    Multinomial(n, cells) draw of its confusion counts (gold × prediction, with one extra column
-    for "no class", e.g. an unparsed answer), from which macro-F1 over all `num_labels` classes is
-    computed as the table computes it; the outer level resamples seeds. Inside [0, 1] by construction.
-    """
-    k = int(num_labels)
-    cells = []
-    for gold, prediction in runs:
-        g = np.asarray(gold, dtype=np.int64)
-        p = np.asarray(prediction, dtype=np.int64)
-        p = np.where((p >= 0) & (p < k), p, k)
-        cells.append(np.bincount(g * (k + 1) + p, minlength=k * (k + 1)).astype(float))
-    if not cells or k < 1:
-        return Interval(math.nan, math.nan, math.nan, "no finished run", 0, 0)
-    observed = [float(_macro_f1(c.reshape(k, k + 1))) for c in cells]
-    rng = _rng("f1", key)
-    pick = rng.integers(0, len(cells), size=(draws, len(cells)))
-    boot = np.empty(pick.shape)
-    for s, counts in enumerate(cells):
-        where = pick == s
-        if where.any():
-            n = int(counts.sum())
-            drawn = rng.multinomial(n, counts / n, size=int(where.sum())).reshape(-1, k, k + 1)
-            boot[where] = _macro_f1(drawn)
-    tail = (1 - level) / 2
-    low, high = np.quantile(boot.mean(axis=1), [tail, 1 - tail])
-    n_min = int(min(c.sum() for c in cells))
-    return Interval(float(np.mean(observed)), float(low), float(high), F1_BOOTSTRAP, len(cells), n_min)
-
-
-def _macro_f1(counts: np.ndarray) -> np.ndarray:
-    """Macro-F1 over every class from confusion counts (..., k gold, k + 1 predicted); 0 for a class never seen."""
-    classes = counts[..., :, :-1]
-    tp = np.einsum("...ii->...i", classes)
-    denominator = counts.sum(axis=-1) + classes.sum(axis=-2)
-    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp, dtype=float), where=denominator > 0)
-    return f1.mean(axis=-1)
 
 
 def _t_interval(values: np.ndarray, level: float) -> tuple[float, float]:
@@ -302,95 +255,3 @@ def unpaired_comparison(
         method, reference, observed, float(low), float(high), _bootstrap_p(diff, observed), kind, seed_diffs,
         int(min(na.min(), nb.min())),
     )  # fmt: skip
-
-
-def holm(pvalues: Sequence[float]) -> list[float]:
-    """Holm's (1979) step-down adjusted p-values, in the input order (NaN stays NaN and is not counted)."""
-    p = np.asarray(pvalues, dtype=float)
-    finite = np.flatnonzero(np.isfinite(p))
-    out = np.full(len(p), math.nan)
-    if len(finite) == 0:
-        return out.tolist()
-    order = finite[np.argsort(p[finite], kind="stable")]
-    m = len(order)
-    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
-    out[order] = adjusted
-    return out.tolist()
-
-
-def with_holm(comparisons: Sequence[Comparison]) -> list[Comparison]:
-    from dataclasses import replace
-
-    adjusted = holm([c.p for c in comparisons])
-    return [replace(c, p_holm=a) for c, a in zip(comparisons, adjusted, strict=True)]
-
-
-# ---------------------------------------------------------------- best, tied
-
-
-@dataclass(frozen=True)
-class BestMarks:
-    """Which rows are significantly best, and which are tied for best, with the test that decided."""
-
-    best: tuple[str, ...] = ()
-    tied: tuple[str, ...] = ()
-    leader: str | None = None
-    runner_up: str | None = None
-    p: float = math.nan  # leader vs runner-up
-    kind: str = ""
-    notes: list[str] = field(default_factory=list)
-
-    def mark(self, label: str) -> str | None:
-        return "best" if label in self.best else "tied" if label in self.tied else None
-
-
-def best_marks(points: dict[str, float], test: object, *, maximise: bool = True, alpha: float = ALPHA) -> BestMarks:
-    """`best` only when the leader beats EVERY other method by a paired test at `alpha`; else the tied set.
-
-    `test(a, b)` returns a Comparison of a − b (or None when they cannot be compared). The old rule
-    (leader vs runner-up only, both picked from the data) is gone: see crossed.best_marks.
-    """
-    ranked = sorted(((v, k) for k, v in points.items() if v is not None and math.isfinite(v)), reverse=maximise)
-    if not ranked:
-        return BestMarks()
-    leader = ranked[0][1]
-    if len(ranked) == 1:
-        return BestMarks(best=(leader,), leader=leader)
-    runner_up = ranked[1][1]
-    tied, first = [leader], None
-    for _, label in ranked[1:]:
-        result = test(leader, label)  # type: ignore[operator]
-        first = result if label == runner_up else first
-        if result is None or not math.isfinite(result.p) or result.p >= alpha:
-            tied.append(label)
-    p = first.p if first is not None else math.nan
-    kind = first.kind if first is not None else "no test possible"
-    if len(tied) == 1:
-        return BestMarks(best=(leader,), leader=leader, runner_up=runner_up, p=p, kind=kind)
-    return BestMarks(tied=tuple(tied), leader=leader, runner_up=runner_up, p=p, kind=kind)
-
-
-# ---------------------------------------------------------------- power
-
-
-def minimum_detectable_difference(
-    n: int,
-    seeds: int,
-    discordance: float,
-    seed_sd: float = 0.0,
-    *,
-    alpha: float = ALPHA,
-    power: float = POWER,
-) -> float:
-    """Smallest true paired difference a two-sided test at `alpha` finds with probability `power`.
-
-    A seed's paired difference over n examples has variance ≈ discordance / n (the share of
-    examples on which exactly one method is right, McNemar's view) plus the between-seed variance
-    `seed_sd`²; the mean over seeds divides both by the number of seeds.
-    """
-    from scipy import stats
-
-    if n <= 0 or seeds <= 0 or not math.isfinite(discordance):
-        return math.nan
-    se = math.sqrt((max(discordance, 1.0 / n) / n + (seed_sd if math.isfinite(seed_sd) else 0.0) ** 2) / seeds)
-    return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * se)
