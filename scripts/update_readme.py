@@ -5,6 +5,11 @@ the file the report wrote; everything around the markers (the dated reading) is 
 
 python scripts/update_readme.py                      # every block below
 python scripts/update_readme.py smollm_sft-summary   # only the named blocks
+python scripts/update_readme.py --check bert_cls-summary   # a fresh table vs the published one, cell by cell
+
+`--check` writes nothing: for every cell of the published table that has an interval it says
+whether the fresh value matches to the digit, lies within the published interval, or lies outside
+it (exit 1 if any is outside). A fresh table of another experiment is one line, exit 2.
 """
 
 from __future__ import annotations
@@ -49,8 +54,105 @@ def marker_pattern(name: str) -> re.Pattern[str]:
     return re.compile(rf"(<!-- {re.escape(name)}:start -->\n).*?(<!-- {re.escape(name)}:end -->)", re.DOTALL)
 
 
+_CELL = re.compile(r"^\*{0,2}(?P<value>[-+]?[\d,]*\.?\d+)\*{0,2}†?\s*\[(?P<lo>[-+]?[\d,.]+),\s*(?P<hi>[-+]?[\d,.]+)\]")
+_TITLE = re.compile(r"^###\s+(?P<name>[^:]+):", re.MULTILINE)
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def _table(text: str) -> tuple[str | None, list[str], dict[str, list[str]]]:
+    """A generated markdown table: its experiment (the `### name:` title), header and rows by first cell."""
+    title = _TITLE.search(text)
+    lines = [ln for ln in text.splitlines() if ln.startswith("|") and not set(ln) <= set("|:- ")]
+    split = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in lines]
+    header = split[0] if split else []
+    return (title["name"].strip() if title else None), header, {r[0]: r for r in split[1:]}
+
+
+def _plain(cell: str) -> str:
+    match = re.match(r"^\*{0,2}([-+]?[\d,]*\.?\d+)", cell)
+    return match.group(1) if match else cell
+
+
+def compare(published: str, fresh: str) -> tuple[list[str], int]:
+    """Cell-by-cell verdicts (`match`, `within`, `outside`) of `fresh` against `published`; (lines, outside count)."""
+    _, header, old = _table(published)
+    _, fresh_header, new = _table(fresh)
+    lines, outside = [], 0
+    for method, row in old.items():
+        for column, cell in zip(header[1:], row[1:], strict=False):
+            interval = _CELL.match(cell)
+            if interval is None:
+                continue
+            got = new.get(method)
+            if got is None or column not in fresh_header:
+                lines.append(f"{method:<14} {column:<40} missing in the fresh table")
+                outside += 1
+                continue
+            value = got[fresh_header.index(column)]
+            shown = _plain(value)
+            try:
+                number = _number(shown)
+            except ValueError:
+                lines.append(f"{method:<14} {column:<40} {value!r}: not a number")
+                outside += 1
+                continue
+            lo, hi = _number(interval["lo"]), _number(interval["hi"])
+            if shown == interval["value"]:
+                verdict = "matches to the digit"
+            elif lo <= number <= hi:
+                verdict = f"within the published interval [{interval['lo']}, {interval['hi']}]"
+            else:
+                verdict = f"OUTSIDE the published interval [{interval['lo']}, {interval['hi']}]"
+                outside += 1
+            lines.append(f"{method:<14} {column:<40} {shown} vs {interval['value']}: {verdict}")
+    return lines, outside
+
+
+def check(name: str, root: Path = ROOT) -> int:
+    """`--check NAME`: the fresh generated table against the block published in its page; writes nothing."""
+    if name not in BLOCKS:
+        print(f"update_readme: unknown block {name}; known: {', '.join(BLOCKS)}", file=sys.stderr)
+        return 2
+    source, page = (root / part for part in BLOCKS[name])
+    if not source.is_file():
+        print(f"update_readme: {source} does not exist; run the experiment first", file=sys.stderr)
+        return 2
+    found = marker_pattern(name).search(page.read_text()) if page.is_file() else None
+    if found is None:
+        print(f"update_readme: no <!-- {name}:start/end --> markers in {page}", file=sys.stderr)
+        return 2
+    published = found.group(0)
+    fresh = source.read_text()
+    want, got = _table(published)[0], _table(fresh)[0]
+    if want is None or got != want:
+        print(
+            f"update_readme: {source} is a table of experiment {got!r}, but block {name} in {page.name} "
+            f"publishes {want!r}; compare a table with its own experiment's",
+            file=sys.stderr,
+        )
+        return 2
+    lines, outside = compare(published, fresh)
+    for line in lines:
+        print(line)
+    counts = {v: sum(v in ln for ln in lines) for v in ("matches to the digit", "within the published", "OUTSIDE")}
+    print(
+        f"update_readme: {name}: {len(lines)} cells: {counts['matches to the digit']} match to the digit, "
+        f"{counts['within the published']} within the published interval, {outside} outside or missing"
+    )
+    return 1 if outside else 0
+
+
 def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
-    names = (sys.argv[1:] if argv is None else argv) or list(BLOCKS)
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == ["--check"]:
+        if len(args) != 2:
+            print("update_readme: --check takes one block name, e.g. --check bert_cls-summary", file=sys.stderr)
+            return 2
+        return check(args[1], root)
+    names = args or list(BLOCKS)
     unknown = [n for n in names if n not in BLOCKS]
     if unknown:
         print(f"update_readme: unknown block(s) {', '.join(unknown)}; known: {', '.join(BLOCKS)}", file=sys.stderr)

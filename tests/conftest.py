@@ -198,3 +198,13 @@ def sft_results(tmp_path_factory: pytest.TempPathFactory, tiny_llama: Path, tiny
         execute_run(ws, spec, (i, 3), quiet=True)
     write_experiment_report(experiment.results_dir())
     return experiment.results_dir()
+
+
+def pytest_collection_modifyitems(config, items):
+    """`stress` tests run only when asked for by name (`-m stress`): `make test` and CI leave them out."""
+    if "stress" in (config.option.markexpr or ""):
+        return
+    kept = [item for item in items if item.get_closest_marker("stress") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("stress")])
+        items[:] = kept

@@ -18,6 +18,7 @@ from peftlab.reporting.frame import summarise
 
 def _gpus(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
     from peftlab.records import environment
+
     monkeypatch.setattr(environment, "auto_device_type", lambda: "cuda" if count else "cpu")
 
 
@@ -51,6 +52,7 @@ def _record(seed: int, device: str | None, accuracy: float, memory: float, label
         "method": label,
         "seed": seed,
         "status": "ok",
+        "task": {"name": "classification", "primary": "accuracy", "direction": "max", "statistic": "mean:correct"},
         "config": {"train": {"device": device or "auto"}},
         "metrics": {"test": {"accuracy": accuracy, "f1_macro": accuracy}},
         "memory": {"peak_mb": memory},
@@ -94,6 +96,7 @@ def test_a_cpu_only_torch_build_is_cpu_without_importing_torch(tmp_path: Path) -
 
 def test_cuda_visible_devices_hiding_every_gpu_means_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     from peftlab.records import environment
+
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert environment._nvml_visible_device_count() == 0
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "-1")

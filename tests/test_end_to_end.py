@@ -51,7 +51,7 @@ def test_experiment_writes_records_summary_and_figures_then_skips(experiment_fil
     summary = (results / "summary.csv").read_text()
     assert summary.splitlines()[0].startswith("method,") and len(summary.strip().splitlines()) == 4
     assert "test acc" in (results / "summary.md").read_text()
-    for stem in ("accuracy_vs_trainable_params", "training_curves"):
+    for stem in ("metric_vs_trainable_params", "training_curves"):
         for ext in ("png", "pdf"):
             assert (results / "figures" / f"{stem}.{ext}").stat().st_size > 1000
 

@@ -89,12 +89,14 @@ def test_each_metric_choice_makes_its_score_primary_and_keeps_its_columns():
 
 def test_a_search_may_optimise_only_the_score_its_runs_compute():
     from peftlab.config.search import primary_objective, task_objectives
+    from peftlab.task_specs import resolve_task
 
-    assert "val_bleu" not in task_objectives("sft") and "val_rouge_l" not in task_objectives("sft")
-    assert "val_bleu" in task_objectives("sft", "bleu") and "val_accuracy" in task_objectives("sft", "bleu")
-    assert primary_objective("sft") == ("val_accuracy", "maximize")
-    assert primary_objective("sft", "rouge") == ("val_rouge_l", "maximize")
-    assert task_objectives("classification") == task_objectives("classification", None)
+    sft, bleu, rouge = resolve_task("sft"), resolve_task("sft", "bleu"), resolve_task("sft", "rouge")
+    assert "val_bleu" not in task_objectives(sft) and "val_rouge_l" not in task_objectives(sft)
+    assert "val_bleu" in task_objectives(bleu) and "val_accuracy" in task_objectives(bleu)
+    assert primary_objective(sft) == ("val_accuracy", "maximize")
+    assert primary_objective(rouge) == ("val_rouge_l", "maximize")
+    assert task_objectives(resolve_task("classification")) == task_objectives(resolve_task("classification", None))
 
 
 # ---------------------------------------------------------------- end to end (tiny Llama, 2 steps)

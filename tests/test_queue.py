@@ -149,21 +149,17 @@ def _drain(queue) -> list[str]:
     return made
 
 
-def test_a_run_queued_twice_by_joiners_starting_at_once_is_made_once(experiment_file):
+def test_a_run_queued_by_joiners_starting_at_once_is_one_item_made_once(experiment_file):
     from peftlab.planners.queue import RunQueue, open_queue
 
     exp, first = _queue(experiment_file)
-    first.start()
-    RunQueue(exp).start()  # a second joiner: everything is queued already, nothing is added
-    study = open_queue(exp)
-    assert len(study.trials) == 4
-    for spec in first.plan[:2]:  # joiners that both saw an empty queue: the same runs queued twice
-        study.enqueue_trial({}, user_attrs={"run_id": spec.run_id})
+    assert "queued 4" in first.start()[0]
+    assert "queued 0" in RunQueue(exp).start()[0]  # a second joiner: everything is queued already, nothing is added
+    assert open_queue(exp).add(s.run_id for s in first.plan) == 0  # adding is idempotent: a key is one item
     made = _drain(first.for_worker(1))
     assert sorted(made) == sorted(s.run_id for s in first.plan)
-    trials = open_queue(exp).trials
-    assert sum(t.state.name == "COMPLETE" for t in trials) == 4
-    assert sum(bool(t.user_attrs.get("duplicate")) for t in trials) == 2
+    states = open_queue(exp).states()
+    assert len(states) == 4 and all(s.done and s.history == [1] for s in states.values())
 
 
 def test_a_silent_workers_run_is_taken_over_after_the_grace_period(experiment_file, monkeypatch):
@@ -181,11 +177,11 @@ def test_a_silent_workers_run_is_taken_over_after_the_grace_period(experiment_fi
     made = _drain(other)
     assert time.monotonic() - started >= 2  # the other host waited out the grace period, then took it over
     assert sorted(made) == sorted(s.run_id for s in queue.plan)
-    trials = open_queue(exp).trials
-    (dead,) = [t for t in trials if t.state.name == "FAIL"]
-    assert dead.user_attrs["run_id"] == held.spec.run_id
-    (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == dead.number]
-    assert retry.state.name == "COMPLETE" and retry.user_attrs["worker"]["host"] == "host-b"
+    taken = open_queue(exp).states()[held.spec.run_id]
+    assert taken.done and taken.attempt == 2 and taken.history == [2]  # the second attempt completed it
+    # host-a comes back and reports its run: refused, the point was completed once, by host-b's attempt
+    assert "taken over meanwhile" in queue.tell(held, {"status": "ok"})
+    assert open_queue(exp).states()[held.spec.run_id].history == [2]
 
 
 def test_a_popped_run_with_a_finished_record_is_told_not_run_again(experiment_file):
@@ -231,4 +227,4 @@ def test_joiners_share_a_grid_through_a_journal_queue(experiment_file, tmp_path)
     assert "nothing left to take" in cli.stdout and "nothing left to take" in out
     recs = records(tmp_path / "results" / "tiny")
     assert len(recs) == 2 and all(r["status"] == "ok" for r in recs.values())
-    assert (tmp_path / "results" / "tiny" / "queue.journal").is_file()
+    assert (tmp_path / "results" / "tiny" / "queue.journal.points").is_file()

@@ -26,8 +26,8 @@ def minimal(run_id: str = "lora-s0-abc", **extra) -> dict:
     return {"run_id": run_id, "method": "lora", "seed": 0, "status": "ok", **extra}
 
 
-def test_the_schema_version_is_two_and_the_fixture_is_one():
-    assert SCHEMA_VERSION == 2
+def test_the_schema_version_is_three_and_the_fixture_is_one():
+    assert SCHEMA_VERSION == 3
     assert v1()["schema_version"] == 1
 
 
@@ -87,12 +87,13 @@ def test_upgrade_1_to_2_adds_the_task_block_and_changes_nothing_else():
     }
 
 
-def test_a_version_1_file_reads_as_version_2_with_the_paths_reports_use(tmp_path):
+def test_a_version_1_file_reads_as_the_current_version_with_the_paths_reports_use(tmp_path):
     record = read_record(V1)
-    assert record["schema_version"] == 2 and record["task"]["primary"] == "accuracy"
+    assert record["schema_version"] == SCHEMA_VERSION and record["task"]["primary"] == "accuracy"
+    assert record["task"]["statistic"] == "mean:correct"  # version 3: the statistic travels with the metric
     assert record["metrics"]["test"]["accuracy"] == v1()["metrics"]["test"]["accuracy"]
     assert record["config"]["train"]["steps"] == 60
-    # written again by this code, it is a version-2 file that reads back the same
+    # written again by this code, it is a current-version file that reads back the same
     again = read_record(write_record(tmp_path, record))
     assert again == record
 
@@ -294,3 +295,20 @@ def test_the_report_names_each_unreadable_record_in_one_line_and_reports_the_res
     assert any("torn.json: not JSON" in line for line in skipped)
     assert any("future.json: schema_version 99" in line for line in skipped)
     assert (results / "summary.csv").is_file()
+
+
+def test_upgrade_2_to_3_adds_the_statistic_and_the_choice_and_changes_nothing_else():
+    from peftlab.records.record import upgrade_2_to_3
+
+    old = upgrade_1_to_2(v1())
+    old["config"]["data"]["metric"] = None
+    frozen = json.dumps(old, sort_keys=True)
+    new = upgrade_2_to_3(old)
+    assert json.dumps(old, sort_keys=True) == frozen  # pure
+    assert new["schema_version"] == 3
+    assert new["task"] == {**old["task"], "statistic": "mean:correct", "choice": None}
+    assert {k: v for k, v in new.items() if k not in ("task", "schema_version")} == {
+        k: v for k, v in old.items() if k not in ("task", "schema_version")
+    }
+    unknown = {**old, "task": {"name": "token_classification", "primary": None, "direction": None}}
+    assert upgrade_2_to_3(unknown)["task"]["statistic"] is None

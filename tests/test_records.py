@@ -8,6 +8,7 @@ import math
 import pytest
 
 from peftlab.cli.report import ci95, summarise
+from peftlab.records.record import SCHEMA_VERSION
 from peftlab.records.results import (
     finished_record,
     load_records,
@@ -44,7 +45,7 @@ def test_round_trip_is_exact_and_leaves_no_temp_files(tmp_path):
     path = write_record(tmp_path, rec)
     assert path == record_path(tmp_path, "lora-s0-abc")
     loaded = read_record(path)
-    assert loaded.pop("schema_version") == 2
+    assert loaded.pop("schema_version") == SCHEMA_VERSION
     assert loaded == rec
     assert [p.name for p in path.parent.iterdir()] == [path.name]
 

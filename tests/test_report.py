@@ -20,6 +20,7 @@ from peftlab.cli.report import main as report_main
 from peftlab.cli.report import write_experiment_report, write_report
 from peftlab.records.results import load_records, records_frame, write_record
 from peftlab.reporting.latex import camel, escape
+from peftlab.task_specs import resolve_task
 
 # label -> (method, test accuracy, trainable params, peak MB, tokens/s, saved MB, hyperparameters)
 METHODS = {
@@ -66,6 +67,7 @@ def synthetic_record(
             **hyper,
             "resolved_target_modules": ["query", "value"] if "r" in hyper else None,
         },
+        "task": resolve_task("classification").record_block(),  # as the recipe writes it
         "config": {
             "model": "builtin:minilm-l6",
             "train": {
@@ -164,11 +166,11 @@ def make_records(
 
 
 ALL_FIGURES = (
-    "accuracy_vs_trainable_params",
-    "accuracy_vs_memory",
+    "metric_vs_trainable_params",
+    "metric_vs_memory",
     "throughput",
     "training_curves",
-    "accuracy_vs_rank",
+    "metric_vs_rank",
     "learning_vs_forgetting",
     "forgetting_vs_rank",
 )
@@ -266,12 +268,12 @@ def test_missing_data_skips_figures_without_error(tmp_path, capsys):
     results = make_records(tmp_path / "plain", sweep=False, forgetting=False, seeds=(0,))
     written = write_experiment_report(results)
     names = {p.name for p in written}
-    assert "accuracy_vs_trainable_params.png" in names and "training_curves.pdf" in names
-    for stem in ("accuracy_vs_rank", "learning_vs_forgetting", "forgetting_vs_rank", "optuna_history",
+    assert "metric_vs_trainable_params.png" in names and "training_curves.pdf" in names
+    for stem in ("metric_vs_rank", "learning_vs_forgetting", "forgetting_vs_rank", "optuna_history",
                  "optuna_importances"):  # fmt: skip
         assert not (results / "figures" / f"{stem}.png").exists()
     said = capsys.readouterr().out
-    assert "skipped accuracy_vs_rank: no rank sweep" in said and "skipped learning_vs_forgetting" in said
+    assert "skipped metric_vs_rank: no rank sweep" in said and "skipped learning_vs_forgetting" in said
     summary = pd.read_csv(results / "summary.csv")
     assert not any(c.startswith("forgetting_") for c in summary.columns)
     assert "Forg." not in (results / "summary.tex").read_text()

@@ -17,6 +17,7 @@ from peftlab.cli.report import write_report
 from peftlab.records.predictions import example_ids, read_predictions, write_predictions
 from peftlab.records.results import write_record
 from peftlab.stats import crossed
+from peftlab.task_specs import resolve_task
 
 CSV = 1e-5  # summary.csv keeps 6 significant digits
 NOISE = {"full": 0.4, "lora": 0.8, "prompt_tuning": 2.0}  # prediction = gold + noise: Pearson falls with it
@@ -26,6 +27,7 @@ def _record(results, label, seed, *, task, metrics, data_metric=None):
     method, acc, trainable, peak, tps, saved, hyper = METHODS[label]
     rec = synthetic_record(results.name, label, method, seed, acc, trainable, peak, tps, saved, hyper, forgetting=False)
     rec["config"]["task"] = task
+    rec["task"] = resolve_task(task, data_metric).record_block()  # what the recipe writes from the run spec
     if data_metric is not None:
         rec["config"]["data"] = {"metric": data_metric}
     rec["metrics"]["test"] = metrics

@@ -71,7 +71,7 @@ def write_report(
         return []
     records, frame, runs, outcomes, summary = compared
     from peftlab.reporting.comparison import rank_line_differences
-    from peftlab.reporting.environments import environment_note
+    from peftlab.reporting.environments import cpu_note, environment_note
 
     experiments = list(dict.fromkeys(str(e) for e in summary["experiment"]))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -90,10 +90,11 @@ def write_report(
         f"{summary_markdown(summary, notes=True)}\n\n"
         f"{protocol_note(records)}"
         f"{environment_note(records)}"
+        f"{cpu_note(records)}"
         f"**Bold** marks a method significantly ahead of EVERY other method (intersection–union: each test "
         f"leader vs other at α = 0.05); otherwise {TIED} marks the tie set (the leader and every method not "
         f"significantly behind it). The task's declared metrics are tested by the crossed engine on the question named "
-        f"in the `question` column; validation accuracy, learning gain, forgetting, peak memory and tokens/s by a "
+        f"in the `question` column; the validation score, learning gain, forgetting, peak memory and tokens/s by a "
         f"Welch t-test over seeds (no mark at one seed), their [interval] a t-interval over seeds. Trainable % and "
         f"saved MB are deterministic: best value in bold (min), among methods that train. Forgetting is the amount "
         f"forgotten per probe, positive = worse. "
@@ -207,12 +208,12 @@ def _asked_reference(frame: Any, reference: str | None) -> str | None:
 def _rank_tables(
     runs: Any, out_dir: Path, summary: Any = None, line_differences: Callable[[Any], Any] | None = None
 ) -> list[Path]:
-    """rank_sweep.csv / .md: the table behind the accuracy-vs-rank figure, when the records hold a rank sweep.
+    """rank_sweep.csv / .md: the table behind the metric-vs-rank figure, when the records hold a rank sweep.
 
     `line_differences` adds each cell's paired difference against its own line's reference rank
     (reporting/comparison.py::rank_line_differences), the question a rank table asks.
     """
-    from peftlab.reporting.tables import rank_markdown, rank_sweep
+    from peftlab.reporting.tables import metric_words, rank_markdown, rank_sweep
 
     sweep = rank_sweep(runs, summary)
     if line_differences is not None and not sweep.empty:
@@ -224,7 +225,7 @@ def _rank_tables(
         return []
     sweep.to_csv(paths[0], index=False, float_format="%.6g")
     paths[1].write_text(
-        "### Test accuracy by LoRA rank (mean [95% interval of "
+        f"### Test {metric_words(str(sweep['metric'].iloc[0]))} by LoRA rank (mean [95% interval of "
         + _question_meaning(sweep)
         + "]; Δ: paired difference vs "
         + _delta_meaning(sweep)

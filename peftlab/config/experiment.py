@@ -30,7 +30,7 @@ from peftlab.config.search import SearchConfig, parse_search
 from peftlab.config.stages import InitFromConfig, parse_init_from
 from peftlab.errors import ConfigError
 from peftlab.method_specs import get_method_spec, method_names
-from peftlab.task_specs import get_task_spec, task_names
+from peftlab.task_specs import TaskChoice, get_task_spec, resolve_task, task_names
 
 
 @dataclass
@@ -165,6 +165,13 @@ class Experiment:
     include: list[str] = field(default_factory=list, metadata=PART)
     source_path: Path | None = field(default=None, metadata=NOT_YAML)  # where it was loaded from
 
+    @property
+    def task_choice(self) -> TaskChoice:
+        """The task and the metric its runs are scored by, resolved once here (peftlab/task_specs `TaskChoice`):
+        planners carry it in each run spec, the recipe writes it as `record.task`, every reader takes it from there.
+        Both keys were checked when the file was read, so this cannot fail for a parsed experiment."""
+        return resolve_task(self.task, self.data.metric)
+
     def results_dir(self) -> Path:
         """Relative output paths resolve against the working directory, like every CLI tool."""
         return (Path(self.output_dir) / self.name).resolve()
@@ -285,10 +292,11 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     if not shell.seeds:
         fail(origin, "seeds", "expected at least one seed")
     _check_task(origin, shell.task, shell.data)
+    chosen = resolve_task(shell.task, shell.data.metric)  # both keys checked just above
     search = None
     if raw.get("search") is not None:
-        search = parse_search(raw["search"], origin, methods, shell.train, shell.task, shell.data.metric)
-    protocol = parse_protocol(raw.get("protocol"), origin, methods, shell.task, shell.data.metric)
+        search = parse_search(raw["search"], origin, methods, shell.train, chosen)
+    protocol = parse_protocol(raw.get("protocol"), origin, methods, chosen)
     if protocol is not None and search is not None:
         fail(origin, "protocol", "a search: block chooses hyperparameters itself; use protocol or search, not both")
     init_from = parse_init_from(raw.get("init_from"), raw.get("forgetting"), origin, shell.task)

@@ -19,6 +19,7 @@ from peftlab.method_specs import get_method_spec
 
 if TYPE_CHECKING:
     from peftlab.config.entries import MethodEntry
+    from peftlab.task_specs import TaskChoice
 
 PROTOCOLS = ("hand_picked", "tuned")
 _TUNE_KEYS = ("trials", "lr_factor", "space", "seed")
@@ -38,9 +39,7 @@ class ProtocolConfig:
         return {"tuned": True, "trials": self.trials, "lr_factor": self.lr_factor, "seed": self.seed}
 
 
-def parse_protocol(
-    raw: Any, origin: str, methods: list[MethodEntry], task: str = "classification", metric: str | None = None
-) -> ProtocolConfig | None:
+def parse_protocol(raw: Any, origin: str, methods: list[MethodEntry], task: TaskChoice) -> ProtocolConfig | None:
     """`protocol: tuned` (defaults), `protocol: {tune: {trials, lr_factor, space, seed}}`, or hand_picked/null."""
     if raw is None or raw == "hand_picked":
         return None
@@ -78,7 +77,7 @@ def parse_protocol(
             trials=cfg.trials,
             space={entry.label: space},
             seed=cfg.seed,
-            objectives=[primary_objective(task, metric)],  # the task's primary metric, on validation
+            objectives=[primary_objective(task)],  # the chosen metric, on validation
         )
     return cfg
 

@@ -18,6 +18,7 @@ from peftlab.method_specs.target_sets import TARGET_SET_HELP, is_target_set
 
 if TYPE_CHECKING:
     from peftlab.config.entries import MethodEntry, TrainConfig
+    from peftlab.task_specs import TaskChoice
 
 # objective name -> (path in a run record, natural direction): the costs, for every task. A task's
 # metrics are objectives too, as `val_<metric>` with the direction the task declares (`task_objectives`).
@@ -38,14 +39,12 @@ SAMPLERS = ("tpe", "random", "grid")
 METRIC_PREFIX = "val_"  # objectives are validation scores: test scores are reported, never optimised
 
 
-def task_objectives(task: str, metric: str | None = None) -> dict[str, tuple[tuple[str, ...], str]]:
+def task_objectives(task: TaskChoice) -> dict[str, tuple[tuple[str, ...], str]]:
     """Every objective a study of `task` may name: `val_<metric>` for each declared metric the runs
     compute (not the score of another `data.metric` choice, e.g. sft's bleu under exact_match), then the costs."""
-    from peftlab.task_specs import get_task_spec
-
-    spec = get_task_spec(task, metric)
+    spec = task.spec
     # the first choice is the default, computed under every choice (sft: exact match, `accuracy`)
-    others = {c.primary for c in spec.metric_choices[1:]} - {spec.primary}
+    others = {c.primary for c in spec.metric_choices[1:]} - {task.metric}
     metrics = {
         f"{METRIC_PREFIX}{m.name}": (("metrics", "validation", m.name), m.optuna_direction)
         for m in spec.metrics
@@ -54,13 +53,9 @@ def task_objectives(task: str, metric: str | None = None) -> dict[str, tuple[tup
     return {**metrics, **OBJECTIVES}
 
 
-def primary_objective(task: str, metric: str | None = None) -> tuple[str, str]:
-    """(`val_<primary metric>`, its direction): what a study of `task` (scored by `data.metric`) optimises
-    unless told otherwise."""
-    from peftlab.task_specs import get_task_spec
-
-    primary = get_task_spec(task, metric).primary_metric
-    return f"{METRIC_PREFIX}{primary.name}", primary.optuna_direction
+def primary_objective(task: TaskChoice) -> tuple[str, str]:
+    """(`val_<chosen metric>`, its direction): what a study of `task` optimises unless told otherwise."""
+    return f"{METRIC_PREFIX}{task.metric}", task.optuna_direction
 
 
 def objective_path(name: str) -> tuple[str, ...]:
@@ -101,8 +96,7 @@ def parse_search(
     origin: str,
     methods: list[MethodEntry],
     train: TrainConfig,
-    task: str = "classification",
-    metric: str | None = None,
+    task: TaskChoice,
 ) -> SearchConfig:
     if not isinstance(raw, dict):
         fail(origin, "search", f"got {raw!r}, expected a mapping (sampler, trials, objectives, space, pruner, ...)")
@@ -122,10 +116,10 @@ def parse_search(
     if cfg.storage is not None and cfg.storage != "journal" and "://" not in cfg.storage:
         shown = redact(cfg.storage)
         fail(origin, "search.storage", f"got {shown!r}, expected journal or a URL like sqlite:////abs/study.db")
-    cfg.objectives = _parse_objectives(raw.get("objectives"), origin, task, metric)
+    cfg.objectives = _parse_objectives(raw.get("objectives"), origin, task)
     cfg.pruner = _parse_pruner(raw.get("pruner", "none"), origin, train)
     if cfg.pruner["type"] != "none" and (len(cfg.objectives) > 1 or not cfg.objectives[0][0].startswith("val_")):
-        example = primary_objective(task, metric)[0]
+        example = primary_objective(task)[0]
         fail(origin, "search.pruner", f"pruning needs a single validation objective (e.g. {example})")
 
     space_raw = raw.get("space") or {}
@@ -178,10 +172,10 @@ def parse_search(
     return cfg
 
 
-def _parse_objectives(raw: Any, origin: str, task: str, metric: str | None = None) -> list[tuple[str, str]]:
+def _parse_objectives(raw: Any, origin: str, task: TaskChoice) -> list[tuple[str, str]]:
     if raw is None:
-        return [primary_objective(task, metric)]
-    allowed = task_objectives(task, metric)
+        return [primary_objective(task)]
+    allowed = task_objectives(task)
     items = raw if isinstance(raw, list) else [raw]
     out = []
     for i, item in enumerate(items):
@@ -196,7 +190,7 @@ def _parse_objectives(raw: Any, origin: str, task: str, metric: str | None = Non
             fail(origin, path, "select on validation: test scores are reported, never optimised")
         if name not in allowed:
             what = (
-                f"task {task!r} offers no metric {str(name).removeprefix(METRIC_PREFIX)!r}"
+                f"task {task.name!r} offers no metric {str(name).removeprefix(METRIC_PREFIX)!r}"
                 if str(name).startswith(METRIC_PREFIX)
                 else f"unknown objective {name!r}"
             )

@@ -141,11 +141,13 @@ class WorkerPoolExecutor:
 
 def _headline(record: dict[str, Any], test: dict[str, Any]) -> str:
     """The test scores the task's declaration shows (primary first), e.g. `acc 0.812  F1 0.800`."""
-    from peftlab.task_specs import get_task_spec
+    from peftlab.task_specs import TaskChoice
 
-    config = record.get("config") or {}
-    spec = get_task_spec(config.get("task", "classification"), (config.get("data") or {}).get("metric"))
-    shown = [spec.primary_metric, *(m for m in spec.metrics if m.short and m.name != spec.primary)]
+    chosen = TaskChoice.from_block(record.get("task"))  # as config resolved it for this run
+    if chosen is None:
+        return "no score"
+    spec = chosen.spec
+    shown = [spec.metric(chosen.metric), *(m for m in spec.metrics if m.short and m.name != chosen.metric)]
     parts = [f"{m.short or m.name} {test[m.name]:{m.fmt}}" for m in shown if isinstance(test.get(m.name), (int, float))]
     return "  ".join(parts) or "no score"
 

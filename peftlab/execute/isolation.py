@@ -3,8 +3,12 @@
 The parent has imported the heavy libraries and tokenised the data once (the workspace); each
 child inherits both for free. Where fork is unavailable, runs execute in-process.
 
-The invariant that makes fork safe: the experiment process itself never computes with torch
-(an OpenMP thread pool alive at fork time can deadlock the child).
+Fork is safe only while the experiment process has never started torch's OpenMP thread pool: a
+pool alive at fork time deadlocks the child in its first parallel op. That rule is enforced, not
+hoped for: before each fork, `fork_is_safe` forks a probe that runs one small parallel op under a
+time limit (the pool's threads cannot be told from the tokenizer's or BLAS's by looking at
+/proc/self/task, so the probe tests the failure itself); if it hangs, the run is made in this
+process instead, with one line saying why.
 
 A planner's `report` hook (a search's pruner) stays in this, the parent, process: the child sends
 each intermediate validation score up a pipe and waits for the answer (stop or go on), so the run
@@ -63,6 +67,41 @@ class Interrupts:
 
 def can_fork() -> bool:
     return hasattr(os, "fork") and sys.platform.startswith("linux")
+
+
+PROBE_S = 20.0  # a small matmul takes milliseconds; a loaded machine gets a wide margin
+
+
+def fork_is_safe(timeout: float = PROBE_S) -> bool:
+    """Can a forked child compute? False when this process's torch thread pool would deadlock it."""
+    import time
+
+    if "torch" not in sys.modules or not can_fork():
+        return True  # no torch here: no pool to inherit
+    import torch
+
+    if torch.get_num_threads() < 2:
+        return True  # one thread: torch runs ops inline and never starts a pool
+    sys.stdout.flush()
+    sys.stderr.flush()
+    parent, pid = os.getpid(), os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            die_with_parent(parent)
+            a = torch.ones(256, 256)
+            code = 0 if float((a @ a).sum()) > 0 else 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return False
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -124,10 +163,13 @@ def run_isolated(
     on_record: OnRecord | None = None,
     threads: int | None = None,
 ) -> dict:
-    """Run in a forked child; a child that dies without a record gets one written for it here."""
+    """Run in a forked child; a child that dies without a record gets one written for it here.
+    Where a fork would deadlock (`fork_is_safe`), the run is made here instead, said in one line."""
     from peftlab.runtime.recipe import execute_run
 
     run_kwargs: dict[str, Any] = {"on_record": on_record, "threads": threads}
+    if not fork_is_safe():
+        return _unforked(ws, spec, position, quiet, report, run_kwargs)
     path = record_path(ws.results_dir, spec.run_id)
     before = path.stat().st_mtime_ns if path.exists() else None
     from peftlab.runtime.oom import oom_kill_count
@@ -156,6 +198,21 @@ def run_isolated(
     if path.exists() and path.stat().st_mtime_ns != before:
         return read_record(path)
     return _record_for_dead_run(ws, spec, status, on_record, oom_kills)
+
+
+def _unforked(
+    ws: Workspace, spec: RunSpec, position: tuple[int, int], quiet: bool, report: Report | None, kwargs: dict
+) -> dict:
+    """The run in this process, said in one line: a fork would inherit a dead thread pool and hang."""
+    from peftlab.runtime.recipe import execute_run
+
+    print(
+        f"peftlab: {spec.run_id}: not forked: this process already started torch's thread pool "
+        "(it computed before forking), which deadlocks a forked run; running it in this process",
+        file=sys.stderr,
+        flush=True,
+    )
+    return execute_run(ws, spec, position, quiet, **kwargs, report=report)
 
 
 def _child(parent: int, run: Any, channel: _ReportChannel | None) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from peftlab.config import computed_config
 from peftlab.config.identity import json_digest
 from peftlab.config.optim import OptimizerSpec
+from peftlab.task_specs import TaskChoice
 
 if TYPE_CHECKING:
     from peftlab.config import Experiment, MethodEntry
@@ -26,6 +27,9 @@ class RunSpec:
     params: dict[str, Any]
     config_hash: str  # hash of everything the run computes except the seed
     run_id: str
+    # the task and the metric the run is scored by, resolved once by config (Experiment.task_choice);
+    # the recipe writes it as the record's `task` block. Not hashed: config_hash covers task and data.metric
+    task: TaskChoice
     study: str | None = None  # a search trial's study and number (its trackers log it as a child run)
     trial: int | None = None
 
@@ -76,6 +80,7 @@ def run_spec(
         params=params,
         config_hash=config_hash[:16],
         run_id=run_id,
+        task=experiment.task_choice,
         study=study,
         trial=number,
     )

@@ -28,14 +28,32 @@ def _variants(entry: MethodEntry) -> list[tuple[str, dict[str, Any]]]:
 
 
 def make_plan(experiment: Experiment, only: list[str] | None = None) -> list[RunSpec]:
+    """The planned runs, seed by seed across methods, each seed's round starting one method later.
+
+    Run order must not be confounded with method: whatever slows the start of an experiment (a
+    cold cache, a neighbour's load) would otherwise fall on the first method's seeds, and its speed
+    interval would measure the run order. Round i runs the variants rotated by i, so each method
+    is first in some round. The order changes nothing else: run ids name what a run computes.
+    """
     shared = computed_config(experiment)
-    return [
+    runs = [
         run_spec(experiment, entry, choices, seed, label=label, shared=shared)
         for entry in experiment.methods
         if not only or entry.label in only or entry.method in only
         for label, choices in _variants(entry)
         for seed in experiment.seeds
     ]
+    return seed_by_seed(runs, list(experiment.seeds))
+
+
+def seed_by_seed(runs: list[RunSpec], seeds: list[int]) -> list[RunSpec]:
+    """Method-major `runs` (variants × seeds) reordered into rounds of one seed, round i rotated by i."""
+    rounds = []
+    for i, seed in enumerate(seeds):
+        round_ = [r for r in runs if r.seed == seed]
+        shift = i % len(round_) if round_ else 0
+        rounds.extend(round_[shift:] + round_[:shift])
+    return rounds
 
 
 # ---------------------------------------------------------------- the planner

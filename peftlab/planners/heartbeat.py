@@ -1,14 +1,16 @@
-"""Liveness of a run held by a worker on any host: heartbeats, stale runs, and their retry.
+"""Liveness of a search trial held by a worker on any host: heartbeats, silent trials, and their retry.
 
-A pid can be checked only on its own host, so workers that join one experiment from many hosts
-prove they are alive by beating instead. On an RDB storage (PostgreSQL, SQLite) that is Optuna's
-own heartbeat (`RDBStorage(heartbeat_interval=, grace_period=)`, a row per trial refreshed by
-`record_heartbeat`, and `optuna.storages.fail_stale_trials`, which fails a silent trial exactly
-once, however many workers notice it, and calls the storage's stale-trial callback). A journal
-file has no heartbeat table, so the beat is a `heartbeat` user attribute (wall-clock seconds:
-the hosts' clocks must agree to well within the grace period, as NTP keeps them) and the
-take-over is the same atomic FAIL that Optuna uses. Either way the retry is `retry_stale_trial`:
-a WAITING copy of the trial (same params, same `run_id`) that the next free worker pops.
+A pid can be checked only on its own host, so workers that join one search from many hosts prove
+they are alive by beating instead: a `heartbeat` user attribute (wall-clock seconds: the hosts'
+clocks must agree to well within the grace period, as NTP keeps them), on every storage alike.
+Taking over a silent or dead worker's trial is telling it FAIL, which a storage does atomically
+(a finished trial cannot be told again), so exactly one of the workers that notice it queues its
+retry (`retry_stale_trial`: a WAITING copy with the same params and `run_id`).
+
+This serves searches that sample (TPE, random), whose trials have no identity to keep: a grid
+search's points and a grid plan's runs go through the point queue instead (planners/points.py),
+where taking over and handing on is one atomic step. Only public Optuna API is used here: the
+study's storage is the one peftlab opened (`storage_of`), trials are found by number.
 """
 
 from __future__ import annotations
@@ -78,37 +80,41 @@ def retry_stale_trial(study: Any, trial: Any) -> None:
     )
 
 
-def rdb_heartbeat_kwargs(queue: QueueConfig) -> dict[str, Any]:
-    """What `RDBStorage` takes to beat for every trial it holds and retry the ones that fall silent."""
-    import warnings
-
-    import optuna
-
-    # experimental since Optuna 2.9 and stable in use since; the warning says nothing to a user
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    return {
-        "heartbeat_interval": queue.heartbeat_interval,
-        "grace_period": queue.grace_s,
-        "heartbeat_stale_trial_callback": retry_stale_trial,
-    }
+_STORAGES: Any = None  # study -> the storage it was loaded from (a WeakKeyDictionary, made on first use)
 
 
-def _rdb_beats(storage: Any) -> bool:
-    from optuna.storages._heartbeat import is_heartbeat_enabled
+def remember_storage(study: Any, storage: Any) -> Any:
+    """Note which storage `study` was loaded from (planners/optuna_search.load_study does), and return the study."""
+    global _STORAGES
+    import weakref
 
-    return is_heartbeat_enabled(storage)
+    if _STORAGES is None:
+        _STORAGES = weakref.WeakKeyDictionary()
+    _STORAGES[study] = storage
+    return study
+
+
+def storage_of(study: Any) -> Any:
+    """The storage peftlab opened for `study` (Optuna keeps its own reference private)."""
+    return _STORAGES[study]
+
+
+def trial_id_of(study: Any, number: int) -> int:
+    """A trial's storage id from its number, through the storage's public methods."""
+    storage = storage_of(study)
+    return storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(study.study_name), number)
 
 
 class Heartbeat:
-    """Beats for one trial while its run is in flight; `stop` when the run's record is told.
+    """Beats for one trial while its run is in flight (a `heartbeat` user attribute); `stop` when it is told.
 
-    On RDB the beat is Optuna's `record_heartbeat` (the row `fail_stale_trials` reads); on a
-    journal, a `heartbeat` user attribute. The thread is a daemon: a worker that ends for any
-    reason must not be kept alive by a forgotten beat (Optuna's own HeartbeatThread is not one).
+    The thread is a daemon: a worker that ends for any reason must not be kept alive by a
+    forgotten beat.
     """
 
-    def __init__(self, study: Any, trial_id: int, queue: QueueConfig) -> None:
-        self.storage, self.trial_id, self.interval = study._storage, trial_id, queue.heartbeat_interval
+    def __init__(self, study: Any, number: int, queue: QueueConfig) -> None:
+        self.storage, self.trial_id = storage_of(study), trial_id_of(study, number)
+        self.interval = queue.heartbeat_interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -122,10 +128,7 @@ class Heartbeat:
         return self
 
     def _beat(self) -> None:
-        if _rdb_beats(self.storage):
-            self.storage.record_heartbeat(self.trial_id)
-        else:
-            self.storage.set_trial_user_attr(self.trial_id, "heartbeat", time.time())
+        self.storage.set_trial_user_attr(self.trial_id, "heartbeat", time.time())
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
@@ -146,10 +149,6 @@ def silent_trials(study: Any, queue: QueueConfig) -> list[Any]:
     from optuna.trial import TrialState
 
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    storage = study._storage
-    if _rdb_beats(storage):
-        stale = set(storage._get_stale_trial_ids(study._study_id))
-        return [t for t in running if t._trial_id in stale]
     now = time.time()
     return [t for t in running if "heartbeat" in t.user_attrs and now - t.user_attrs["heartbeat"] > queue.grace_s]
 
@@ -165,38 +164,20 @@ def dead_here(study: Any) -> list[Any]:
 def take_over(study: Any, trial: Any) -> bool:
     """Fail a dead worker's trial and queue its retry; False when another worker got there first.
 
-    The FAIL is the atomic step (a finished trial cannot be failed again, on RDB and journal
+    Telling FAIL is the atomic step (a finished trial cannot be told again, on RDB and journal
     alike), so exactly one of the workers that notice a dead one queues the retry.
     """
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     try:
-        if not study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL):
-            return False
-    except UpdateFinishedTrialError:
+        study.tell(trial.number, state=TrialState.FAIL)
+    except (UpdateFinishedTrialError, ValueError, RuntimeError):  # finished already, by another worker
         return False
-    retry_stale_trial(study, study._storage.get_trial(trial._trial_id))
+    retry_stale_trial(study, trial)
     return True
 
 
 def fail_silent(study: Any, queue: QueueConfig) -> list[Any]:
-    """Take over every silent trial; returns the ones this worker took over.
-
-    RDB: Optuna's `fail_stale_trials` (its callback is `retry_stale_trial`); journal: `take_over`.
-    """
-    import warnings
-
-    import optuna
-
-    silent = silent_trials(study, queue)
-    if not silent:
-        return []
-    if _rdb_beats(study._storage):
-        before = {t.number for t in silent}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        retried = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False)}
-        return [t for t in silent if t.number in before & retried]
-    return [t for t in silent if take_over(study, t)]
+    """Take over every silent trial; returns the ones this worker took over."""
+    return [t for t in silent_trials(study, queue) if take_over(study, t)]

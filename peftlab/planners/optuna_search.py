@@ -14,6 +14,7 @@ params. Optuna itself is imported lazily: validation and `--dry-run` never load 
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -28,13 +29,15 @@ from peftlab.planners.base import Assignment, RunSpec, run_spec
 from peftlab.planners.heartbeat import (
     Heartbeat,
     fail_silent,
-    rdb_heartbeat_kwargs,
+    remember_storage,
     silent_trials,
+    storage_of,
     take_over,
+    trial_id_of,
     worker_alive,
     worker_identity,
 )
-from peftlab.task_specs import get_task_spec
+from peftlab.planners.points import Claim, PointBeat, PointStore, open_points
 
 _worker_alive = worker_alive  # the old private name
 
@@ -112,8 +115,8 @@ def _describe_dimension(dim: dict[str, Any]) -> str:
 def open_storage(url: str, queue: QueueConfig | None = None) -> Any:
     """One storage object per process: connections are never shared across a fork.
 
-    With `queue` (a worker that joined from any host), an RDB storage beats for the trials it
-    holds and retries the ones whose worker fell silent (planners/heartbeat.py).
+    With `queue` (a worker that joined from any host), a PostgreSQL URL gets a short connect
+    timeout and pre-pinged connections; liveness is peftlab's own (planners/heartbeat.py, points.py).
     """
     import optuna
 
@@ -126,16 +129,13 @@ def open_storage(url: str, queue: QueueConfig | None = None) -> Any:
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         # several workers write to one file: wait for the lock rather than fail at once
-        beats = rdb_heartbeat_kwargs(queue) if queue is not None else {}
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}}, **beats)
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     url = _with_driver(url)
     if "://" in url and queue is not None:
         engine: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("postgresql"):
             engine["connect_args"] = {"connect_timeout": 10}  # an unreachable host fails in seconds
-        return _racing_schema(
-            lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine, **rdb_heartbeat_kwargs(queue))
-        )
+        return _racing_schema(lambda: optuna.storages.RDBStorage(url, engine_kwargs=engine))
     return _racing_schema(lambda: optuna.storages.get_storage(url))
 
 
@@ -173,7 +173,7 @@ def _with_driver(url: str) -> str:
 
 
 def close_storage(storage: Any) -> None:
-    engine = getattr(getattr(storage, "_backend", storage), "engine", None)
+    engine = getattr(storage, "engine", None)  # an RDBStorage (peftlab closes the storages it opened, never a wrapper)
     if engine is not None:
         engine.dispose()
 
@@ -200,7 +200,7 @@ def make_sampler(experiment: Experiment, salt: int = 0) -> Any:
     seed = cfg.seed * 1_000_003 + salt  # workers and resumed sessions must not replay the same draws
     if cfg.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if cfg.sampler == "grid":  # the grid itself is enqueued (enqueue_grid); this only backs it up
+    if cfg.sampler == "grid":  # the grid's points are claimed from the point queue (grid_points); never sampled
         return optuna.samplers.RandomSampler(seed=seed)
     startup = max(2, min(10, cfg.trials // 3))
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
@@ -224,7 +224,7 @@ def load_study(experiment: Experiment, storage: Any, salt: int = 0) -> optuna.St
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(
+    study = optuna.create_study(
         storage=storage,
         study_name=study_name(experiment),
         directions=[d for _, d in experiment.search.objectives],
@@ -232,22 +232,21 @@ def load_study(experiment: Experiment, storage: Any, salt: int = 0) -> optuna.St
         pruner=make_pruner(experiment),
         load_if_exists=True,
     )
+    return remember_storage(study, storage)
 
 
-def enqueue_grid(experiment: Experiment, study: Any) -> int:
-    """Queue every grid point once, as fixed params, when a grid study is new; returns how many.
+def grid_points(experiment: Experiment) -> list[dict[str, Any]]:
+    """Every point of a grid search (or a seeded random subset of `trials` of them), in a fixed order.
 
-    Optuna's GridSampler stops the study from `after_trial`, which raises outside `optimize()`
-    (peftlab asks and tells), and a grid point it handed to a trial that was then failed for
-    bookkeeping would count as visited and be skipped. Enqueued fixed params have neither problem:
-    the re-queue of a killed trial keeps them, so each point runs exactly once.
+    Each point is one item of the study's point queue (planners/points.py), claimed atomically by
+    one worker at a time and completed by exactly one attempt. Optuna's GridSampler is not used: it
+    stops the study from `after_trial` (which raises outside `optimize()`; peftlab asks and tells),
+    and its own documentation warns that parallel workers may be handed the same point.
     """
     import itertools
     import random
 
     cfg = experiment.search
-    if cfg.sampler != "grid" or study.get_trials(deepcopy=False) or study.user_attrs.get("grid_enqueued"):
-        return 0
     (space,) = cfg.space.values()
     names = [k for k, d in space.items() if d["type"] == "categorical"]
     points = [
@@ -255,10 +254,18 @@ def enqueue_grid(experiment: Experiment, study: Any) -> int:
     ]
     if cfg.trials < len(points):  # a partial grid: a seeded random subset, as GridSampler would pick
         points = random.Random(cfg.seed).sample(points, cfg.trials)
-    study.set_user_attr("grid_enqueued", len(points))
-    for point in points:
-        study.enqueue_trial(point)
-    return len(points)
+    return points
+
+
+def point_key(point: dict[str, Any]) -> str:
+    return json.dumps(point, sort_keys=True)
+
+
+def point_distributions(experiment: Experiment, point: dict[str, Any]) -> dict[str, Any]:
+    from optuna.distributions import CategoricalDistribution
+
+    (space,) = experiment.search.space.values()
+    return {name: CategoricalDistribution(space[name]["choices"]) for name in point}
 
 
 def _suggest(trial: Any, name: str, dim: dict[str, Any]) -> Any:
@@ -298,8 +305,8 @@ def tell_from_record(experiment: Experiment, study: Any, number: int, record: di
     """Finish trial `number` as its record says; the record was written first, so this is the catch-up step."""
     from optuna.trial import TrialState
 
-    storage = study._storage
-    trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    storage = storage_of(study)
+    trial_id = trial_id_of(study, number)
     current = storage.get_trial(trial_id)
     if current.state.is_finished():
         return current.state.name
@@ -328,9 +335,9 @@ def step_aside(experiment: Experiment, record: dict[str, Any]) -> None:
 
 def queued_params(study: Any, trial: Any) -> dict[str, Any]:
     """The params a trial was enqueued with (a grid point, a retry), from a Trial or a FrozenTrial."""
-    attrs = getattr(trial, "system_attrs", None)
-    if attrs is None:  # optuna.Trial keeps them in storage only
-        attrs = study._storage.get_trial_system_attrs(trial._trial_id)
+    attrs = getattr(trial, "system_attrs", None) if not hasattr(trial, "suggest_float") else None
+    if attrs is None:  # a live optuna.Trial: its frozen record in the study
+        attrs = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number).system_attrs
     return dict(attrs.get("fixed_params") or {})
 
 
@@ -447,8 +454,8 @@ def summarise(experiment: Experiment, url: str) -> int:
     counts = _counts(study)
     print(f"peftlab: study {study.study_name}: {_fmt_counts(counts)}")
     best = []
-    primary_metric = get_task_spec(experiment.task, experiment.data.metric).primary_metric  # what the test column shows
-    primary, short = primary_metric.name, primary_metric.short or primary_metric.name
+    chosen = experiment.task_choice  # what the test column shows
+    primary, short = chosen.metric, chosen.spec.metric(chosen.metric).short or chosen.metric
     if counts.get("COMPLETE"):
         for trial in study.best_trials:
             path = record_path(experiment.results_dir(), trial.user_attrs.get("run_id", ""))
@@ -557,9 +564,13 @@ class OptunaSearch:
         self.url = storage_url(experiment)
         self.queue = experiment.queue if joining else None
         self.study: Any = None
+        self.storage: Any = None  # the storage this worker opened (the study's)
+        self.grid = experiment.search.sampler == "grid"
+        self.points: PointStore | None = None  # a grid search's point queue (planners/points.py)
+        self._claims: dict[int, Claim] = {}  # trial number -> its point's claim (grid)
         self.code = 0
         self._trials: dict[str, Any] = {}  # run_id -> the asked trial
-        self._beats: dict[str, Heartbeat] = {}  # run_id -> its heartbeat (joining only)
+        self._beats: dict[str, Heartbeat | PointBeat] = {}  # run_id -> its heartbeat (joining only)
 
     def describe(self) -> list[str]:
         exp = self.experiment
@@ -573,13 +584,24 @@ class OptunaSearch:
     def start(self) -> list[str]:
         storage = open_storage(self.url, self.queue)
         study = load_study(self.experiment, storage)
-        if not self.joining or claim_once(storage, f"{study.study_name}:grid-enqueued"):
-            enqueue_grid(self.experiment, study)  # joiners starting at once: only the first queues the grid
-        notes = recover_stale(self.experiment, study, startup=not self.joining, queue=self.queue)
+        if self.grid:  # every point its own queued item: adding is idempotent, joiners starting at once add it once
+            points = self._points()
+            added = points.add(point_key(p) for p in grid_points(self.experiment))
+            notes = [f"grid: {added} points queued, {points.pending()} not done"]
+            points.close()
+            self.points = None
+        else:
+            notes = recover_stale(self.experiment, study, startup=not self.joining, queue=self.queue)
         counts = _fmt_counts(_counts(study))
         notes.append(f"study {study.study_name} ({redact(self.url)}): {counts}; target {self.experiment.search.trials}")
         close_storage(storage)  # connections are never shared across the workers' fork
         return notes
+
+    def _points(self) -> PointStore:
+        if self.points is None:
+            grace = self.experiment.queue.grace_s
+            self.points = open_points(self.url, f"{study_name(self.experiment)}:grid", grace)
+        return self.points
 
     def for_worker(self, index: int) -> OptunaSearch:
         return OptunaSearch(self.experiment, index, self.joining)
@@ -590,12 +612,83 @@ class OptunaSearch:
             salt = self.worker * 7919 + len(load_study(self.experiment, storage).trials)
             if self.joining:  # workers on other hosts have the same index: their draws must differ too
                 salt += int(json_digest(worker_identity())[:6], 16)
-            self.study = load_study(self.experiment, storage, salt=salt)
+            self.storage, self.study = storage, load_study(self.experiment, storage, salt=salt)
         return self.study
+
+    def close(self) -> None:
+        """Release the study's and the point queue's connections (before a fork, or when done)."""
+        if self.storage is not None:
+            close_storage(self.storage)
+        if self.points is not None:
+            self.points.close()
+        self.storage = self.study = self.points = None
+
+    def _next_point(self) -> Assignment | None:
+        """Claim a grid point (taking over a dead or silent worker's in the same atomic step) and open its trial."""
+        from optuna.trial import Trial, TrialState, create_trial
+
+        study, points = self._open(), self._points()
+        while True:
+            claim = points.claim(worker_identity())
+            if claim is None:
+                if not points.pending():
+                    return None
+                time.sleep(min(1.0, self.experiment.queue.heartbeat_interval / 2))
+                continue
+            if claim.previous is not None and self._settle_previous(study, claim):
+                continue
+            point = json.loads(claim.key)
+            attrs = {"worker": worker_identity(), "point": claim.key, "attempt": claim.attempt}
+            template = create_trial(
+                state=TrialState.RUNNING,
+                params=point,
+                distributions=point_distributions(self.experiment, point),
+                user_attrs=attrs,
+            )
+            study.add_trial(template)
+            (number,) = [
+                t.number
+                for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if t.user_attrs.get("point") == claim.key and t.user_attrs.get("attempt") == claim.attempt
+            ]
+            if not points.set_ref(claim, number):  # taken over already (a stall right here): fail it, go on
+                study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+                continue
+            trial = Trial(study, trial_id_of(study, number))
+            beat = PointBeat(points, claim, self.experiment.queue.heartbeat_interval)
+            self._claims[number] = claim
+            total = len(points.states())
+            return self._assign(trial, (total - points.pending() + 1, total), beat)
+
+    def _settle_previous(self, study: Any, claim: Claim) -> bool:
+        """Earlier attempts' unfinished trials of the claimed point: one whose run wrote its record finishes
+        the point from it (True: nothing to run); the others are failed (this claim is their retry)."""
+        from optuna.trial import TrialState
+
+        earlier = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t.user_attrs.get("point") == claim.key and t.user_attrs.get("attempt", 0) < claim.attempt
+        ]
+        for trial in earlier:
+            record = _record_of(self.experiment, trial)
+            if record is not None and self._points().complete(claim, record["status"]):
+                tell_from_record(self.experiment, study, trial.number, record)
+                print(f"peftlab: trial {trial.number}: its worker died after the run; finished from its record")
+                for other in earlier:
+                    study.tell(other.number, state=TrialState.FAIL, skip_if_finished=True)
+                return True
+        for trial in earlier:
+            host = (trial.user_attrs.get("worker") or {}).get("host", "?")
+            print(f"peftlab: trial {trial.number}: its worker on {host} died or fell silent; its point is retried")
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+        return False
 
     def next(self) -> Assignment | None:
         from optuna.trial import TrialState
 
+        if self.grid:
+            return self._next_point()
         study, target = self._open(), self.experiment.search.trials
         while True:
             counts = _counts(study)
@@ -612,7 +705,7 @@ class OptunaSearch:
                 time.sleep(0.5)
                 continue
             trial = _ask(study)
-            beat = Heartbeat(study, trial._trial_id, self.queue).start() if self.queue is not None else None
+            beat = Heartbeat(study, trial.number, self.queue).start() if self.queue is not None else None
             trial.set_user_attr("worker", worker_identity())
             ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number]
             busy = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) for t in ahead)
@@ -623,13 +716,20 @@ class OptunaSearch:
                 continue
             return self._assign(trial, (busy + 1, target), beat)  # failed trials (killed, handed back) do not count
 
-    def _assign(self, trial: Any, position: tuple[int, int], beat: Heartbeat | None = None) -> Assignment:
+    def _assign(self, trial: Any, position: tuple[int, int], beat: Heartbeat | PointBeat | None = None) -> Assignment:
         try:
             spec = trial_spec(self.experiment, trial)
             trial.set_user_attr("run_id", spec.run_id)
             static = {"number": trial.number, "study": self.study.study_name, "params": dict(trial.params)}
         except KeyboardInterrupt:
-            requeue(self.study, trial)
+            claim = self._claims.pop(trial.number, None)
+            if claim is not None:  # a grid point: its trial fails, the point goes back at once
+                from optuna.trial import TrialState
+
+                self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+                self._points().release(claim)
+            else:
+                requeue(self.study, trial)
             raise
         self._trials[spec.run_id] = trial
         if beat is not None:
@@ -641,8 +741,15 @@ class OptunaSearch:
         return Assignment(spec, position, report=TrialReporter(self.experiment, trial), on_record=on_record)
 
     def tell(self, assignment: Assignment, record: dict[str, Any]) -> str:
+        from optuna.trial import TrialState
+
         self._stop_beat(assignment.spec.run_id)
         trial = self._trials.pop(assignment.spec.run_id)
+        claim = self._claims.pop(trial.number, None)
+        if claim is not None and not self._points().complete(claim, record["status"]):
+            step_aside(self.experiment, record)  # exactly one attempt completes a point: the other one's
+            self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            return f"  → trial {trial.number} was taken over meanwhile (its heartbeat came late): its retry counts"
         state = tell_from_record(self.experiment, self.study, trial.number, record)
         if state == "FAIL" and (record.get("trial") or {}).get("state") not in (None, "FAIL"):
             step_aside(self.experiment, record)
@@ -650,10 +757,16 @@ class OptunaSearch:
         return f"  → trial {trial.number} {state}"
 
     def abandon(self, assignment: Assignment) -> None:
-        """Ctrl-C: the trial is not lost, the next session runs it first."""
+        """Ctrl-C: the trial is not lost, the next session runs it (or its grid point) first."""
+        from optuna.trial import TrialState
+
         self._stop_beat(assignment.spec.run_id)
         trial = self._trials.pop(assignment.spec.run_id, None)
-        if trial is not None:
+        claim = self._claims.pop(trial.number, None) if trial is not None else None
+        if claim is not None:
+            self.study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            self._points().release(claim)
+        elif trial is not None:
             requeue(self.study, trial)
 
     def _stop_beat(self, run_id: str) -> None:
@@ -662,9 +775,7 @@ class OptunaSearch:
             beat.stop()
 
     def finish(self) -> int:
-        if self.study is not None:
-            close_storage(self.study._storage)
-            self.study = None
+        self.close()
         return max(self.code, summarise(self.experiment, self.url))
 
     def run_ids(self) -> set[str]:

@@ -23,7 +23,6 @@ from peftlab.planners.grid import GridPlanner, SharedCursor
 from peftlab.planners.optuna_search import (
     OptunaSearch,
     _describe_dimension,
-    close_storage,
     storage_url,
     study_name,
 )
@@ -68,8 +67,7 @@ def best_of(search: OptunaSearch) -> dict[str, Any] | None:
             "value": best.value,
             "seed": search.experiment.seeds[0],
         }
-    close_storage(study._storage)
-    search.study = None
+    search.close()
     return block
 
 
@@ -120,7 +118,7 @@ class TunedProtocol:
             f"model {exp.model} | data {exp.data.source} | {exp.train.steps} steps × "
             f"batch {exp.train.batch_size} × accum {exp.train.grad_accum} | seeds {exp.seeds}",
             f"phase 1: per method, {proto.trials} TPE trials (sampler seed {proto.seed}) at seed {exp.seeds[0]}, "
-            f"scored on {primary_objective(exp.task, exp.data.metric)[0]} (validation); studies in {self._storage()}"
+            f"scored on {primary_objective(exp.task_choice)[0]} (validation); studies in {self._storage()}"
             if self.searches
             else "phase 1: nothing to tune",
         ]
@@ -215,9 +213,7 @@ class TunedProtocol:
 
     def finish(self) -> int:
         for search in self.searches.values():
-            if search.study is not None:
-                close_storage(search.study._storage)
-                search.study = None
+            search.close()
         if self.grid is None and (self.cursor is not None or self.joining):
             self._settle()  # a worker pool's parent: its workers ran both phases
         code = self.grid.finish() if self.grid is not None else 1

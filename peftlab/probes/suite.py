@@ -36,22 +36,19 @@ from peftlab.probes.previous_task import META_FILE
 from peftlab.records.environment import device_type
 from peftlab.records.record import ProbeResults
 from peftlab.runtime.models import file_lock
+from peftlab.task_specs import TaskChoice
 
 
-def learning_metric(task: str) -> tuple[str, Literal["max", "min"]]:
-    """The target-task score that "learning" is measured in: the task's primary metric and its direction."""
-    from peftlab.task_specs import get_task_spec
-
-    primary = get_task_spec(task).primary_metric
-    return primary.name, primary.direction
+def learning_metric(task: TaskChoice) -> tuple[str, Literal["max", "min"]]:
+    """The target-task score that "learning" is measured in: the run's chosen metric and its direction
+    (a CoLA run with `data.metric: matthews` learns and forgets in Matthews correlation, not accuracy)."""
+    return task.metric, task.direction
 
 
-def learning_baseline(task: str) -> str:
+def learning_baseline(task: TaskChoice) -> str:
     """What learning is measured from (see the module docstring): a score key of the same test evaluation
-    (the split's majority-class rate), or "base_model" (the base model evaluated before training)."""
-    from peftlab.task_specs import get_task_spec
-
-    return get_task_spec(task).learning_baseline
+    in the chosen metric (the split's majority-class predictor), or "base_model" (the base model before training)."""
+    return task.spec.learning_baseline
 
 
 class ProbeSuite:
@@ -69,8 +66,8 @@ class ProbeSuite:
             for e in experiment.forgetting
         ]
         self.cache_dir = experiment.results_dir() / ".forgetting"
-        self.learning_metric = learning_metric(experiment.task)
-        self.learning_baseline = learning_baseline(experiment.task)
+        self.learning_metric = learning_metric(experiment.task_choice)
+        self.learning_baseline = learning_baseline(experiment.task_choice)
 
     def for_run(self, seed: int, device: str, *, quiet: bool = False, checkpoint: Path | None = None) -> RunProbes:
         """The run's measurer; `checkpoint` is the init_from stage's folder the run started from, if any."""

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # outcomes that a re-run would reproduce; `failed` and `killed` (a SIGKILL with no sign of the OOM
 # killer, see peftlab/runtime/oom.py) are retried. `pruned`: a search trial stopped early by its pruner on
 # an intermediate validation score (a decision, so not repeated).
@@ -53,11 +53,15 @@ class _Section(BaseModel):
 
 
 class TaskInfo(_Section):
-    """What the run was scored by (new in version 2): the task and its primary metric with its direction."""
+    """What the run was scored by, as config resolved it (peftlab/task_specs `TaskChoice`): the task, its
+    chosen primary metric with its direction (version 2), the metric's resampling statistic and the
+    `data.metric` choice behind it (version 3). Every reader takes task, metric and direction from here."""
 
     name: str | None = None
     primary: str | None = None
     direction: Literal["max", "min"] | None = None
+    statistic: str | None = None  # how peftlab/stats/crossed.py resamples `primary` (None: not resampled)
+    choice: str | None = None  # `data.metric` as written (None: the task's default)
 
 
 class DataInfo(_Section):
@@ -154,7 +158,7 @@ class RunRecord(BaseModel):
 
     model_config = ConfigDict(extra="allow")  # a planner's or a plugin's own block (trial, protocol, ...)
 
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     run_id: str = Field(min_length=1)
     experiment: str | None = None
     label: str | None = None
@@ -430,6 +434,9 @@ def _finite(value: Any) -> Any:
 # ---------------------------------------------------------------- versions
 
 
+LEGACY_TASK = "classification"  # the task of every record written before `config.task` existed
+
+
 def task_info(task: str | None, metric: str | None = None) -> dict[str, Any]:
     """The `task` block for a task name and its `data.metric` (nulls for a task this peftlab does not know)."""
     from peftlab.task_specs import get_task_spec
@@ -443,6 +450,24 @@ def task_info(task: str | None, metric: str | None = None) -> dict[str, Any]:
     return {"name": task, "primary": spec.primary, "direction": spec.primary_metric.direction}
 
 
+def _known_choice(task: str | None, metric: str | None) -> Any:
+    """The TaskChoice for a record's task and `data.metric`, or None for a task (or choice) this peftlab lacks."""
+    from peftlab.task_specs import resolve_task
+
+    if not task:
+        return None
+    try:
+        return resolve_task(task, metric)
+    except KeyError:
+        return None
+
+
+def _config_task(record: dict[str, Any]) -> tuple[str | None, str | None]:
+    config = record.get("config") or {}
+    data = config.get("data") or {}
+    return config.get("task"), data.get("metric") if isinstance(data, dict) else None
+
+
 def upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
     """Version 1 -> 2: add the `task` block, derived from `config.task` and `config.data.metric`.
 
@@ -451,12 +476,33 @@ def upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(record)
     config = out.get("config") or {}
     data = config.get("data") or {}
-    out["task"] = task_info(config.get("task"), data.get("metric") if isinstance(data, dict) else None)
+    # a record from before `config.task` existed is a classification run: there was no other task then
+    task = config.get("task") or LEGACY_TASK
+    out["task"] = task_info(task, data.get("metric") if isinstance(data, dict) else None)
     out["schema_version"] = 2
     return out
 
 
-UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: upgrade_1_to_2}
+def upgrade_2_to_3(record: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 -> 3: the `task` block also names its metric's resampling `statistic` and the `data.metric`
+    `choice` behind it (from `config.data.metric`), so readers need no second look-up of the task.
+
+    Pure: returns a new dict. The block's `name`, `primary` and `direction` keep their values; the
+    statistic is the declared one of `primary` (None for a task or metric this peftlab does not know).
+    """
+    out = copy.deepcopy(record)
+    block = dict(out.get("task") or {})
+    task, choice = _config_task(out)
+    known = _known_choice(block.get("name") or task, choice)
+    same = known is not None and known.metric == block.get("primary")
+    block["statistic"] = known.statistic if same else None
+    block["choice"] = choice
+    out["task"] = block
+    out["schema_version"] = 3
+    return out
+
+
+UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: upgrade_1_to_2, 2: upgrade_2_to_3}
 
 
 def upgrade(record: dict[str, Any], where: str = "record") -> dict[str, Any]:
@@ -524,5 +570,6 @@ __all__ = [
     "task_info",
     "upgrade",
     "upgrade_1_to_2",
+    "upgrade_2_to_3",
     "validate",
 ]

@@ -35,15 +35,15 @@ def _hub_dataset(source: str | None) -> str | None:
 
 def _declared_metrics(record: dict[str, Any]) -> tuple[str, ...]:
     """The metrics the run's task declares (task_specs): what the model-index reports, not speeds or counts."""
-    from peftlab.task_specs import get_task_spec
+    from peftlab.task_specs import TaskChoice
 
-    config = record.get("config") or {}
+    chosen = TaskChoice.from_block(record.get("task"))  # what config resolved for this run
+    if chosen is None:
+        return ()
     try:
-        spec = get_task_spec(config.get("task") or "classification", (config.get("data") or {}).get("metric"))
-    except KeyError:
-        primary = (record.get("task") or {}).get("primary")
-        return (primary,) if primary else ()
-    return tuple(m.name for m in spec.metrics)
+        return tuple(m.name for m in chosen.spec.metrics)
+    except KeyError:  # a task this peftlab does not know: its chosen metric only
+        return (chosen.metric,)
 
 
 def _dataset_type(source: str | None, name: str) -> str:
@@ -80,7 +80,7 @@ def model_card(
 
     base = base_model_name(record)
     data = record.get("data") or {}
-    task = (record.get("config") or {}).get("task") or "classification"
+    task = (record.get("task") or {}).get("name") or "classification"  # the record's task block
     data_name = str(data.get("name") or data.get("source") or "data")
     test = (record.get("metrics") or {}).get("test") or {}
     hub_dataset = _hub_dataset(data.get("source"))

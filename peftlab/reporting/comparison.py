@@ -6,15 +6,15 @@ from peftlab/stats/crossed.py and answer two labelled questions (docs/statistics
 - (a) *these trained models*: test examples random, checkpoints fixed;
 - (b) *this training recipe*: seeds and test examples both random; not estimable at one seed.
 
-Which metrics, and which way is better, is the task's declaration (peftlab/task_specs: the
-record's `config.task` with `config.data.metric` applied): every declared metric with a
+Which metrics, and which way is better, is the task's declaration under the choice the records
+carry in their `task` block (peftlab/task_specs `TaskChoice`, resolved once by config): every declared metric with a
 `statistic` is recomputed from the predictions files' per-example columns by the engine
 (`crossed.metric_for`), its primary metric is the headline and the default of the Δ columns.
 The headline columns answer (b) where it is estimable, else (a), and say which (`*_question`).
 `add_statistics` adds, per row of the per-method summary:
 
 - `task`, `primary_metric`, `primary_direction`: what the tables' headline column shows;
-- for each resampled metric m (accuracy, f1_macro, pearson, bleu, ...): `test_<m>_low/high`
+- for each resampled metric m the task declares: `test_<m>_low/high`
   (+ `test_<m>_question`, `test_<m>_interval`), the headline interval; `test_<m>_{a,b}_low/high`
   both questions'; `test_<m>_ci95` the larger half; `test_<m>_mark`;
 - `reference`, `vs_ref_metric`, `vs_ref_{a,b}_{diff,low,high,p,p_holm,mdd}` and the headline
@@ -29,11 +29,12 @@ The headline columns answer (b) where it is estimable, else (a), and say which (
 - costs (`peak_memory_mb`, `train_tokens_per_s`): an interval over seeds and a mark only where the
   difference is beyond seed noise.
 
-Records without predictions still get an accuracy interval and comparison, both from the labelled
-fallback, the old nested bootstrap (peftlab/stats/nested.py, imported as `fallback` and called only
-for such records; its numbers say `nested (no predictions)` in the question column). Asking for a
-metric's statistics explicitly (`metric=`) on runs without predictions, or for a metric the task
-does not produce, is a UserError.
+Records without predictions still get an interval and comparison of a primary metric that is a
+proportion of correct examples (statistic `mean:correct`), both from the labelled fallback, the old
+nested bootstrap (peftlab/stats/nested.py, imported as `fallback` and called only for such records;
+its numbers say `nested (no predictions)` in the question column). Asking for a metric's statistics
+explicitly (`metric=`) on runs without predictions, or for a metric the task does not produce, is a
+UserError.
 """
 
 from __future__ import annotations
@@ -51,12 +52,12 @@ from peftlab.stats import crossed
 from peftlab.stats import nested as fallback  # labelled fallback for records without predictions only
 
 if TYPE_CHECKING:
-    from peftlab.task_specs import TaskSpec
+    from peftlab.task_specs import TaskChoice, TaskSpec
 
 METRIC_SOURCES = {  # summary metric name -> flattened record column (seed-level tests for the marks)
-    "val_accuracy": "metrics.validation.accuracy",
     "learning_gain": "learning.gain",
 }
+PROPORTION = "mean:correct"  # a metric that is the share of correct examples: the nested fallback can bound it
 COST_SOURCES = {  # sampled costs: they vary with the seed and the machine's load
     "peak_memory_mb": ("memory.peak_mb", False),
     "train_state_mb": ("memory.training_state.total_mb", False),
@@ -130,29 +131,46 @@ def _present(values: Any) -> bool:
     return len(values) > 0 and all(v is not None for v in values)
 
 
-def experiment_task(in_exp: Any) -> TaskSpec:
-    """The task declaration of an experiment's runs: `config.task` with `config.data.metric` applied.
+def experiment_choice(in_exp: Any) -> TaskChoice | None:
+    """What an experiment's runs are scored by: their records' `task` block (config resolved it once).
 
-    The most common value over the runs; records without `config.task` are classification (they
-    predate the key). A task or metric the registry does not know falls back to the plain
-    declaration (the report must still read old records).
+    The most common block over the runs; None where no record names a metric (a task this
+    peftlab does not know, or records from before `config.task` existed).
+    """
+    from peftlab.task_specs import TaskChoice
+
+    columns = [f"task.{key}" for key in ("name", "primary", "direction", "statistic", "choice")]
+    if not all(c in in_exp.columns for c in columns[:3]):
+        return None
+    blocks = [
+        tuple(v if isinstance(v, str) and v else None for v in values)
+        for values in in_exp.reindex(columns=columns).itertuples(index=False)
+    ]
+    blocks = [b for b in blocks if b[0] and b[1] and b[2]]
+    if not blocks:
+        return None
+    return TaskChoice(*max(set(blocks), key=blocks.count))
+
+
+def experiment_task(in_exp: Any) -> TaskSpec:
+    """The task declaration of an experiment's runs under their records' choice (`experiment_choice`).
+
+    Records without a task block are classification (they predate the key); a task or choice the
+    registry does not know falls back to the plain declaration (the report must still read old records).
     """
     from peftlab.task_specs import get_task_spec
 
-    def mode(column: str) -> str | None:
-        if column not in in_exp.columns:
-            return None
-        values = [v for v in in_exp[column].tolist() if isinstance(v, str) and v]
-        return max(set(values), key=values.count) if values else None
-
-    task = mode("config.task") or DEFAULT_TASK
-    try:
-        return get_task_spec(task, mode("config.data.metric"))
-    except KeyError:
+    chosen = experiment_choice(in_exp)
+    if chosen is not None:
         try:
-            return get_task_spec(task)
+            return chosen.spec
         except KeyError:
-            return get_task_spec(DEFAULT_TASK)
+            pass
+    name = chosen.name if chosen is not None else DEFAULT_TASK
+    try:
+        return get_task_spec(name)
+    except KeyError:
+        return get_task_spec(DEFAULT_TASK)
 
 
 def choose_reference(labels: list[str], wanted: str | None) -> str:
@@ -175,7 +193,13 @@ class _Runs:
     """The ok runs of one method that report the task's primary metric, and their per-example outputs."""
 
     def __init__(
-        self, label: str, group: Any, outcomes: dict[str, Outcome], num_labels: int | None, primary: str = "accuracy"
+        self,
+        label: str,
+        group: Any,
+        outcomes: dict[str, Outcome],
+        num_labels: int | None,
+        primary: str,
+        proportion: bool = False,
     ):
         self.label = label
         self.primary = primary
@@ -185,7 +209,8 @@ class _Runs:
         seeds = group["seed"][keep] if "seed" in group else [0] * int(keep.sum())
         self.seeds = [int(s) if s == s else 0 for s in seeds]
         self.values = value[keep].astype(float).tolist()  # the records' own primary metric, per run
-        self.accuracy = _column(group, "metrics.test.accuracy")[keep].astype(float).tolist()
+        # the primary metric again when it is a proportion of correct examples (what the nested fallback bounds)
+        self.proportion = self.values if proportion else []
         self.n = [int(v) if v == v else 0 for v in n[keep]]
         ids = group["run_id"][keep].astype(str).tolist() if "run_id" in group else []
         self.outcomes = [outcomes[i] for i in ids if i in outcomes]
@@ -229,6 +254,10 @@ class _Experiment:
         self.task = task or get_task_spec(DEFAULT_TASK)
         self.num_labels = num_labels
         self._cache: dict[tuple, crossed.Result | None] = {}
+
+    def proportional(self, metric: str) -> bool:
+        """`metric` is the primary one and a share of correct examples: the nested fallback may bound it."""
+        return metric == self.task.primary and self.statistic(metric) == PROPORTION
 
     def statistic(self, metric: str) -> str | None:
         names = self.task.metric_names()
@@ -274,22 +303,22 @@ class _Experiment:
         return self._cache[k]
 
     def nested(self, a: str, b: str) -> fallback.Comparison | None:
-        """The old nested bootstrap of accuracy, for records without predictions (labelled wherever it shows)."""
+        """The old nested bootstrap of a proportion, for records without predictions (labelled wherever it shows)."""
         ra, rb = self.runs[a], self.runs[b]
-        acc_a, acc_b = ra.accuracy, rb.accuracy
+        acc_a, acc_b = ra.proportion, rb.proportion
         usable = all(v == v for v in acc_a + acc_b) and all(ra.n) and all(rb.n)
         if not acc_a or not acc_b or not usable:
             return None
         return fallback.unpaired_comparison(a, acc_a, ra.n, b, acc_b, rb.n, kind=NESTED)
 
     def test(self, metric: str) -> Callable[[str, str], tuple[float, str] | None]:
-        """p of a − b for the marks: the engine's headline question, else the nested fallback (accuracy)."""
+        """p of a − b for the marks: the engine's headline question, else the nested fallback (a proportion)."""
 
         def test(a: str, b: str) -> tuple[float, str] | None:
             result = self.difference(a, b, metric)
             if result is not None:
                 return result.headline.p, result.headline.label
-            if metric == "accuracy":
+            if self.proportional(metric):
                 old = self.nested(a, b)
                 if old is not None:
                     return old.p, fallback.LABEL
@@ -320,7 +349,7 @@ def _check_metric(metric: str | None, experiment: Any, exp: _Experiment) -> str:
     if lacking:
         raise UserError(
             f"statistics on {metric} need the runs' predictions files; {experiment}: {lacking[0]} has runs without "
-            "(re-run them, or drop --metric for the nested fallback on accuracy)"
+            f"(re-run them, or drop --metric for the nested fallback on {task.primary})"
         )
     bad = [label for label in runs if not exp.supports(label, metric)]
     if bad:
@@ -358,14 +387,15 @@ def add_statistics(
         labels = [str(m) for m in summary.loc[rows, "method"]]
         num = _column(in_exp, "data.num_labels").dropna()
         num_labels = int(num.max()) if len(num) else None
+        proportion = task.metric(task.primary).statistic == PROPORTION
         runs = {
-            label: _Runs(label, in_exp[in_exp["label"] == label], outcomes, num_labels, task.primary)
+            label: _Runs(label, in_exp[in_exp["label"] == label], outcomes, num_labels, task.primary, proportion)
             for label in labels
         }
         exp = _Experiment(str(experiment), runs, task, num_labels)
         chosen = _check_metric(metric, experiment, exp)  # every experiment is checked before anything is computed
         prepared.append((experiment, rows, labels, in_exp, exp, chosen))
-    names = ["accuracy", "f1_macro", *(m for *_, exp, _ in prepared for m in resampled_metrics(exp.task))]
+    names = [m for *_, exp, _ in prepared for m in resampled_metrics(exp.task)]
     _init_columns(summary, list(dict.fromkeys(names)))
     for experiment, rows, labels, in_exp, exp, chosen in prepared:
         task = exp.task
@@ -385,15 +415,15 @@ def add_statistics(
             points = {}
             for label in labels:
                 value = summary.loc[rows[labels.index(label)], f"test_{name}_mean"]
-                if value == value and (name == "accuracy" or exp.estimate(label, name) is not None):
+                if value == value and (exp.proportional(name) or exp.estimate(label, name) is not None):
                     points[label] = float(value)
-            if name != "accuracy" and len(points) < len([r for r in exp.runs.values() if r.values]):
+            if not exp.proportional(name) and len(points) < len([r for r in exp.runs.values() if r.values]):
                 continue  # without every run's per-example outputs: no test, no mark
             maximise = task.metric(name).direction == "max"
             marks = crossed.best_marks(points, exp.test(name), maximise=maximise)
             summary.loc[rows, f"test_{name}_mark"] = [marks.mark(label) for label in labels]
         _unresampled_marks(summary, rows, labels, in_exp, task)
-        _seed_marks(summary, rows, labels, in_exp)
+        _seed_marks(summary, rows, labels, in_exp, task)
         _cost_marks(summary, rows, labels, in_exp)
     return summary
 
@@ -458,13 +488,13 @@ def _intervals(summary: Any, row: Any, exp: _Experiment, label: str, metrics: li
         if result is not None:
             _put(summary, row, f"test_{name}", result)
             _flag_coverage(summary, row, f"test_{name}_b", result, exp.engine_metric(name), "acc")
-        elif name == "accuracy" and r.accuracy and all(a == a for a in r.accuracy) and all(r.n):
+        elif exp.proportional(name) and r.proportion and all(a == a for a in r.proportion) and all(r.n):
             # no predictions: the old nested interval, labelled
-            interval = fallback.method_interval(r.accuracy, r.n, key=f"{exp.key}/{label}")
-            summary.loc[row, ["test_accuracy_low", "test_accuracy_high"]] = [interval.low, interval.high]
-            summary.loc[row, "test_accuracy_ci95"] = interval.half
-            summary.loc[row, "test_accuracy_interval"] = f"{interval.kind}; {NESTED}"
-            summary.loc[row, "test_accuracy_question"] = "nested"
+            interval = fallback.method_interval(r.proportion, r.n, key=f"{exp.key}/{label}")
+            summary.loc[row, [f"test_{name}_low", f"test_{name}_high"]] = [interval.low, interval.high]
+            summary.loc[row, f"test_{name}_ci95"] = interval.half
+            summary.loc[row, f"test_{name}_interval"] = f"{interval.kind}; {NESTED}"
+            summary.loc[row, f"test_{name}_question"] = "nested"
 
 
 def _flag_coverage(
@@ -514,7 +544,7 @@ def _reference_comparisons(summary: Any, rows: Any, labels: list[str], exp: _Exp
         if label == ref or not exp.runs[label].values or not exp.runs[ref].values:
             continue
         result = exp.difference(label, ref, metric)
-        if result is None and metric == "accuracy":
+        if result is None and exp.proportional(metric):
             result = exp.nested(label, ref)
         if result is not None:
             done.append((row, result))
@@ -582,7 +612,7 @@ def _per_seed(in_exp: Any, labels: list[str], source: str) -> dict[str, dict[int
 
 
 def _seed_test(values: dict[str, dict[int, float]]) -> Callable[[str, str], tuple[float, str] | None]:
-    """Welch t over seeds for per-seed numbers without per-example outputs (validation accuracy, gain, costs)."""
+    """Welch t over seeds for per-seed numbers without per-example outputs (validation score, gain, costs)."""
 
     def test(a: str, b: str) -> tuple[float, str] | None:
         p = crossed.seed_test(list(values[a].values()), list(values[b].values()))
@@ -591,9 +621,12 @@ def _seed_test(values: dict[str, dict[int, float]]) -> Callable[[str, str], tupl
     return test
 
 
-def _seed_marks(summary: Any, rows: Any, labels: list[str], in_exp: Any) -> None:
-    """Best/tied marks of the seed-level metrics (gain: max; forgetting: min): intersection–union of Welch tests."""
-    marked = [(name, source, True) for name, source in METRIC_SOURCES.items() if f"{name}_mean" in summary.columns]
+def _seed_marks(summary: Any, rows: Any, labels: list[str], in_exp: Any, task: TaskSpec) -> None:
+    """Best/tied marks of the seed-level metrics (validation score: its direction; gain: max; forgetting: min):
+    intersection–union of Welch tests."""
+    sources = {f"val_{task.primary}": (f"metrics.validation.{task.primary}", task.primary_metric.direction == "max")}
+    sources |= {name: (source, True) for name, source in METRIC_SOURCES.items()}
+    marked = [(name, source, up) for name, (source, up) in sources.items() if f"{name}_mean" in summary.columns]
     for column in [c for c in summary.columns if c.startswith("forgetting_") and c.endswith("_mean")]:
         probe = column.removeprefix("forgetting_").removesuffix("_mean")
         marked.append((f"forgetting_{probe}", f"forgetting.{probe}.delta", False))
@@ -651,19 +684,22 @@ def rank_line_differences(frame: Any, outcomes: dict[str, Any], sweep: Any, refe
     ok = frame[frame["status"] == "ok"]
     num = _column(ok, "data.num_labels").dropna()
     num_labels = int(num.max()) if len(num) else None
+    task = experiment_task(ok if len(ok) else frame)  # the records' chosen metric: the one a rank is judged by
+    proportion = task.metric(task.primary).statistic == PROPORTION
     for line, part in sweep.groupby("line", sort=False):
         base_rank = ref_rank if ref_rank in ranks_by_line[line] else min(ranks_by_line[line])
         base_label = str(part.loc[part["rank"] == base_rank, "label"].iloc[0])
         sweep.loc[part.index, "line_ref_rank"] = base_rank
         runs = {
-            str(label): _Runs(str(label), ok[ok["label"] == label], outcomes, num_labels) for label in part["label"]
+            str(label): _Runs(str(label), ok[ok["label"] == label], outcomes, num_labels, task.primary, proportion)
+            for label in part["label"]
         }
-        exp = _Experiment(f"rank/{line}", runs)
+        exp = _Experiment(f"rank/{line}", runs, task, num_labels)
         done = []
         for index, label in zip(part.index, part["label"], strict=True):
             if label == base_label:
                 continue
-            result = exp.difference(str(label), base_label, "accuracy")
+            result = exp.difference(str(label), base_label, task.primary)
             if result is not None:
                 done.append((index, result))
             else:

@@ -54,3 +54,21 @@ def environment_note(records: list[dict[str, Any]]) -> str:
         else "lock " + ", ".join(f"{h} ({n} runs)" for h, n in sorted(locks.items()))
     )
     return f"Environment of every run: {same}; {lock}.\n"
+
+
+def cpu_note(records: list[dict[str, Any]]) -> str:
+    """Which CPU the table was measured on (from the records), and what a reproduction elsewhere should expect."""
+    cpus: Counter = Counter()
+    for record in _ok(records):
+        device = (record.get("env") or {}).get("device") or {}
+        if device.get("type", "cpu") == "cpu" and device.get("name"):
+            cpus[f"{device['name']} ({device.get('cpu_count', '?')} cores)"] += 1
+    if not cpus:
+        return ""
+    where = " and ".join(f"{name}{f' ({n} runs)' if len(cpus) > 1 else ''}" for name, n in sorted(cpus.items()))
+    return (
+        f"Measured on {where}. On another CPU the scores match to the digit only where its kernels round "
+        f"alike (the instruction set: AVX2, AVX-512, AMX); expect each score within its interval, and the speed "
+        f"and memory columns to differ. `python scripts/update_readme.py --check <block>` says, cell by cell, "
+        f"whether a fresh table matches, lies within the published interval, or lies outside it.\n"
+    )

@@ -8,7 +8,11 @@ in `peftlab/reporting/assets/` (package data).
 Nothing here computes a statistic: the summary table is `tables.display_frame` of the report's
 summary (the same cells as summary.md, marks and intervals included), the scatter's error bars
 are the summary's interval columns and the forest plot its paired comparisons. The page only
-filters, sorts and draws; the Pareto front is geometry over the points shown.
+filters, sorts and draws. Its Pareto front is not computed in the page: for every pair of axes the
+payload holds which methods dominate each point (peftlab/reporting/pareto.py, the rule the figures
+draw with), and the script keeps the shown points none of whose dominators is shown.
+The quality axes, the runs' score column and the forest plot follow the metric the records were
+scored by (their `task` block) and its direction.
 """
 
 from __future__ import annotations
@@ -25,7 +29,15 @@ from typing import Any
 from peftlab.errors import UserError
 from peftlab.records.results import record_path
 from peftlab.reporting.frame import device_types
-from peftlab.reporting.tables import columns, display_frame, table_notes
+from peftlab.reporting.pareto import dominators
+from peftlab.reporting.tables import (
+    columns,
+    display_frame,
+    headline_name,
+    metric_display,
+    primary_metrics,
+    table_notes,
+)
 
 EXPLORER_NAME = "explorer.html"
 INSTALL_HINT = "pip install 'peftlab[explorer]'"
@@ -34,10 +46,8 @@ EXTRA_AXES = {
     "trainable_params": ("trainable params", "min"),
     "train_s": ("train time (s)", "min"),
 }
-# the order the axis dropdowns list them in: quality first, then the costs
+# the order the axis dropdowns list them in: the chosen metric first, the task's other metrics, then the costs
 AXIS_ORDER = (
-    "test_accuracy_mean",
-    "test_f1_macro_mean",
     "trainable_params",
     "trainable_pct",
     "peak_memory_mb",
@@ -100,9 +110,36 @@ def _axes(summary: Any) -> list[dict[str, Any]]:
     for key, (label, better) in EXTRA_AXES.items():
         if key in summary.columns and summary[key].notna().any():
             axes.append({"key": key, "label": label, "better": better, "low": None, "high": None, "ci": None})
-    rank = {key: i for i, key in enumerate(AXIS_ORDER)}
+    primaries = [f"test_{m}_mean" for m in primary_metrics(summary)]
+    quality = [a["key"] for a in axes if a["key"].startswith("test_") and a["key"] not in primaries]
+    rank = {key: i for i, key in enumerate([*primaries, *quality, *AXIS_ORDER])}
     axes.sort(key=lambda a: rank.get(a["key"], len(rank)))
     return axes
+
+
+def _dominance(summary: Any, axes: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, list[str]]]]:
+    """`"x|y"` → experiment → method → the methods that dominate it on those two axes (pareto.dominators).
+
+    The page's front over the methods shown is then a look-up: a shown point is on it when none of its
+    dominators is shown. Points without both values are left out, as the page leaves them out.
+    """
+    out: dict[str, dict[str, dict[str, list[str]]]] = {}
+    for ax in axes:
+        for ay in axes:
+            if ax["key"] == ay["key"]:
+                continue
+            pair: dict[str, dict[str, list[str]]] = {}
+            for experiment in dict.fromkeys(summary["experiment"]):
+                part = summary[summary["experiment"] == experiment]
+                rows = [
+                    (str(r["method"]), _number(r.get(ax["key"])), _number(r.get(ay["key"]))) for _, r in part.iterrows()
+                ]
+                rows = [(m, x, y) for m, x, y in rows if x is not None and y is not None]
+                beaten = dominators([(x, y) for _, x, y in rows], (ax["better"] == "max", ay["better"] == "max"))
+                names = [m for m, _, _ in rows]
+                pair[str(experiment)] = {m: [names[j] for j in by] for m, by in zip(names, beaten, strict=True)}
+            out[f"{ax['key']}|{ay['key']}"] = pair
+    return out
 
 
 def _point(row: Any, axis: dict[str, Any]) -> dict[str, float | None]:
@@ -188,7 +225,8 @@ def _runs(frame: Any, summary: Any, results_dirs: list[Path], out_dir: Path) -> 
                 "method": method,
                 "seed": get("seed", i),
                 "status": get("status", i),
-                "test_accuracy": _number(get("metrics.test.accuracy", i)),
+                # the run's score in the metric its record was scored by (its `task` block)
+                "score": _number(get(f"metrics.test.{get('task.primary', i)}", i)),
                 "record": links[i],
                 "curve": _curves(get("metrics.curve", i)),
             }
@@ -207,7 +245,8 @@ def explorer_payload(summary: Any, frame: Any, results_dirs: Iterable[Path], out
     keys = [a["key"] for a in axes]
     costs = [k for k in ("train_state_mb", "peak_memory_mb", "trainable_params", "trainable_pct") if k in keys]
     default_x = costs[0] if costs else (keys[-1] if keys else None)  # None: no finished run has a number
-    default_y = "test_accuracy_mean" if "test_accuracy_mean" in keys else (keys[0] if keys else None)
+    primary = next(iter(primary_metrics(summary)), None)
+    default_y = f"test_{primary}_mean" if f"test_{primary}_mean" in keys else (keys[0] if keys else None)
     rows = []
     for i, row in summary.iterrows():
         rows.append(
@@ -236,6 +275,11 @@ def explorer_payload(summary: Any, frame: Any, results_dirs: Iterable[Path], out
             "colors": _colors(methods),
             "table": {"columns": [str(c) for c in display.columns], "rows": rows, "notes": table_notes(summary)},
             "axes": axes,
+            "dominated_by": _dominance(summary, axes),
+            # how the runs table, the forest plot and the curves name the chosen metric
+            "metric": {"key": primary, "words": headline_name(summary), "short": metric_display(primary)[0]}
+            if primary
+            else None,
             "default_x": default_x,
             "default_y": default_y,
             "runs": _runs(frame, summary, results_dirs, out_dir),

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from peftlab.reporting import style
+from peftlab.reporting import pareto, style
 from peftlab.reporting.frame import ci95
+from peftlab.reporting.pareto import non_dominated
 
 
 class Skipped(Exception):
@@ -48,7 +49,7 @@ BAND = {  # what a band answers, for the axis labels
 def _mean_band(frame: Any, x: str, y: str, n: str | None = None) -> Any:
     """Mean and 95% band (`low`, `high`, `question`) of `y` at each `x` over seeds.
 
-    For an accuracy with its example count in column `n`: peftlab/stats/crossed.py's answer from the
+    For a proportion with its example count in column `n`: peftlab/stats/crossed.py's answer from the
     per-seed values (`from_seed_values`: question (b) where ≥ 2 seeds, else (a); the example term
     bounded by the binomial, since curves and rank lines carry no per-example outputs, so the band
     is conservative and never counts one test set S times); otherwise the t-interval over seeds.
@@ -105,19 +106,64 @@ def note_missing(ax: Any, summary: Any) -> None:
         ax.set_title("no finished run: " + "; ".join(missing), fontsize=7, loc="left", color="0.3")
 
 
-def _accuracy_points(ax: Any, data: Any, x: str, styles: dict) -> None:
-    """One marker per method at (x, mean test accuracy) with its 95% interval, where one exists.
+class Headline:
+    """The metric a figure plots: the records' chosen primary (their `task` block), its direction and its words."""
+
+    def __init__(self, *frames: Any) -> None:
+        """From the first frame (tidy runs, or the summary) whose rows name a metric."""
+        from peftlab.reporting.frame import chosen_metric
+        from peftlab.reporting.tables import metric_words
+        from peftlab.task_specs import declared_metric
+
+        metric, direction = None, "max"
+        for frame in frames:
+            metric, direction = chosen_metric(frame)
+            if metric is not None:
+                break
+        if metric is None:
+            raise Skipped("no record names the metric it is scored by (its `task` block)")
+        self.metric, self.up = metric, direction != "min"
+        self.words = metric_words(metric)
+        declared = declared_metric(metric)
+        statistic = declared.statistic if declared is not None else None
+        # a share of correct examples: bounded by [0, 1], with an example count the bands may use
+        self.proportion = bool(statistic) and str(statistic).startswith("mean:correct")
+
+    @property
+    def test(self) -> str:
+        return f"test_{self.metric}"
+
+    @property
+    def val(self) -> str:
+        return f"val_{self.metric}"
+
+    def axis(self, split: str = "test", note: str = "") -> str:
+        """`test accuracy (95% interval)`; a lower-is-better metric says so."""
+        inside = "; ".join(p for p in (note, "" if self.up else "lower is better") if p)
+        return f"{split} {self.words}" + (f" ({inside})" if inside else "")
+
+    def clip(self, ax: Any) -> None:
+        """Bands over few seeds can run past what a proportion can be."""
+        if self.proportion:
+            low, high = ax.get_ylim()
+            ax.set_ylim(max(low, 0.0), min(high, 1.02))
+
+
+def _score_points(ax: Any, data: Any, x: str, styles: dict, head: Headline) -> None:
+    """One marker per method at (x, mean test score) with its 95% interval, where one exists.
 
     The interval is the summary's headline (peftlab/stats/crossed.py: (b) where estimable, else (a));
-    summaries without it (older callers) fall back to the half-width, clipped to [0, 1].
+    summaries without it (older callers) fall back to the half-width (clipped to [0, 1] for a proportion).
     """
     for _, row in data.iterrows():
-        half, mean = row["test_accuracy_ci95"], row["test_accuracy_mean"]
-        low, high = row.get("test_accuracy_low", math.nan), row.get("test_accuracy_high", math.nan)
+        half, mean = row.get(f"{head.test}_ci95", math.nan), row[f"{head.test}_mean"]
+        low, high = row.get(f"{head.test}_low", math.nan), row.get(f"{head.test}_high", math.nan)
         if low == low and high == high:
             yerr = [[max(mean - low, 0.0)], [max(high - mean, 0.0)]]
+        elif half != half:
+            yerr = None
         else:
-            yerr = None if math.isnan(half) else [[min(half, mean)], [min(half, 1.0 - mean)]]
+            yerr = [[min(half, mean)], [min(half, 1.0 - mean)]] if head.proportion else [[half], [half]]
         ax.errorbar(
             row[x],
             mean,
@@ -128,40 +174,49 @@ def _accuracy_points(ax: Any, data: Any, x: str, styles: dict) -> None:
             label=row["method"],
             zorder=3,
         )
-    low, high = ax.get_ylim()
-    ax.set_ylim(max(low, 0.0), min(high, 1.02))
+    head.clip(ax)
 
 
-def accuracy_vs_trainable_params(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
-    data = summary.dropna(subset=["test_accuracy_mean", "trainable_params"])
+def metric_vs_trainable_params(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    head = Headline(summary)
+    data = summary.dropna(subset=[f"{head.test}_mean", "trainable_params"])
     if data.empty:
-        raise Skipped("no finished run with a test accuracy and a parameter count")
+        raise Skipped(f"no finished run with a test {head.words} and a parameter count")
     fig, ax = style.figure()
-    _accuracy_points(ax, data, "trainable_params", styles)
+    _score_points(ax, data, "trainable_params", styles, head)
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters (count, log scale)")
-    ax.set_ylabel("test accuracy (95% interval)")
+    ax.set_ylabel(head.axis("test", "95% interval"))
     note_missing(ax, summary)
     _legend(fig, ax)
-    return style.save(fig, out, "accuracy_vs_trainable_params")
+    return style.save(fig, out, "metric_vs_trainable_params")
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Points not dominated by one with less (or equal) cost and higher accuracy, cheapest first (each once)."""
-    keep = non_dominated(points, (False, True))
-    return sorted({p for p, kept in zip(points, keep, strict=True) if kept})
+def pareto_front(points: list[tuple[float, float]], higher_is_better: bool = True) -> list[tuple[float, float]]:
+    """(cost, score) points not dominated by one with less (or equal) cost and a better score, cheapest first.
+
+    peftlab/reporting/pareto.py's rule, the one the explorer embeds too. A lower-is-better score (MSE)
+    flips the front.
+    """
+    return pareto.front(points, (False, higher_is_better))
 
 
-def accuracy_vs_memory(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
-    # on a CPU the process's peak RSS is mostly the runtime; the training state is what a method changes
-    key = "train_state_mb" if "train_state_mb" in summary.columns and summary["train_state_mb"].notna().any() else None
-    key = key or "peak_memory_mb"
-    data = summary.dropna(subset=["test_accuracy_mean", key])
+def memory_column(summary: Any) -> str:
+    """The memory a method changes: the training state where measured (on a CPU the process's peak RSS is
+    mostly the runtime), else the peak."""
+    has_state = "train_state_mb" in summary.columns and summary["train_state_mb"].notna().any()
+    return "train_state_mb" if has_state else "peak_memory_mb"
+
+
+def metric_vs_memory(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    head = Headline(summary)
+    key = memory_column(summary)
+    data = summary.dropna(subset=[f"{head.test}_mean", key])
     if data.empty:
-        raise Skipped("no finished run with a test accuracy and a peak memory")
+        raise Skipped(f"no finished run with a test {head.words} and a peak memory")
     fig, ax = style.figure()
-    _accuracy_points(ax, data, key, styles)
-    front = pareto_front(list(zip(data[key], data["test_accuracy_mean"], strict=True)))
+    _score_points(ax, data, key, styles, head)
+    front = pareto_front(list(zip(data[key], data[f"{head.test}_mean"], strict=True)), head.up)
     front.append((float(data[key].max()), front[-1][1]))  # the frontier runs on to the costliest point
     xs, ys = zip(*front, strict=True)
     ax.step(xs, ys, where="post", color="0.45", linestyle="--", linewidth=0.9, label="Pareto frontier", zorder=2)
@@ -172,10 +227,10 @@ def accuracy_vs_memory(runs: Any, summary: Any, styles: dict, out: Path) -> list
         if key == "train_state_mb"
         else _mem_label(summary)
     )
-    ax.set_ylabel("test accuracy (95% interval)")
+    ax.set_ylabel(head.axis("test", "95% interval"))
     note_missing(ax, summary)
     _legend(fig, ax)
-    return style.save(fig, out, "accuracy_vs_memory")
+    return style.save(fig, out, "metric_vs_memory")
 
 
 def throughput(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
@@ -261,33 +316,35 @@ def paired_differences(runs: Any, summary: Any, styles: dict, out: Path) -> list
 def training_curves(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
     import pandas as pd
 
+    head = Headline(runs, summary)
     points = [
         {
             "label": run["label"],
             "seed": run["seed"],
             "step": p.get("step"),
-            "val_accuracy": p.get("val_accuracy"),
+            head.val: p.get(head.val),
             "val_n": run.get("val_n"),
         }
         for _, run in _ok(runs).iterrows()
         for p in (run["curve"] if isinstance(run["curve"], list) else [])
     ]
-    curves = pd.DataFrame(points).dropna(subset=["step", "val_accuracy"]) if points else pd.DataFrame()
+    curves = pd.DataFrame(points).dropna(subset=["step", head.val]) if points else pd.DataFrame()
     if curves.empty:
-        raise Skipped("no validation curve in these records")
+        raise Skipped(f"no validation curve of {head.words} in these records")
     fig, ax = style.figure()
     bands = []
     for label in [m for m in summary["method"] if m in set(curves["label"])]:
-        band = _mean_band(curves[curves["label"] == label], "step", "val_accuracy", n="val_n")
+        n = "val_n" if head.proportion else None  # the binomial bound holds for a proportion only
+        band = _mean_band(curves[curves["label"] == label], "step", head.val, n=n)
         bands.append(band)
         color, marker = styles[label]["color"], styles[label]["marker"]
         ax.plot(band["step"], band["mean"], color=color, marker=marker, markersize=3, label=label)
         low, high = band["low"].fillna(band["mean"]), band["high"].fillna(band["mean"])
         ax.fill_between(band["step"], low, high, color=color, alpha=0.18, lw=0)
     ax.set_xlabel("optimiser step")
-    ax.set_ylabel(f"validation accuracy\n({band_label(bands)})" if band_label(bands) else "validation accuracy")
-    low, high = ax.get_ylim()  # bands over few seeds can run past what an accuracy can be
-    ax.set_ylim(max(low, 0.0), min(high, 1.02))
+    label = head.axis("validation")
+    ax.set_ylabel(f"{label}\n({band_label(bands)})" if band_label(bands) else label)
+    head.clip(ax)
     note_missing(ax, summary)
     _legend(fig, ax)
     return style.save(fig, out, "training_curves")
@@ -303,11 +360,13 @@ def _rank_lines(runs: Any, y: str) -> dict[tuple[str, str, str], Any]:
     }
 
 
-def _draw_rank_lines(ax: Any, lines: dict[tuple[str, str, str], Any], y: str, include: tuple[float, ...] = ()) -> str:
+def _draw_rank_lines(
+    ax: Any, lines: dict[tuple[str, str, str], Any], y: str, include: tuple[float, ...] = (), n: str | None = None
+) -> str:
     """Mean ± 95% band of `y` against rank, each seed's run as a faint point, log2 axis.
 
-    Accuracy bands are crossed.py's answers from the per-seed values (`_mean_band`: (b) where ≥ 2
-    seeds, else (a)); other quantities keep the
+    Bands of a proportion (with its example count `n`) are crossed.py's answers from the per-seed
+    values (`_mean_band`: (b) where ≥ 2 seeds, else (a)); other quantities keep the
     t-interval over seeds, which with two or three seeds is many times wider than the spread of the
     runs (t = 12.7 for two), so the y axis spans the runs themselves and bands run off it where they
     must. The seed points show what the interval is made of.
@@ -318,7 +377,7 @@ def _draw_rank_lines(ax: Any, lines: dict[tuple[str, str, str], Any], y: str, in
     values = list(include)  # reference lines the axis must show (zero, full fine-tuning's mean)
     bands = []
     for (method, line, targets), group in lines.items():
-        band = _mean_band(group, "rank", y, n="test_n" if y == "test_accuracy" else None)
+        band = _mean_band(group, "rank", y, n=n)
         bands.append(band)
         look = line_styles[f"{method}|{line}|{targets}"]
         label = f"{line} ({targets})" if several_targets and targets else line
@@ -337,16 +396,17 @@ def _draw_rank_lines(ax: Any, lines: dict[tuple[str, str, str], Any], y: str, in
     return band_label(bands)
 
 
-def accuracy_vs_rank(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
-    lines = _rank_lines(runs, "test_accuracy")
+def metric_vs_rank(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    head = Headline(runs, summary)
+    lines = _rank_lines(runs, head.test) if head.test in runs.columns else {}
     if not lines:
         raise Skipped("no rank sweep in these records (no method with a hyperparameters.r that varies)")
     fig, ax = style.figure()
-    bands = _draw_rank_lines(ax, lines, "test_accuracy")
+    bands = _draw_rank_lines(ax, lines, head.test, n="test_n" if head.proportion else None)
     ax.set_xlabel("adapter rank $r$ (log$_2$ scale)")
-    ax.set_ylabel(f"test accuracy\n({bands})" if bands else "test accuracy")
+    ax.set_ylabel(f"{head.axis('test')}\n({bands})" if bands else head.axis("test"))
     _legend(fig, ax, ncols=2)
-    return style.save(fig, out, "accuracy_vs_rank")
+    return style.save(fig, out, "metric_vs_rank")
 
 
 def _forgetting_probes(runs: Any) -> list[str]:
@@ -372,25 +432,27 @@ FORGETTING_AXIS = "forgetting: {probe}\n(+ = forgotten)"
 
 def learning_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     """(learning, forgetting) points that no other point beats on both (more learnt, less forgotten),
-    from the least to the most learning."""
-    front: list[tuple[float, float]] = []
-    for learnt, forgot in sorted(points, key=lambda p: (-p[0], p[1])):
-        if not front or forgot < front[-1][1]:
-            front.append((learnt, forgot))
-    return front[::-1]
+    from the least to the most learning (peftlab/reporting/pareto.py, the reports' one rule)."""
+    return pareto.front(points, (True, False))
 
 
 def learning_vs_forgetting(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
     """One point per run: what it learnt on the target task against what it forgot, per probe.
 
     Learning is the target-task gain over the untrained model when the records have it (the
-    base score differs between runs only by their fresh head), else the test accuracy.
+    base score differs between runs only by their fresh head), else the test score; both in the
+    records' chosen metric, oriented so that right is better (a lower-is-better score is negated).
     """
     probes = _forgetting_probes(runs)
     if not probes:
         raise Skipped("no forgetting deltas in these records (forgetting.<probe>.delta)")
+    head = Headline(runs, summary)
     gain = "learning_gain" in runs.columns and _ok(runs)["learning_gain"].notna().any()
-    x = "learning_gain" if gain else "test_accuracy"
+    x = "learning_gain" if gain else head.test
+    if x not in runs.columns:
+        raise Skipped(f"no learning gain and no test {head.words} in these records")
+    if not gain and not head.up:
+        runs = runs.assign(**{x: -runs[x]})
     fig, axes = _panels(min(len(probes), 3))
     order = [m for m in summary["method"] if m in set(_ok(runs)["label"])]
     for ax, probe in zip(axes[:, 0], probes[:3], strict=False):
@@ -408,7 +470,11 @@ def learning_vs_forgetting(runs: Any, summary: Any, styles: dict, out: Path) -> 
             ax.step(xs, ys, where="pre", color="0.45", linestyle="--", linewidth=0.9, label="Pareto frontier")
         ax.axhline(0.0, color="0.5", linewidth=0.7, linestyle=":")
         ax.set_ylabel(FORGETTING_AXIS.format(probe=probe))
-    axes[-1][0].set_xlabel("learning: test accuracy gain over the untrained model" if gain else "test accuracy")
+    axes[-1][0].set_xlabel(
+        f"learning: test {head.words} gain over the untrained model"
+        if gain
+        else (head.axis("test") if head.up else f"− test {head.words} (right is better)")
+    )
     _legend(fig, axes[0][0])
     return style.save(fig, out, "learning_vs_forgetting")
 
@@ -436,7 +502,14 @@ def _trials(runs: Any) -> Any:
     if "trial.number" not in runs.columns:
         raise Skipped("no Optuna trial information in these records (trial.number)")
     data = _ok(runs).dropna(subset=["trial.number"]).copy()
-    objective = "trial.value" if "trial.value" in data.columns and data["trial.value"].notna().any() else "val_accuracy"
+    try:
+        fallback = Headline(runs).val  # records from before the trial block kept their values: the chosen metric
+    except Skipped:
+        fallback = "trial.value"
+    recorded = "trial.value" in data.columns and data["trial.value"].notna().any()
+    objective = "trial.value" if recorded or fallback not in data.columns else fallback
+    if objective not in data.columns:
+        raise Skipped("no objective value in the trial records (trial.value)")
     data["objective"] = data[objective]
     data = data.dropna(subset=["objective"]).sort_values("trial.number")
     if len(data) < 2:
@@ -450,7 +523,7 @@ def optuna_history(runs: Any, summary: Any, styles: dict, out: Path) -> list[Pat
     Objectives and directions are read from the records' `trial` block (`values`, `directions`),
     as the search wrote them: a search on macro-F1 plots macro-F1, and a minimised objective's
     best so far is the running minimum. Records without that block (from before it existed)
-    fall back to validation accuracy, maximised, and say so on the axis.
+    fall back to the records' chosen metric on validation, in its direction, and say so on the axis.
     """
     if "trial.number" not in runs.columns:
         raise Skipped("no Optuna trial information in these records (trial.number)")
@@ -464,7 +537,8 @@ def optuna_history(runs: Any, summary: Any, styles: dict, out: Path) -> list[Pat
         ]
     else:
         data = _trials(runs)
-        objectives = [("objective", "validation accuracy (no objective recorded)", True)]
+        head = Headline(runs)
+        objectives = [("objective", f"validation {head.words} (no objective recorded)", head.up)]
     if all(data[column].notna().sum() < 2 for column, _, _ in objectives):
         raise Skipped("fewer than two finished Optuna trials")
     fig, axes = _panels(len(objectives))
@@ -523,13 +597,6 @@ def optuna_importances(runs: Any, summary: Any, styles: dict, out: Path) -> list
     return style.save(fig, out, "optuna_importances")
 
 
-def non_dominated(points: list[tuple[float, float]], maximise: tuple[bool, bool]) -> list[bool]:
-    """Which points no other point beats on both objectives (ties allowed), for any mix of directions."""
-    signs = [1.0 if up else -1.0 for up in maximise]
-    keyed = [(a * signs[0], b * signs[1]) for a, b in points]
-    return [not any(o[0] >= p[0] and o[1] >= p[1] and (o[0] > p[0] or o[1] > p[1]) for o in keyed) for p in keyed]
-
-
 def optuna_pareto(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
     """Multi-objective studies: every trial on the first two objectives, the Pareto-optimal ones joined."""
     if "trial.number" not in runs.columns:
@@ -566,12 +633,12 @@ def optuna_pareto(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path
 
 
 FIGURES: dict[str, Callable[[Any, Any, dict, Path], list[Path]]] = {
-    "accuracy_vs_trainable_params": accuracy_vs_trainable_params,
-    "accuracy_vs_memory": accuracy_vs_memory,
+    "metric_vs_trainable_params": metric_vs_trainable_params,
+    "metric_vs_memory": metric_vs_memory,
     "throughput": throughput,
     "paired_differences": paired_differences,
     "training_curves": training_curves,
-    "accuracy_vs_rank": accuracy_vs_rank,
+    "metric_vs_rank": metric_vs_rank,
     "learning_vs_forgetting": learning_vs_forgetting,
     "forgetting_vs_rank": forgetting_vs_rank,
     "optuna_history": optuna_history,

@@ -11,29 +11,53 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-# flattened record column -> tidy name; the metrics are averaged with a 95% interval, the costs averaged
+# flattened record column -> tidy name; the metrics are averaged with a 95% interval, the costs averaged.
+# A task's metrics join them from its declaration and its records' `task` block (`task_metric_columns`)
 METRIC_COLUMNS = {
-    "metrics.test.accuracy": "test_accuracy",
-    "metrics.test.f1_macro": "test_f1_macro",
-    "metrics.validation.accuracy": "val_accuracy",
     "learning.gain": "learning_gain",  # target score after training − baseline (see peftlab/probes/suite.py)
 }
 
 
+def _record_tasks(frame: Any) -> list[tuple[str, str]]:
+    """(task, chosen metric) pairs the records' `task` blocks name, in order of appearance."""
+    if "task.name" not in frame.columns or "task.primary" not in frame.columns:
+        return []
+    pairs = zip(frame["task.name"], frame["task.primary"], strict=True)
+    return [(t, m) for t, m in dict.fromkeys(pairs) if isinstance(t, str) and isinstance(m, str)]
+
+
 def task_metric_columns(frame: Any) -> dict[str, str]:
-    """`metrics.test.<m>` → `test_<m>` for the headline metrics the frame's tasks declare (peftlab/task_specs)
-    beyond METRIC_COLUMNS, e.g. `test_pearson` of task regression; {} for classification and sft records."""
+    """`metrics.test.<m>` → `test_<m>` for each metric the records' tasks declare with a short name (plus the
+    chosen primary, `val_<primary>` too) that the records have, in declaration order: the headline metrics."""
     from peftlab.task_specs import get_task_spec, task_names
 
-    tasks = frame["config.task"].dropna().unique().tolist() if "config.task" in frame.columns else []
     out: dict[str, str] = {}
-    for task in (t for t in tasks if t in task_names()):
-        for metric in get_task_spec(task).metrics:
-            column = f"metrics.test.{metric.name}"
+    for task, primary in _record_tasks(frame):
+        declared = get_task_spec(task).metrics if task in task_names() else ()
+        names = [primary, *(m.name for m in declared if m.short)]
+        for name in dict.fromkeys(names):
+            column = f"metrics.test.{name}"
             # a metric only some runs compute (sft's bleu, rouge_l: `data.metric`) adds no empty column
-            if metric.short and column not in METRIC_COLUMNS and column in frame.columns:
-                out[column] = f"test_{metric.name}"
+            if column in frame.columns or name == primary:
+                out[column] = f"test_{name}"
+        out[f"metrics.validation.{primary}"] = f"val_{primary}"
     return out
+
+
+def chosen_metric(frame: Any) -> tuple[str | None, str]:
+    """(metric, direction) that a tidy runs frame (`metric`/`direction`) or a summary (`primary_metric`/
+    `primary_direction`) is headlined by: the records' `task` block, the most common over rows.
+    (None, "max") where no record names one."""
+    for metric_col, direction_col in (("metric", "direction"), ("primary_metric", "primary_direction")):
+        if metric_col in frame.columns:
+            pairs = [
+                (m, d if d in ("max", "min") else "max")
+                for m, d in zip(frame[metric_col], frame.get(direction_col, [None] * len(frame)), strict=True)
+                if isinstance(m, str)
+            ]
+            if pairs:
+                return max(set(pairs), key=pairs.count)
+    return None, "max"
 
 
 COST_COLUMNS = {
@@ -94,9 +118,12 @@ def tidy_runs(frame: Any) -> Any:
             "status": col("status"),
         }
     )
-    for source, name in {**METRIC_COLUMNS, **task_metric_columns(frame), **COST_COLUMNS}.items():
+    tidy["task"] = col("task.name")  # what each run is scored by: its record's `task` block
+    tidy["metric"] = col("task.primary")
+    tidy["direction"] = col("task.direction")
+    for source, name in {**task_metric_columns(frame), **METRIC_COLUMNS, **COST_COLUMNS}.items():
         tidy[name] = pd.to_numeric(col(source), errors="coerce")
-    # example counts behind each accuracy: the two-level bootstrap of the figures' bands needs them
+    # example counts behind each score: the two-level bootstrap of the figures' bands needs them
     tidy["test_n"] = pd.to_numeric(col("metrics.test.n"), errors="coerce").fillna(
         pd.to_numeric(col("data.sizes.test"), errors="coerce")
     )
@@ -156,7 +183,7 @@ def summarise(
     Only `ok` runs count towards numbers; every other status is counted in its own column and the
     first line of a failure is kept (`first_error`), so a method whose runs all failed is a row.
     A variant run on several device types gets one row per type, its label suffixed ` (cuda)`.
-    Test accuracy gets the crossed seeds × examples intervals of both questions and the paired
+    The chosen primary metric gets the crossed seeds × examples intervals of both questions and the paired
     comparison against the reference (peftlab/reporting/comparison.py, peftlab/stats/crossed.py);
     `outcomes` maps run ids to their per-example test outcomes (None: records without predictions,
     compared by the old nested bootstrap and labelled so); `metric` the one the Δ columns compare.
@@ -176,7 +203,7 @@ def summarise(
         e: frame.loc[experiments == e, "seed"].nunique() if "seed" in frame.columns else 1 for e in set(experiments)
     }
     probes = forgetting_probes(frame)
-    extra_metrics = task_metric_columns(frame)  # issue 24: a task's own metrics (regression: pearson, ...)
+    extra_metrics = task_metric_columns(frame)  # each task's headline metrics, the chosen primary first
     rows = []
     for experiment, label, device in keys:
         in_group = (experiments == experiment) & (frame["label"] == label) & (devices == device)
@@ -193,7 +220,7 @@ def summarise(
         for status in NOT_OK:
             row[f"runs_{status}"] = statuses.count(status)
         row["first_error"] = _first_error(all_runs)
-        for column, name in {**METRIC_COLUMNS, **extra_metrics}.items():
+        for column, name in {**extra_metrics, **METRIC_COLUMNS}.items():
             values = pd.to_numeric(group[column], errors="coerce").dropna().tolist() if column in group else []
             row[f"{name}_mean"] = sum(values) / len(values) if values else float("nan")
             row[f"{name}_ci95"] = ci95(values)

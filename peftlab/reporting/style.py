@@ -59,14 +59,26 @@ def method_styles(labels: list[str]) -> dict[str, dict[str, Any]]:
     }
 
 
+AXES_KEY = "peftlab:axes"  # the PNG text chunk naming each panel's axis labels (read back by tests and tools)
+
+
+def axis_labels(fig: Any) -> list[dict[str, str]]:
+    """Each panel's {x, y} axis label (empty where a shared axis labels one panel only)."""
+    return [{"x": ax.get_xlabel(), "y": ax.get_ylabel()} for ax in fig.axes]
+
+
 def save(fig: Any, out_dir: Path, stem: str) -> list[Path]:
+    """PNG and PDF of `fig` under `out_dir`; the PNG also carries its axis labels as text (`AXES_KEY`)."""
+    import json
+
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "pdf"):
         path = out_dir / f"{stem}.{ext}"
-        fig.savefig(path, dpi=300 if ext == "png" else None, bbox_inches="tight", pad_inches=0.02)
+        metadata = {AXES_KEY: json.dumps(axis_labels(fig))} if ext == "png" else None
+        fig.savefig(path, dpi=300 if ext == "png" else None, bbox_inches="tight", pad_inches=0.02, metadata=metadata)
         paths.append(path)
     plt.close(fig)
     return paths

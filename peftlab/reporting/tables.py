@@ -76,26 +76,22 @@ def columns(summary: Any) -> list[Column]:
     return [c for c in cols if c.key in summary.columns and summary[c.key].notna().any()]
 
 
-# metric name -> (Markdown short name, LaTeX header, macro suffix); others use the task's `short` or the name
-DISPLAY = {
-    "accuracy": ("acc", "Acc.", "Acc"),
-    "f1_macro": ("macro-F1", "Macro-F1", "FOne"),
-    "f1": ("F1", "F1", "FOneBinary"),
-    "mcc": ("MCC", "MCC", "MCC"),
-    "pearson": ("Pearson r", "Pearson $r$", "Pearson"),
-    "spearman": ("Spearman ρ", r"Spearman $\rho$", "Spearman"),
-    "bleu": ("BLEU", "BLEU", "Bleu"),
-    "rouge_l": ("ROUGE-L", "ROUGE-L", "RougeL"),
-    "mse": ("MSE", "MSE", "MSE"),
-}
-HEADLINE_MACROS = {"accuracy"}  # the primary metric's macros keep `Acc` when it is accuracy
-
-
 def metric_display(name: str) -> tuple[str, str, str]:
-    """(Markdown name, LaTeX header, macro suffix) of a declared metric."""
-    if name in DISPLAY:
-        return DISPLAY[name]
+    """(Markdown name, LaTeX header, macro suffix) of a metric, as its task declares (`MetricSpec.display`)."""
+    from peftlab.task_specs import declared_metric
+
+    spec = declared_metric(name)
+    if spec is not None and spec.display:
+        return spec.display
     return name.replace("_", " "), escape(name.replace("_", " ")), camel(name)
+
+
+def metric_words(name: str) -> str:
+    """How a sentence names a metric (`accuracy`, `Pearson r`): the task's `words`, else its display name."""
+    from peftlab.task_specs import declared_metric
+
+    spec = declared_metric(name)
+    return (spec.words if spec is not None else None) or metric_display(name)[0]
 
 
 def _task_metrics(summary: Any) -> dict[str, Any]:
@@ -104,7 +100,7 @@ def _task_metrics(summary: Any) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     tasks = [t for t in dict.fromkeys(summary["task"]) if isinstance(t, str)] if "task" in summary.columns else []
-    for task in tasks or ["classification"]:
+    for task in tasks:
         try:
             spec = get_task_spec(task)
         except KeyError:
@@ -115,19 +111,34 @@ def _task_metrics(summary: Any) -> dict[str, Any]:
 
 
 def primary_metrics(summary: Any) -> list[str]:
-    """The summary's headline metrics (each experiment's task's primary), accuracy for older summaries."""
-    if "primary_metric" not in summary.columns:
-        return ["accuracy"]
-    found = [m for m in dict.fromkeys(summary["primary_metric"]) if isinstance(m, str)]
-    return found or ["accuracy"]
+    """The summary's headline metrics: each experiment's primary, as its records' `task` block names it.
+
+    A summary without it (no finished run) names the first metric with a mean, else none.
+    """
+    found = [m for m in dict.fromkeys(summary.get("primary_metric", [])) if isinstance(m, str)]
+    if found:
+        return found
+    means = [str(c).removeprefix("test_").removesuffix("_mean") for c in summary.columns]
+    return [m for m in means if f"test_{m}_mean" in summary.columns][:1]
+
+
+def default_primaries(summary: Any) -> list[str]:
+    """The default primary metric of each of the summary's tasks (shown with its interval under any `data.metric`)."""
+    from peftlab.task_specs import get_task_spec
+
+    tasks = [t for t in dict.fromkeys(summary["task"]) if isinstance(t, str)] if "task" in summary.columns else []
+    out = []
+    for task in tasks:
+        try:
+            out.append(get_task_spec(task).primary)
+        except KeyError:
+            continue
+    return list(dict.fromkeys(out))
 
 
 def headline_name(summary: Any) -> str:
-    """How the notes and sentences name the headline metric: `accuracy`, `Pearson r`, ..."""
-    names = primary_metrics(summary)
-    if names == ["accuracy"]:
-        return "accuracy"
-    return " / ".join(metric_display(m)[0] for m in names)
+    """How the notes, sentences and axes name the headline metric: `accuracy`, `Pearson r`, ..."""
+    return " / ".join(metric_words(m) for m in primary_metrics(summary)) or "score"
 
 
 def metric_columns(summary: Any) -> list[Column]:
@@ -139,19 +150,19 @@ def metric_columns(summary: Any) -> list[Column]:
     declared = _task_metrics(summary)
     primaries = primary_metrics(summary)
     names = [m.removeprefix("test_").removesuffix("_mean") for m in summary.columns]
-    names = [m for m in names if f"test_{m}_mean" in summary.columns and (m in declared or m in DISPLAY)]
-    order = list(dict.fromkeys([*primaries, "accuracy", "f1_macro", *names]))
+    names = [m for m in names if f"test_{m}_mean" in summary.columns and m in declared]
+    order = list(dict.fromkeys([*primaries, *names]))
     cols = []
     for name in order:
         key = f"test_{name}_mean"
         if key not in summary.columns:
             continue
         spec = declared.get(name)
-        if spec is None and name not in ("accuracy", "f1_macro"):
+        if spec is None and name not in primaries:
             continue
         short, latex, macro = metric_display(name)
         ci = f"test_{name}_ci95"
-        headed = name in primaries or name == "accuracy"
+        headed = name in primaries or name in default_primaries(summary)
         header = f"test {short} (95% CI)" if headed else f"test {short}"
         direction = spec.direction if spec is not None else "max"
         fmt = _fixed(3) if spec is None or spec.fmt == ".3f" else (lambda v, f=spec.fmt: format(v, f))
@@ -167,10 +178,11 @@ def _direction(summary: Any, metric: str) -> str:
 
 def _headline_questions(summary: Any) -> list[Any]:
     """Per row: the question its headline interval answers (its task's primary metric's)."""
-    primaries = summary["primary_metric"] if "primary_metric" in summary.columns else ["accuracy"] * len(summary)
+    fallback = (primary_metrics(summary) or [""])[0]
+    primaries = summary["primary_metric"] if "primary_metric" in summary.columns else [fallback] * len(summary)
     out = []
     for (_, row), metric in zip(summary.iterrows(), primaries, strict=True):
-        metric = metric if isinstance(metric, str) else "accuracy"
+        metric = metric if isinstance(metric, str) else fallback
         out.append(row.get(f"test_{metric}_question"))
     return out
 
@@ -306,8 +318,9 @@ LOW_COVERAGE = "‡"  # a (b) interval whose coverage the calibration measured b
 
 def _headline_prefixes(summary: Any) -> list[str]:
     """Per row: `test_<its primary metric>_b`, where its headline (b) coverage flag lives."""
-    primaries = summary["primary_metric"] if "primary_metric" in summary.columns else ["accuracy"] * len(summary)
-    return [f"test_{m if isinstance(m, str) else 'accuracy'}_b" for m in primaries]
+    fallback = (primary_metrics(summary) or [""])[0]
+    primaries = summary["primary_metric"] if "primary_metric" in summary.columns else [fallback] * len(summary)
+    return [f"test_{m if isinstance(m, str) else fallback}_b" for m in primaries]
 
 
 def _low_coverage(summary: Any, prefixes: list[str]) -> list[bool]:
@@ -478,7 +491,7 @@ def table_notes(summary: Any) -> list[str]:
                 "bootstrap with the same examples for every seed and method, normal reference (docs/statistics.md)."
             )
         if "vs_ref_test" in part.columns and part["vs_ref_diff"].notna().any():
-            metric = next((m for m in part.get("vs_ref_metric", []) if isinstance(m, str)), "accuracy")
+            metric = next((m for m in part.get("vs_ref_metric", []) if isinstance(m, str)), primary)
             counts = {q: int(part[f"vs_ref_{q}_p"].notna().sum()) for q in "ab" if f"vs_ref_{q}_p" in part.columns}
             family = ", ".join(f"{n} for ({q})" for q, n in counts.items() if n)
             lines.append(
@@ -578,6 +591,7 @@ def macro_values(summary: Any, records: list[dict[str, Any]]) -> dict[str, str]:
         put("Dataset", first("data.source"))
         put("DatasetName", first("data.name") or first("data.source"))  # what the rows exactly are
         put("DatasetCitation", first("data.citation") or "(no citation recorded)")
+        put("MetricName", headline_name(part))  # what the records were scored by: captions name it
         for split in ("train", "validation", "test"):
             value = first(f"data.sizes.{split}")
             put(f"{camel(split)}Size", _latex_number(_thousands(float(value))) if value is not None else None, raw=True)
@@ -622,7 +636,7 @@ def macro_values(summary: Any, records: list[dict[str, Any]]) -> dict[str, str]:
                     put(f"{name}{col.macro}", _latex_number(col.fmt(float(row[col.key]))), raw=True)
                 if col.ci and _finite(row.get(col.ci)):
                     put(f"{name}{col.macro}CI", _latex_number(col.fmt(float(row[col.ci])).lstrip("+")), raw=True)
-            for metric in dict.fromkeys(["accuracy", *primary_metrics(part)]):
+            for metric in dict.fromkeys([*default_primaries(part), *primary_metrics(part)]):
                 low, high = row.get(f"test_{metric}_low"), row.get(f"test_{metric}_high")
                 if _finite(low) and _finite(high):  # the headline interval's ends (e.g. AccLow, PearsonHigh)
                     suffix = metric_display(metric)[2]
@@ -673,7 +687,7 @@ def stats_macros(part: Any) -> dict[str, str]:
     mark, mean = f"test_{primary}_mark", f"test_{primary}_mean"
     if mark not in part.columns or mean not in part.columns:
         return out
-    what = "accuracy" if primary == "accuracy" else metric_display(primary)[0]
+    what = metric_words(primary)
     lower = _direction(part, primary) == "min"
     ranked = part.dropna(subset=[mean]).sort_values(mean, ascending=lower)
     acc = {m: _fixed(3)(float(v)) for m, v in zip(ranked["method"], ranked[mean], strict=True)}
@@ -682,7 +696,8 @@ def stats_macros(part: Any) -> dict[str, str]:
     questions = [q for q in dict.fromkeys(part.get(f"test_{primary}_question", [])) if isinstance(q, str)]
     about = " and ".join(QUESTION_WORDS.get(q, q) for q in questions) or "the test examples"
     tt = lambda m: rf"\texttt{{{escape(m)}}}"  # noqa: E731
-    leading = "most accurate" if primary == "accuracy" else f"best in test {escape(what)}"
+    proportion = getattr(_task_metrics(part).get(primary), "statistic", None) == "mean:correct"  # share correct
+    leading = "most accurate" if proportion else f"best in test {escape(what)}"
     if best and len(ranked) > 1:
         runner = ranked["method"].iloc[1]
         out["BestAccSentence"] = (
@@ -696,7 +711,7 @@ def stats_macros(part: Any) -> dict[str, str]:
         names = ", ".join(f"{tt(m)} ({acc[m]})" for m in tied)
         out["BestAccSentence"] = (
             f"No variant is significantly the {leading.removeprefix('best in ')}: {names} are tied "
-            if primary == "accuracy"
+            if proportion
             else f"No variant is significantly best in test {escape(what)}: {names} are tied "
         ) + (
             f"(none is significantly {'above' if lower else 'below'} the leader; question: {escape(about)}; "
@@ -792,26 +807,31 @@ def macros_tex(summary: Any, records: list[dict[str, Any]]) -> str:
 
 
 def rank_sweep(runs: Any, summary: Any = None) -> Any:
-    """Long table of a rank ablation: one row per (line, rank), test accuracy mean and 95% interval.
+    """Long table of a rank ablation: one row per (line, rank), the records' chosen metric's mean and 95% interval.
 
     A line is a method variant without its rank (`lora-q[r=4]` → `lora-q`), the same grouping as
-    the accuracy-vs-rank figure. Empty when no line varies its rank. With the `summary`, each cell
+    the metric-vs-rank figure. Empty when no line varies its rank. With the `summary`, each cell
     carries that variant's headline interval (peftlab/stats/crossed.py: (b) where estimable, else (a))
     and its paired difference against the experiment's reference (set `report.reference:
-    lora-q[r=8]` to read a sweep against r = 8); without it, the t-interval over seeds.
+    lora-q[r=8]` to read a sweep against r = 8); without it, the t-interval over seeds. The metric
+    and its direction are the records' `task` block's (columns `metric`, `direction` of each row).
     """
     import pandas as pd
 
-    from peftlab.reporting.frame import ci95
+    from peftlab.reporting.frame import chosen_metric, ci95
 
-    ok = runs[(runs["status"] == "ok")].dropna(subset=["rank", "test_accuracy"])
-    by_label = summary.set_index("method") if summary is not None and "test_accuracy_low" in summary else None
+    metric, direction = chosen_metric(runs)
+    value = f"test_{metric}"
+    if metric is None or value not in runs.columns:
+        return pd.DataFrame()
+    ok = runs[(runs["status"] == "ok")].dropna(subset=["rank", value])
+    by_label = summary.set_index("method") if summary is not None and f"{value}_low" in summary else None
     rows = []
     for (line, targets), group in ok.groupby(["rank_line", "targets"], sort=False):
         if group["rank"].nunique() < 2:
             continue
         for rank, cell in group.groupby("rank"):
-            values = cell["test_accuracy"].tolist()
+            values = cell[value].tolist()
             label = str(cell["label"].iloc[0])
             row = {
                 "line": line,
@@ -819,17 +839,25 @@ def rank_sweep(runs: Any, summary: Any = None) -> Any:
                 "rank": int(rank),
                 "label": label,
                 "seeds": len(values),
-                "test_accuracy_mean": sum(values) / len(values),
-                "test_accuracy_ci95": ci95(values),
+                "metric": metric,
+                "direction": direction,
+                f"{value}_mean": sum(values) / len(values),
+                f"{value}_ci95": ci95(values),
                 "trainable_params": float(cell["trainable_params"].mean()),
             }
             if by_label is not None and label in by_label.index:
                 stat = by_label.loc[[label]].iloc[0]
-                for key in ("test_accuracy_low", "test_accuracy_high", "test_accuracy_ci95", "reference",
+                for key in (f"{value}_low", f"{value}_high", f"{value}_ci95", "reference",
                             "vs_ref_diff", "vs_ref_low", "vs_ref_high", "vs_ref_p_holm"):  # fmt: skip
                     row[key] = stat.get(key)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _sweep_metric(sweep: Any) -> tuple[str, bool]:
+    """(`test_<metric>` column prefix, higher is better) of a rank sweep table."""
+    metric = str(sweep["metric"].iloc[0])
+    return f"test_{metric}", sweep["direction"].iloc[0] != "min"
 
 
 def rank_best(sweep: Any) -> dict[tuple[str, int], str]:
@@ -837,25 +865,27 @@ def rank_best(sweep: Any) -> dict[tuple[str, int], str]:
 
     The cells of a rank table have no paired test between them (the summary's Δ column pairs each with
     the reference), so "best" uses the conservative rule that non-overlapping 95% intervals differ;
-    overlapping leaders are marked tied.
+    overlapping leaders are marked tied. "Clears" is in the metric's direction (lower-is-better: below).
     """
     marks: dict[tuple[str, int], str] = {}
-    low = "test_accuracy_low" if "test_accuracy_low" in sweep.columns else None
+    value, up = _sweep_metric(sweep)
+    low = f"{value}_low" if f"{value}_low" in sweep.columns else None
     for line, part in sweep.groupby("line", sort=False):
-        part = part.sort_values("test_accuracy_mean", ascending=False)
+        part = part.sort_values(f"{value}_mean", ascending=not up)
         top = part.iloc[0]
         if low is not None and _finite(top[low]):
-            lows, highs = part[low], part["test_accuracy_high"]
+            lows, highs = part[low], part[f"{value}_high"]
         else:
-            lows = part["test_accuracy_mean"] - part["test_accuracy_ci95"]
-            highs = part["test_accuracy_mean"] + part["test_accuracy_ci95"]
-        top_low = lows.iloc[0]
-        others = highs.iloc[1:]
-        if len(others) and _finite(top_low) and others.notna().all() and (top_low > others).all():
+            lows = part[f"{value}_mean"] - part[f"{value}_ci95"]
+            highs = part[f"{value}_mean"] + part[f"{value}_ci95"]
+        near, far = (lows, highs) if up else (-highs, -lows)  # the leader's inner end against the others' outer
+        top_near = near.iloc[0]
+        others = far.iloc[1:]
+        if len(others) and _finite(top_near) and others.notna().all() and (top_near > others).all():
             marks[(line, int(top["rank"]))] = "best"
             continue
-        for (_, row), high in zip(part.iterrows(), highs, strict=True):
-            if row is top or not _finite(top_low) or not _finite(high) or high >= top_low:
+        for (_, row), reach in zip(part.iterrows(), far, strict=True):
+            if row is top or not _finite(top_near) or not _finite(reach) or reach >= top_near:
                 marks[(line, int(row["rank"]))] = "tied"
     return marks
 
@@ -865,6 +895,7 @@ def rank_markdown(sweep: Any) -> str:
     lines = list(dict.fromkeys(sweep["line"]))
     ranks = sorted(set(sweep["rank"]))
     marks = rank_best(sweep)
+    value, _ = _sweep_metric(sweep)
     header = "| rank | " + " | ".join(lines) + " |"
     rule = "|---:|" + "|".join(":---" for _ in lines) + "|"
     body = []
@@ -877,13 +908,13 @@ def rank_markdown(sweep: Any) -> str:
                 continue
             row = match.iloc[0]
             mark = marks.get((line, int(rank)))
-            mean = _fixed(3)(row["test_accuracy_mean"])
+            mean = _fixed(3)(row[f"{value}_mean"])
             mean = f"**{mean}**" if mark == "best" else mean + (TIED if mark == "tied" else "")
-            low, high = row.get("test_accuracy_low"), row.get("test_accuracy_high")
+            low, high = row.get(f"{value}_low"), row.get(f"{value}_high")
             if _finite(low) and _finite(high):
                 text = f"{mean} [{low:.3f}, {high:.3f}]"
             else:
-                ci = row["test_accuracy_ci95"]
+                ci = row[f"{value}_ci95"]
                 text = f"{mean} ± {_fixed(3)(ci)}" if _finite(ci) else mean
             if "line_ref_rank" in row and _finite(row.get("line_ref_rank")):  # Δ within the line
                 if _finite(row.get("vs_line_diff")):

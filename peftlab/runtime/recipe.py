@@ -192,7 +192,7 @@ def setup(run: Run) -> SetupInfo:
         tokenizer=ws.tokenizer,
         label_names=tuple(ws.data.label_names),
         max_new_tokens=ws.experiment.data.max_new_tokens,
-        metric=ws.experiment.data.metric,
+        metric=run.spec.task.choice,  # `data.metric`, as resolved into the run spec
         answer_extractor=ws.experiment.data.answer_extractor,
     )
     return SetupInfo(device=device_info(run.device), distributed=distributed)
@@ -351,8 +351,8 @@ def _watch(run: Run, bar: Any) -> Any:
 
     return Watch(
         evaluate=lambda: run.evaluate("validation"),
-        curve_metrics=run.ws.spec.curve_metrics(),  # the task's declared metrics (peftlab/task_specs)
-        primary=run.ws.spec.primary,
+        curve_metrics=run.spec.task.spec.curve_metrics(),  # the task's declared metrics (peftlab/task_specs)
+        primary=run.spec.task.metric,  # the chosen metric, carried in the run spec
         report=run.report,
         progress=bar,
         log=run.trackers.log if run.trackers is not None else None,
@@ -489,7 +489,6 @@ PHASES = (setup, start_from, build, probes_before, train, evaluate, probes_after
 
 def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
     from peftlab.records.environment import git_state, lock_digest, package_versions
-    from peftlab.records.record import task_info
 
     exp = ws.experiment
     return {
@@ -500,7 +499,7 @@ def base_record(ws: Workspace, spec: RunSpec) -> dict[str, Any]:
         "seed": spec.seed,
         "status": "failed",
         "error": None,
-        "task": task_info(exp.task, exp.data.metric),  # what the run is scored by (schema version 2)
+        "task": spec.task.record_block(),  # what the run is scored by, as config resolved it (TaskInfo)
         "hyperparameters": {"lr": spec.lr, **spec.params},
         "config": {
             **computed_config(exp),

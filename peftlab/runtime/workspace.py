@@ -36,13 +36,6 @@ class Workspace:
             self.task = get_task(self.experiment.task)
 
     @property
-    def spec(self) -> Any:
-        """The task's declaration (peftlab/task_specs): its metrics, the primary one, its outputs."""
-        from peftlab.task_specs import get_task_spec
-
-        return get_task_spec(self.experiment.task, self.experiment.data.metric)
-
-    @property
     def pad_id(self) -> int:
         return int(self.tokenizer.pad_token_id)
 

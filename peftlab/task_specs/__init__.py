@@ -22,7 +22,7 @@ import dataclasses
 import importlib
 import pkgutil
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from peftlab.plugins import clash, load_entry_points
 
@@ -44,6 +44,9 @@ class MetricSpec:
     # per-example column: accuracy from `correct`), "macro_f1", "matthews" (from `gold`/`prediction`
     # class ids), "pearson", "spearman" (numbers), "corpus_bleu" (n-gram counts); None: not resampled
     statistic: str | None = None
+    # how the reports name it: (Markdown column name, LaTeX header, LaTeX macro suffix); None: the name
+    display: tuple[str, str, str] | None = None
+    words: str | None = None  # how a sentence or an axis names it ("accuracy"); None: display's Markdown name
 
     @property
     def optuna_direction(self) -> str:
@@ -57,6 +60,9 @@ class MetricChoice:
     name: str  # what `data.metric` says
     primary: str  # a declared metric
     per_example: tuple[str, ...]
+    # what learning is measured from under this choice (a score key of the same evaluation, in this
+    # choice's metric); None: the task's `learning_baseline`
+    learning_baseline: str | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,12 @@ class TaskSpec:
             return self
         for choice in self.metric_choices:
             if choice.name == metric:
-                return dataclasses.replace(self, primary=choice.primary, per_example=choice.per_example)
+                return dataclasses.replace(
+                    self,
+                    primary=choice.primary,
+                    per_example=choice.per_example,
+                    learning_baseline=choice.learning_baseline or self.learning_baseline,
+                )
         offered = ", ".join(c.name for c in self.metric_choices) or "none (the key is not for this task)"
         raise KeyError(f"task {self.name!r} does not offer metric {metric!r}; it offers: {offered}")
 
@@ -133,6 +144,67 @@ class TaskSpec:
 
     def curve_metrics(self) -> tuple[str, ...]:
         return tuple(m.name for m in self.metrics if m.curve)
+
+    def chosen(self, choice: str | None = None) -> TaskChoice:
+        """The `TaskChoice` of this declaration under `data.metric` = `choice`."""
+        spec = self.choose(choice)
+        primary = spec.primary_metric
+        return TaskChoice(
+            name=spec.name, metric=primary.name, direction=primary.direction, statistic=primary.statistic, choice=choice
+        )
+
+
+@dataclass(frozen=True)
+class TaskChoice:
+    """The task a run is scored by and the metric it is scored in: resolved once, from config, then carried.
+
+    `peftlab.config.Experiment.task_choice` resolves it (task + `data.metric`), the planners put it in
+    every run spec, the recipe writes it as the record's `task` block, and every reader (the loop's
+    progress line, search objectives, the learning probe, the tables, figures, explorer and paper)
+    takes the task, the metric, its direction and its resampling statistic from it, instead of
+    working them out again. Small, frozen and torch-free: it pickles into a worker and prints in a record.
+    """
+
+    name: str  # a registered task (or an unknown one read from an old record)
+    metric: str  # the primary metric: `metrics.<split>.<metric>` of the record
+    direction: Direction  # which way is better
+    statistic: str | None = None  # how the statistics engine resamples it (MetricSpec.statistic)
+    choice: str | None = None  # `data.metric` as the experiment wrote it (None: the task's default)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.direction == "max"
+
+    @property
+    def optuna_direction(self) -> str:
+        return "maximize" if self.higher_is_better else "minimize"
+
+    @property
+    def spec(self) -> TaskSpec:
+        """The task's full declaration under this choice (its other metrics, outputs, learning baseline)."""
+        return get_task_spec(self.name, self.choice)
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether score `a` is strictly better than `b` in this metric's direction."""
+        return a > b if self.higher_is_better else a < b
+
+    @classmethod
+    def from_block(cls, block: Any) -> TaskChoice | None:
+        """The choice a record's `task` block holds (a mapping or a `TaskInfo`); None where it names no metric."""
+        get = block.get if isinstance(block, dict) else lambda key: getattr(block, key, None)
+        if not block or not get("name") or not get("primary") or get("direction") not in ("max", "min"):
+            return None
+        return cls(get("name"), get("primary"), get("direction"), get("statistic"), get("choice"))
+
+    def record_block(self) -> dict[str, Any]:
+        """The record's `task` block (peftlab/records/record.py `TaskInfo`)."""
+        return {
+            "name": self.name,
+            "primary": self.metric,
+            "direction": self.direction,
+            "statistic": self.statistic,
+            "choice": self.choice,
+        }
 
 
 REGISTRY: dict[str, TaskSpec] = {}
@@ -171,4 +243,34 @@ def get_task_spec(name: str, metric: str | None = None) -> TaskSpec:
     return REGISTRY[name].choose(metric)
 
 
-__all__ = ["MetricChoice", "MetricSpec", "TaskSpec", "get_task_spec", "register", "task_names"]
+def declared_metric(name: str) -> MetricSpec | None:
+    """The first declaration of a metric called `name` over every task (tasks in name order); None: none declares it.
+
+    What the reports name a metric by (its `display`, `words`) where they hold a metric name only.
+    """
+    for task in task_names():
+        for metric in REGISTRY[task].metrics:
+            if metric.name == name:
+                return metric
+    return None
+
+
+def resolve_task(name: str, metric: str | None = None) -> TaskChoice:
+    """The one place a task name and `data.metric` become what a run is scored by (see `TaskChoice`).
+
+    KeyError (one line) as `get_task_spec`; config checks both keys before it calls this.
+    """
+    return get_task_spec(name).chosen(metric)
+
+
+__all__ = [
+    "MetricChoice",
+    "MetricSpec",
+    "TaskChoice",
+    "TaskSpec",
+    "declared_metric",
+    "get_task_spec",
+    "register",
+    "resolve_task",
+    "task_names",
+]

@@ -25,8 +25,17 @@ SPEC = register(
                 "share of examples whose argmax class is the gold class",
                 short="acc",
                 statistic="mean:correct",
+                display=("acc", "Acc.", "Acc"),
+                words="accuracy",
             ),
-            MetricSpec("f1_macro", "max", "macro-F1 over every class the head has", short="F1", statistic="macro_f1"),
+            MetricSpec(
+                "f1_macro",
+                "max",
+                "macro-F1 over every class the head has",
+                short="F1",
+                statistic="macro_f1",
+                display=("macro-F1", "Macro-F1", "FOne"),
+            ),
             MetricSpec("loss", "min", "mean cross-entropy"),
             MetricSpec(
                 "matthews",
@@ -41,6 +50,7 @@ SPEC = register(
                 "binary F1 of class 1 (sklearn, pos_label=1; data.metric: f1, MRPC/QQP)",
                 short="F1(1)",
                 statistic="f1_binary",
+                display=("F1", "F1", "FOneBinary"),
             ),
         ),
         primary="accuracy",
@@ -51,8 +61,9 @@ SPEC = register(
         learning_baseline="majority_rate",
         metric_choices=(
             MetricChoice("accuracy", "accuracy", _OUTCOMES),
-            MetricChoice("matthews", "matthews", _OUTCOMES),
-            MetricChoice("f1", "f1", _OUTCOMES),
+            # learning under a chosen metric starts from the majority-class predictor's score in that metric
+            MetricChoice("matthews", "matthews", _OUTCOMES, learning_baseline="majority_matthews"),
+            MetricChoice("f1", "f1", _OUTCOMES, learning_baseline="majority_f1"),
         ),
     )
 )

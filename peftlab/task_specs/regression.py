@@ -23,6 +23,7 @@ SPEC = register(
                 "Pearson correlation of predictions and gold (scipy)",
                 short="pearson",
                 statistic="pearson",
+                display=("Pearson r", "Pearson $r$", "Pearson"),
             ),
             MetricSpec(
                 "spearman",
@@ -30,8 +31,9 @@ SPEC = register(
                 "Spearman rank correlation of predictions and gold (scipy)",
                 short="spearman",
                 statistic="spearman",
+                display=("Spearman ρ", r"Spearman $\rho$", "Spearman"),
             ),
-            MetricSpec("mse", "min", "mean squared error", short="MSE"),
+            MetricSpec("mse", "min", "mean squared error", short="MSE", display=("MSE", "MSE", "MSE")),
             MetricSpec("loss", "min", "mean MSE loss of the model's forward pass", curve=True),
         ),
         primary="pearson",

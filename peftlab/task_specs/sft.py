@@ -20,9 +20,21 @@ SPEC = register(
         head="the pretrained LM head (no fresh module)",
         metrics=(
             MetricSpec(
-                "accuracy", "max", "normalised exact match of the greedy answer", short="acc", statistic="mean:correct"
+                "accuracy",
+                "max",
+                "normalised exact match of the greedy answer",
+                short="acc",
+                statistic="mean:correct",
+                display=("acc", "Acc.", "Acc"),
+                words="accuracy",
             ),
-            MetricSpec("f1_macro", "max", "macro-F1 of answers that are label names", short="F1"),
+            MetricSpec(
+                "f1_macro",
+                "max",
+                "macro-F1 of answers that are label names",
+                short="F1",
+                display=("macro-F1", "Macro-F1", "FOne"),
+            ),
             MetricSpec("loss", "min", "mean token loss of the reference answers"),
             MetricSpec("perplexity", "min", "exp(loss)", short="ppl", fmt=".2f", curve=False),
             MetricSpec(
@@ -30,7 +42,12 @@ SPEC = register(
             ),
             MetricSpec("unparsed_fraction", "min", "answers that are no label name", curve=False),
             MetricSpec(
-                "bleu", "max", "sacrebleu corpus BLEU / 100 (data.metric: bleu)", short="BLEU", statistic="corpus_bleu"
+                "bleu",
+                "max",
+                "sacrebleu corpus BLEU / 100 (data.metric: bleu)",
+                short="BLEU",
+                statistic="corpus_bleu",
+                display=("BLEU", "BLEU", "Bleu"),
             ),
             MetricSpec(
                 "rouge_l",
@@ -38,6 +55,7 @@ SPEC = register(
                 "mean rouge-score ROUGE-L F-measure (data.metric: rouge)",
                 short="ROUGE-L",
                 statistic="mean:rouge_l",
+                display=("ROUGE-L", "ROUGE-L", "RougeL"),
             ),
         ),
         primary="accuracy",

@@ -127,6 +127,10 @@ def evaluate_split(
     scores.update(chosen_classification_score(metric, predictions.tolist(), split.labels.tolist()))
     # what always answering the split's most frequent class scores: the learning baseline (peftlab/probes/suite.py)
     scores["majority_rate"] = float(np.bincount(split.labels).max() / len(split)) if len(split) else None
+    if len(split):  # under a chosen metric (matthews, f1), the same predictor's score in it: `majority_<metric>`
+        majority = [int(np.bincount(split.labels).argmax())] * len(split)
+        chosen = chosen_classification_score(metric, majority, split.labels.tolist())
+        scores.update({f"majority_{name}": value for name, value in chosen.items()})
     scores["loss"] = loss_sum / max(len(split), 1)
     scores["samples_per_s"] = len(split) / elapsed if elapsed > 0 else None
     scores["tokens_per_s"] = tokens / elapsed if elapsed > 0 else None

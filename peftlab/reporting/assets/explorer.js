@@ -1,6 +1,6 @@
 // peftlab results explorer: filters, sorts and draws the data embedded in this page.
-// Every number comes from the report's summary (peftlab/reporting/explorer.py); nothing is computed
-// here except which points are on the Pareto front of the two axes shown.
+// Every number comes from the report's summary (peftlab/reporting/explorer.py), and so does the Pareto
+// rule: the page looks up which methods dominate each point (D.dominated_by, peftlab/reporting/pareto.py).
 "use strict";
 
 const D = JSON.parse(document.getElementById("explorer-data").textContent);
@@ -134,12 +134,12 @@ function renderSummary() {
 }
 
 function renderRuns() {
-  const headers = ["experiment", "method", "seed", "status", "test acc", "record"];
+  const headers = ["experiment", "method", "seed", "status", "test " + (D.metric ? D.metric.short : "score"), "record"];
   const rows = D.runs.filter(shown).map((r) => ({
     method: r.method,
     experiment: r.experiment,
     cells: [r.experiment, r.method, r.seed === null ? "" : String(r.seed), r.status || "",
-            r.test_accuracy === null ? "—" : r.test_accuracy.toFixed(3), r.run_id || ""],
+            r.score === null ? "—" : r.score.toFixed(3), r.run_id || ""],
     render: (i, c) => (i === 5 && r.record ? el("a", { href: r.record, text: c }) : formatted(c)),
   }));
   sortable(document.getElementById("runs-table"), "runs", headers, rows, new Set([0, 1, 3, 5]));
@@ -151,12 +151,12 @@ function axis(key) {
   return D.axes.find((a) => a.key === key);
 }
 
-function onFront(points, xUp, yUp) {
-  // non-dominated: no other point at least as good on both axes and better on one (as figures.non_dominated)
-  const sx = xUp ? 1 : -1;
-  const sy = yUp ? 1 : -1;
-  return points.map((p) => !points.some((o) => o.x * sx >= p.x * sx && o.y * sy >= p.y * sy &&
-                                               (o.x * sx > p.x * sx || o.y * sy > p.y * sy)));
+function onFront(points, xKey, yKey, experiment) {
+  // on the front of the points shown: none of the methods that dominate it (computed by the report,
+  // peftlab/reporting/pareto.py) is among them
+  const beaten = ((D.dominated_by[xKey + "|" + yKey] || {})[experiment]) || {};
+  const shownNames = new Set(points.map((p) => p.name));
+  return points.map((p) => !(beaten[p.name] || []).some((m) => shownNames.has(m)));
 }
 
 function autoLog(values) {
@@ -210,7 +210,7 @@ function renderScatter() {
   for (const experiment of D.experiments) {
     const mine = rows.filter((r) => r.experiment === experiment);
     const points = mine.map((r) => ({ x: r.points[ax.key].mean, y: r.points[ay.key].mean, name: r.method }));
-    const best = onFront(points, ax.better === "max", ay.better === "max");
+    const best = onFront(points, ax.key, ay.key, experiment);
     const front = points.filter((p, i) => best[i]).sort((a, b) => a.x - b.x || a.y - b.y);
     if (!front.length) continue;
     fronts.push({ experiment: experiment, methods: front.map((p) => p.name) });
@@ -305,7 +305,7 @@ function renderForest() {
   const tests = [...new Set(rows.map((r) => r.forest.test).filter((v) => v))];
   Plotly.react(div, traces, {
     height: Math.max(220, 40 * rows.length + 120), margin: { t: 10, r: 170, l: 10 },
-    xaxis: { title: { text: "Δ test accuracy vs " + refs.join(", ") + " (95% interval; " + tests.join("; ") + "; p Holm-adjusted)" }, zeroline: false },
+    xaxis: { title: { text: "Δ test " + (D.metric ? D.metric.words : "score") + " vs " + refs.join(", ") + " (95% interval; " + tests.join("; ") + "; p Holm-adjusted)" }, zeroline: false },
     yaxis: { autorange: "reversed", automargin: true, type: "category" },
     annotations: annotations, shapes: shapes,
   }, PLOT_CONFIG);
@@ -320,7 +320,7 @@ function curveKeys(prefix) {
 }
 
 function buildCurveControls() {
-  for (const [id, prefix, preferred] of [["train-key", "train", "train_loss"], ["val-key", "val_", "val_accuracy"]]) {
+  for (const [id, prefix, preferred] of [["train-key", "train", "train_loss"], ["val-key", "val_", D.metric ? "val_" + D.metric.key : ""]]) {
     const select = document.getElementById(id);
     const keys = curveKeys(prefix);
     for (const k of keys) select.append(el("option", { value: k, text: k.replace(/_/g, " ") }));
