@@ -66,7 +66,7 @@ def run(method: str, config: Any, args: argparse.Namespace, device: str) -> dict
 
     from peftlab.config import TrainConfig
     from peftlab.runtime.measure import MemoryMeter, count_parameters
-    from peftlab.runtime.train import train
+    from peftlab.runtime.train import TrainSpec, train
 
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats()
@@ -83,7 +83,7 @@ def run(method: str, config: Any, args: argparse.Namespace, device: str) -> dict
 
     cfg = TrainConfig(steps=args.steps, batch_size=args.batch, warmup_ratio=0.0, scheduler="constant", precision="auto")
     lr = 2e-4 if method != "full" else 2e-5
-    out = train(model, batches, cfg, lr, device, collate=collate)
+    out = train(model, batches, collate, TrainSpec.of(cfg, cfg.optimizer(lr), device))
     meter.stop("train")
     w = args.warmup
     tok_s = sum(out.step_tokens[w:]) / sum(out.step_times[w:])

@@ -51,7 +51,7 @@ def build_model(ctx: dict, seed: int) -> Any:
 
 def run_peftlab(ctx: dict, rep: int) -> float:
     from peftlab.config import TrainConfig
-    from peftlab.runtime.train import train
+    from peftlab.runtime.train import TrainSpec, train
     from peftlab.tasks.sft import collate
 
     model = build_model(ctx, rep)
@@ -59,7 +59,8 @@ def run_peftlab(ctx: dict, rep: int) -> float:
         steps=ctx["steps"], batch_size=ctx["batch"], warmup_ratio=0.0, scheduler="constant", max_grad_norm=1.0
     )
     split, pad = ctx["split"], ctx["pad_id"]
-    out = train(model, ctx["batches"], cfg, ctx["lr"], ctx["device"], collate=lambda idx: collate(split, idx, pad))
+    loop = TrainSpec.of(cfg, cfg.optimizer(ctx["lr"]), ctx["device"])
+    out = train(model, ctx["batches"], lambda idx: collate(split, idx, pad), loop)
     w = ctx["warmup"]
     return sum(out.step_tokens[w:]) / sum(out.step_times[w:])
 

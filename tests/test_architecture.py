@@ -55,9 +55,10 @@ def test_loading_an_experiment_imports_no_torch_and_no_runtime_module(tmp_path):
         "heavy = sorted(m for m in ('torch', 'transformers', 'peft', 'optuna', 'datasets', 'sklearn') "
         "if m in sys.modules)\n"
         "runtime = sorted(m for m in sys.modules if m.startswith('peftlab.') and m.split('.')[1] not in "
-        # task_specs: the tasks' torch-free declarations; library_noise: the package's logging-only filter;
-        # plugins: finds one's own methods, tasks and probes (entry points, include: folders)
-        "('config', 'methods', 'task_specs', 'errors', 'schema', 'data', 'library_noise', 'plugins'))\n"
+        # task_specs, method_specs: the tasks' and methods' torch-free declarations (never methods/, their
+        # runtime); library_noise: the package's logging-only filter; plugins: finds one's own methods,
+        # tasks and probes (entry points, include: folders)
+        "('config', 'method_specs', 'task_specs', 'errors', 'schema', 'data', 'library_noise', 'plugins'))\n"
         "print(','.join(heavy + runtime))\n"
     )
     result = subprocess.run(

@@ -153,3 +153,58 @@ def test_report_reference_must_name_a_method(yaml_file):
     assert load_experiment(yaml_file(BASE)).report.reference is None  # default: full, else the first
     msg = error_of(yaml_file(BASE + "report:\n  reference: lorra\n"))
     assert "report.reference: got 'lorra', not a method label; allowed: full, lora" in msg
+
+
+def test_run_ids_of_a_shipped_experiment_are_unchanged():
+    """Run ids hash what a run computes (method params, lr, train, data): moving code must not move them,
+    or every finished record would be run again. These are experiments/bert_cls.yaml's ids on CPU."""
+    root = Path(__file__).resolve().parents[1]
+    exp = load_experiment(root / "experiments" / "bert_cls.yaml", ["train.device=cpu"])
+    ids = sorted({s.run_id.replace("-s0-", "-").replace("-s1-", "-").replace("-s2-", "-") for s in make_plan(exp)})
+    assert ids == [
+        "full-cca34ec6",
+        "lora-56782b8f",
+        "prefix_tuning-2fc34cd5",
+        "prompt_tuning-89b1822b",
+        "qlora-3469ad96",
+    ]
+
+
+def test_the_experiment_fields_are_listed_once():
+    """`Experiment` is the one list: the YAML's top-level keys and `as_dict` follow it, and the schema's
+    plain part (everything without its own parser) is built from it."""
+    import dataclasses
+
+    from peftlab.config import experiment as module
+
+    names = [f.name for f in dataclasses.fields(module.Experiment) if f.name != "source_path"]
+    assert names == module._TOP_KEYS
+    assert (
+        list(load_experiment(Path(__file__).resolve().parents[1] / "experiments" / "bert_cls.yaml").as_dict()) == names
+    )
+    shell = {f.name for f in dataclasses.fields(module._ExperimentShell)}
+    assert shell | module._PARTS == set(names) and not shell & module._PARTS
+
+
+def test_a_data_key_added_later_leaves_run_ids_alone_while_unset(yaml_file):
+    """Keys marked ADDED_LATER are left out of a run's identity while null, and named once set."""
+    from peftlab.config import computed_config
+
+    exp = load_experiment(yaml_file())
+    assert "metric" not in computed_config(exp)["data"] and "distributed" not in computed_config(exp)["train"]
+    assert computed_config(load_experiment(yaml_file(), ["train.distributed=ddp"]))["train"]["distributed"] == "ddp"
+
+
+@pytest.mark.parametrize(
+    ("section", "item", "expected"),
+    [
+        ("methods", "[{r: 8}]", "methods[0].method: required key is missing; allowed methods: "),
+        ("methods", "[[lora]]", "methods[0]: got ['lora'], expected a method name or a mapping with a 'method' key"),
+        ("loggers", "[tensorbord]", "loggers[0].logger: unknown logger 'tensorbord'; allowed: mlflow, tensorboard"),
+        ("forgetting", "[{probe: [a]}]", "forgetting[0].probe: unknown probe ['a']; allowed: "),
+        ("forgetting", "[{linear_prob: {}}]", "forgetting[0].probe: required key is missing; allowed probes: "),
+    ],
+)
+def test_every_kind_list_reads_a_name_or_a_mapping_with_its_kind_key(yaml_file, section, item, expected):
+    text = BASE if section != "methods" else BASE[: BASE.index("methods:")]
+    assert expected in error_of(yaml_file(f"{text}{section}: {item}\n"))

@@ -185,7 +185,7 @@ def test_the_stage_is_trained_once_and_handed_on_to_every_run(experiment_file, t
 def test_full_finetuning_at_a_high_learning_rate_forgets_more(tiny_bert, tiny_dataset, topic_dataset):
     from peftlab.config import TrainConfig
     from peftlab.data import load_classification_data
-    from peftlab.runtime.train import train
+    from peftlab.runtime.train import TrainSpec, train
     from peftlab.tasks.classification import collate, tokenize_split, train_batches
 
     probe, run = _linear_probe(tiny_bert, topic_dataset), _run_context()
@@ -196,7 +196,8 @@ def test_full_finetuning_at_a_high_learning_rate_forgets_more(tiny_bert, tiny_da
     for lr in (1e-6, 1e-1):
         model = _classifier(tiny_bert)
         batches = train_batches(split, 8, 12, seed=0)
-        train(model, batches, TrainConfig(steps=12, batch_size=8), lr, "cpu", collate=lambda i: collate(split, i, 0))
+        cfg = TrainConfig(steps=12, batch_size=8)
+        train(model, batches, lambda i: collate(split, i, 0), TrainSpec.of(cfg, cfg.optimizer(lr), "cpu"))
         forgotten[lr] = probe.forgotten(before, probe.measure(model, run)["accuracy"])
     assert forgotten[1e-1] > forgotten[1e-6] + 0.1, forgotten
     assert abs(forgotten[1e-6]) < 0.05, forgotten

@@ -12,7 +12,7 @@ from peftlab.config import TrainConfig
 from peftlab.methods import REGISTRY, ModelContext, get_method
 from peftlab.runtime.measure import count_parameters
 from peftlab.runtime.models import head_modules, load_classifier, load_tokenizer, resolve_model_source
-from peftlab.runtime.train import train
+from peftlab.runtime.train import TrainSpec, train
 from peftlab.tasks.classification import collate, tokenize_split, train_batches
 
 # What each method may change: its own modules plus the fresh classification head.
@@ -78,12 +78,13 @@ def prepare(name: str, folder, steps: int = 2, batches: list | None = None):
     return model, tokenizer
 
 
-def optimizer_factory(name: str):
-    """The method's own optimiser (the registry's `make_optimizer` hook) as the loop takes it, else None."""
+def loop_spec(name: str, cfg: TrainConfig, lr: float) -> TrainSpec:
+    """The loop's spec as the recipe builds it: the run's optimiser spec and the method's hooks."""
     method = get_method(name)
-    if method.make_optimizer is None:
-        return None
-    return lambda model, lr, weight_decay: method.make_optimizer(model, method.params(), lr, weight_decay)
+    own = None
+    if method.make_optimizer is not None:
+        own = lambda model, optimizer: method.make_optimizer(model, method.params(), optimizer)  # noqa: E731
+    return TrainSpec.of(cfg, cfg.optimizer(lr), "cpu", own_optimizer=own, on_step=method.on_step)
 
 
 def assert_adapter_round_trips(name: str, model, load_base, inputs: dict, folder) -> None:
@@ -114,16 +115,7 @@ def test_two_steps_change_only_intended_parameters(name, tiny_bert, tiny_dataset
     model, _ = prepare(name, tiny_bert, batches=[collate(split, idx, tokenizer.pad_token_id) for idx in batches])
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     cfg = TrainConfig(steps=2, batch_size=8, warmup_ratio=0.0, scheduler="constant")
-    outcome = train(
-        model,
-        batches,
-        cfg,
-        lr=1e-2,
-        device="cpu",
-        collate=lambda idx: collate(split, idx, tokenizer.pad_token_id),
-        on_step=get_method(name).on_step,
-        optimizer_factory=optimizer_factory(name),
-    )
+    outcome = train(model, batches, lambda idx: collate(split, idx, tokenizer.pad_token_id), loop_spec(name, cfg, 1e-2))
     assert outcome.steps_done == 2 and outcome.final_train_loss is not None
     assert torch.isfinite(torch.tensor(outcome.final_train_loss))
 
@@ -216,14 +208,16 @@ def test_the_generic_peft_entry_trains_a_method_without_a_module_of_its_own(expe
 
 
 def test_a_method_that_does_not_support_the_task_is_a_config_error_before_any_run(experiment_file, monkeypatch):
-    """`Method.tasks` is checked with the model fit (methods/fit.py): one line naming the method and the task."""
+    """`MethodSpec.tasks` is checked with the model fit (methods/fit.py): one line naming the method and the task."""
     import dataclasses
 
+    from peftlab import method_specs
     from peftlab.config import load_experiment
     from peftlab.errors import ConfigError
     from peftlab.runtime.workspace import prepare_workspace
 
-    monkeypatch.setitem(REGISTRY, "lora", dataclasses.replace(REGISTRY["lora"], tasks=("sft",)))
+    lora = method_specs.get_method_spec("lora")
+    monkeypatch.setitem(method_specs.REGISTRY, "lora", dataclasses.replace(lora, tasks=("sft",)))
     path = experiment_file()
     with pytest.raises(ConfigError, match=r"methods\.lora\.method: 'lora' does not support task 'classification'"):
         prepare_workspace(load_experiment(path))

@@ -65,6 +65,7 @@ def run_peftlab(args: list[str], pythonpath: list[Path], cwd: Path) -> subproces
 def fresh_registries(monkeypatch: pytest.MonkeyPatch):
     """The method, task and probe registries and the plugin loader's memory, restored after the test."""
     import peftlab.config.probes as probes
+    import peftlab.method_specs as method_specs
     import peftlab.methods.registry as methods
     import peftlab.plugins as plugins
     import peftlab.probes.base as probe_classes
@@ -72,6 +73,7 @@ def fresh_registries(monkeypatch: pytest.MonkeyPatch):
 
     for module, name in (
         (methods, "REGISTRY"),
+        (method_specs, "REGISTRY"),
         (probe_classes, "PROBES"),
         (task_specs, "REGISTRY"),
         (probes, "PROBE_KINDS"),
@@ -126,6 +128,7 @@ def test_the_config_validates_a_plugin_without_torch(tmp_path, tiny_bert, tiny_d
 
 INCLUDED_METHOD = """
 from dataclasses import dataclass
+from peftlab.method_specs import MethodSpec, register_method_spec
 from peftlab.methods import Method, register
 
 @dataclass
@@ -137,8 +140,9 @@ def _prepare(model, params, ctx):
         weight.requires_grad_(any(name.startswith(m + ".") for m in ctx.head_modules))
     return model
 
-register(Method(name="head_only", summary="only the task head trains", params=HeadOnlyParams,
-                default_lr=1e-2, prepare=_prepare, full_model=True))
+SPEC = register_method_spec(MethodSpec(name="head_only", summary="only the task head trains",
+                                        params=HeadOnlyParams, default_lr=1e-2, runtime=__name__, full_model=True))
+register(Method(SPEC, prepare=_prepare))
 """
 
 

@@ -111,7 +111,7 @@ def prepare(name: str, folder, steps: int = 2, batches: list | None = None):
 @pytest.mark.parametrize("name", sorted(INTENDED))
 def test_two_steps_on_a_causal_lm_change_only_intended_parameters(name, tiny_llama, tmp_path):
     """…and the adapter saved after them reloads onto the original base and computes the same."""
-    from tests.test_methods import NO_ROUND_TRIP, assert_adapter_round_trips, optimizer_factory
+    from tests.test_methods import NO_ROUND_TRIP, assert_adapter_round_trips, loop_spec
 
     source = resolve_model_source(str(tiny_llama))
     tokenizer = load_tokenizer(source)
@@ -120,16 +120,7 @@ def test_two_steps_on_a_causal_lm_change_only_intended_parameters(name, tiny_lla
     model, _ = prepare(name, tiny_llama, batches=[collate(split, idx, tokenizer.pad_token_id) for idx in batches])
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     cfg = TrainConfig(steps=2, batch_size=4, warmup_ratio=0.0, scheduler="constant")
-    outcome = train(
-        model,
-        batches,
-        cfg,
-        lr=1e-2,
-        device="cpu",
-        collate=lambda idx: collate(split, idx, tokenizer.pad_token_id),
-        on_step=get_method(name).on_step,
-        optimizer_factory=optimizer_factory(name),
-    )
+    outcome = train(model, batches, lambda idx: collate(split, idx, tokenizer.pad_token_id), loop_spec(name, cfg, 1e-2))
     assert outcome.steps_done == 2 and torch.isfinite(torch.tensor(outcome.final_train_loss))
     changed = {n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])}
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}

@@ -57,11 +57,12 @@ def find_record(run: str, results_root: Path) -> Path:
 
 def saved_adapter(record: RunRecord) -> Path:
     """The run's saved adapter folder, or a one-line reason why the run has none (UserError)."""
-    from peftlab.methods import get_method, method_names
+    from peftlab.method_specs import get_method_spec, method_names
     from peftlab.records.record import Artifacts
 
     name, run_id = record.method or "", record.run_id
-    method = get_method(name) if name in method_names() else None  # None: a plugin not installed here
+    # its declaration (no peft needed), a built-in's or a plugin's; None: a plugin not installed here
+    method = get_method_spec(name) if name in method_names() else None
     if record.status != "ok":
         raise UserError(f"run {run_id}: status {record.status}, not ok; nothing to export")
     if method is not None and not method.trains:

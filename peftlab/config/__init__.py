@@ -4,7 +4,12 @@ Everything a run depends on is described here, and nothing here imports a runtim
 (torch, transformers, peft, optuna, the runner, the planners): `--dry-run` and every config
 error cost a second. An import contract in pyproject.toml (`lint-imports`) keeps it so.
 
-  experiment.py  the top-level file: model, task, data, train, save, methods, seeds
+  experiment.py  the top-level file: model, task, data, train, save, methods, seeds (`Experiment`: the one list of keys)
+  entries.py     the `train:` section and the method entries (a method's params come from its
+                 torch-free declaration in peftlab/method_specs, never from peftlab/methods)
+  optim.py       a run's optimiser spec: lr and its friends, from YAML to AdamW
+  kinds.py       one item of a kind list (methods, loggers, probes): a name or a mapping with a kind key
+  identity.py    what names a run: the hash behind run ids, and keys added later left out while unset
   search.py      the `search:` block (sampler, objectives, space, pruner)
   protocol.py    the `protocol:` switch (`tuned`: one small lr study per method before the comparison)
   queue.py       the `queue:` block (shared storage and heartbeats for `--join`) and URL password redaction

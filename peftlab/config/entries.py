@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from peftlab.config.identity import ADDED_LATER
+from peftlab.config.optim import OptimizerSpec, Scheduler
 from peftlab.config.schema import check
 
-Scheduler = Literal["linear", "cosine", "constant", "constant_with_warmup"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Distributed = Literal["ddp", "fsdp"]
 
@@ -38,7 +40,7 @@ class TrainConfig:
     compile: bool = False
     threads: int | None = None
     # one run on many processes (docs/distributed.md): null = one process; ddp | fsdp under a launcher
-    distributed: Distributed | None = None
+    distributed: Distributed | None = field(default=None, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "grad_accum", "eval_batch_size", "eval_every"):
@@ -49,6 +51,16 @@ class TrainConfig:
             re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", self.device) is not None,
             "device",
             f"got {self.device!r}, allowed: auto, cpu, cuda, cuda:N, mps",
+        )
+
+    def optimizer(self, lr: float) -> OptimizerSpec:
+        """The optimiser spec of a run at learning rate `lr`: this section's decay, schedule and clipping."""
+        return OptimizerSpec(
+            lr=lr,
+            weight_decay=self.weight_decay,
+            scheduler=self.scheduler,
+            warmup_ratio=self.warmup_ratio,
+            max_grad_norm=self.max_grad_norm,
         )
 
 
@@ -67,6 +79,23 @@ class MethodEntry:
     # alpha = alpha_ratio × r, for methods with both: alpha and rank are confounded through the
     # alpha/r scaling, so a rank ablation holds the ratio (the effective scale) fixed instead of alpha
     alpha_ratio: float | None = None
+
+    def choose(self, choices: Mapping[str, Any]) -> tuple[float, dict[str, Any]]:
+        """The learning rate and method params of one run of this entry, a grid point's or a trial's choices applied.
+
+        A choice names a method hyperparameter, `alpha_ratio` (turned into alpha = ratio × r, the value
+        peft sees, so hashes stay comparable) or `lr`, the one optimiser field a grid or search varies.
+        """
+        params = dataclasses.asdict(self.params)
+        lr, ratio = self.lr, self.alpha_ratio
+        for key, value in choices.items():
+            if key == "lr":
+                lr = value
+            elif key == "alpha_ratio":
+                ratio = value
+            else:
+                params[key] = value
+        return lr, (params if ratio is None else {**params, "alpha": float(ratio * params["r"])})
 
     def as_dict(self) -> dict[str, Any]:
         return {

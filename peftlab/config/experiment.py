@@ -17,6 +17,8 @@ import yaml
 
 from peftlab import plugins
 from peftlab.config.entries import MethodEntry, TrainConfig
+from peftlab.config.identity import ADDED_LATER
+from peftlab.config.kinds import parse_kind
 from peftlab.config.launcher import LauncherConfig, parse_launcher
 from peftlab.config.loggers import LoggerEntry, parse_loggers
 from peftlab.config.overrides import apply_override
@@ -27,12 +29,15 @@ from peftlab.config.schema import build, check, closest, coerce, fail
 from peftlab.config.search import SearchConfig, parse_search
 from peftlab.config.stages import InitFromConfig, parse_init_from
 from peftlab.errors import ConfigError
-from peftlab.methods import get_method, method_names
+from peftlab.method_specs import get_method_spec, method_names
 from peftlab.task_specs import TaskChoice, get_task_spec, resolve_task, task_names
 
 
 @dataclass
 class DataConfig:
+    """The `data:` section. A key added after records existed is marked ADDED_LATER: a run's identity
+    leaves it out while unset, so the run ids of experiments that do not use it stay the same."""
+
     # builtin:NAME, a local file/folder, a hub id, or a preset (glue/mnli, piqa, gsm8k: peftlab/data/presets),
     # which fills the keys below that the file leaves out
     source: str = "builtin:rotten_tomatoes"
@@ -41,23 +46,26 @@ class DataConfig:
     # one column, or two for sentence pairs ([premise, hypothesis]); stored as text_column + text_pair_column
     text_column: str | list[str] = "text"
     label_column: str = "label"
-    text_pair_column: str | None = None  # the second text of each pair (tasks that take pairs)
+    # the second text of each pair (tasks that take pairs)
+    text_pair_column: str | None = field(default=None, metadata=ADDED_LATER)
     # task multiple_choice: one column holding each row's choices as a list, or one column per choice
     # ([sol1, sol2]); null: "choices". The label column holds the 0-based index of the correct one
-    choices_column: str | list[str] | None = None
+    choices_column: str | list[str] | None = field(default=None, metadata=ADDED_LATER)
     max_length: int = 128
     train_limit: int | None = None
     validation_limit: int | None = None
     test_limit: int | None = None
     # task sft, classification sources: the question each text is asked ({text}, optional {labels});
     # null: a per-dataset default (see peftlab/data/instructions.py)
-    instruction: str | None = None
-    max_new_tokens: int | None = None  # task sft: tokens generated per answer; null: longest train answer + 1
-    system: str | None = None  # task sft: system message put before each prompt; null: the chat template's own
+    instruction: str | None = field(default=None, metadata=ADDED_LATER)
+    # task sft: tokens generated per answer; null: longest train answer + 1
+    max_new_tokens: int | None = field(default=None, metadata=ADDED_LATER)
+    # task sft: system message put before each prompt; null: the chat template's own
+    system: str | None = field(default=None, metadata=ADDED_LATER)
     # task sft: the primary score of the generated answers (exact_match, bleu, rouge); null: exact_match
-    metric: str | None = None
+    metric: str | None = field(default=None, metadata=ADDED_LATER)
     # task sft, exact match: compare the answer found in each text (gsm8k_final_number); null: whole answers
-    answer_extractor: str | None = None
+    answer_extractor: str | None = field(default=None, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         if isinstance(self.text_column, list):
@@ -120,11 +128,19 @@ class ReportConfig:
     reference: str | None = None
 
 
+# how a field of `Experiment` is read: a part (a section with its own parser, given the others it
+# depends on), or not from YAML at all; every other field is plain, built by the schema from its type
+PART = {"parsed": "apart"}
+NOT_YAML = {"parsed": "never"}
+
+
 @dataclass
 class Experiment:
+    """The whole experiment: the one list of its keys (the YAML's top level, `as_dict`, the parser's parts)."""
+
     name: str
     model: str
-    methods: list[MethodEntry]
+    methods: list[MethodEntry] = field(metadata=PART)
     task: str = "classification"  # a registered task (peftlab/task_specs)
     description: str = ""
     data: DataConfig = field(default_factory=DataConfig)
@@ -133,17 +149,21 @@ class Experiment:
     output_dir: str = "results"
     save: SaveConfig = field(default_factory=SaveConfig)
     report: ReportConfig = field(default_factory=ReportConfig)  # how the report compares methods
-    search: SearchConfig | None = None  # when the file has a `search:` block
-    protocol: ProtocolConfig | None = None  # `protocol: tuned`: each method's lr tuned on validation first
-    init_from: InitFromConfig | None = None  # a stage trained first (task A); every run starts from its model
-    forgetting: list[ProbeEntry] = field(default_factory=list)  # one per `forgetting:` item
-    queue: QueueConfig = field(default_factory=QueueConfig)  # issue 13: workers joining from many hosts
-    launcher: LauncherConfig | None = None  # `launcher:`: what --launcher slurm|local asks for; not in the identity
-    loggers: list[LoggerEntry] = field(default_factory=list)  # issue 25: trackers; not in the identity
+    search: SearchConfig | None = field(default=None, metadata=PART)  # when the file has a `search:` block
+    # `protocol: tuned`: each method's lr tuned on validation first
+    protocol: ProtocolConfig | None = field(default=None, metadata=PART)
+    # a stage trained first (task A); every run starts from its model
+    init_from: InitFromConfig | None = field(default=None, metadata=PART)
+    forgetting: list[ProbeEntry] = field(default_factory=list, metadata=PART)  # one per `forgetting:` item
+    # issue 13: workers joining from many hosts
+    queue: QueueConfig = field(default_factory=QueueConfig, metadata=PART)
+    # `launcher:`: what --launcher slurm|local asks for; not in the identity
+    launcher: LauncherConfig | None = field(default=None, metadata=PART)
+    loggers: list[LoggerEntry] = field(default_factory=list, metadata=PART)  # issue 25: trackers; not in the identity
     # folders of one's own methods, tasks and probes (peftlab/plugins.py), imported before the rest is
     # validated; relative to the working directory, else to the file's folder; not in the identity
-    include: list[str] = field(default_factory=list)
-    source_path: Path | None = None  # where it was loaded from; not part of the YAML
+    include: list[str] = field(default_factory=list, metadata=PART)
+    source_path: Path | None = field(default=None, metadata=NOT_YAML)  # where it was loaded from
 
     @property
     def task_choice(self) -> TaskChoice:
@@ -164,48 +184,42 @@ class Experiment:
         return dirs
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "model": self.model,
-            "task": self.task,
-            "data": dataclasses.asdict(self.data),
-            "train": dataclasses.asdict(self.train),
-            "seeds": list(self.seeds),
-            "output_dir": self.output_dir,
-            "save": dataclasses.asdict(self.save),
-            "methods": [m.as_dict() for m in self.methods],
-            "search": self.search.as_dict() if self.search is not None else None,
-            "protocol": self.protocol.as_dict() if self.protocol is not None else None,
-            "init_from": dataclasses.asdict(self.init_from) if self.init_from is not None else None,
-            "forgetting": [p.as_dict() for p in self.forgetting],
-            "queue": self.queue.as_dict(),
-            **({"loggers": [entry.as_dict() for entry in self.loggers]} if self.loggers else {}),
-            **({"include": list(self.include)} if self.include else {}),
-        }
+        """The experiment as plain data (every YAML key; secrets in storage URLs redacted by their sections)."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.metadata != NOT_YAML}
 
 
-_TOP_KEYS = [f.name for f in dataclasses.fields(Experiment) if f.name != "source_path"]
+def _plain(value: Any) -> Any:
+    if hasattr(value, "as_dict"):
+        return value.as_dict()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+
+
+_TOP_KEYS = [f.name for f in dataclasses.fields(Experiment) if f.metadata != NOT_YAML]
+_PARTS = {f.name for f in dataclasses.fields(Experiment) if f.metadata == PART}
+# the plain fields, built by the schema in one call; the parts are parsed apart with what they depend on
+_HINTS = get_type_hints(Experiment)
+_ExperimentShell = dataclasses.make_dataclass(
+    "_ExperimentShell",
+    [
+        (
+            f.name,
+            _HINTS[f.name],
+            dataclasses.field(default=f.default, default_factory=f.default_factory),
+        )
+        for f in dataclasses.fields(Experiment)
+        if f.name in _TOP_KEYS and f.name not in _PARTS
+    ],
+)
 _ENTRY_KEYS = ("method", "label", "lr", "grid", "alpha_ratio")
 
 
 def _parse_method(raw: Any, origin: str, path: str) -> MethodEntry:
-    if isinstance(raw, str):
-        raw = {"method": raw}
-    if not isinstance(raw, dict):
-        fail(origin, path, f"got {raw!r}, expected a mapping with a 'method' key")
-    if "method" not in raw:
-        fail(origin, f"{path}.method", f"required key is missing; allowed methods: {', '.join(method_names())}")
-    name = raw["method"]
-    if name not in method_names():
-        fail(
-            origin,
-            f"{path}.method",
-            f"unknown method {name!r}; allowed: {', '.join(method_names())}{closest(str(name), method_names())}",
-        )
-    method = get_method(name)
+    name, raw = parse_kind(raw, "method", method_names(), origin, path)
+    method = get_method_spec(name)
     param_names = method.param_names()
-    method_params = {k: v for k, v in raw.items() if k not in _ENTRY_KEYS}
+    method_params = {k: v for k, v in raw.items() if k not in _ENTRY_KEYS}  # `method` is taken out already
     for key in method_params:
         if key not in param_names:
             allowed = [*_ENTRY_KEYS, *param_names]
@@ -224,8 +238,8 @@ def _parse_method(raw: Any, origin: str, path: str) -> MethodEntry:
     grid_raw = raw.get("grid") or {}
     if not isinstance(grid_raw, dict):
         fail(origin, f"{path}.grid", f"got {grid_raw!r}, expected a mapping of key to a list of values")
-    hints = get_type_hints(method.params)
-    has_ratio = "alpha" in hints and "r" in hints
+    hints = method.param_types()  # alpha_ratio among them where the method has alpha and r
+    has_ratio = method.takes_alpha_ratio
     alpha_ratio = None
     if "alpha_ratio" in raw:
         if not has_ratio:
@@ -235,8 +249,6 @@ def _parse_method(raw: Any, origin: str, path: str) -> MethodEntry:
             fail(origin, f"{path}.alpha_ratio", f"got {alpha_ratio}, must be positive")
     grid: dict[str, list[Any]] = {}
     for key, values in grid_raw.items():
-        if key == "alpha_ratio" and has_ratio:
-            hints = {**hints, "alpha_ratio": float}
         if key != "lr" and key not in hints:
             allowed = ["lr", *(["alpha_ratio"] if has_ratio else []), *param_names]
             fail(
@@ -271,8 +283,7 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
     for label in labels:
         if labels.count(label) > 1:
             fail(origin, "methods", f"label {label!r} is used twice; give each entry its own 'label'")
-    parts = ("methods", "search", "protocol", "init_from", "forgetting", "queue", "launcher", "loggers", "include")
-    rest = {k: v for k, v in raw.items() if k not in parts}
+    rest = {k: v for k, v in raw.items() if k not in _PARTS}
     rest = _with_preset(rest, origin)
     shell = build(_ExperimentShell, rest, origin, "")
     name = shell.name
@@ -296,21 +307,15 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
         fail(origin, "report.reference", f"got {shell.report.reference!r}, not a method label; allowed: {allowed}")
     blocks = {"search": search, "protocol": protocol, "init_from": init_from, "forgetting": forgetting}
     _check_distributed(origin, shell.train, methods, blocks)
-    fields = dataclasses.asdict(shell) | {"data": shell.data, "train": shell.train, "save": shell.save}
-    fields["report"] = shell.report  # issue 12
-    fields["queue"] = parse_queue(raw.get("queue"), origin)  # issue 13
-    launcher = parse_launcher(raw.get("launcher"), origin)
-    loggers = parse_loggers(raw.get("loggers"), origin)  # issue 25
+    plain = {f.name: getattr(shell, f.name) for f in dataclasses.fields(shell)}
     return Experiment(
+        **plain,
         methods=methods,
-        search=search,
-        protocol=protocol,
-        init_from=init_from,
-        forgetting=forgetting,
-        launcher=launcher,
-        loggers=loggers,
+        **blocks,
+        queue=parse_queue(raw.get("queue"), origin),  # issue 13
+        launcher=parse_launcher(raw.get("launcher"), origin),
+        loggers=parse_loggers(raw.get("loggers"), origin),  # issue 25
         include=include,
-        **fields,
     )
 
 
@@ -419,25 +424,8 @@ def _check_distributed(origin: str, train: TrainConfig, methods: list[MethodEntr
             fail(origin, "train.distributed", f"not with a {name}: block; use it on a grid of runs")
     if train.distributed == "fsdp":
         for i, entry in enumerate(methods):
-            method = get_method(entry.method)
-            if not method.full_model and (method.load_kwargs is not None or method.on_step is not None):
+            if not get_method_spec(entry.method).fsdp:
                 fail(origin, f"methods[{i}]", f"method {entry.method!r} cannot be sharded by fsdp; use ddp")
-
-
-@dataclass
-class _ExperimentShell:
-    """Experiment without `methods`, which need the registry and are parsed apart."""
-
-    name: str
-    model: str
-    task: str = "classification"
-    description: str = ""
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    seeds: list[int] = field(default_factory=lambda: [0])
-    output_dir: str = "results"
-    save: SaveConfig = field(default_factory=SaveConfig)
-    report: ReportConfig = field(default_factory=ReportConfig)  # issue 12
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:

@@ -21,16 +21,17 @@ def json_digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-# data keys added after records existed: left out of the hash while unset, so old run ids stay valid
-_OPTIONAL_DATA_KEYS = (
-    "instruction",
-    "max_new_tokens",
-    "system",
-    "text_pair_column",
-    "metric",
-    "answer_extractor",
-    "choices_column",
-)
+# the metadata of a field added after records existed: left out of the hash while unset (None), so the
+# run ids of experiments that do not set it stay valid (`identity_dict`)
+ADDED_LATER = {"identity": "left out while unset"}
+
+
+def identity_dict(section: Any) -> dict[str, Any]:
+    """A config section as its identity hashes it: its fields, those added later left out while unset."""
+    fields = {f.name: f for f in dataclasses.fields(section)}
+    return {
+        k: v for k, v in dataclasses.asdict(section).items() if not (fields[k].metadata == ADDED_LATER and v is None)
+    }
 
 
 def computed_config(experiment: Experiment) -> dict[str, Any]:
@@ -45,12 +46,8 @@ def computed_config(experiment: Experiment) -> dict[str, Any]:
     """
     from peftlab.records.environment import device_type
 
-    train = {**dataclasses.asdict(experiment.train), "device": device_type(experiment.train.device)}
-    if train["distributed"] is None:  # added later: left out while unset, so old run ids stay valid
-        del train["distributed"]
-    data = {
-        k: v for k, v in dataclasses.asdict(experiment.data).items() if not (k in _OPTIONAL_DATA_KEYS and v is None)
-    }
+    train = {**identity_dict(experiment.train), "device": device_type(experiment.train.device)}
+    data = identity_dict(experiment.data)
     config = {
         "model": experiment.model,
         "task": experiment.task,

@@ -18,7 +18,8 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from peftlab.config.schema import build, closest, fail
+from peftlab.config.kinds import parse_kind
+from peftlab.config.schema import build, fail
 
 EXTRA = "trackers"  # pyproject's optional dependencies that bring every logger's package
 
@@ -105,21 +106,9 @@ def parse_loggers(raw: Any, origin: str) -> list[LoggerEntry]:
     entries: list[LoggerEntry] = []
     for i, item in enumerate(raw):
         path = f"loggers[{i}]"
-        if isinstance(item, str):
-            item = {"logger": item}
-        if not isinstance(item, dict):
-            fail(origin, path, f"got {item!r}, expected a logger name or a mapping with a 'logger' key")
-        if "logger" not in item:
-            fail(origin, f"{path}.logger", f"required key is missing; allowed loggers: {', '.join(logger_names())}")
-        name = item["logger"]
-        if name not in LOGGER_KINDS:
-            fail(
-                origin,
-                f"{path}.logger",
-                f"unknown logger {name!r}; allowed: {', '.join(logger_names())}{closest(str(name), logger_names())}",
-            )
+        name, settings = parse_kind(item, "logger", LOGGER_KINDS, origin, path)
         kind = LOGGER_KINDS[name]
-        params = build(kind.params, {k: v for k, v in item.items() if k != "logger"}, origin, path)
+        params = build(kind.params, settings, origin, path)
         if any(e.logger == name for e in entries):
             fail(origin, path, f"logger {name!r} is listed twice")
         problem = missing_package(kind)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from peftlab.config.schema import build, check, closest, fail
+from peftlab.config.kinds import parse_kind
+from peftlab.config.schema import build, check, fail
 from peftlab.config.stages import InitFromConfig
 from peftlab.plugins import clash, load_entry_points
 
@@ -155,23 +156,8 @@ def parse_probes(raw: Any, origin: str, task: str, stage: InitFromConfig | None 
     entries: list[ProbeEntry] = []
     for i, item in enumerate(raw):
         path = f"forgetting[{i}]"
-        if isinstance(item, str):
-            item = {"probe": item}
-        if isinstance(item, dict) and "probe" not in item and len(item) == 1:  # `{lm_eval: {tasks: [...]}}`
-            ((key, value),) = item.items()
-            if key in probe_kinds() and isinstance(value, dict | None):
-                item = {"probe": key, **(value or {})}
-        if not isinstance(item, dict):
-            fail(origin, path, f"got {item!r}, expected a mapping with a 'probe' key")
-        if "probe" not in item:
-            fail(origin, f"{path}.probe", f"required key is missing; allowed probes: {', '.join(probe_names())}")
-        name = item["probe"]
-        if name not in probe_kinds():
-            fail(
-                origin,
-                f"{path}.probe",
-                f"unknown probe {name!r}; allowed: {', '.join(probe_names())}{closest(str(name), probe_names())}",
-            )
+        # `{lm_eval: {...}}` too; the kinds: built-in or a plugin's
+        name, settings = parse_kind(item, "probe", probe_kinds(), origin, path, nested=True)
         cls = PROBE_KINDS[name]
         if name == "lm_eval" and task not in cls.tasks:
             fail(
@@ -198,7 +184,7 @@ def parse_probes(raw: Any, origin: str, task: str, stage: InitFromConfig | None 
                 )
             params = stage
         else:
-            params = build(cls.params, {k: v for k, v in item.items() if k != "probe"}, origin, path)
+            params = build(cls.params, settings, origin, path)
         if name == "lm_eval":
             _check_lm_eval(params, origin, path)
         if any(e.probe == name for e in entries):

@@ -11,10 +11,11 @@ block and builds one `SearchConfig` per method entry; the planner
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, get_type_hints
+from typing import TYPE_CHECKING, Any
 
 from peftlab.config.schema import closest, coerce, fail
 from peftlab.config.search import SearchConfig, _parse_dimension, primary_objective
+from peftlab.method_specs import get_method_spec
 
 if TYPE_CHECKING:
     from peftlab.config.entries import MethodEntry
@@ -40,8 +41,6 @@ class ProtocolConfig:
 
 def parse_protocol(raw: Any, origin: str, methods: list[MethodEntry], task: TaskChoice) -> ProtocolConfig | None:
     """`protocol: tuned` (defaults), `protocol: {tune: {trials, lr_factor, space, seed}}`, or hand_picked/null."""
-    from peftlab.methods import get_method
-
     if raw is None or raw == "hand_picked":
         return None
     if raw == "tuned":
@@ -70,7 +69,7 @@ def parse_protocol(raw: Any, origin: str, methods: list[MethodEntry], task: Task
     cfg.seed = coerce(tune.get("seed", cfg.seed), int, origin, "protocol.tune.seed")
     cfg.space = _parse_space(tune.get("space") or {}, origin, methods)
     for entry in methods:
-        if not get_method(entry.method).trains:
+        if not get_method_spec(entry.method).trains:
             continue  # nothing learned (zero-shot): nothing to tune; it runs as written
         space = {"lr": _lr_range(entry.lr, cfg.lr_factor), **cfg.space.get(entry.label, {})}
         cfg.searches[entry.label] = SearchConfig(
@@ -89,8 +88,6 @@ def _lr_range(lr: float, factor: float) -> dict[str, Any]:
 
 def _parse_space(raw: Any, origin: str, methods: list[MethodEntry]) -> dict[str, dict[str, Any]]:
     """Declared extra dimensions, per method label, in the `search.space` spelling (lists, ranges)."""
-    from peftlab.methods import get_method
-
     if not isinstance(raw, dict):
         fail(origin, "protocol.tune.space", f"got {raw!r}, expected a mapping of method label to its space")
     entries = {m.label: m for m in methods}
@@ -103,9 +100,7 @@ def _parse_space(raw: Any, origin: str, methods: list[MethodEntry]) -> dict[str,
             fail(origin, f"protocol.tune.space.{label}", f"no method labelled {label!r}; labels: {', '.join(entries)}")
         if not isinstance(dims, dict):
             fail(origin, f"protocol.tune.space.{label}", f"got {dims!r}, expected a mapping of hyperparameter to range")
-        hints: dict[str, Any] = dict(get_type_hints(get_method(entries[label].method).params))
-        if "alpha" in hints and "r" in hints:
-            hints["alpha_ratio"] = float
+        hints = get_method_spec(entries[label].method).param_types()
         out[label] = {}
         for key, value in dims.items():
             path = f"protocol.tune.space.{label}.{key}"

@@ -9,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, get_type_hints
+from typing import TYPE_CHECKING, Any
 
 from peftlab.config.queue import redact
 from peftlab.config.schema import closest, coerce, fail
-from peftlab.methods.targets import TARGET_SET_HELP, is_target_set
+from peftlab.method_specs import get_method_spec
+from peftlab.method_specs.target_sets import TARGET_SET_HELP, is_target_set
 
 if TYPE_CHECKING:
     from peftlab.config.entries import MethodEntry, TrainConfig
@@ -97,8 +98,6 @@ def parse_search(
     train: TrainConfig,
     task: TaskChoice,
 ) -> SearchConfig:
-    from peftlab.methods import get_method
-
     if not isinstance(raw, dict):
         fail(origin, "search", f"got {raw!r}, expected a mapping (sampler, trials, objectives, space, pruner, ...)")
     for key in raw:
@@ -136,16 +135,14 @@ def parse_search(
         user = space_raw.get(entry.label) or {}
         if not isinstance(user, dict):
             fail(origin, f"search.space.{entry.label}", f"got {user!r}, expected a mapping of hyperparameter to range")
-        method = get_method(entry.method)
+        method = get_method_spec(entry.method)
         # a grid is exactly the lists the user wrote (the method's default ranges are not lists, and a
         # default categorical would silently multiply the grid); other samplers start from the defaults
         merged: dict[str, Any] = {} if cfg.sampler == "grid" else dict(method.search_space)
         if "alpha" in user:  # alpha = ratio × r: a searched alpha replaces the default ratio
             merged.pop("alpha_ratio", None)
         merged.update(user)
-        hints: dict[str, Any] = {"lr": float, **get_type_hints(method.params)}
-        if "alpha" in hints and "r" in hints:
-            hints["alpha_ratio"] = float
+        hints: dict[str, Any] = {"lr": float, **method.param_types()}
         space = {}
         for key, value in merged.items():
             path = f"search.space.{entry.label}.{key}"

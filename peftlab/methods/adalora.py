@@ -6,22 +6,11 @@ call after every optimiser step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from peftlab.method_specs.adalora import SPEC, AdaLoraParams
 from peftlab.methods.registry import Method, ModelContext, register
 from peftlab.methods.targets import resolve_for_method, targets_check
-
-
-@dataclass
-class AdaLoraParams:
-    init_r: int = 12
-    target_r: int = 8
-    alpha: float = 16
-    dropout: float = 0.05
-    target_modules: list[str] | str | None = None
-    tinit_ratio: float = 0.1  # fraction of steps before pruning starts
-    tfinal_ratio: float = 0.2  # fraction of steps at the end with the final budget
 
 
 def _prepare(model: Any, params: AdaLoraParams, ctx: ModelContext) -> Any:
@@ -53,14 +42,4 @@ def _on_step(model: Any, step: int) -> None:
     model.base_model.update_and_allocate(step)
 
 
-register(
-    Method(
-        name="adalora",
-        summary="LoRA with adaptive rank allocation (Zhang et al., 2023)",
-        params=AdaLoraParams,
-        default_lr=1e-3,
-        prepare=_prepare,
-        check_model=targets_check("adalora"),
-        on_step=_on_step,
-    )
-)
+register(Method(SPEC, prepare=_prepare, check_model=targets_check("adalora"), on_step=_on_step))

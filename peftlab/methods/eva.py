@@ -8,29 +8,12 @@ so the base model is untouched and the adapter saves as is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from peftlab.methods.lora import LoraParams, lora_config
+from peftlab.method_specs.eva import SPEC, EvaParams
+from peftlab.methods.lora import lora_config
 from peftlab.methods.registry import Method, ModelContext, register
 from peftlab.methods.targets import targets_check
-
-
-@dataclass
-class EvaParams(LoraParams):
-    rho: float = 2.0  # a layer may get up to rho × r ranks; 1.0: every layer keeps r
-    tau: float = 0.99  # cosine similarity at which a singular vector counts as converged
-    whiten: bool = False
-    calibration_batches: int = 8  # training batches the SVD sees (cycled until it converges)
-
-    def __post_init__(self) -> None:
-        from peftlab.config.schema import check
-
-        super().__post_init__()
-        check(self.rho >= 1.0, "rho", f"got {self.rho}, must be at least 1")
-        check(0 < self.tau <= 1, "tau", f"got {self.tau}, must be in (0, 1]")
-        check(self.calibration_batches >= 1, "calibration_batches", "must be at least 1")
-
 
 # peft cycles over the batches until every layer's SVD converges; a layer whose batches hold fewer
 # token rows than the components it needs never does, so the pass is bounded
@@ -69,18 +52,4 @@ def _calibrate(model: Any, batches: list[dict[str, Any]], params: EvaParams, ctx
     initialize_lora_eva_weights(model, dataloader=chosen, forward_fn=forward, show_progress_bar=False)
 
 
-register(
-    Method(
-        name="eva",
-        summary="LoRA from the SVD of the layers' input activations, ranks redistributed (Paischer et al., 2024)",
-        params=EvaParams,
-        default_lr=1e-3,
-        prepare=_prepare,
-        calibrate=_calibrate,
-        check_model=targets_check("eva"),
-        search_space={
-            "r": {"type": "categorical", "choices": [4, 8, 16, 32]},
-            "lr": {"type": "float", "low": 1e-4, "high": 5e-3, "log": True},
-        },
-    )
-)
+register(Method(SPEC, prepare=_prepare, calibrate=_calibrate, check_model=targets_check("eva")))

@@ -68,11 +68,12 @@ def _planned(experiment: Any) -> list[tuple[str, str, dict[str, Any]]]:
 
 def check_experiment_fits_model(experiment: Any, location: str) -> None:
     """Raise a one-line ConfigError naming the file, the method's key and why, if a planned run cannot fit."""
+    from peftlab.method_specs import get_method_spec
     from peftlab.methods.registry import get_method
 
     origin = str(experiment.source_path) if experiment.source_path else experiment.name
     for entry in experiment.methods:
-        tasks = get_method(entry.method).tasks
+        tasks = get_method_spec(entry.method).tasks
         if tasks is not None and experiment.task not in tasks:
             raise ConfigError(
                 f"{origin}: methods.{entry.label}.method: {entry.method!r} does not support task "

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from peftlab.method_specs.full import SPEC, FullParams
 from peftlab.methods.registry import Method, ModelContext, register
-
-
-@dataclass
-class FullParams:
-    """Full fine-tuning has no method hyperparameters beyond the learning rate."""
 
 
 def _prepare(model: Any, params: FullParams, ctx: ModelContext) -> Any:
@@ -19,14 +14,4 @@ def _prepare(model: Any, params: FullParams, ctx: ModelContext) -> Any:
     return model
 
 
-register(
-    Method(
-        name="full",
-        summary="full fine-tuning of every weight",
-        params=FullParams,
-        default_lr=5e-5,
-        prepare=_prepare,
-        full_model=True,
-        search_space={"lr": {"type": "float", "low": 1e-5, "high": 3e-4, "log": True}},
-    )
-)
+register(Method(SPEC, prepare=_prepare))

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
+from peftlab.method_specs.ia3 import SPEC, IA3Params
 from peftlab.methods.registry import Method, ModelContext, register
 from peftlab.methods.targets import resolve_for_method, targets_check
-
-
-@dataclass
-class IA3Params:
-    target_modules: list[str] | str | None = None  # None: peft's default for the architecture
-    # the targets whose input is rescaled (the MLP down projections); None: found with the targets
-    feedforward_modules: list[str] | str | None = None
 
 
 def _prepare(model: Any, params: IA3Params, ctx: ModelContext) -> Any:
@@ -31,14 +24,4 @@ def _prepare(model: Any, params: IA3Params, ctx: ModelContext) -> Any:
     return get_peft_model(model, config)
 
 
-register(
-    Method(
-        name="ia3",
-        summary="learned activation rescaling vectors (Liu et al., 2022)",
-        params=IA3Params,
-        default_lr=5e-3,
-        prepare=_prepare,
-        check_model=targets_check("ia3"),
-        search_space={"lr": {"type": "float", "low": 1e-3, "high": 5e-2, "log": True}},
-    )
-)
+register(Method(SPEC, prepare=_prepare, check_model=targets_check("ia3")))

@@ -5,26 +5,11 @@ From the LyCORIS family: rank r·r expressiveness for 2× LoRA's parameters at r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from peftlab.method_specs.loha import SPEC, LohaParams
 from peftlab.methods.adapters import adapter_config, targets_check_linear_only, wrap
 from peftlab.methods.registry import Method, ModelContext, register
-
-
-@dataclass
-class LohaParams:
-    r: int = 8
-    alpha: float = 8
-    target_modules: list[str] | str | None = None  # a set (q, qv, qkv, all-linear), layer names, or null
-    rank_dropout: float = 0.0
-    module_dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        from peftlab.config.schema import check
-
-        check(self.r >= 1, "r", f"got {self.r}, must be at least 1")
-        check(self.alpha > 0, "alpha", f"got {self.alpha}, must be positive")
 
 
 def _prepare(model: Any, params: LohaParams, ctx: ModelContext) -> Any:
@@ -44,15 +29,8 @@ def _prepare(model: Any, params: LohaParams, ctx: ModelContext) -> Any:
 
 register(
     Method(
-        name="loha",
-        summary="Hadamard product of two low-rank updates (LyCORIS; Hyeon-Woo et al., 2022)",
-        params=LohaParams,
-        default_lr=1e-3,
+        SPEC,
         prepare=_prepare,
         check_model=targets_check_linear_only("loha", "has no peft layer for transformers' Conv1D"),
-        search_space={
-            "r": {"type": "categorical", "choices": [2, 4, 8, 16, 32]},
-            "lr": {"type": "float", "low": 1e-4, "high": 5e-3, "log": True},
-        },
     )
 )

@@ -6,43 +6,11 @@ head stays in full precision (it is trained, so it must not be quantised).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from peftlab.method_specs.lora import DORA, LORA, QLORA, RSLORA, LoraParams, QLoraParams
 from peftlab.methods.registry import Method, ModelContext, register
 from peftlab.methods.targets import resolve_for_method, targets_check
-
-_LORA_SPACE = {
-    "r": {"type": "categorical", "choices": [1, 2, 4, 8, 16, 32, 64]},
-    "alpha_ratio": {"type": "categorical", "choices": [0.5, 1.0, 2.0, 4.0]},
-    "lr": {"type": "float", "low": 1e-4, "high": 5e-3, "log": True},
-}
-
-
-@dataclass
-class LoraParams:
-    r: int = 8
-    alpha: float = 16
-    dropout: float = 0.05
-    # a set (q, qv, qkv, all-linear) resolved against the loaded model, layer names, or None: peft's
-    # default for the architecture, else the attention projections found (peftlab.methods.targets)
-    target_modules: list[str] | str | None = None
-    bias: Literal["none", "all", "lora_only"] = "none"
-    use_rslora: bool = False
-    use_dora: bool = False
-
-    def __post_init__(self) -> None:
-        from peftlab.config.schema import check
-
-        check(self.r >= 1, "r", f"got {self.r}, must be at least 1")
-        check(self.alpha > 0, "alpha", f"got {self.alpha}, must be positive")
-        check(0 <= self.dropout < 1, "dropout", f"got {self.dropout}, must be in [0, 1)")
-
-
-@dataclass
-class QLoraParams(LoraParams):
-    quant_type: Literal["nf4", "fp4"] = "nf4"
-    double_quant: bool = True
 
 
 def lora_config(params: LoraParams, ctx: ModelContext, model: Any, **overrides: Any) -> Any:
@@ -108,33 +76,7 @@ def _prepare_qlora(model: Any, params: QLoraParams, ctx: ModelContext) -> Any:
     return get_peft_model(model, lora_config(params, ctx, model))
 
 
-for _name, _summary, _prepare, _params, _extra in [
-    ("lora", "low-rank adapters on attention projections (Hu et al., 2021)", _prepare_lora, LoraParams, {}),
-    ("dora", "weight-decomposed low-rank adaptation (Liu et al., 2024)", _prepare_dora, LoraParams, {}),
-    (
-        "rslora",
-        "LoRA with rank-stabilised alpha/sqrt(r) scaling (Kalajdzievski, 2023)",
-        _prepare_rslora,
-        LoraParams,
-        {},
-    ),
-    (
-        "qlora",
-        "LoRA on a 4-bit NF4 base model via bitsandbytes (Dettmers et al., 2023)",
-        _prepare_qlora,
-        QLoraParams,
-        {"load_kwargs": _qlora_load_kwargs},
-    ),
-]:
-    register(
-        Method(
-            name=_name,
-            summary=_summary,
-            params=_params,
-            default_lr=1e-3,
-            prepare=_prepare,
-            search_space=_LORA_SPACE,
-            check_model=targets_check(_name),
-            **_extra,
-        )
-    )
+register(Method(LORA, prepare=_prepare_lora, check_model=targets_check("lora")))
+register(Method(DORA, prepare=_prepare_dora, check_model=targets_check("dora")))
+register(Method(RSLORA, prepare=_prepare_rslora, check_model=targets_check("rslora")))
+register(Method(QLORA, prepare=_prepare_qlora, load_kwargs=_qlora_load_kwargs, check_model=targets_check("qlora")))

@@ -10,28 +10,13 @@ that the one `prepare` → `calibrate` order serves every data-aware method.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from peftlab.method_specs.lora_ga import SPEC, LoraGaParams
 from peftlab.methods.base_moving import remember_initial_adapter, save_as_plain_lora
-from peftlab.methods.lora import LoraParams, lora_config
+from peftlab.methods.lora import lora_config
 from peftlab.methods.registry import Method, ModelContext, register
 from peftlab.methods.targets import targets_check
-
-
-@dataclass
-class LoraGaParams(LoraParams):
-    dropout: float = 0.0
-    direction: Literal["ArBr", "A2rBr", "ArB2r", "random"] = "ArB2r"  # which singular vectors go to A and B
-    scale: Literal["stable", "weight_svd", "gd_scale"] = "stable"
-    stable_gamma: float = 16
-    calibration_batches: int = 8  # training batches whose gradients are averaged
-
-    def __post_init__(self) -> None:
-        from peftlab.config.schema import check
-
-        super().__post_init__()
-        check(self.calibration_batches >= 1, "calibration_batches", "must be at least 1")
 
 
 def _prepare(model: Any, params: LoraGaParams, ctx: ModelContext) -> Any:
@@ -77,17 +62,10 @@ def _calibrate(model: Any, batches: list[dict[str, Any]], params: LoraGaParams, 
 
 register(
     Method(
-        name="lora_ga",
-        summary="LoRA initialised from the SVD of the full fine-tuning gradient (Wang et al., 2024)",
-        params=LoraGaParams,
-        default_lr=5e-4,
+        SPEC,
         prepare=_prepare,
         calibrate=_calibrate,
         check_model=targets_check("lora_ga"),
         save_adapter=save_as_plain_lora,
-        search_space={
-            "r": {"type": "categorical", "choices": [4, 8, 16, 32]},
-            "lr": {"type": "float", "low": 5e-5, "high": 2e-3, "log": True},
-        },
     )
 )

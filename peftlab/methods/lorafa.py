@@ -8,17 +8,15 @@ parameter count in the record is what actually trains.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from peftlab.methods.lora import LoraParams, lora_config
+from peftlab.method_specs.lorafa import SPEC, LoraFaParams
+from peftlab.methods.lora import lora_config
 from peftlab.methods.registry import Method, ModelContext, register
 from peftlab.methods.targets import targets_check
 
-
-@dataclass
-class LoraFaParams(LoraParams):
-    """LoRA's hyperparameters; A is frozen and the optimiser is LoRA-FA's."""
+if TYPE_CHECKING:
+    from peftlab.config.optim import OptimizerSpec
 
 
 def _prepare(model: Any, params: LoraFaParams, ctx: ModelContext) -> Any:
@@ -31,24 +29,13 @@ def _prepare(model: Any, params: LoraFaParams, ctx: ModelContext) -> Any:
     return peft_model
 
 
-def _optimizer(model: Any, params: LoraFaParams, lr: float, weight_decay: float) -> Any:
+def _optimizer(model: Any, params: LoraFaParams, spec: OptimizerSpec) -> Any:
+    """peft's LoRA-FA optimiser at the run's lr and decay (its betas are peft's own, AdamW's defaults)."""
     from peft.optimizers import create_lorafa_optimizer
 
-    return create_lorafa_optimizer(model, r=params.r, lora_alpha=params.alpha, lr=lr, weight_decay=weight_decay)
-
-
-register(
-    Method(
-        name="lorafa",
-        summary="LoRA with A frozen and B trained by a projected AdamW (Zhang et al., 2023)",
-        params=LoraFaParams,
-        default_lr=1e-3,
-        prepare=_prepare,
-        make_optimizer=_optimizer,
-        check_model=targets_check("lorafa"),
-        search_space={
-            "r": {"type": "categorical", "choices": [4, 8, 16, 32, 64]},
-            "lr": {"type": "float", "low": 1e-4, "high": 5e-3, "log": True},
-        },
+    return create_lorafa_optimizer(
+        model, r=params.r, lora_alpha=params.alpha, lr=spec.lr, weight_decay=spec.weight_decay
     )
-)
+
+
+register(Method(SPEC, prepare=_prepare, make_optimizer=_optimizer, check_model=targets_check("lorafa")))

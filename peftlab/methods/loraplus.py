@@ -6,23 +6,15 @@ built through the registry's `make_optimizer` hook. The fresh head trains at the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from peftlab.methods.lora import LoraParams, lora_config
+from peftlab.method_specs.loraplus import SPEC, LoraPlusParams
+from peftlab.methods.lora import lora_config
 from peftlab.methods.registry import Method, ModelContext, register
 from peftlab.methods.targets import targets_check
 
-
-@dataclass
-class LoraPlusParams(LoraParams):
-    lr_ratio: float = 16.0  # η_B / η_A; the paper's default
-
-    def __post_init__(self) -> None:
-        from peftlab.config.schema import check
-
-        super().__post_init__()
-        check(self.lr_ratio >= 1, "lr_ratio", f"got {self.lr_ratio}, must be at least 1")
+if TYPE_CHECKING:
+    from peftlab.config.optim import OptimizerSpec
 
 
 def _prepare(model: Any, params: LoraPlusParams, ctx: ModelContext) -> Any:
@@ -31,27 +23,20 @@ def _prepare(model: Any, params: LoraPlusParams, ctx: ModelContext) -> Any:
     return get_peft_model(model, lora_config(params, ctx, model))
 
 
-def _optimizer(model: Any, params: LoraPlusParams, lr: float, weight_decay: float) -> Any:
+def _optimizer(model: Any, params: LoraPlusParams, spec: OptimizerSpec) -> Any:
+    """peft's LoRA+ AdamW: the run's optimiser spec, with B's rate `lr_ratio` times A's."""
     import torch
     from peft.optimizers import create_loraplus_optimizer
 
     return create_loraplus_optimizer(
-        model, torch.optim.AdamW, lr=lr, loraplus_lr_ratio=params.lr_ratio, weight_decay=weight_decay
+        model,
+        torch.optim.AdamW,
+        lr=spec.lr,
+        loraplus_lr_ratio=params.lr_ratio,
+        weight_decay=spec.weight_decay,
+        betas=spec.betas,
+        eps=spec.eps,
     )
 
 
-register(
-    Method(
-        name="loraplus",
-        summary="LoRA with B's learning rate a fixed multiple of A's (Hayou et al., 2024)",
-        params=LoraPlusParams,
-        default_lr=5e-4,
-        prepare=_prepare,
-        make_optimizer=_optimizer,
-        check_model=targets_check("loraplus"),
-        search_space={
-            "lr_ratio": {"type": "categorical", "choices": [2.0, 4.0, 8.0, 16.0, 32.0]},
-            "lr": {"type": "float", "low": 5e-5, "high": 2e-3, "log": True},
-        },
-    )
-)
+register(Method(SPEC, prepare=_prepare, make_optimizer=_optimizer, check_model=targets_check("loraplus")))

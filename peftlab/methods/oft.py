@@ -8,28 +8,13 @@ its budget: the target layers' input width must be a multiple of `block_size`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from peftlab.method_specs.oft import SPEC, OftParams
 from peftlab.methods.adapters import adapter_config, targets_check_linear_only, wrap
 from peftlab.methods.fit import Unfit
 from peftlab.methods.registry import Method, ModelContext, register
 from peftlab.methods.targets import resolve_for_method
-
-
-@dataclass
-class OftParams:
-    block_size: int = 32
-    target_modules: list[str] | str | None = None  # a set (q, qv, qkv, all-linear), layer names, or null
-    module_dropout: float = 0.0
-    coft: bool = False  # constrained OFT: the rotation stays within eps of the identity
-    eps: float = 6e-5
-    block_share: bool = False  # one rotation block shared by all blocks of a layer
-
-    def __post_init__(self) -> None:
-        from peftlab.config.schema import check
-
-        check(self.block_size >= 1, "block_size", f"got {self.block_size}, must be at least 1")
 
 
 def _prepare(model: Any, params: OftParams, ctx: ModelContext) -> Any:
@@ -71,17 +56,4 @@ def _check(params: Mapping[str, Any], model: Any) -> None:
         raise Unfit("block_size", f"{block} does not divide the input width of {shown}")
 
 
-register(
-    Method(
-        name="oft",
-        summary="orthogonal block-diagonal rotation of each weight (Qiu et al., 2023)",
-        params=OftParams,
-        default_lr=1e-3,
-        prepare=_prepare,
-        check_model=_check,
-        search_space={
-            "block_size": {"type": "categorical", "choices": [8, 16, 32, 64]},
-            "lr": {"type": "float", "low": 1e-4, "high": 5e-3, "log": True},
-        },
-    )
-)
+register(Method(SPEC, prepare=_prepare, check_model=_check))

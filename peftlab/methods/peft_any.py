@@ -17,9 +17,9 @@ and a search space.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from peftlab.method_specs.peft_any import SPEC, PeftParams
 from peftlab.methods.fit import Unfit
 from peftlab.methods.registry import Method, ModelContext, register
 
@@ -27,12 +27,6 @@ from peftlab.methods.registry import Method, ModelContext, register
 _MANAGED = frozenset(
     {"task_type", "peft_type", "base_model_name_or_path", "revision", "inference_mode", "auto_mapping", "peft_version"}
 )
-
-
-@dataclass
-class PeftParams:
-    config: str = "LoraConfig"  # a peft config class name: VeraConfig, C3AConfig, RandLoraConfig, ...
-    kwargs: dict[str, Any] = field(default_factory=dict)  # that class's keyword arguments
 
 
 def _config_class(name: str) -> type:
@@ -119,14 +113,4 @@ def _check(params: Mapping[str, Any], model: Any) -> None:
     _build(params, model, None, ())
 
 
-register(
-    Method(
-        name="peft",
-        summary="any peft method by its config class (`config: VeraConfig`, `kwargs: {...}`); default LoraConfig",
-        params=PeftParams,
-        default_lr=1e-3,
-        prepare=_prepare,
-        check_model=_check,
-        search_space={"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
-    )
-)
+register(Method(SPEC, prepare=_prepare, check_model=_check))

@@ -6,33 +6,10 @@ Neither is an identity at step 0, which is why forgetting baselines disable the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from peftlab.method_specs.prompts import PREFIX_TUNING, PROMPT_TUNING, PrefixTuningParams, PromptTuningParams
 from peftlab.methods.registry import Method, ModelContext, register
-
-
-@dataclass
-class PromptTuningParams:
-    num_virtual_tokens: int = 20
-    init_text: str | None = None  # initialise from this text's embeddings instead of random
-
-    def __post_init__(self) -> None:
-        from peftlab.config.schema import check
-
-        check(self.num_virtual_tokens >= 1, "num_virtual_tokens", "must be at least 1")
-
-
-@dataclass
-class PrefixTuningParams:
-    num_virtual_tokens: int = 20
-    prefix_projection: bool = False
-    encoder_hidden_size: int | None = None  # MLP width when prefix_projection is on
-
-    def __post_init__(self) -> None:
-        from peftlab.config.schema import check
-
-        check(self.num_virtual_tokens >= 1, "num_virtual_tokens", "must be at least 1")
 
 
 def _prepare_prompt(model: Any, params: PromptTuningParams, ctx: ModelContext) -> Any:
@@ -103,24 +80,5 @@ def _check_prefix(params: Mapping[str, Any], model: Any) -> None:
         )
 
 
-register(
-    Method(
-        name="prompt_tuning",
-        summary="trainable soft-prompt embeddings prepended to the input (Lester et al., 2021)",
-        params=PromptTuningParams,
-        default_lr=3e-2,
-        prepare=_prepare_prompt,
-        search_space={"lr": {"type": "float", "low": 1e-3, "high": 3e-1, "log": True}},
-    )
-)
-register(
-    Method(
-        name="prefix_tuning",
-        summary="trainable key/value prefixes in every attention layer (Li & Liang, 2021)",
-        params=PrefixTuningParams,
-        default_lr=1e-2,
-        prepare=_prepare_prefix,
-        check_model=_check_prefix,
-        search_space={"lr": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
-    )
-)
+register(Method(PROMPT_TUNING, prepare=_prepare_prompt))
+register(Method(PREFIX_TUNING, prepare=_prepare_prefix, check_model=_check_prefix))

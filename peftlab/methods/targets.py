@@ -26,9 +26,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from peftlab.method_specs.target_sets import TARGET_SET_HELP, is_target_set
 from peftlab.methods.fit import Unfit
 
-TARGET_SET_HELP = "a combination of q, k, v (e.g. q, qv, qkv) or all-linear"
 HEAD_NAMES = frozenset({"classifier", "pre_classifier", "score", "lm_head"})  # task heads: trained whole, never adapted
 _LETTER = {
     "q": re.compile(r"(q|query|wq)(_proj|_lin)?"),
@@ -36,11 +36,6 @@ _LETTER = {
     "v": re.compile(r"(v|value|wv)(_proj|_lin)?"),
 }
 _OUTPUT = re.compile(r"o|wo|o_proj|out_proj|out_lin|dense|c_proj|output")
-
-
-def is_target_set(name: Any) -> bool:
-    """Whether `name` is one of the architecture-independent set names (q, qv, qkv, …, all-linear)."""
-    return isinstance(name, str) and (name == "all-linear" or re.fullmatch(r"q?k?v?", name) is not None) and name != ""
 
 
 # ---------------------------------------------------------------- inspection

@@ -7,15 +7,10 @@ number fine-tuning has to beat; for a classifier it is the untrained head (chanc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from peftlab.method_specs.zero_shot import SPEC, ZeroShotParams
 from peftlab.methods.registry import Method, ModelContext, register
-
-
-@dataclass
-class ZeroShotParams:
-    """Nothing to set: the base model is used as loaded."""
 
 
 def _prepare(model: Any, params: ZeroShotParams, ctx: ModelContext) -> Any:
@@ -24,14 +19,4 @@ def _prepare(model: Any, params: ZeroShotParams, ctx: ModelContext) -> Any:
     return model
 
 
-register(
-    Method(
-        name="zero_shot",
-        summary="the base model evaluated without training (reference row)",
-        params=ZeroShotParams,
-        default_lr=0.0,
-        prepare=_prepare,
-        full_model=True,
-        trains=False,
-    )
-)
+register(Method(SPEC, prepare=_prepare))

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-if TYPE_CHECKING:
-    from peftlab.records.record import Part, RunRecord
-
+from peftlab.config import computed_config
+from peftlab.config.identity import json_digest
+from peftlab.config.optim import OptimizerSpec
 from peftlab.task_specs import TaskChoice
+
+if TYPE_CHECKING:
+    from peftlab.config import Experiment, MethodEntry
+    from peftlab.records.record import Part, RunRecord
 
 
 @dataclass(frozen=True)
 class RunSpec:
+    """One run to make, named by what it computes; built by `run_spec` only."""
+
     experiment: str
     label: str  # variant label: entry label plus grid values, e.g. "lora" or "lora[r=4]"
     method: str
     seed: int
-    lr: float
+    optimizer: OptimizerSpec  # the learning rate and its friends, as the runtime builds AdamW from them
     params: dict[str, Any]
     config_hash: str  # hash of everything the run computes except the seed
     run_id: str
@@ -28,9 +34,57 @@ class RunSpec:
     study: str | None = None  # a search trial's study and number (its trackers log it as a child run)
     trial: int | None = None
 
+    @property
+    def lr(self) -> float:
+        return self.optimizer.lr
+
     def describe(self) -> str:
         shown = ", ".join(f"{k}={v}" for k, v in self.params.items() if v is not None)
         return f"{self.label:<24} seed={self.seed:<3} lr={self.lr:<9.3g} {shown}"
+
+
+def run_spec(
+    experiment: Experiment,
+    entry: MethodEntry,
+    choices: Mapping[str, Any],
+    seed: int,
+    *,
+    label: str | None = None,
+    trial: tuple[str, int] | None = None,
+    shared: dict[str, Any] | None = None,
+) -> RunSpec:
+    """The spec of one run of `entry` with `choices` applied (a grid point's or a search trial's), at `seed`.
+
+    Every planner builds its runs here, so a run's hash and id are made one way. `label` names a grid
+    variant (default: the entry's label); `trial` is (study name, trial number) for a search trial,
+    whose id names the study and trial instead of the seed. `shared` is `computed_config(experiment)`,
+    when the caller has it already.
+    """
+    lr, params = entry.choose(choices)
+    shared = computed_config(experiment) if shared is None else shared
+    config_hash = json_digest({**shared, "method": entry.method, "lr": lr, "params": params})
+    if trial is None:
+        label = label or entry.label
+        slug = label.replace("[", "-").replace("]", "").replace(",", "-").replace("=", "")
+        run_id, study, number = f"{slug}-s{seed}-{config_hash[:8]}", None, None
+    else:
+        study, number = trial
+        label = f"{entry.label}[t{number}]"
+        run_hash = json_digest({"study": study, "trial": number, "config": config_hash})
+        run_id = f"{entry.label}-t{number:04d}-{run_hash[:8]}"
+    return RunSpec(
+        experiment=experiment.name,
+        label=label,
+        method=entry.method,
+        seed=seed,
+        optimizer=experiment.train.optimizer(lr),
+        params=params,
+        config_hash=config_hash[:16],
+        run_id=run_id,
+        task=experiment.task_choice,
+        study=study,
+        trial=number,
+    )
 
 
 # (step, validation scores) -> stop now? Called in the planner's process, never in the run's.

@@ -7,50 +7,26 @@ new id instead of silently mixing old and new results.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import time
 from typing import TYPE_CHECKING, Any
 
 from peftlab.config import Experiment, MethodEntry, computed_config
-from peftlab.config.identity import json_digest
-from peftlab.planners.base import Assignment, RunSpec, fmt_duration
+from peftlab.planners.base import Assignment, RunSpec, fmt_duration, run_spec
 
 if TYPE_CHECKING:
     from peftlab.records.record import RunRecord
 
 
-def with_alpha_ratio(params: dict[str, Any], ratio: float | None) -> dict[str, Any]:
-    """alpha = ratio × r: the run's params hold the alpha that peft sees, so hashes stay comparable."""
-    return params if ratio is None else {**params, "alpha": float(ratio * params["r"])}
-
-
-def apply_choices(entry: MethodEntry, choices: dict[str, Any]) -> tuple[float, dict[str, Any]]:
-    """An entry's lr and params with chosen values (a grid point or a search trial) applied.
-
-    `lr` and `alpha_ratio` are not method params: the first sets the learning rate, the second
-    turns into alpha = ratio × r.
-    """
-    params = dataclasses.asdict(entry.params)
-    lr, ratio = entry.lr, entry.alpha_ratio
-    for key, value in choices.items():
-        if key == "lr":
-            lr = value
-        elif key == "alpha_ratio":
-            ratio = value
-        else:
-            params[key] = value
-    return lr, with_alpha_ratio(params, ratio)
-
-
-def _variants(entry: MethodEntry) -> list[tuple[str, float, dict[str, Any]]]:
+def _variants(entry: MethodEntry) -> list[tuple[str, dict[str, Any]]]:
+    """(label, choices) of each grid point of the entry; one point without choices when it has no grid."""
     if not entry.grid:
-        return [(entry.label, *apply_choices(entry, {}))]
+        return [(entry.label, {})]
     keys = list(entry.grid)
     out = []
     for values in itertools.product(*(entry.grid[k] for k in keys)):
         tag = ",".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
-        out.append((f"{entry.label}[{tag}]", *apply_choices(entry, dict(zip(keys, values, strict=True)))))
+        out.append((f"{entry.label}[{tag}]", dict(zip(keys, values, strict=True))))
     return out
 
 
@@ -63,28 +39,13 @@ def make_plan(experiment: Experiment, only: list[str] | None = None) -> list[Run
     is first in some round. The order changes nothing else: run ids name what a run computes.
     """
     shared = computed_config(experiment)
-    chosen = experiment.task_choice
-    runs = []
-    for entry in experiment.methods:
-        if only and entry.label not in only and entry.method not in only:
-            continue
-        for label, lr, params in _variants(entry):
-            config_hash = json_digest({**shared, "method": entry.method, "lr": lr, "params": params})
-            slug = label.replace("[", "-").replace("]", "").replace(",", "-").replace("=", "")
-            for seed in experiment.seeds:
-                runs.append(
-                    RunSpec(
-                        experiment=experiment.name,
-                        label=label,
-                        method=entry.method,
-                        seed=seed,
-                        lr=lr,
-                        params=params,
-                        config_hash=config_hash[:16],
-                        run_id=f"{slug}-s{seed}-{config_hash[:8]}",
-                        task=chosen,
-                    )
-                )
+    runs = [
+        run_spec(experiment, entry, choices, seed, label=label, shared=shared)
+        for entry in experiment.methods
+        if not only or entry.label in only or entry.method in only
+        for label, choices in _variants(entry)
+        for seed in experiment.seeds
+    ]
     return seed_by_seed(runs, list(experiment.seeds))
 
 

@@ -25,8 +25,7 @@ from peftlab.config import computed_config
 from peftlab.config.identity import json_digest
 from peftlab.config.queue import redact
 from peftlab.config.search import objective_path
-from peftlab.planners.base import Assignment, RunSpec
-from peftlab.planners.grid import apply_choices
+from peftlab.planners.base import Assignment, RunSpec, run_spec
 from peftlab.planners.heartbeat import (
     Heartbeat,
     fail_silent,
@@ -289,24 +288,7 @@ def trial_spec(experiment: Experiment, trial: Any) -> RunSpec:
     entry = entries[label]
     prefix = f"{label}." if len(entries) > 1 else ""  # conditional spaces: names must not collide
     choices = {key: _suggest(trial, prefix + key, dim) for key, dim in experiment.search.space[label].items()}
-    lr, params = apply_choices(entry, choices)
-    seed = experiment.seeds[0]
-    config_hash = json_digest({**computed_config(experiment), "method": entry.method, "lr": lr, "params": params})
-    name = study_name(experiment)
-    run_hash = json_digest({"study": name, "trial": trial.number, "config": config_hash})
-    return RunSpec(
-        experiment=experiment.name,
-        label=f"{label}[t{trial.number}]",
-        method=entry.method,
-        seed=seed,
-        lr=lr,
-        params=params,
-        config_hash=config_hash[:16],
-        run_id=f"{label}-t{trial.number:04d}-{run_hash[:8]}",
-        task=experiment.task_choice,
-        study=name,
-        trial=trial.number,
-    )
+    return run_spec(experiment, entry, choices, experiment.seeds[0], trial=(study_name(experiment), trial.number))
 
 
 def objective_values(experiment: Experiment, record: RunRecord) -> list[float] | None:

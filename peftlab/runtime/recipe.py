@@ -333,7 +333,7 @@ def _calibrate(run: Run, model: Any, ctx: Any) -> float:
 def _method_optimizer(run: Run) -> Any:
     """The method's own optimiser builder (the registry's `make_optimizer` hook), as the loop calls it; else None."""
     make = run.method.make_optimizer
-    return None if make is None else (lambda model, lr, weight_decay: make(model, run.params, lr, weight_decay))
+    return None if make is None else (lambda model, optimizer: make(model, run.params, optimizer))
 
 
 def probes_before(run: Run) -> None:
@@ -346,7 +346,7 @@ def probes_before(run: Run) -> None:
 
 def train(run: Run) -> None:
     """The one training loop (train.py), validation every eval_every steps; skipped for a reference row."""
-    from peftlab.runtime.train import TrainOutcome, step_bar
+    from peftlab.runtime.train import TrainOutcome, TrainSpec, step_bar
     from peftlab.runtime.train import train as train_loop
     from peftlab.tasks.batching import train_batches
 
@@ -360,26 +360,34 @@ def train(run: Run) -> None:
         if not run.method.trains:  # a reference row (zero-shot): measured and recorded like any run
             run.outcome = TrainOutcome()
             return
+        # the run's optimiser spec, as its planner built it, and the method's hooks: all that decides the numbers
+        loop = TrainSpec.of(
+            cfg, spec.optimizer, run.device, own_optimizer=_method_optimizer(run), on_step=_on_step(run)
+        )
         run.outcome = train_loop(
             run.train_model or run.forward_model,
             train_batches(split, cfg.batch_size, cfg.steps * cfg.grad_accum, spec.seed, cfg.length_grouping),
-            cfg,
-            spec.lr,
-            run.device,
-            collate=lambda idx: ws.task.collate(split, idx, ws.pad_id, padding_side),
-            evaluate=lambda: run.evaluate("validation"),
-            on_step=_on_step(run),
-            optimizer_factory=_method_optimizer(run),
-            progress=bar,
-            report=run.report,
-            ranks=run.ranks,
-            curve_metrics=spec.task.spec.curve_metrics(),  # the task's declared metrics (peftlab/task_specs)
-            primary=spec.task.metric,  # the chosen metric, carried in the run spec
-            log=run.trackers.log if run.trackers is not None else None,
+            lambda idx: ws.task.collate(split, idx, ws.pad_id, padding_side),
+            loop,
+            _watch(run, bar),
         )
         run.meter.stop("train")
     finally:
         bar.close()
+
+
+def _watch(run: Run, bar: Any) -> Any:
+    """What looks on while the loop runs: validation, the pruner, the bar, the trackers (train.Watch)."""
+    from peftlab.runtime.train import Watch
+
+    return Watch(
+        evaluate=lambda: run.evaluate("validation"),
+        curve_metrics=run.spec.task.spec.curve_metrics(),  # the task's declared metrics (peftlab/task_specs)
+        primary=run.spec.task.metric,  # the chosen metric, carried in the run spec
+        report=run.report,
+        progress=bar,
+        log=run.trackers.log if run.trackers is not None else None,
+    )
 
 
 def pruned_outcome(outcome: Any) -> PrunedOutcome:

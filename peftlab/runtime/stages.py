@@ -88,7 +88,7 @@ class InitFromStage:
         from transformers import set_seed
 
         from peftlab.runtime.models import load_classifier
-        from peftlab.runtime.train import step_bar, train
+        from peftlab.runtime.train import TrainSpec, Watch, step_bar, train
         from peftlab.tasks.classification import collate, train_batches
 
         p = self.params
@@ -109,9 +109,8 @@ class InitFromStage:
         batches = train_batches(split, p.batch_size, p.steps, seed, cfg.length_grouping)
         run.say(f"init_from: training stage A once ({p.steps} steps on {p.source}); later runs reuse it")
         with step_bar(p.steps, "stage A", run.quiet) as bar:
-            outcome = train(
-                model, batches, cfg, p.lr, run.device, collate=lambda idx: collate(split, idx, run.pad_id), progress=bar
-            )
+            loop = TrainSpec.of(cfg, cfg.optimizer(p.lr), run.device)
+            outcome = train(model, batches, lambda idx: collate(split, idx, run.pad_id), loop, Watch(progress=bar))
         with eval_mode(model):
             test = self.splits["test"]
             accuracy = float((predict(model, test, 64, run) == test.labels).mean())

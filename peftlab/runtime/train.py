@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from peftlab.config import TrainConfig
+from peftlab.config.optim import OptimizerSpec
 from peftlab.runtime.measure import StepAllocations, state_bytes, training_state
 
 
@@ -42,6 +43,62 @@ class TrainOutcome:
     final_train_loss: float | None = None
     diverged_at: int | None = None
     training_state: dict[str, Any] | None = None  # CPU only: measure.training_state of one warm-up step
+
+
+# a method's own optimiser (LoRA+, LoRA-FA): (model, the run's optimiser spec) -> optimiser
+OwnOptimizer = Callable[[Any, OptimizerSpec], Any]
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """What decides the numbers the loop computes, besides the model and its batches.
+
+    Built from the experiment's `train:` section and the run's `OptimizerSpec` (`TrainSpec.of`); the
+    optimiser's fields (lr, weight decay, schedule, warm-up, clipping) are read from `optimizer` only.
+    """
+
+    steps: int
+    optimizer: OptimizerSpec
+    device: str
+    grad_accum: int = 1
+    precision: str = "auto"
+    eval_every: int = 50
+    timing_warmup_steps: int = 3  # the step profiled on CPU is inside these (measure.StepAllocations)
+    own_optimizer: OwnOptimizer | None = None  # the method builds its optimiser itself (the registry's hook)
+    on_step: Callable[[Any, int], None] | None = None  # after each optimiser step (AdaLoRA's rank allocation)
+    ranks: Any = None  # distributed.Ranks under `train.distributed`
+
+    @classmethod
+    def of(cls, cfg: TrainConfig, optimizer: OptimizerSpec, device: str, **hooks: Any) -> TrainSpec:
+        """The loop's spec for the `train:` section `cfg` and a run's optimiser spec (hooks: own_optimizer, ...)."""
+        return cls(
+            steps=cfg.steps,
+            optimizer=optimizer,
+            device=device,
+            grad_accum=cfg.grad_accum,
+            precision=cfg.precision,
+            eval_every=cfg.eval_every,
+            timing_warmup_steps=cfg.timing_warmup_steps,
+            **hooks,
+        )
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What looks on while the loop runs: validation, a search's pruner, the progress bar, the trackers.
+
+    `evaluate()` scores validation every `eval_every` steps; `curve_metrics` are the scores each curve
+    point keeps and `primary` the one the progress bar shows (the task's declaration says which,
+    peftlab/task_specs: the loop names none). `report(step, scores) -> stop` hands each evaluation to a
+    search's pruner. `log(step, values)` streams each step's figures to the trackers (peftlab/loggers).
+    """
+
+    evaluate: Callable[[], dict[str, float]] | None = None
+    curve_metrics: tuple[str, ...] = ()
+    primary: str | None = None
+    report: Callable[[int, dict[str, float]], bool] | None = None
+    progress: Any = None
+    log: Callable[[int, dict[str, float]], None] | None = None
 
 
 def autocast_factory(device: str, precision: str) -> Callable[[], contextlib.AbstractContextManager[Any]]:
@@ -74,18 +131,38 @@ def prefer_shape_agnostic_attention(device: str) -> None:
         torch.backends.cuda.enable_cudnn_sdp(False)
 
 
-def make_optimizer(model: Any, lr: float, weight_decay: float, device: str) -> Any:
-    import torch
+def make_optimizer(
+    model: Any, spec: OptimizerSpec, steps: int, device: str, own: OwnOptimizer | None = None
+) -> tuple[Any, Any]:
+    """The run's optimiser and learning-rate schedule, both from its `OptimizerSpec`, in one call.
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise RuntimeError("the prepared model has no trainable parameters")
-    kwargs: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay}
-    if device.startswith("cuda"):
-        kwargs["fused"] = True
+    AdamW over the trainable parameters (fused on CUDA, foreach on CPU), unless the method builds
+    its own (`own`: LoRA+, LoRA-FA, through the registry's `make_optimizer` hook) from the same spec.
+    """
+    import torch
+    from transformers import get_scheduler
+
+    if own is not None:
+        optimizer = own(model, spec)
     else:
-        kwargs["foreach"] = True
-    return torch.optim.AdamW(params, **kwargs)
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise RuntimeError("the prepared model has no trainable parameters")
+        kwargs: dict[str, Any] = {
+            "lr": spec.lr,
+            "weight_decay": spec.weight_decay,
+            "betas": spec.betas,
+            "eps": spec.eps,
+        }
+        if device.startswith("cuda"):
+            kwargs["fused"] = True
+        else:
+            kwargs["foreach"] = True
+        optimizer = torch.optim.AdamW(params, **kwargs)
+    scheduler = get_scheduler(
+        spec.scheduler, optimizer, num_warmup_steps=spec.warmup_steps(steps), num_training_steps=steps
+    )
+    return optimizer, scheduler
 
 
 def step_bar(total: int, desc: str, quiet: bool) -> Any:
@@ -103,44 +180,27 @@ def step_bar(total: int, desc: str, quiet: bool) -> Any:
 def train(
     model: Any,
     batches: list[Any],
-    cfg: TrainConfig,
-    lr: float,
-    device: str,
     collate: Callable[[Any], dict[str, Any]],
-    evaluate: Callable[[], dict[str, float]] | None = None,
-    on_step: Callable[[Any, int], None] | None = None,
-    progress: Any = None,
-    report: Callable[[int, dict[str, float]], bool] | None = None,
-    ranks: Any = None,
-    optimizer_factory: Callable[[Any, float, float], Any] | None = None,
-    curve_metrics: tuple[str, ...] = (),
-    primary: str | None = None,
-    log: Callable[[int, dict[str, float]], None] | None = None,
+    spec: TrainSpec,
+    watch: Watch = Watch(),
 ) -> TrainOutcome:
-    """Run `cfg.steps` optimiser steps over `batches` (steps × grad_accum micro-batches).
+    """Run `spec.steps` optimiser steps over `batches` (steps × grad_accum micro-batches).
 
-    `report(step, validation_scores) -> stop` sees every intermediate evaluation: a search uses
-    it to hand scores to its pruner, and a True answer ends the run as `Pruned`.
-    `ranks` (distributed.Ranks, under `train.distributed`): `batches` are the global batches; this
+    `collate` turns a micro-batch's indices into tensors. `spec` is everything that decides the
+    numbers (the optimiser spec, the device, the method's hooks); `watch` is what looks on: the
+    validation every `eval_every` steps, the progress bar, the trackers and a search's pruner,
+    whose True answer ends the run as `Pruned`.
+    `spec.ranks` (distributed.Ranks, under `train.distributed`): `batches` are the global batches; this
     process trains on its slice of each, and the step's figures are the whole launch's.
-    `optimizer_factory(model, lr, weight_decay)` replaces AdamW for a method with its own optimiser.
-    `curve_metrics` are the validation scores each curve point keeps and `primary` the one the
-    progress bar shows: the task's declaration says which (peftlab/task_specs); the loop names none.
-    `log(step, values)` streams each step's figures and each evaluation to the trackers (peftlab/loggers).
     """
     import torch
-    from transformers import get_scheduler
 
+    device, ranks, on_step = spec.device, spec.ranks, spec.on_step
+    evaluate, progress, report, log = watch.evaluate, watch.progress, watch.report, watch.log
     prefer_shape_agnostic_attention(device)
-    if optimizer_factory is not None:  # a method's own optimiser (LoRA+, LoRA-FA: the registry's hook)
-        optimizer = optimizer_factory(model, lr, cfg.weight_decay)
-    else:
-        optimizer = make_optimizer(model, lr, cfg.weight_decay, device)
-    scheduler = get_scheduler(
-        cfg.scheduler, optimizer, num_warmup_steps=int(cfg.warmup_ratio * cfg.steps), num_training_steps=cfg.steps
-    )
-    autocast = autocast_factory(device, cfg.precision)
-    scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" and device.startswith("cuda") else None
+    optimizer, scheduler = make_optimizer(model, spec.optimizer, spec.steps, device, spec.own_optimizer)
+    autocast = autocast_factory(device, spec.precision)
+    scaler = torch.amp.GradScaler("cuda") if spec.precision == "fp16" and device.startswith("cuda") else None
     trainable = [p for p in model.parameters() if p.requires_grad]
     cuda = device.startswith("cuda")
     out = TrainOutcome()
@@ -150,24 +210,24 @@ def train(
 
     # the step whose allocations are profiled (CPU: peak RSS is mostly the runtime): the second, once the
     # optimiser state exists, and only inside the timing warm-up so that its profiling costs no measured speed
-    profiled = 2 if device == "cpu" and cfg.timing_warmup_steps >= 2 and cfg.steps >= 2 and ranks is None else None
-    for step in range(1, cfg.steps + 1):
+    profiled = 2 if device == "cpu" and spec.timing_warmup_steps >= 2 and spec.steps >= 2 and ranks is None else None
+    for step in range(1, spec.steps + 1):
         allocations = StepAllocations() if step == profiled else contextlib.nullcontext()
         with allocations:
             started = time.perf_counter()
             step_loss, step_tokens, step_samples = 0.0, 0, 0
-            for micro_step in range(1, cfg.grad_accum + 1):
+            for micro_step in range(1, spec.grad_accum + 1):
                 indices = next(micro)
                 if (
                     ranks is not None
                 ):  # distributed: this rank's rows; gradients cross ranks on the last micro-batch only
-                    indices = ranks.micro_batch(indices, model, last=micro_step == cfg.grad_accum)
+                    indices = ranks.micro_batch(indices, model, last=micro_step == spec.grad_accum)
                 host_batch = collate(indices)
                 step_tokens += int(host_batch["attention_mask"].sum())  # counted on the host: no device sync
                 step_samples += host_batch["input_ids"].shape[0]
                 batch = {k: v.to(device, non_blocking=True) for k, v in host_batch.items()}
                 with autocast():
-                    loss = model(**batch).loss / cfg.grad_accum
+                    loss = model(**batch).loss / spec.grad_accum
                 if scaler is not None:
                     scaler.scale(loss).backward()
                 else:
@@ -175,8 +235,8 @@ def train(
                 step_loss += loss.detach()
             if scaler is not None:
                 scaler.unscale_(optimizer)
-            if cfg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm)
+            if spec.optimizer.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(trainable, spec.optimizer.max_grad_norm)
             if scaler is not None:
                 scaler.step(optimizer)
                 scaler.update()
@@ -213,16 +273,17 @@ def train(
             progress.update(1)
             progress.set_postfix(loss=f"{step_loss:.3f}", refresh=False)
 
-        if evaluate is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+        if evaluate is not None and (step % spec.eval_every == 0 or step == spec.steps):
             eval_started = time.perf_counter()
             scores = evaluate()
             out.eval_time_s += time.perf_counter() - eval_started
             point = {"step": step, "train_loss": sum(loss_window) / len(loss_window)}
-            point.update({f"val_{k}": v for k, v in scores.items() if k in curve_metrics})
+            point.update({f"val_{k}": v for k, v in scores.items() if k in watch.curve_metrics})
             out.curve.append(point)
             loss_window = []
             if log is not None:
                 log(step, {f"validation/{k}": v for k, v in scores.items()})
+            primary = watch.primary
             if progress is not None and primary is not None and isinstance(scores.get(primary), (int, float)):
                 progress.set_postfix(
                     loss=f"{step_loss:.3f}", **{f"val_{primary}": f"{scores[primary]:.3f}"}, refresh=False

@@ -1,8 +1,10 @@
 """BitFit: only the bias terms (and the fresh task head) train (Ben Zaken et al., 2022).
 
-A method is one `Method` registered by name, the same call the built-ins make
-(peftlab/methods/). This module is imported when an experiment is validated, so it imports no
-torch: the model is only touched inside `_prepare`, when a run prepares it.
+A method is a declaration (`MethodSpec`: its params, summary, default learning rate; what the
+config validates) and a `Method` that joins it to a `prepare` function, the same two calls the
+built-ins make (peftlab/method_specs/, peftlab/methods/). A built-in keeps them in two modules; a
+plugin may keep both in one, as here, because this module imports no torch: it is imported when
+an experiment is validated, and the model is only touched inside `_prepare`, when a run prepares it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from peftlab.config.schema import check
+from peftlab.method_specs import MethodSpec, register_method_spec
 from peftlab.methods import Method, ModelContext, register
 
 
@@ -31,14 +34,15 @@ def _prepare(model: Any, params: BitFitParams, ctx: ModelContext) -> Any:
     return model
 
 
-register(
-    Method(
+SPEC = register_method_spec(
+    MethodSpec(
         name="bitfit",
         summary="only the bias terms train (Ben Zaken et al., 2022)",
         params=BitFitParams,
         default_lr=1e-3,
-        prepare=_prepare,
+        runtime=__name__,  # the module that registers the `Method` below: this one
         full_model=True,  # the trained biases are spread over the whole model: it is saved whole
         search_space={"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
     )
 )
+register(Method(SPEC, prepare=_prepare))
