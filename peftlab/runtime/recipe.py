@@ -528,8 +528,7 @@ def base_record(ws: Workspace, spec: RunSpec) -> RunRecord:
     from peftlab.records.environment import git_state, lock_digest, package_versions
     from peftlab.records.record import GitState
 
-    exp, data = ws.experiment, ws.data
-    instructions = {"kind": data.kind, "instruction": data.instruction} if hasattr(data, "kind") else {}
+    exp = ws.experiment
     return RunRecord(
         run_id=spec.run_id,
         experiment=exp.name,
@@ -540,33 +539,9 @@ def base_record(ws: Workspace, spec: RunSpec) -> RunRecord:
         error=None,
         task=TaskInfo.model_validate(spec.task.record_block()),  # what the run is scored by, as config resolved it
         hyperparameters={"lr": spec.lr, **spec.params},
-        config=plain(
-            {
-                **computed_config(exp),
-                "method": spec.method,
-                "lr": spec.lr,
-                "params": spec.params,
-                "seed": spec.seed,
-                "experiment_file": str(exp.source_path) if exp.source_path else None,
-                "report": {"reference": exp.report.reference},  # the report's paired reference
-            }
-        ),
+        config=_resolved_config(exp, spec),
         config_hash=spec.config_hash,
-        data=DataInfo.model_validate(
-            plain(
-                {
-                    "source": data.source,
-                    "name": getattr(data, "name", None),  # what the rows exactly are (a builtin's title)
-                    "citation": getattr(data, "citation", None),
-                    "fingerprint": data.fingerprint,
-                    "sizes": data.sizes(),
-                    "num_labels": data.num_labels,
-                    "label_names": list(data.label_names),
-                    "max_length": exp.data.max_length,
-                    **instructions,
-                }
-            )
-        ),
+        data=_data_info(ws),
         model=ModelInfo.model_validate(ws.model_source.as_dict()),
         metrics=Metrics(),
         params=ParamCounts(),
@@ -575,6 +550,42 @@ def base_record(ws: Workspace, spec: RunSpec) -> RunRecord:
         time=Timing(started_at=datetime.now(UTC).isoformat(timespec="seconds")),
         size=Size(),
         env=Environment(versions=package_versions(), lock=lock_digest(), git=GitState(**git_state()), pid=os.getpid()),
+    )
+
+
+def _resolved_config(exp: Any, spec: RunSpec) -> dict[str, Any]:
+    """The run's resolved config as the record keeps it: what it computes, plus its method, lr and seed."""
+    return plain(
+        {
+            **computed_config(exp),
+            "method": spec.method,
+            "lr": spec.lr,
+            "params": spec.params,
+            "seed": spec.seed,
+            "experiment_file": str(exp.source_path) if exp.source_path else None,
+            "report": {"reference": exp.report.reference},  # the report's paired reference
+        }
+    )
+
+
+def _data_info(ws: Workspace) -> DataInfo:
+    """The record's data section: where the rows came from, their fingerprint and sizes."""
+    data = ws.data
+    instructions = {"kind": data.kind, "instruction": data.instruction} if hasattr(data, "kind") else {}
+    return DataInfo.model_validate(
+        plain(
+            {
+                "source": data.source,
+                "name": getattr(data, "name", None),  # what the rows exactly are (a builtin's title)
+                "citation": getattr(data, "citation", None),
+                "fingerprint": data.fingerprint,
+                "sizes": data.sizes(),
+                "num_labels": data.num_labels,
+                "label_names": list(data.label_names),
+                "max_length": ws.experiment.data.max_length,
+                **instructions,
+            }
+        )
     )
 
 
