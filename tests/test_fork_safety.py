@@ -44,7 +44,7 @@ ws = prepare_workspace(exp)
 x = torch.randn(512, 512); x @ x   # the parent computes before the run: a fork would hang
 isolation.PROBE_S = 5.0
 record = isolation.run_isolated(ws, spec, (1, 1), quiet=True)
-print("STATUS", record["status"])
+print("STATUS", record.status)
 """
 
 
