@@ -55,10 +55,15 @@ def test_a_table_of_another_experiment_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_the_table_names_the_cpu_from_the_records_and_what_to_expect_elsewhere():
+    from types import SimpleNamespace as Part
+
     from peftlab.reporting.environments import cpu_note
 
-    record = {"status": "ok", "env": {"device": {"type": "cpu", "name": "Intel Xeon Platinum 8480+", "cpu_count": 2}}}
-    note = cpu_note([record, dict(record)])
+    def record(**device):  # the parts of a typed RunRecord that the note reads
+        return Part(status="ok", env=Part(device=Part(**{"cpu_count": None, **device})))
+
+    xeon = record(type="cpu", name="Intel Xeon Platinum 8480+", cpu_count=2)
+    note = cpu_note([xeon, xeon])
     assert note.startswith("Measured on Intel Xeon Platinum 8480+ (2 cores).")
     assert "within its interval" in note and "--check" in note
-    assert cpu_note([{"status": "ok", "env": {"device": {"type": "cuda", "name": "H100"}}}]) == ""
+    assert cpu_note([record(type="cuda", name="H100")]) == ""
