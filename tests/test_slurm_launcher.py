@@ -109,7 +109,7 @@ def _fake_python(tmp_path: Path) -> Path:
 HANDSHAKE = """
 import os, pickle, signal, sys, threading, time
 from pathlib import Path
-from peftlab.execute import join_worker
+from peftlab.cli import join_worker
 from peftlab.cli.join_worker import JoinWorker
 
 join_worker.STOP_GRACE_S = 5.0

@@ -96,7 +96,7 @@ def shape_results(request, tmp_path_factory, tiny_dataset) -> tuple[str, Path]:
     plan = make_plan(experiment)
     for i, spec in enumerate(plan, 1):
         record = execute_run(ws, spec, (i, len(plan)), quiet=True)
-        assert record["status"] == "ok", record.get("error")
+        assert record.status == "ok", record.error
     write_experiment_report(experiment.results_dir())
     return shape, experiment.results_dir()
 
@@ -180,12 +180,12 @@ def test_a_cola_run_with_matthews_learns_and_forgets_in_matthews(experiment_file
     ws = prepare_workspace(experiment)
     (spec,) = make_plan(experiment)
     record = execute_run(ws, spec, quiet=True)
-    assert record["status"] == "ok", record.get("error")
-    learning = record["learning"]
-    assert learning["metric"] == "matthews" and learning["baseline"] == "majority_matthews"
-    assert learning["base"] == 0.0  # always answering one class has no correlation with the gold classes
-    assert learning["after"] == record["metrics"]["test"]["matthews"]
-    assert learning["gain"] == pytest.approx(record["metrics"]["test"]["matthews"])
+    assert record.status == "ok", record.error
+    learning = record.learning
+    assert learning.metric == "matthews" and learning.baseline == "majority_matthews"
+    assert learning.base == 0.0  # always answering one class has no correlation with the gold classes
+    assert learning.after == record.metrics.test["matthews"]
+    assert learning.gain == pytest.approx(record.metrics.test["matthews"])
 
 
 # ---------------------------------------------------------------- lower is better: the front flips
