@@ -352,14 +352,14 @@ def _bundle_main(results: list[Path], out: Path) -> int:
     """`--bundle OUT`: the runs of every source as one bundle (reporting/bundle.py); all or nothing."""
     from peftlab.errors import UserError
     from peftlab.reporting.bundle import write_bundle
-    from peftlab.reporting.sources import missing_sources
+    from peftlab.reporting.sources import load_sources, missing_sources
 
     problems = missing_sources(results)
     if problems:
         print(f"error: {problems[0]}", file=sys.stderr)
         return 2
     try:
-        written = write_bundle(results, out)
+        written = write_bundle(load_sources(results, None, log=lambda _: None), results, out)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

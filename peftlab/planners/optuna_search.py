@@ -37,7 +37,7 @@ from peftlab.planners.heartbeat import (
     worker_alive,
     worker_identity,
 )
-from peftlab.planners.points import Claim, PointBeat, PointStore, open_points
+from peftlab.planners.points import Claim, PointBeat, PointStore, open_points, with_driver
 from peftlab.records.record import Trial, TrialPart
 
 _worker_alive = worker_alive  # the old private name
@@ -132,7 +132,7 @@ def open_storage(url: str, queue: QueueConfig | None = None) -> Any:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         # several workers write to one file: wait for the lock rather than fail at once
         return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-    url = _with_driver(url)
+    url = with_driver(url)
     if "://" in url and queue is not None:
         engine: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("postgresql"):
@@ -162,16 +162,6 @@ def _racing_schema(make: Any, attempts: int = 6) -> Any:
                 raise
             time.sleep(0.2 + random.random() * (attempt + 1))
     raise AssertionError("unreachable")
-
-
-def _with_driver(url: str) -> str:
-    """postgresql:// means SQLAlchemy's psycopg2; where only psycopg (3) is installed, use that one."""
-    import importlib.util
-
-    psycopg3_only = importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None
-    if url.startswith("postgresql://") and psycopg3_only:
-        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return url
 
 
 def close_storage(storage: Any) -> None:

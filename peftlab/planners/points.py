@@ -293,12 +293,20 @@ class SqlPoints(PointStore):
 
 def open_points(url: str, queue: str, grace: float) -> PointStore:
     """The point store beside a study's storage: the same database, or a `.points` file beside the journal."""
-    from peftlab.planners.optuna_search import _with_driver
-
     if url.startswith("journal:"):
         path = Path(url.removeprefix("journal:"))
         return FilePoints(path.with_name(path.name + ".points"), queue, grace)
-    return SqlPoints(_with_driver(url), queue, grace)
+    return SqlPoints(with_driver(url), queue, grace)
+
+
+def with_driver(url: str) -> str:
+    """postgresql:// means SQLAlchemy's psycopg2; where only psycopg (3) is installed, use that one."""
+    import importlib.util
+
+    psycopg3_only = importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg") is not None
+    if url.startswith("postgresql://") and psycopg3_only:
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
 
 
 class PointBeat:

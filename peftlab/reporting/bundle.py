@@ -94,15 +94,17 @@ def _prediction_rows(results_dir: Path, records: list[RunRecord]) -> list[dict[s
     return rows
 
 
-def write_bundle(sources: list[Path], out: Path, run_ids: set[str] | None = None) -> Path:
-    """Write the runs of `sources` as a bundle at `out` (which must not exist), all or nothing."""
+def write_bundle(loaded: Any, sources: list[Path], out: Path) -> Path:
+    """Write the runs `loaded` from `sources` (reporting/sources.py: load_sources) as a bundle at `out`.
+
+    `out` must not exist; the bundle is written all or nothing. The caller loads the sources, so that
+    reading a bundle (here) and combining sources (sources.py) do not import each other.
+    """
     from peftlab.records.results import flatten, publish_dir
-    from peftlab.reporting.sources import load_sources
 
     out = Path(out).expanduser().resolve()
     if out.exists():
         raise UserError(f"--bundle {out}: already exists; a bundle is written into a new folder")
-    loaded = load_sources(sources, run_ids, log=lambda _: None)
     if not loaded.records:
         raise UserError(f"{', '.join(map(str, sources))}: no run records; nothing to bundle")
     record_rows = [
