@@ -43,8 +43,8 @@ def minimal(run_id: str = "lora-s0-abc", **extra) -> dict:
     return {"run_id": run_id, "method": "lora", "seed": 0, "status": "ok", **extra}
 
 
-def test_the_schema_version_is_four_and_the_fixtures_are_one_and_two():
-    assert SCHEMA_VERSION == 4
+def test_the_schema_version_is_five_and_the_fixtures_are_one_and_two():
+    assert SCHEMA_VERSION == 5
     assert v1()["schema_version"] == 1 and v2()["schema_version"] == 2
 
 

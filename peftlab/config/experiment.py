@@ -25,6 +25,7 @@ from peftlab.config.overrides import apply_override
 from peftlab.config.probes import ProbeEntry, parse_probes, probe_names
 from peftlab.config.protocol import ProtocolConfig, parse_protocol
 from peftlab.config.queue import QueueConfig, parse_queue
+from peftlab.config.rl import RlConfig, parse_rl
 from peftlab.config.schema import build, check, closest, coerce, fail
 from peftlab.config.search import SearchConfig, parse_search
 from peftlab.config.stages import InitFromConfig, parse_init_from
@@ -155,6 +156,8 @@ class Experiment:
     # a stage trained first (task A); every run starts from its model
     init_from: InitFromConfig | None = field(default=None, metadata=PART)
     forgetting: list[ProbeEntry] = field(default_factory=list, metadata=PART)  # one per `forgetting:` item
+    # task grpo: rollouts, the verifiable reward and the loss (peftlab/config/rl.py); None for other tasks
+    rl: RlConfig | None = field(default=None, metadata=PART)
     # issue 13: workers joining from many hosts
     queue: QueueConfig = field(default_factory=QueueConfig, metadata=PART)
     # `launcher:`: what --launcher slurm|local asks for; not in the identity
@@ -307,11 +310,13 @@ def parse_experiment(raw: Any, origin: str = "") -> Experiment:
         fail(origin, "report.reference", f"got {shell.report.reference!r}, not a method label; allowed: {allowed}")
     blocks = {"search": search, "protocol": protocol, "init_from": init_from, "forgetting": forgetting}
     _check_distributed(origin, shell.train, methods, blocks)
+    rl = parse_rl(raw.get("rl"), origin, shell.task, shell.train.batch_size, shell.train.distributed)
     plain = {f.name: getattr(shell, f.name) for f in dataclasses.fields(shell)}
     return Experiment(
         **plain,
         methods=methods,
         **blocks,
+        rl=rl,
         queue=parse_queue(raw.get("queue"), origin),  # issue 13
         launcher=parse_launcher(raw.get("launcher"), origin),
         loggers=parse_loggers(raw.get("loggers"), origin),  # issue 25

@@ -54,6 +54,8 @@ def computed_config(experiment: Experiment) -> dict[str, Any]:
         "data": data,
         "train": train,
     }
+    if experiment.rl is not None:  # task grpo only: other experiments' ids stay as they were
+        config["rl"] = dataclasses.asdict(experiment.rl)
     if experiment.forgetting:
         config["forgetting"] = [p.as_dict() for p in experiment.forgetting]
     measured = any(p.probe == "previous_task" for p in experiment.forgetting)

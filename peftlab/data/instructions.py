@@ -97,11 +97,14 @@ def load_instruction_data(
     base_dir: Path | None = None,
     limits: Mapping[str, int | None] | None = None,
     test_source: str | None = None,
+    completion_column: str = "completion",
 ) -> InstructionData:
     """Resolve `source` into SFT splits: conversations when the rows have them, else labelled texts.
 
     `test_source` (`data.test_source`) supplies the test split from another source: train on
-    MetaMathQA, score GSM8K's test (peft's method_comparison).
+    MetaMathQA, score GSM8K's test (peft's method_comparison). `completion_column` names the column
+    holding the answers when it is not `completion` (task grpo's `rl.answer_column`: trl-style rows of
+    `{prompt, answer}`); a column the rows lack is one line naming the columns they have.
     """
     spec = source.strip()
     checked = check_limits(spec, limits)
@@ -109,6 +112,8 @@ def load_instruction_data(
     if not spec.startswith(BUILTIN_PREFIX):
         path = local_path(spec, base_dir)
         raw = _local_frames(path) if path is not None else _hub_frames(spec)
+        if completion_column != "completion":
+            raw = {name: _answers_as_completion(f"{spec}[{name}]", frame, completion_column) for name, frame in raw.items()}
         if not _is_conversational(raw["train"]):
             raw = None  # a classification table: read it again through the classification path
         elif test_source is not None:
@@ -175,6 +180,17 @@ def _hub_frames(spec: str) -> dict[str, pd.DataFrame]:
     if "train" not in frames:
         raise DataSourceError(f"{spec}: hub dataset has no train split (splits: {', '.join(dataset_dict)})")
     return frames
+
+
+def _answers_as_completion(where: str, frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """`frame` with its answer column read as the completion (`rl.answer_column`); one line when it lacks it."""
+    if column not in frame.columns:
+        raise DataSourceError(
+            f"{where}: rl.answer_column {column!r} is not a column of the rows; they have: {', '.join(map(str, frame.columns))}"
+        )
+    out = frame.drop(columns=[c for c in ("completion",) if c in frame.columns]).rename(columns={column: "completion"})
+    out["completion"] = [v if isinstance(v, (str, list)) or not _present(v) else str(v) for v in out["completion"]]
+    return out  # answers that are numbers (GSM8K-style integer columns) are compared as their text
 
 
 def _is_conversational(frame: pd.DataFrame) -> bool:

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # outcomes that a re-run would reproduce; `failed` and `killed` (a SIGKILL with no sign of the OOM
 # killer, see peftlab/runtime/oom.py) are retried. `pruned`: a search trial stopped early by its pruner on
 # an intermediate validation score (a decision, so not repeated).
@@ -120,6 +120,10 @@ class Metrics(BaseModel):
     validation: Scores | None = None
     final_train_loss: float | None = None
     curve: list[dict[str, Any]] = Field(default_factory=list)
+    # a sampling task (grpo): each step's rollout (reward, its spread in the groups, correct share, format
+    # rate, zero-std share, answer length, entropy, kl), and the base model's probe rollout before step 1
+    rollout: list[dict[str, Any]] = Field(default_factory=list)
+    base_rollout: dict[str, Any] | None = None
 
     def splits(self) -> dict[str, Scores | None]:
         """Every evaluated split by name: test, validation and any further one."""
@@ -138,6 +142,10 @@ class Speed(_Section):
     padding_fraction: float | None = None
     latency_ms_bs1: float | None = None
     latency_ms_bs1_merged: float | None = None
+    # a sampling task (grpo): tokens sampled per second of sampling, and the share of the step it took;
+    # train_tokens_per_s is then over the rest of the step (the update)
+    generation_tokens_per_s: float | None = None
+    generation_share: float | None = None
 
 
 class TrainingState(_Section):
@@ -315,13 +323,13 @@ class Protocol(_Section):
 
 
 class RunRecord(_Section):
-    """One run's record (schema version 4). See docs/record.md for every section.
+    """One run's record (schema version 5). See docs/record.md for every section.
 
     Strict: a key no section names is refused when written. A file of an older version is read
     through `upgrade`, which keeps what it does not model under `unmodelled` (nothing is lost).
     """
 
-    schema_version: Literal[4] = SCHEMA_VERSION
+    schema_version: Literal[5] = SCHEMA_VERSION
     run_id: str = Field(min_length=1)
     experiment: str | None = None
     label: str | None = None
@@ -501,11 +509,16 @@ class TrainingOutcome(Part):
     speed: Speed
     memory: Memory
     samples_per_step: list[int] | None = None  # the global batch, under `train.distributed`
+    rollout: list[dict[str, Any]] = Field(default_factory=list)  # a sampling task's per-step rollouts
+    base_rollout: dict[str, Any] | None = None
 
     def fill(self, record: RunRecord) -> RunRecord:
+        metrics = _set(record.metrics, final_train_loss=self.final_train_loss, curve=self.curve)
+        if self.rollout or self.base_rollout:
+            metrics = _set(metrics, rollout=self.rollout, base_rollout=self.base_rollout)
         record = _set(
             record,
-            metrics=_set(record.metrics, final_train_loss=self.final_train_loss, curve=self.curve),
+            metrics=metrics,
             speed=self.speed,
             memory=self.memory,
             time=_set(record.time, train_s=self.train_s, validation_s=self.validation_s, steps=self.steps),
@@ -779,10 +792,20 @@ def upgrade_3_to_4(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def upgrade_4_to_5(record: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 -> 5: a sampling task's rollouts (`metrics.rollout`, `metrics.base_rollout`) and generation
+    speed (`speed.generation_tokens_per_s`, `speed.generation_share`) are named; a version-4 file has none,
+    so only the version changes. Pure: returns a new dict."""
+    out = copy.deepcopy(record)
+    out["schema_version"] = 5
+    return out
+
+
 UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
     1: upgrade_1_to_2,
     2: upgrade_2_to_3,
     3: upgrade_3_to_4,
+    4: upgrade_4_to_5,
 }
 
 

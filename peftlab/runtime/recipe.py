@@ -173,6 +173,7 @@ class Run:
     validation: dict[str, Any] | None = None  # evaluate
     eval_s: float = 0.0  # evaluate
     kept: dict[str, Any] = field(default_factory=dict)  # the latest per-example outcomes of each split
+    base_rollout: dict[str, Any] | None = None  # train: a sampling task's probe rollout of the base model
 
     @property
     def cfg(self) -> TrainConfig:
@@ -225,6 +226,7 @@ def setup(run: Run) -> SetupInfo:
         max_new_tokens=ws.experiment.data.max_new_tokens,
         metric=run.spec.task.choice,  # `data.metric`, as resolved into the run spec
         answer_extractor=ws.experiment.data.answer_extractor,
+        rl=ws.experiment.rl,
     )
     return SetupInfo(device=device_info(run.device), distributed=distributed)
 
@@ -353,6 +355,7 @@ def train(run: Run) -> None:
     ws, cfg, spec = run.ws, run.cfg, run.spec
     split, padding_side = ws.splits["train"], run.eval_ctx.padding_side
     index, total = run.position
+    rollout = _rollout(run) if run.method.trains else None  # task grpo: the loop samples its own batches
     bar = step_bar(cfg.steps, f"[{index}/{total}] {spec.label} s{spec.seed}", run.quiet or not _writes(ws))
     run.meter.baseline()
     run.meter.start()
@@ -362,18 +365,51 @@ def train(run: Run) -> None:
             return
         # the run's optimiser spec, as its planner built it, and the method's hooks: all that decides the numbers
         loop = TrainSpec.of(
-            cfg, spec.optimizer, run.device, own_optimizer=_method_optimizer(run), on_step=_on_step(run)
+            cfg,
+            spec.optimizer,
+            run.device,
+            own_optimizer=_method_optimizer(run),
+            on_step=_on_step(run),
+            rollout=rollout,
         )
+        per_batch = cfg.batch_size if rollout is None else rollout.prompts_per_batch(cfg.batch_size)
         run.outcome = train_loop(
             run.train_model or run.forward_model,
-            train_batches(split, cfg.batch_size, cfg.steps * cfg.grad_accum, spec.seed, cfg.length_grouping),
-            lambda idx: ws.task.collate(split, idx, ws.pad_id, padding_side),
+            train_batches(split, per_batch, cfg.steps * cfg.grad_accum, spec.seed, cfg.length_grouping),
+            (lambda idx: ws.task.collate(split, idx, ws.pad_id, padding_side)) if rollout is None else rollout.collate,
             loop,
             _watch(run, bar),
         )
         run.meter.stop("train")
     finally:
         bar.close()
+
+
+def _rollout(run: Run) -> Any:
+    """A sampling task's hooks for this run (task grpo), after a probe rollout of the base model; else None.
+
+    The probe samples the first `rl.probe_prompts` train prompts before any step, outside the
+    measured training: its reward is the base model's, in the record as `metrics.base_rollout`, and
+    a reward constant in every group (nothing for GRPO to learn) is warned about here, with the figure.
+    """
+    import copy
+
+    ws = run.ws
+    make = getattr(ws.task, "rollout", None)
+    if make is None:
+        return None
+    rl = ws.experiment.rl
+    model = run.train_model or run.forward_model
+    # full fine-tuning has no adapter to disable: the KL term's base model is a frozen copy
+    reference = None
+    if rl.beta > 0 and not getattr(run.model, "peft_config", None):
+        reference = copy.deepcopy(run.model).eval().requires_grad_(False)
+    rollout = make(ws.splits["train"], rl, ws.tokenizer, ws.pad_id, run.device, reference)
+    run.base_rollout = rollout.probe(model, rl.probe_prompts, run.cfg.batch_size)
+    from peftlab.tasks.grpo import constant_reward_warning, warn
+
+    warn(constant_reward_warning(run.base_rollout, rl.num_generations))
+    return rollout
 
 
 def _watch(run: Run, bar: Any) -> Any:
@@ -408,6 +444,7 @@ def evaluate(run: Run) -> Evaluation:
     curve, steps = run.outcome.curve, run.cfg.steps
     run.meter.start()
     started = time.perf_counter()
+    _attach_base_model(run)
     run.test = run.evaluate("test")
     last = curve[-1] if curve and curve[-1]["step"] == steps else None
     run.validation = (
@@ -434,6 +471,23 @@ def evaluate(run: Run) -> Evaluation:
         predictions=predictions,
         extra=extra,
     )
+
+
+def _attach_base_model(run: Run) -> None:
+    """A task that measures divergence from the base model (task grpo: KL on the test answers) gets it here.
+
+    An adapter is disabled for it; full fine-tuning has none, so the base is loaded again, now that
+    training's memory is measured; a reference row (zero-shot) is its own base.
+    """
+    ws = run.ws
+    if not getattr(ws.task, "compares_with_base", False) or getattr(run.model, "peft_config", None):
+        return
+    import dataclasses
+
+    base = run.model
+    if run.method.trains:
+        base = ws.task.load_model(run.source, ws.data, run.load_kwargs, ws.pad_id).to(run.device).eval()
+    run.eval_ctx = dataclasses.replace(run.eval_ctx, reference=base)
 
 
 def _extra_splits(run: Run) -> dict[str, Any]:
@@ -483,6 +537,13 @@ def measure(run: Run) -> TrainingOutcome:
         "eval_tokens_per_s": run.test.get("tokens_per_s"),
         "padding_fraction": None,
     }
+    if outcome.generation_times:  # a sampling task: generation apart from training (the step minus its sampling)
+        sampled = float(np.sum(outcome.generation_times[steady] if past_warmup else outcome.generation_times))
+        tokens_sampled = int(np.sum(outcome.generated_tokens[steady] if past_warmup else outcome.generated_tokens))
+        updating = steady_time - sampled
+        speed["train_tokens_per_s"] = steady_tokens / updating if updating > 0 else None
+        speed["generation_tokens_per_s"] = tokens_sampled / sampled if sampled > 0 else None
+        speed["generation_share"] = sampled / steady_time if steady_time > 0 else None
     memory = run.meter.record()
     if outcome.training_state is not None:  # CPU: what the method itself holds, beside the process's peak RSS
         memory["training_state"] = outcome.training_state
@@ -501,6 +562,8 @@ def measure(run: Run) -> TrainingOutcome:
         speed=Speed.model_validate(plain({**speed, **_inference_latency(run)})),
         memory=Memory.model_validate(plain(memory)),
         samples_per_step=samples_per_step,
+        rollout=outcome.rollout,
+        base_rollout=run.base_rollout,
     )
 
 
@@ -723,7 +786,7 @@ def _inference_latency(run: Run) -> dict[str, Any]:
         with torch.inference_mode(), autocast():
             for i, idx in enumerate(indices):
                 batch = {k: v.to(device) for k, v in ws.task.collate(split, idx, ws.pad_id, padding_side).items()}
-                batch.pop("labels")
+                batch.pop("labels", None)  # a sampling task's batches are prompts only
                 start = time.perf_counter()
                 m(**batch)
                 if device.startswith("cuda"):

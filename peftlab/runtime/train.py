@@ -43,6 +43,11 @@ class TrainOutcome:
     final_train_loss: float | None = None
     diverged_at: int | None = None
     training_state: dict[str, Any] | None = None  # CPU only: measure.training_state of one warm-up step
+    # under a rollout (task grpo): seconds spent sampling and tokens sampled per step (inside step_times),
+    # and what each step's rollout measured (reward, its spread, entropy, ...): the reward curve
+    generation_times: list[float] = field(default_factory=list)
+    generated_tokens: list[int] = field(default_factory=list)
+    rollout: list[dict[str, Any]] = field(default_factory=list)
 
 
 # a method's own optimiser (LoRA+, LoRA-FA): (model, the run's optimiser spec) -> optimiser
@@ -67,6 +72,9 @@ class TrainSpec:
     own_optimizer: OwnOptimizer | None = None  # the method builds its optimiser itself (the registry's hook)
     on_step: Callable[[Any, int], None] | None = None  # after each optimiser step (AdaLoRA's rank allocation)
     ranks: Any = None  # distributed.Ranks under `train.distributed`
+    # a task that samples its own training batches (task grpo, peftlab/tasks/grpo.py `Rollout`): each
+    # micro-batch of prompts becomes `rollout.collect(model, batch)`'s batch, scored by `rollout.loss`
+    rollout: Any = None
 
     @classmethod
     def of(cls, cfg: TrainConfig, optimizer: OptimizerSpec, device: str, **hooks: Any) -> TrainSpec:
@@ -211,11 +219,13 @@ def train(
     # the step whose allocations are profiled (CPU: peak RSS is mostly the runtime): the second, once the
     # optimiser state exists, and only inside the timing warm-up so that its profiling costs no measured speed
     profiled = 2 if device == "cpu" and spec.timing_warmup_steps >= 2 and spec.steps >= 2 and ranks is None else None
+    rollout = spec.rollout
     for step in range(1, spec.steps + 1):
         allocations = StepAllocations() if step == profiled else contextlib.nullcontext()
         with allocations:
             started = time.perf_counter()
             step_loss, step_tokens, step_samples = 0.0, 0, 0
+            generation_s, generated, measured = 0.0, 0, []
             for micro_step in range(1, spec.grad_accum + 1):
                 indices = next(micro)
                 if (
@@ -223,11 +233,22 @@ def train(
                 ):  # distributed: this rank's rows; gradients cross ranks on the last micro-batch only
                     indices = ranks.micro_batch(indices, model, last=micro_step == spec.grad_accum)
                 host_batch = collate(indices)
+                if rollout is not None:  # sample, reward and score this micro-batch's prompts (timed apart)
+                    sampling = time.perf_counter()
+                    host_batch, stats = rollout.collect(model, host_batch)
+                    generation_s += time.perf_counter() - sampling
+                    generated += stats["generated_tokens"]
+                    measured.append(stats)
                 step_tokens += int(host_batch["attention_mask"].sum())  # counted on the host: no device sync
                 step_samples += host_batch["input_ids"].shape[0]
                 batch = {k: v.to(device, non_blocking=True) for k, v in host_batch.items()}
                 with autocast():
-                    loss = model(**batch).loss / spec.grad_accum
+                    if rollout is not None:
+                        loss, seen = rollout.loss(model, batch)
+                        measured[-1] = {**measured[-1], **seen}
+                        loss = loss / spec.grad_accum
+                    else:
+                        loss = model(**batch).loss / spec.grad_accum
                 if scaler is not None:
                     scaler.scale(loss).backward()
                 else:
@@ -261,6 +282,10 @@ def train(
         out.step_tokens.append(step_tokens)
         out.step_samples.append(step_samples)
         out.train_time_s += elapsed
+        if rollout is not None:
+            out.generation_times.append(generation_s)
+            out.generated_tokens.append(generated)
+            out.rollout.append({"step": step, **_mean_of(measured)})
         if not math.isfinite(step_loss):
             out.diverged_at = step
             raise Diverged(f"loss is {step_loss} at step {step}")
@@ -269,9 +294,12 @@ def train(
         if log is not None:  # the figures measured above, nothing more: a tracker adds no sync of its own
             lr_now = scheduler.get_last_lr()[0]
             log(step, {"train/loss": step_loss, "train/lr": lr_now, "train/tokens_per_s": step_tokens / elapsed})
+        if log is not None and rollout is not None:
+            log(step, {f"rollout/{k}": v for k, v in out.rollout[-1].items() if k != "step"})
         if progress is not None:
             progress.update(1)
-            progress.set_postfix(loss=f"{step_loss:.3f}", refresh=False)
+            shown = {"reward": f"{out.rollout[-1]['reward']:.2f}"} if rollout is not None else {}
+            progress.set_postfix(loss=f"{step_loss:.3f}", **shown, refresh=False)
 
         if evaluate is not None and (step % spec.eval_every == 0 or step == spec.steps):
             eval_started = time.perf_counter()
@@ -290,4 +318,15 @@ def train(
                 )
             if report is not None and report(step, scores):
                 raise Pruned(step, out)
+    return out
+
+
+def _mean_of(measured: list[dict[str, Any]]) -> dict[str, Any]:
+    """A step's rollout figures over its micro-batches: means, and sums of the token counts."""
+    if not measured:
+        return {}
+    out: dict[str, Any] = {}
+    for key in measured[0]:
+        values = [m[key] for m in measured if m.get(key) is not None]
+        out[key] = sum(values) if key == "generated_tokens" else (sum(values) / len(values) if values else None)
     return out

@@ -33,6 +33,8 @@ class EvalContext:
     max_new_tokens: int | None = None  # generation length (task sft); None: from the train answers
     metric: str | None = None  # `data.metric` (task sft): exact_match, bleu, rouge; None: the task's default
     answer_extractor: str | None = None  # `data.answer_extractor` (task sft): what exact match compares
+    rl: Any = None  # the `rl:` section (task grpo): the reward and the answers' length
+    reference: Any = None  # the base model, for a task that measures divergence from it (task grpo's KL)
 
 
 class Task(Protocol):
