@@ -67,6 +67,9 @@ class DataConfig:
     metric: str | None = field(default=None, metadata=ADDED_LATER)
     # task sft, exact match: compare the answer found in each text (gsm8k_final_number); null: whole answers
     answer_extractor: str | None = field(default=None, metadata=ADDED_LATER)
+    # a generated builtin (builtin:arithmetic, compare, chain_sum: peftlab/data/procedural.py): its level;
+    # null: the generator's default
+    difficulty: int | None = field(default=None, metadata=ADDED_LATER)
 
     def __post_init__(self) -> None:
         if isinstance(self.text_column, list):
@@ -98,6 +101,11 @@ class DataConfig:
                 check_instruction(self.instruction, where="")
             except DataSourceError as err:
                 check(False, "instruction", str(err).removeprefix(": "))
+        if self.difficulty is not None:
+            from peftlab.data.procedural import difficulty_problem
+
+            problem = difficulty_problem(self.source, self.difficulty)
+            check(problem is None, "difficulty", problem or "")
         for key in ("train_limit", "validation_limit", "test_limit"):
             value = getattr(self, key)
             check(value is None or value > 0, key, f"got {value}, must be positive or null")
@@ -401,6 +409,16 @@ def _check_task(origin: str, task: str, data: DataConfig) -> None:
         exact = spec.metric_choices[0].name if spec.metric_choices else None
         if data.metric not in (None, exact):
             fail(origin, "data.answer_extractor", f"extracts answers for metric {exact}, not {data.metric}")
+    if data.source.strip().startswith("builtin:"):
+        from peftlab.data.procedural import FITTING_TARGETS, fitting_tasks, is_procedural
+
+        if is_procedural(data.source) and spec.targets not in FITTING_TARGETS:
+            fail(
+                origin,
+                "data.source",
+                f"{data.source.strip()} is generated prompt/answer problems; task {task!r} cannot use it, "
+                f"tasks it fits: {', '.join(fitting_tasks())}",
+            )
     if data.choices_column is not None and spec.targets != "choices":
         choosing = ", ".join(n for n in names if get_task_spec(n).targets == "choices")
         fail(origin, "data.choices_column", f"task {task!r} has no choices; tasks with choices: {choosing}")

@@ -21,6 +21,8 @@ from typing import Literal
 import pandas as pd
 
 from peftlab.data.frames import BUILTIN_PREFIX, DataSourceError, make_frame
+from peftlab.data.procedural import GENERATORS, fitting_tasks
+from peftlab.data.procedural import reference as procedural_reference
 
 Reader = Callable[[Path], tuple[pd.DataFrame, tuple[str, ...]]]
 # what a builtin's rows are: labelled classes, numeric targets (regression) or unlabelled text
@@ -264,7 +266,17 @@ BUILTINS: dict[str, BuiltinSpec] = {
 def load_builtin(
     name: str, kind: Kind = "classification"
 ) -> tuple[dict[str, pd.DataFrame], tuple[str, ...], dict[str, int]]:
-    """Read a builtin's full table as ``train``, with the sizes to carve off it."""
+    """Read a builtin's full table as ``train``, with the sizes to carve off it.
+
+    A generated builtin (peftlab/data/procedural.py) holds prompt/answer conversations, read by
+    `load_instruction_data` only; asked for as any other kind, it names the tasks that take it.
+    """
+    if name in GENERATORS:
+        tasks = ", ".join(fitting_tasks()) or "none registered"
+        raise DataSourceError(
+            f"{BUILTIN_PREFIX}{name} is generated prompt/answer problems (conversations), not usable as {kind} "
+            f"data; tasks it fits: {tasks}"
+        )
     spec = BUILTINS.get(name)
     if spec is None:
         raise DataSourceError(_unknown_message(name))
@@ -290,14 +302,20 @@ def load_builtin(
 
 
 def builtin_reference(name: str) -> tuple[str, str]:
-    """(title, citation) of a builtin: what its rows exactly are, for records, tables and papers."""
+    """(title, citation) of a builtin: what its rows exactly are, for records, tables and papers.
+
+    A generated builtin is named at its default level; `load_instruction_data` names the level it used.
+    """
+    if name in GENERATORS:
+        return procedural_reference(name, GENERATORS[name].default_level)
     spec = BUILTINS[name]
     return spec.title or spec.description, spec.citation
 
 
 def _unknown_message(name: str) -> str:
     """List what exists and the nearest name, so a typo fixes itself from the message."""
-    available = ", ".join(f"{BUILTIN_PREFIX}{n}" for n in BUILTINS)
-    close = difflib.get_close_matches(name, list(BUILTINS), n=1, cutoff=0.5)
+    names = [*BUILTINS, *GENERATORS]
+    available = ", ".join(f"{BUILTIN_PREFIX}{n}" for n in names)
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
     hint = f"; did you mean {BUILTIN_PREFIX}{close[0]}?" if close else ""
     return f"unknown builtin dataset '{BUILTIN_PREFIX}{name}'; available: {available}{hint}"

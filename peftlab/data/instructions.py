@@ -8,7 +8,8 @@ Two kinds of source, one fixed and fingerprinted result:
   can be scored as a label (accuracy, macro-F1).
 - `conversations`: rows of `{prompt, completion}` (strings, or trl's conversational lists of
   messages) or `{messages: [...]}` (the last assistant turn is the completion), from a local
-  JSONL/JSON/parquet file or folder, or a hub dataset.
+  JSONL/JSON/parquet file or folder, or a hub dataset, or a generated builtin
+  (`builtin:arithmetic`, ...: peftlab/data/procedural.py) at level `difficulty` (`data.difficulty`).
 
 Rows are kept in the classification frame shape (`text`, `label`), with a conversation stored as
 canonical JSON in `text` and label -1: the split carving, limits and fingerprint code of
@@ -40,6 +41,8 @@ from peftlab.data.loading import (
     split_files,
     test_split,
 )
+from peftlab.data.procedural import difficulty_problem, is_procedural, procedural_splits, resolve_level
+from peftlab.data.procedural import reference as procedural_reference
 from peftlab.data.sources import ClassificationData, load_classification_data
 
 # What a builtin classification set is asked; `{text}` is the example, `{labels}` the label names.
@@ -98,6 +101,7 @@ def load_instruction_data(
     limits: Mapping[str, int | None] | None = None,
     test_source: str | None = None,
     completion_column: str = "completion",
+    difficulty: int | None = None,
 ) -> InstructionData:
     """Resolve `source` into SFT splits: conversations when the rows have them, else labelled texts.
 
@@ -105,11 +109,23 @@ def load_instruction_data(
     MetaMathQA, score GSM8K's test (peft's method_comparison). `completion_column` names the column
     holding the answers when it is not `completion` (task grpo's `rl.answer_column`: trl-style rows of
     `{prompt, answer}`); a column the rows lack is one line naming the columns they have.
+    `difficulty` (`data.difficulty`) is the level of a generated builtin (null: its default); for any
+    other source it is an error.
     """
     spec = source.strip()
     checked = check_limits(spec, limits)
     raw: dict[str, pd.DataFrame] | None = None
-    if not spec.startswith(BUILTIN_PREFIX):
+    generated: tuple[str, int] | None = None  # (generator, level) of a generated builtin
+    problem = difficulty_problem(spec, difficulty)
+    if problem is not None:
+        raise DataSourceError(f"{spec}: data.difficulty: {problem}")
+    if is_procedural(spec):
+        name = spec[len(BUILTIN_PREFIX) :]
+        generated = (name, resolve_level(name, difficulty))
+        raw = procedural_splits(*generated)
+        if test_source is not None:
+            raw["test"] = test_split(test_source, base_dir, lambda s, p: _local_frames(p) if p else _hub_frames(s))
+    elif not spec.startswith(BUILTIN_PREFIX):
         path = local_path(spec, base_dir)
         raw = _local_frames(path) if path is not None else _hub_frames(spec)
         if completion_column != "completion":
@@ -145,15 +161,19 @@ def load_instruction_data(
     splits = shuffle_splits(splits)
     splits = carve_missing(spec, splits, default_carve_sizes(spec, splits))
     splits = {name: apply_limit(df, checked.get(name)) for name, df in splits.items()}
+    title, citation = reference(spec) if generated is None else procedural_reference(*generated)
+    # a generated builtin's generator and level head its fingerprint (where labels would be), so that
+    # two levels never share one, not even when the limits leave a row or two that both could generate
+    header = [] if generated is None else [f"procedural:{generated[0]}:level {generated[1]}"]
     return InstructionData(
         train=splits["train"],
         validation=splits["validation"],
         test=splits["test"],
         label_names=(),
         source=source,
-        fingerprint=compute_fingerprint([], splits),
-        name=reference(spec)[0] if test_source is None else f"{reference(spec)[0]}; test: {test_source}",
-        citation=reference(spec)[1],
+        fingerprint=compute_fingerprint(header, splits),
+        name=title if test_source is None else f"{title}; test: {test_source}",
+        citation=citation,
         kind="conversations",
         instruction=None,
     )

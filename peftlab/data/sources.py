@@ -118,9 +118,14 @@ class TextData:
 
 
 def describe_builtin_sources() -> dict[str, str]:
-    """Name -> one-line description, so error messages and docs never drift from the table."""
+    """Name -> one-line description, so error messages and docs never drift from the table.
 
-    return {f"{BUILTIN_PREFIX}{name}": spec.description for name, spec in BUILTINS.items()}
+    The generated builtins (peftlab/data/procedural.py: prompt/answer problems) follow the packaged ones.
+    """
+    from peftlab.data.procedural import GENERATORS, describe
+
+    described = {f"{BUILTIN_PREFIX}{name}": spec.description for name, spec in BUILTINS.items()}
+    return described | {f"{BUILTIN_PREFIX}{name}": describe(name) for name in GENERATORS}
 
 
 def load_classification_data(

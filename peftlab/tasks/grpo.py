@@ -425,6 +425,7 @@ class GrpoTask:
             base_dir=base_dir,
             limits=split_limits(cfg),
             test_source=cfg.test_source,
+            difficulty=cfg.difficulty,
             completion_column=rl.answer_column,
         )
         shots: list[Any] = []

@@ -325,6 +325,7 @@ class SftTask:
             base_dir=base_dir,
             limits=split_limits(cfg),
             test_source=cfg.test_source,
+            difficulty=cfg.difficulty,
         )
 
         def tokenize(frame: Any) -> SftSplit:
