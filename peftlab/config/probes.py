@@ -113,10 +113,10 @@ def register_probe_kind(kind: ProbeKind) -> ProbeKind:
 
 
 for _kind in (
-    ProbeKind("lm_loss", LMLossParams, ("sft",), "peftlab.probes.lm_loss"),
+    ProbeKind("lm_loss", LMLossParams, ("sft", "grpo"), "peftlab.probes.lm_loss"),
     ProbeKind("linear_probe", LinearProbeParams, ("classification",), "peftlab.probes.linear_probe"),
     ProbeKind("previous_task", InitFromConfig, ("classification",), "peftlab.probes.previous_task"),
-    ProbeKind("lm_eval", LMEvalParams, ("sft",), "peftlab.probes.lm_eval_probe"),
+    ProbeKind("lm_eval", LMEvalParams, ("sft", "grpo"), "peftlab.probes.lm_eval_probe"),
 ):
     register_probe_kind(_kind)
 

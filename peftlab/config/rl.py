@@ -74,6 +74,11 @@ def parse_rl(raw: Any, origin: str, task: str, batch_size: int, distributed: str
             origin,
             "train.batch_size",
             f"got {batch_size}: it counts completions per step and must be a multiple of "
-            f"rl.num_generations ({rl.num_generations}), e.g. {rl.num_generations * max(1, batch_size // rl.num_generations)}",
+            f"rl.num_generations ({rl.num_generations}), e.g. {_multiple(batch_size, rl.num_generations)}",
         )
     return rl
+
+
+def _multiple(batch_size: int, group: int) -> int:
+    """The multiple of `group` nearest below `batch_size` (at least one group)."""
+    return group * max(1, batch_size // group)

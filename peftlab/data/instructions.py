@@ -129,7 +129,7 @@ def load_instruction_data(
         path = local_path(spec, base_dir)
         raw = _local_frames(path) if path is not None else _hub_frames(spec)
         if completion_column != "completion":
-            raw = {name: _answers_as_completion(f"{spec}[{name}]", frame, completion_column) for name, frame in raw.items()}
+            raw = {n: _answers_as_completion(f"{spec}[{n}]", frame, completion_column) for n, frame in raw.items()}
         if not _is_conversational(raw["train"]):
             raw = None  # a classification table: read it again through the classification path
         elif test_source is not None:
@@ -206,7 +206,8 @@ def _answers_as_completion(where: str, frame: pd.DataFrame, column: str) -> pd.D
     """`frame` with its answer column read as the completion (`rl.answer_column`); one line when it lacks it."""
     if column not in frame.columns:
         raise DataSourceError(
-            f"{where}: rl.answer_column {column!r} is not a column of the rows; they have: {', '.join(map(str, frame.columns))}"
+            f"{where}: rl.answer_column {column!r} is not a column of the rows; "
+            f"they have: {', '.join(map(str, frame.columns))}"
         )
     out = frame.drop(columns=[c for c in ("completion",) if c in frame.columns]).rename(columns={column: "completion"})
     out["completion"] = [v if isinstance(v, (str, list)) or not _present(v) else str(v) for v in out["completion"]]

@@ -422,5 +422,3 @@ def _load_hub(
                 frame = frame[~unlabeled].reset_index(drop=True)
         result[split] = (frame, names)
     return result
-
-

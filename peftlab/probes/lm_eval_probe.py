@@ -34,7 +34,7 @@ class LMEvalProbe(Probe):
     name = "lm_eval"
     summary = "lm-evaluation-harness tasks over the live model (mean accuracy, causal LMs); delta = before − after"
     params_type = LMEvalParams
-    tasks = ("sft",)
+    tasks = ("sft", "grpo")
     score = "accuracy"
     better = "max"
 

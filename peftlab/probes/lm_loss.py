@@ -19,7 +19,7 @@ class LMLossProbe(Probe):
     name = "lm_loss"
     summary = "mean per-token loss on held-out general text (causal LMs); delta = after − before"
     params_type = LMLossParams
-    tasks = ("sft",)
+    tasks = ("sft", "grpo")
     score = "loss"
     better = "min"
 

@@ -51,8 +51,7 @@ SPEC = register(
         primary="pass_at_1",
         per_example=_OUTCOMES,
         predictions=(
-            '{"split", "id", "gold": reference answer, "prediction": greedy answer, "correct": bool,'
-            ' "reward": float}'
+            '{"split", "id", "gold": reference answer, "prediction": greedy answer, "correct": bool, "reward": float}'
         ),
         targets="answers",
         metric_choices=(

@@ -47,7 +47,7 @@ SAMPLES_KEPT = 8
 
 @dataclass
 class RlSplit:
-    """Tokenised prompts (chat template, generation prompt added) and the references their answers are checked against."""
+    """Chat-rendered prompt tokens (generation prompt added) and the references their answers are checked against."""
 
     name: str
     prompt_ids: list[list[int]]
@@ -315,7 +315,7 @@ class Rollout:
         parts = [self.collect(model, self.collate(rows[i : i + per]))[1] for i in range(0, len(rows), per)]
         weights = np.array([p["generated_tokens"] for p in parts], dtype=float)
         keys = ("reward", "reward_std", "correct", "format_rate", "zero_std_fraction", "completion_tokens")
-        return {"prompts": int(len(rows)), **{k: float(np.mean([p[k] for p in parts])) for k in keys}} | {
+        return {"prompts": len(rows), **{k: float(np.mean([p[k] for p in parts])) for k in keys}} | {
             "generated_tokens": int(weights.sum())
         }
 
@@ -434,7 +434,8 @@ class GrpoTask:
             if rl.few_shot >= len(train):
                 from peftlab.errors import ConfigError
 
-                raise ConfigError(f"rl.few_shot: {rl.few_shot} solved examples leave no train prompt ({len(train)} rows)")
+                left = f"({len(train)} train rows)"
+                raise ConfigError(f"rl.few_shot: {rl.few_shot} solved examples leave no train prompt {left}")
             shots = [pair for pair in _conversations(data, train.iloc[: rl.few_shot], None, [])]
             data = _without_first_train_rows(data, rl.few_shot)
 
