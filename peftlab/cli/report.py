@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 from peftlab.records.record import Protocol, RunRecord
 from peftlab.records.results import records_frame
-from peftlab.reporting.frame import COST_COLUMNS, METRIC_COLUMNS, ci95, summarise, tidy_runs
+from peftlab.reporting.frame import COST_COLUMNS, LIST_COLUMNS, METRIC_COLUMNS, ci95, summarise, tidy_runs
 from peftlab.reporting.tables import TIED, macros_tex, summary_latex, summary_markdown
 
 __all__ = [
@@ -81,7 +81,8 @@ def write_report(
     csv_path = out_dir / "summary.csv"
     summary.to_csv(csv_path, index=False, float_format="%.6g")
     runs_path = out_dir / "runs.csv"
-    runs.drop(columns=["curve"]).to_csv(runs_path, index=False, float_format="%.6g")
+    flat = runs.drop(columns=[c for c in LIST_COLUMNS if c in runs.columns])  # per-step series stay in the records
+    flat.to_csv(runs_path, index=False, float_format="%.6g")
     md_path = out_dir / "summary.md"
     device = frame["env.device.name"].dropna() if "env.device.name" in frame.columns else []
     device_type = frame["env.device.type"].dropna() if "env.device.type" in frame.columns else []

@@ -26,8 +26,8 @@ The headline columns answer (b) where it is estimable, else (a), and say which (
   from the headline interval's own variance and t df, at `vs_ref_alpha`, the row's Holm step-down α′;
 - `<metric>_mark`: "best" (significantly ahead of EVERY other method in the metric's direction:
   intersection–union) or "tied";
-- costs (`peak_memory_mb`, `train_tokens_per_s`): an interval over seeds and a mark only where the
-  difference is beyond seed noise.
+- costs (`peak_memory_mb`, `train_tokens_per_s`, a sampling task's `generation_tokens_per_s`): an interval
+  over seeds and a mark only where the difference is beyond seed noise.
 
 Records without predictions still get an interval and comparison of a primary metric that is a
 proportion of correct examples (statistic `mean:correct`), both from the labelled fallback, the old
@@ -63,6 +63,7 @@ COST_SOURCES = {  # sampled costs: they vary with the seed and the machine's loa
     "peak_memory_mb": ("memory.peak_mb", False),
     "train_state_mb": ("memory.training_state.total_mb", False),
     "train_tokens_per_s": ("speed.train_tokens_per_s", True),
+    "generation_tokens_per_s": ("speed.generation_tokens_per_s", True),  # a sampling task's rollouts
 }
 NESTED = fallback.DESCRIPTION
 SEEDS_ONLY = "(b) seeds only: Welch t-test over per-seed values"

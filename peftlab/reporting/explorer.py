@@ -53,6 +53,7 @@ AXIS_ORDER = (
     "peak_memory_mb",
     "train_state_mb",
     "train_tokens_per_s",
+    "generation_tokens_per_s",
     "saved_mb",
     "train_s",
     "learning_gain_mean",
@@ -195,7 +196,8 @@ def _record_links(frame: Any, results_dirs: list[Path], out_dir: Path) -> list[s
 
 
 def _curves(value: Any) -> dict[str, list[float | None]]:
-    """A record's `metrics.curve` (a list of per-evaluation dicts) as columns: step, train_loss, val_*."""
+    """A record's `metrics.curve` (a list of per-evaluation dicts) as columns: step, train_loss, val_*; or its
+    `metrics.rollout` (per-step dicts): step, reward, zero_std_fraction, ... (the page's `rollout:` series)."""
     if not isinstance(value, list):
         return {}
     keys = list(dict.fromkeys(k for point in value if isinstance(point, dict) for k in point))
@@ -229,6 +231,7 @@ def _runs(frame: Any, summary: Any, results_dirs: list[Path], out_dir: Path) -> 
                 "score": _number(get(f"metrics.test.{get('task.primary', i)}", i)),
                 "record": links[i],
                 "curve": _curves(get("metrics.curve", i)),
+                "rollout": _curves(get("metrics.rollout", i)),  # a sampling task's per-step rollouts (reward, ...)
             }
         )
     return runs

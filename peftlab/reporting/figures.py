@@ -350,6 +350,96 @@ def training_curves(runs: Any, summary: Any, styles: dict, out: Path) -> list[Pa
     return style.save(fig, out, "training_curves")
 
 
+# The per-step rollout series every sampling task records (`metrics.rollout`, peftlab/records/record.py):
+# the rollout contract's keys in words, for the axes. They are not a task's metric (those come from its `task` block).
+ROLLOUT_WORDS = {
+    "reward": "rollout reward\n(mean per completion)",
+    "reward_std": "reward spread within a group\n(std, mean over groups)",
+    "correct": "rollout completions correct\n(share)",
+    "format_rate": "rollout completions in format\n(share)",
+    "zero_std_fraction": "groups with no reward spread\n(share: no learning signal)",
+    "completion_tokens": "completion length\n(tokens, mean)",
+    "generated_tokens": "tokens sampled per step",
+    "entropy": "policy entropy on its samples\n(nats per token)",
+    "kl": "KL to the reference policy\n(per token)",
+}
+ROLLOUT_PANELS = ("reward", "zero_std_fraction", "entropy")  # the figure's panels, where the records have them
+SHARES = ("correct", "format_rate", "zero_std_fraction")  # series bounded by [0, 1]
+ROLLOUT_BAND = "line: mean over seeds, band: their min–max"
+
+
+def rollout_words(key: str) -> str:
+    """How an axis names a rollout series (`zero_std_fraction` → its words); unknown keys as written, spaced."""
+    return ROLLOUT_WORDS.get(key, key.replace("_", " "))
+
+
+def _rollout_points(runs: Any) -> Any:
+    """One row per (run, rollout step) of the finished runs: label, seed, step and every numeric series."""
+    import pandas as pd
+
+    if "rollout" not in runs.columns:
+        return pd.DataFrame()
+    points = [
+        {"label": run["label"], "seed": run["seed"], **{k: v for k, v in p.items() if isinstance(v, (int, float))}}
+        for _, run in _ok(runs).iterrows()
+        for p in (run["rollout"] if isinstance(run["rollout"], list) else [])
+        if isinstance(p, dict)
+    ]
+    frame = pd.DataFrame(points)
+    return frame.dropna(subset=["step"]) if "step" in frame.columns else pd.DataFrame()
+
+
+def rollout_curves(runs: Any, summary: Any, styles: dict, out: Path) -> list[Path]:
+    """A sampling task's training signal per optimiser step: rollout reward, groups without signal, entropy.
+
+    One line per method, the mean over its seeds at each step, the band the seeds' min–max (two or three
+    seeds: a t-interval would be wider than anything the runs did); the dashed line in the method's colour
+    is the base model's probe rollout before step 1 (`metrics.base_rollout`, mean over the method's runs).
+    The second panel is the share of prompt groups whose completions all got the same reward: the
+    group-normalised advantage is zero there, so those prompts teach nothing. Entropy joins where recorded.
+    """
+    points = _rollout_points(runs)
+    if points.empty:
+        raise Skipped("no per-step rollout series in these records (metrics.rollout: a sampling task's)")
+    keys = [k for k in ROLLOUT_PANELS if k in points.columns and points[k].notna().any()]
+    if "reward" not in keys:
+        raise Skipped("the records' rollout series have no reward (metrics.rollout[].reward)")
+    labels = [m for m in summary["method"] if m in set(points["label"])]
+    fig, axes = _panels(len(keys))
+    base = _ok(runs)
+    many = points["step"].nunique() > 30  # long runs: lines only, markers would hide them
+    for ax, key in zip(axes[:, 0], keys, strict=True):
+        for label in labels:
+            group = points[points["label"] == label].dropna(subset=[key])
+            if group.empty:
+                continue
+            band = group.groupby("step", sort=True)[key].agg(["mean", "min", "max"]).reset_index()
+            look = styles[label]
+            ax.plot(band["step"], band["mean"], color=look["color"], marker=None if many else look["marker"],
+                    markersize=3, linewidth=1.0, label=label)  # fmt: skip
+            if group["seed"].nunique() > 1:
+                ax.fill_between(band["step"], band["min"], band["max"], color=look["color"], alpha=0.18, lw=0)
+            column = f"base_rollout_{key}"
+            if column in base.columns:
+                start = base.loc[base["label"] == label, column].dropna()
+                if len(start):
+                    ax.axhline(float(start.mean()), color=look["color"], linestyle="--", linewidth=0.8, alpha=0.8)
+        if key in SHARES:
+            ax.set_ylim(-0.03, 1.03)
+        ax.set_ylabel(rollout_words(key))
+    top = axes[0][0]
+    if "base_rollout_reward" in base.columns and base["base_rollout_reward"].notna().any():
+        top.plot([], [], color="0.3", linestyle="--", linewidth=0.8, label="base model, before step 1 (probe)")
+    if (points.groupby("label")["seed"].nunique() > 1).any():
+        top.fill_between([], [], [], color="0.5", alpha=0.25, lw=0, label=ROLLOUT_BAND)
+    else:
+        top.plot([], [], linestyle="none", label="one seed per method: no band")  # a note, no line
+    note_missing(top, summary)
+    axes[-1][0].set_xlabel("optimiser step")
+    _legend(fig, top)
+    return style.save(fig, out, "rollout_curves")
+
+
 def _rank_lines(runs: Any, y: str) -> dict[tuple[str, str, str], Any]:
     """Runs grouped into one line per (method, variant without r, targets) whose rank varies."""
     data = _ok(runs).dropna(subset=["rank", y])
@@ -638,6 +728,7 @@ FIGURES: dict[str, Callable[[Any, Any, dict, Path], list[Path]]] = {
     "throughput": throughput,
     "paired_differences": paired_differences,
     "training_curves": training_curves,
+    "rollout_curves": rollout_curves,
     "metric_vs_rank": metric_vs_rank,
     "learning_vs_forgetting": learning_vs_forgetting,
     "forgetting_vs_rank": forgetting_vs_rank,

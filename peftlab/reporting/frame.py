@@ -69,10 +69,19 @@ COST_COLUMNS = {
     "memory.peak_mb": "peak_memory_mb",
     "memory.training_state.total_mb": "train_state_mb",
     "speed.train_tokens_per_s": "train_tokens_per_s",
+    # a sampling task (grpo): tokens sampled per second of rollout, and the share of the step spent sampling
+    "speed.generation_tokens_per_s": "generation_tokens_per_s",
+    "speed.generation_share": "generation_share",
     "size.saved_mb": "saved_mb",
     "time.train_s": "train_s",
 }
 # forgetting.<probe>.delta: the amount forgotten, positive = worse (see peftlab/probes/suite.py)
+# a sampling task's base-model probe rollout before step 1 (`metrics.base_rollout`): the figures' reference line
+ROLLOUT_COLUMNS = {
+    "metrics.base_rollout.reward": "base_rollout_reward",
+    "metrics.base_rollout.zero_std_fraction": "base_rollout_zero_std_fraction",
+}
+LIST_COLUMNS = ("curve", "rollout")  # per-step series: one cell each in the frame, not written to runs.csv
 FORGETTING = re.compile(r"^forgetting\.(?P<probe>.+)\.delta$")
 _GRID_TAG = re.compile(r"\[(?P<tag>[^\]]*)\]$")
 
@@ -124,7 +133,7 @@ def tidy_runs(frame: Any) -> Any:
     tidy["task"] = col("task.name")  # what each run is scored by: its record's `task` block
     tidy["metric"] = col("task.primary")
     tidy["direction"] = col("task.direction")
-    for source, name in {**task_metric_columns(frame), **METRIC_COLUMNS, **COST_COLUMNS}.items():
+    for source, name in {**task_metric_columns(frame), **METRIC_COLUMNS, **COST_COLUMNS, **ROLLOUT_COLUMNS}.items():
         tidy[name] = pd.to_numeric(col(source), errors="coerce")
     # example counts behind each score: the two-level bootstrap of the figures' bands needs them
     tidy["test_n"] = pd.to_numeric(col("metrics.test.n"), errors="coerce").fillna(
@@ -142,6 +151,7 @@ def tidy_runs(frame: Any) -> Any:
     for probe in forgetting_probes(frame):
         tidy[f"forgetting_{probe}"] = pd.to_numeric(frame[f"forgetting.{probe}.delta"], errors="coerce")
     tidy["curve"] = col("metrics.curve")
+    tidy["rollout"] = col("metrics.rollout")  # a sampling task's per-step rollout series ([] or NaN otherwise)
     for column in frame.columns:
         if str(column).startswith("trial."):
             tidy[str(column)] = frame[column]

@@ -61,6 +61,8 @@ def columns(summary: Any) -> list[Column]:
         # CPU: weights + gradients + optimiser state + one step's activations (measure.training_state)
         Column("train_state_mb", "train state (MB)", r"Train state (MB)", "TrainStateMem", "min", _fixed(1), cost=True),
         Column("train_tokens_per_s", "train tok/s", "Tok/s", "TokPerSec", "max", _thousands, cost=True),
+        # a sampling task's rollouts, timed apart from the update (speed.generation_tokens_per_s)
+        Column("generation_tokens_per_s", "gen tok/s", r"Gen.\ tok/s", "GenTokPerSec", "max", _thousands, cost=True),
         Column("saved_mb", "saved MB", "Saved (MB)", "SavedMB", "min", _fixed(2), cost=True),
     ]
     cols.append(Column("learning_gain_mean", "learning gain", "Gain", "Gain", "max", _signed, "learning_gain_ci95"))

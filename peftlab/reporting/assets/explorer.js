@@ -313,29 +313,44 @@ function renderForest() {
 
 // ---------------------------------------------------------------- curves
 
+// a training key `rollout:reward` is a sampling task's per-step rollout series (run.rollout), any other a curve's
+function series(r, key) {
+  const rollout = key.startsWith("rollout:");
+  const source = rollout ? r.rollout || {} : r.curve;
+  const y = source[rollout ? key.slice(8) : key];
+  return y && y.some((v) => v !== null) ? { x: source.step, y: y } : null;
+}
+
 function curveKeys(prefix) {
   const keys = new Set();
   for (const r of D.runs) for (const k of Object.keys(r.curve)) if (k !== "step" && k.startsWith("val_") === (prefix === "val_")) keys.add(k);
+  if (prefix !== "val_") for (const r of D.runs) for (const k of Object.keys(r.rollout || {})) if (k !== "step") keys.add("rollout:" + k);
   return [...keys];
+}
+
+function keyText(key) {
+  return key.replace("rollout:", "rollout ").replace(/_/g, " ");
 }
 
 function buildCurveControls() {
   for (const [id, prefix, preferred] of [["train-key", "train", "train_loss"], ["val-key", "val_", D.metric ? "val_" + D.metric.key : ""]]) {
     const select = document.getElementById(id);
     const keys = curveKeys(prefix);
-    for (const k of keys) select.append(el("option", { value: k, text: k.replace(/_/g, " ") }));
-    if (keys.includes(preferred)) select.value = preferred;
+    for (const k of keys) select.append(el("option", { value: k, text: keyText(k) }));
+    // a sampling task's training signal is its rollout reward (its loss hovers near zero by construction)
+    const first = prefix !== "val_" && keys.includes("rollout:reward") ? "rollout:reward" : preferred;
+    if (keys.includes(first)) select.value = first;
     select.addEventListener("change", renderCurves);
   }
 }
 
 function renderCurve(divId, key) {
   const div = document.getElementById(divId);
-  const runs = D.runs.filter(shown).filter((r) => key && r.curve[key] && r.curve[key].some((v) => v !== null))
+  const runs = D.runs.filter(shown).filter((r) => key && series(r, key))
     .sort((a, b) => D.methods.indexOf(a.method) - D.methods.indexOf(b.method)); // the legend in the table's order
   if (!runs.length) {
     Plotly.purge(div);
-    div.replaceChildren(el("p", { class: "empty", text: "No " + (key || "curve") + " in the records shown." }));
+    div.replaceChildren(el("p", { class: "empty", text: "No " + (key ? keyText(key) : "curve") + " in the records shown." }));
     return;
   }
   if (!div.data) div.replaceChildren();
@@ -343,14 +358,15 @@ function renderCurve(divId, key) {
   const traces = runs.map((r) => {
     const first = !seen.has(r.method);
     seen.add(r.method);
+    const s = series(r, key);
     return {
       type: "scatter", mode: "lines+markers", name: r.method, legendgroup: r.method, showlegend: first,
-      x: r.curve.step, y: r.curve[key], line: { color: color(r.method), width: 1.3 }, marker: { size: 4, symbol: symbol(r.experiment) },
+      x: s.x, y: s.y, line: { color: color(r.method), width: 1.3 }, marker: { size: 4, symbol: symbol(r.experiment) },
       hovertemplate: (D.experiments.length > 1 ? r.experiment + ": " : "") + r.method + " seed " + r.seed + "<br>step %{x}: %{y:.4f}<extra></extra>",
     };
   });
   Plotly.react(div, traces, {
-    margin: { t: 20, r: 10 }, xaxis: { title: { text: "optimiser step" } }, yaxis: { title: { text: key.replace(/_/g, " ") } },
+    margin: { t: 20, r: 10 }, xaxis: { title: { text: "optimiser step" } }, yaxis: { title: { text: keyText(key) } },
     legend: { orientation: "h", y: -0.2 },
   }, PLOT_CONFIG);
 }
