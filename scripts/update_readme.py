@@ -47,6 +47,11 @@ BLOCKS: dict[str, tuple[str, str]] = {
         "results/rank_ablation_rslora/vs_lora_qv.md",
         "docs/findings/2026-11-23-rank-ablation.md",
     ),
+    "grpo_levers": ("results/grpo_levers/levers.md", "docs/findings/2026-12-07-grpo.md"),  # scripts/grpo_levers.py
+    # benchmarks/grpo_engine.py
+    "grpo_engine": ("results/benchmarks/grpo_engine.md", "docs/findings/2026-12-07-grpo.md"),
+    "grpo_rank-summary": ("results/grpo_rank/summary.md", "docs/findings/2026-12-07-grpo.md"),
+    "grpo_methods-summary": ("results/grpo_methods/summary.md", "docs/findings/2026-12-07-grpo.md"),
 }
 
 

@@ -381,11 +381,12 @@ def _with_preset(rest: dict[str, Any], origin: str) -> dict[str, Any]:
             fail(origin, f"data.{key}", str(err))
         if preset is None:
             continue
-        if preset.task != task:
+        if task != preset.task and task not in preset.also_for:
             same = [n for n in preset_names() if find_preset(n).task == task]  # type: ignore[union-attr]
             hint = f"; presets for task {task!r}: {', '.join(same)}" if same else ""
             fail(origin, f"data.{key}", f"preset {preset.name!r} is for task {preset.task!r}, not {task!r}{hint}")
         found.append(preset)
+    found = [p for p in found if p.task == task]  # a preset read by another task (also_for) fills no keys
     if not found:
         return rest
     known = {f.name for f in dataclasses.fields(DataConfig)}

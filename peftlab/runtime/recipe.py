@@ -16,6 +16,7 @@ failed): a failing run is a result, and the experiment goes on.
 from __future__ import annotations
 
 import os
+import sys
 import time
 import traceback
 from collections.abc import Sequence
@@ -406,9 +407,9 @@ def _rollout(run: Run) -> Any:
         reference = copy.deepcopy(run.model).eval().requires_grad_(False)
     rollout = make(ws.splits["train"], rl, ws.tokenizer, ws.pad_id, run.device, reference)
     run.base_rollout = rollout.probe(model, rl.probe_prompts, run.cfg.batch_size)
-    from peftlab.tasks.grpo import constant_reward_warning, warn
-
-    warn(constant_reward_warning(run.base_rollout, rl.num_generations))
+    warning = rollout.warning(run.base_rollout)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     return rollout
 
 

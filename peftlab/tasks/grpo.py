@@ -29,7 +29,6 @@ kept; on the test split also the policy's entropy and KL(policy ‖ base) on its
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -306,6 +305,10 @@ class Rollout:
             loss = (per_token * mask).sum() / mask.sum().clamp(min=1.0)
         return loss, measured
 
+    def warning(self, probe: dict[str, float] | None) -> str | None:
+        """What to say before training when the base model's probe rollout gives GRPO nothing to learn from."""
+        return constant_reward_warning(probe, self.rl.num_generations)
+
     def probe(self, model: Any, count: int, batch_size: int) -> dict[str, float] | None:
         """The base model's rollout on the first `count` train prompts, before any step: is there a signal to learn?"""
         if count <= 0:
@@ -320,7 +323,7 @@ class Rollout:
         }
 
 
-def constant_reward_warning(probe: dict[str, float], group: int) -> str | None:
+def constant_reward_warning(probe: dict[str, float] | None, group: int) -> str | None:
     """The warning when every group of the base model's probe rollout had one reward: GRPO has nothing to learn."""
     if probe is None or probe["zero_std_fraction"] < 1.0:
         return None
@@ -479,11 +482,6 @@ def _without_first_train_rows(data: Any, count: int) -> Any:
     import dataclasses
 
     return dataclasses.replace(data, train=data.train.iloc[count:].reset_index(drop=True))
-
-
-def warn(message: str | None) -> None:
-    if message:
-        print(message, file=sys.stderr, flush=True)
 
 
 TASK = GrpoTask()

@@ -59,6 +59,9 @@ class Preset:
     extra_splits: Mapping[str, str] = field(default_factory=dict)
     revision: str | None = None  # a hub revision (e.g. the parquet conversion of a script-only dataset)
     note: str = ""  # the convention it follows, in words
+    # further tasks that read its rows as they are, without the keys `config` fills (task grpo reads GSM8K's
+    # prompt/completion rows and checks its own reward): the preset is valid for them, fills nothing
+    also_for: tuple[str, ...] = ()
 
     @property
     def family(self) -> str | None:

@@ -63,6 +63,7 @@ register(
         config=MATH_CONFIG,
         adapter=gsm8k,
         note="method_comparison's query template; exact match of the final number",
+        also_for=("grpo",),  # RL with rl.reward: final_number (the completion is the reference solution)
     ),
     Preset(
         name="metamath_qa",
