@@ -373,28 +373,31 @@ def summarise(runs: list[dict[str, Any]], seeds: list[int], steps: int, warmup: 
     }
 
 
-def show(summary: dict[str, Any], runs: list[dict[str, Any]]) -> None:
-    print("\n| engine | seed | median s/step | median sampling s | mean reward | final-3 reward | tokens sampled |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+def show(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+    """The results as Markdown (printed, and written beside the JSON for the findings page)."""
+    lines: list[str] = []
+    line = lines.append
+    line("\n| engine | seed | median s/step | median sampling s | mean reward | final-3 reward | tokens sampled |")
+    line("|---|---:|---:|---:|---:|---:|---:|")
     for row in summary["table"]:
         sampling = row["median_sampling_s"]
-        print(
+        line(
             f"| {row['engine']} | {row['seed']} | {row['median_s_per_step']:.3f} | "
             f"{'' if sampling is None else f'{sampling:.3f}'} | {row['mean_reward']:.3f} | "
             f"{row['final3_reward']:.3f} | {row['generated_tokens']} |"
         )
     speed = summary["speed_ratio_trl_over_peftlab"]
     shown = ", ".join(f"s{s} {r:.2f}" for s, r in speed["per_seed"].items())
-    print(
+    line(
         f"\ntrl / peftlab median s/step: {speed['median']:.2f} (per seed: {shown}; "
         f"range {speed['min']:.2f}–{speed['max']:.2f}); ≥ 1 means peftlab's loop is at least as fast"
     )
-    print("\nreward per step, mean ± sd over seeds:\n| step | peftlab | trl |\n|---:|---:|---:|")
+    line("\nreward per step, mean ± sd over seeds:\n| step | peftlab | trl |\n|---:|---:|---:|")
     for a, b in zip(summary["reward_curves"]["peftlab"], summary["reward_curves"]["trl"], strict=True):
-        print(f"| {a['step']} | {a['mean']:.3f} ± {a['sd']:.3f} | {b['mean']:.3f} ± {b['sd']:.3f} |")
+        line(f"| {a['step']} | {a['mean']:.3f} ± {a['sd']:.3f} | {b['mean']:.3f} ± {b['sd']:.3f} |")
     diff = summary["last_half_reward_difference"]
     lo, hi = diff["ci95"]
-    print(
+    line(
         f"\nmean reward over steps {diff['steps'][0]}–{diff['steps'][1]}, peftlab − trl (paired by seed): "
         f"{diff['mean']:+.3f}, 95% t-interval [{lo:+.3f}, {hi:+.3f}] (0 inside: no difference beyond seed noise)"
     )
@@ -402,7 +405,8 @@ def show(summary: dict[str, Any], runs: list[dict[str, Any]]) -> None:
     same_tokens = all(r["prompt_tokens_identical"] for r in checks)
     init = {r["seed"]: r["init_fingerprint"] for r in runs if r["engine"] == "peftlab"}
     same_init = all(math.isclose(r["init_fingerprint"], init[r["seed"]], rel_tol=1e-9) for r in checks)
-    print(f"checks: prompt tokens identical {same_tokens}; initial adapter identical {same_init}")
+    line(f"checks: prompt tokens identical {same_tokens}; initial adapter identical {same_init}")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -437,7 +441,8 @@ def main() -> None:
                 flush=True,
             )
     summary = summarise(runs, args.seeds, args.steps, args.warmup)
-    show(summary, runs)
+    text = show(summary, runs)
+    print(text)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in vars(args).items() if k != "out"}
@@ -448,7 +453,12 @@ def main() -> None:
         "trl": trl.__version__,
     }
     out.write_text(json.dumps({"settings": settings, "environment": environment, **summary, "runs": runs}, indent=1))
-    print(f"\nwrote {out}")
+    header = (
+        f"Measured by `python benchmarks/grpo_engine.py` on {name} "
+        f"(trl {trl.__version__}, {args.steps} steps, seeds {args.seeds}).\n"
+    )
+    out.with_suffix(".md").write_text(header + text)
+    print(f"\nwrote {out} and {out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":
