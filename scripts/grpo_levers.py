@@ -73,6 +73,7 @@ def measure(model: Any, rollout: Any) -> dict[str, float]:
         sampled.append(stats["reward"])
         mixed.append(1 - stats["zero_std_fraction"])
     return {
+        "prompts": len(split),
         "greedy_pass_at_1": float(np.mean(greedy)),
         "sampled_reward": float(np.mean(sampled)),
         "mixed_groups": float(np.mean(mixed)),
@@ -140,17 +141,17 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     lines = [
-        f"Base model {args.model}: {args.prompts} test prompts per row, {args.generations} sampled completions "
+        f"Base model {args.model}: up to {args.prompts} test prompts per row, {args.generations} sampled completions "
         "(temperature 1, ≤ 6 tokens) per prompt; mixed = share of prompts whose completions got different rewards "
         "(the share that gives GRPO a gradient).",
         "",
-        "| source | level | few-shot | warm start (LoRA SFT steps) | greedy pass@1 | sampled reward | mixed groups |",
-        "|:--|--:|--:|--:|--:|--:|--:|",
+        "| source | level | few-shot | warm start (LoRA SFT steps) | prompts | greedy pass@1 | sampled reward | mixed groups |",
+        "|:--|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['source']} | {r['level']} | {r['few_shot']} | {r['warm_start_steps']} | "
-            f"{r['greedy_pass_at_1']:.3f} | {r['sampled_reward']:.3f} | {r['mixed_groups']:.3f} |"
+            f"{r['prompts']} | {r['greedy_pass_at_1']:.3f} | {r['sampled_reward']:.3f} | {r['mixed_groups']:.3f} |"
         )
     (args.out / "levers.md").write_text("\n".join(lines) + "\n")
     print(f"grpo_levers: wrote {args.out / 'levers.md'}")
