@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         "(temperature 1, ≤ 6 tokens) per prompt; mixed = share of prompts whose completions got different rewards "
         "(the share that gives GRPO a gradient).",
         "",
-        "| source | level | few-shot | warm start (SFT steps) | prompts | greedy pass@1 | sampled reward | mixed groups |",
+        "| source | level | few-shot | warm start (SFT steps) | prompts | greedy pass@1 | sampled reward "
+        "| mixed groups |",
         "|:--|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
