@@ -539,12 +539,7 @@ def measure(run: Run) -> TrainingOutcome:
         "padding_fraction": None,
     }
     if outcome.generation_times:  # a sampling task: generation apart from training (the step minus its sampling)
-        sampled = float(np.sum(outcome.generation_times[steady] if past_warmup else outcome.generation_times))
-        tokens_sampled = int(np.sum(outcome.generated_tokens[steady] if past_warmup else outcome.generated_tokens))
-        updating = steady_time - sampled
-        speed["train_tokens_per_s"] = steady_tokens / updating if updating > 0 else None
-        speed["generation_tokens_per_s"] = tokens_sampled / sampled if sampled > 0 else None
-        speed["generation_share"] = sampled / steady_time if steady_time > 0 else None
+        speed.update(_generation_speed(outcome, steady, steady_time, steady_tokens))
     memory = run.meter.record()
     if outcome.training_state is not None:  # CPU: what the method itself holds, beside the process's peak RSS
         memory["training_state"] = outcome.training_state
@@ -566,6 +561,21 @@ def measure(run: Run) -> TrainingOutcome:
         rollout=outcome.rollout,
         base_rollout=run.base_rollout,
     )
+
+
+def _generation_speed(outcome: Any, steady: slice, steady_time: float, steady_tokens: int) -> dict[str, Any]:
+    """A sampling task's speeds over the timed steps: tokens sampled per second of sampling, its share of
+    the step, and training tokens per second over the rest of the step (the update)."""
+    import numpy as np
+
+    sampled = float(np.sum(outcome.generation_times[steady]))
+    tokens_sampled = int(np.sum(outcome.generated_tokens[steady]))
+    updating = steady_time - sampled
+    return {
+        "train_tokens_per_s": steady_tokens / updating if updating > 0 else None,
+        "generation_tokens_per_s": tokens_sampled / sampled if sampled > 0 else None,
+        "generation_share": sampled / steady_time if steady_time > 0 else None,
+    }
 
 
 def save(run: Run) -> Saved:
