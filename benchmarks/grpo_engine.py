@@ -392,7 +392,7 @@ def show(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
         f"\ntrl / peftlab median s/step: {speed['median']:.2f} (per seed: {shown}; "
         f"range {speed['min']:.2f}–{speed['max']:.2f}); ≥ 1 means peftlab's loop is at least as fast"
     )
-    line("\nreward per step, mean ± sd over seeds:\n| step | peftlab | trl |\n|---:|---:|---:|")
+    line("\nreward per step, mean ± sd over seeds:\n\n| step | peftlab | trl |\n|---:|---:|---:|")
     for a, b in zip(summary["reward_curves"]["peftlab"], summary["reward_curves"]["trl"], strict=True):
         line(f"| {a['step']} | {a['mean']:.3f} ± {a['sd']:.3f} | {b['mean']:.3f} ± {b['sd']:.3f} |")
     diff = summary["last_half_reward_difference"]
