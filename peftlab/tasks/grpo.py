@@ -39,7 +39,7 @@ from peftlab.errors import ModelSourceError
 from peftlab.task_specs import get_task_spec
 from peftlab.tasks.batching import attention_mask, pad_rows
 from peftlab.tasks.rewards import score
-from peftlab.tasks.splits import prepare_data, split_limits
+from peftlab.tasks.splits import prepare_data
 
 SAMPLES_KEPT = 8
 
@@ -416,21 +416,11 @@ class GrpoTask:
     compares_with_base = True  # the recipe hands the base model to the test evaluation (KL to base)
 
     def prepare_data(self, experiment: Any, tokenizer: Any, base_dir: Any) -> tuple[Any, dict[str, Any]]:
-        from peftlab.data import load_instruction_data
+        from peftlab.tasks.sft import instruction_data
 
         cfg, rl = experiment.data, experiment.rl
         check_decoder(tokenizer.name_or_path, experiment.model)
-        data = load_instruction_data(
-            cfg.source,
-            instruction=cfg.instruction,
-            text_column=cfg.text_column,
-            label_column=cfg.label_column,
-            base_dir=base_dir,
-            limits=split_limits(cfg),
-            test_source=cfg.test_source,
-            difficulty=cfg.difficulty,
-            completion_column=rl.answer_column,
-        )
+        data = instruction_data(cfg, base_dir, completion_column=rl.answer_column)
         shots: list[Any] = []
         if rl.few_shot:
             train = data.split("train")

@@ -183,6 +183,23 @@ def labelled_conversations(
     ]
 
 
+def instruction_data(cfg: Any, base_dir: Any, completion_column: str = "completion") -> Any:
+    """The `data:` section's source as instruction data (prompts with reference answers): tasks sft and grpo."""
+    from peftlab.data import load_instruction_data
+
+    return load_instruction_data(
+        cfg.source,
+        instruction=cfg.instruction,
+        text_column=cfg.text_column,
+        label_column=cfg.label_column,
+        base_dir=base_dir,
+        limits=split_limits(cfg),
+        test_source=cfg.test_source,
+        difficulty=cfg.difficulty,
+        completion_column=completion_column,
+    )
+
+
 def collate(split: SftSplit, indices: Any, pad_id: int, padding_side: str = "right") -> dict[str, Any]:
     """Padded ids and mask, labels -100 on prompt and padding (HF causal LMs shift labels themselves)."""
     seqs = [split.input_ids[i] for i in indices]
@@ -314,19 +331,8 @@ class SftTask:
     latency_examples = 8  # batch-size-1 forwards timed per run: a 135M LM on CPU takes ~0.5 s each
 
     def prepare_data(self, experiment: Any, tokenizer: Any, base_dir: Any) -> tuple[Any, dict[str, Any]]:
-        from peftlab.data import load_instruction_data
-
         cfg = experiment.data
-        data = load_instruction_data(
-            cfg.source,
-            instruction=cfg.instruction,
-            text_column=cfg.text_column,
-            label_column=cfg.label_column,
-            base_dir=base_dir,
-            limits=split_limits(cfg),
-            test_source=cfg.test_source,
-            difficulty=cfg.difficulty,
-        )
+        data = instruction_data(cfg, base_dir)
 
         def tokenize(frame: Any) -> SftSplit:
             if data.kind == "labels":
