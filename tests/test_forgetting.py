@@ -63,7 +63,7 @@ def test_config_errors_are_one_line_and_name_the_allowed_probes(experiment_file,
     assert "did you mean 'linear_probe'" in message and "\n" not in message
 
     path = experiment_file(extra="forgetting:\n  - probe: lm_loss\n")
-    with pytest.raises(ConfigError, match=r"probe 'lm_loss' measures sft models.*task is 'classification'"):
+    with pytest.raises(ConfigError, match=r"probe 'lm_loss' measures sft or grpo models.*task is 'classification'"):
         load_experiment(path)
 
     path = experiment_file(extra="forgetting:\n  - probe: linear_probe\n    train_limt: 5\n")
