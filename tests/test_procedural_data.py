@@ -152,7 +152,7 @@ def test_a_generated_builtin_is_refused_as_classification_data_naming_the_tasks_
         with pytest.raises(DataSourceError) as err:
             load("builtin:arithmetic")
         message = str(err.value)
-        assert "\n" not in message and "not usable as" in message and "tasks it fits: sft" in message
+        assert "\n" not in message and "not usable as" in message and "tasks it fits: grpo, sft" in message
     with pytest.raises(DataSourceError) as err:
         load_classification_data("builtin:aritmetic")
     assert "did you mean builtin:arithmetic?" in str(err.value)
@@ -198,7 +198,7 @@ def test_difficulty_is_checked_against_the_source_and_the_task(tmp_path):
     assert "not generated" in error("  source: builtin:rotten_tomatoes\n  difficulty: 2\n")
     assert "data.difficulty: got True" in error("  source: builtin:compare\n  difficulty: true\n")
     message = error("  source: builtin:compare\n", task="classification")
-    assert "data.source" in message and "tasks it fits: sft" in message
+    assert "data.source" in message and "tasks it fits: grpo, sft" in message
 
 
 def test_difficulty_enters_the_run_id_only_when_set(tmp_path):

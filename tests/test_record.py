@@ -19,6 +19,7 @@ from peftlab.records.record import (
     upgrade_1_to_2,
     upgrade_2_to_3,
     upgrade_3_to_4,
+    upgrade_4_to_5,
     validate,
 )
 from peftlab.records.results import load_records, read_record, read_run_record, record_path, runs_dir, write_record
@@ -132,7 +133,17 @@ def test_upgrade_3_to_4_is_pure_and_keeps_a_real_version_2_record_as_it_was():
     assert {k: v for k, v in new.items() if k != "schema_version"} == {
         k: v for k, v in old.items() if k != "schema_version"
     }
-    assert read_record(V2).as_json() == new  # read as version 4, every JSON path the same
+    assert read_record(V2).as_json() == upgrade_4_to_5(new)  # read as version 5, every JSON path the same
+
+
+def test_upgrade_4_to_5_is_pure_and_changes_only_the_version():
+    old = upgrade_3_to_4(upgrade_2_to_3(v2()))
+    before = copy.deepcopy(old)
+    new = upgrade_4_to_5(old)
+    assert old == before and new["schema_version"] == 5
+    assert {k: v for k, v in new.items() if k != "schema_version"} == {
+        k: v for k, v in old.items() if k != "schema_version"
+    }
 
 
 def test_upgrade_3_to_4_keeps_what_it_does_not_model_under_unmodelled():
