@@ -109,3 +109,27 @@ def test_pareto_helper_handles_mixed_directions():
 
     points = [(0.8, 100.0), (0.7, 10.0), (0.6, 50.0), (0.8, 200.0)]
     assert non_dominated(points, (True, False)) == [True, True, False, False]
+
+
+def test_ctrl_c_inside_a_finalizer_is_not_reported_but_other_finalizer_errors_are(capsys, monkeypatch):
+    """A KeyboardInterrupt that lands in a `__del__` (garbage collection) prints no traceback beside "interrupted"."""
+    import gc
+
+    from peftlab.cli.run import _quiet_interrupted_finalizers
+
+    monkeypatch.setattr(sys, "unraisablehook", sys.__unraisablehook__)
+    _quiet_interrupted_finalizers()
+
+    class Raises:
+        def __init__(self, error: BaseException) -> None:
+            self.error = error
+
+        def __del__(self) -> None:
+            raise self.error
+
+    Raises(KeyboardInterrupt())
+    gc.collect()
+    assert "Traceback" not in capsys.readouterr().err
+    Raises(ValueError("a real bug"))
+    gc.collect()
+    assert "a real bug" in capsys.readouterr().err

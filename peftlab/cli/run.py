@@ -85,8 +85,23 @@ def _add_scaling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-wait", action="store_true", help="with --launcher: submit, print the job id and exit")
 
 
+def _quiet_interrupted_finalizers() -> None:
+    """Ctrl-C that lands inside an object's finalizer (a `datasets.Dataset.__del__` during garbage
+    collection) is printed by Python as "Exception ignored in ..." with a traceback, beside the one-line
+    "interrupted" message; the run is being stopped either way, so that report says nothing. Any other
+    unraisable exception is reported as before."""
+    default = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            default(unraisable)
+
+    sys.unraisablehook = hook
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_intermixed_args(argv)
+    _quiet_interrupted_finalizers()  # before any worker is forked: they inherit it
     try:
         return _main(args)
     except UserError as err:
